@@ -1,0 +1,1 @@
+"""Customer accounts: customers (organisation or individual), contacts, sites, billing account reference."""

@@ -1,0 +1,42 @@
+"""The FastAPI application: one factory, every feature's router, TMF errors everywhere."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.responses import Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import Engine, text
+
+import turnup.models  # noqa: F401  (complete metadata)
+from turnup import __version__
+from turnup.accounts.routes import router as accounts_router
+from turnup.api.deps import public
+from turnup.api.errors import install_error_handlers
+from turnup.kernel.db import make_engine, make_sessionmaker
+from turnup.kernel.settings import Settings, get_settings
+
+
+def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    engine = engine or make_engine(settings.database_url)
+    app = FastAPI(title="Turnup", version=__version__,
+                  description="Service delivery: quote accepted -> service active, billed and recognised.")
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.sessionmaker = make_sessionmaker(engine)
+    install_error_handlers(app)
+
+    @app.get("/health", tags=["ops"])
+    def health(_: None = public()) -> dict[str, Any]:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        return {"status": "ok", "version": __version__}
+
+    @app.get("/metrics", tags=["ops"])
+    def metrics(_: None = public()) -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    app.include_router(accounts_router)
+    return app

@@ -1,0 +1,1 @@
+"""Product catalog (TMF620): categories, specifications, offerings, prices; YAML publishing."""

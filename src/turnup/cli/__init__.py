@@ -1,0 +1,1 @@
+"""The ``turnup`` command line (Typer + Rich)."""

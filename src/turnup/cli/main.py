@@ -1,0 +1,146 @@
+"""``turnup``: one command line for operators."""
+
+from __future__ import annotations
+
+import threading
+
+import typer
+from rich.table import Table
+from sqlalchemy import select
+
+from turnup.accounts.cli import app as accounts_app
+from turnup.cli.common import cli_session, console
+from turnup.kernel import migrate
+from turnup.kernel.settings import get_settings
+
+app = typer.Typer(help="Turnup service delivery platform.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+users_app = typer.Typer(help="Users and API tokens.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(users_app, name="users")
+app.add_typer(accounts_app, name="accounts")
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: str = typer.Argument("head")) -> None:
+    """Apply migrations up to REVISION (default: head)."""
+    url = get_settings().database_url
+    migrate.upgrade(url, revision)
+    console.print(f"Database at [bold]{_redact(url)}[/] upgraded to {revision}")
+
+
+@db_app.command("downgrade")
+def db_downgrade(revision: str) -> None:
+    """Revert migrations down to REVISION."""
+    migrate.downgrade(get_settings().database_url, revision)
+    console.print(f"Database downgraded to {revision}")
+
+
+@users_app.command("create")
+def users_create(
+    username: str, password: str | None = typer.Option(None, help="for web login"),
+    role: list[str] = typer.Option(["viewer"], help="admin | operator | viewer (repeatable)"),
+) -> None:
+    """Create a user."""
+    from turnup.security import create_user
+
+    with cli_session() as session:
+        user = create_user(session, username=username, password=password, roles=role, actor="cli")
+        console.print(f"Created user [bold]{user.username}[/] with roles {', '.join(user.roles)}")
+
+
+@users_app.command("token")
+def users_token(username: str, name: str = typer.Option("cli")) -> None:
+    """Issue an API token for a user (printed once)."""
+    from turnup.security import create_api_token
+
+    with cli_session() as session:
+        secret = create_api_token(session, username=username, name=name, actor="cli")
+        console.print(f"API token: {secret}")
+
+
+@users_app.command("list")
+def users_list() -> None:
+    """List users."""
+    from turnup.security.orm import User
+
+    with cli_session() as session:
+        table = Table("username", "name", "roles", "active")
+        for u in session.scalars(select(User).order_by(User.username)):
+            table.add_row(u.username, u.display_name, ", ".join(u.roles), str(u.active))
+        console.print(table)
+
+
+def start_delivery_worker(stop: threading.Event) -> threading.Thread:
+    """Run the outbox delivery worker in a background thread of this process."""
+    from turnup.kernel.db import make_engine, make_sessionmaker
+    from turnup.kernel.delivery import DeliveryWorker
+
+    settings = get_settings()
+    worker = DeliveryWorker(make_sessionmaker(make_engine(settings.database_url)), settings)
+    thread = threading.Thread(target=worker.run_forever, args=(stop,), name="outbox-delivery", daemon=True)
+    thread.start()
+    return thread
+
+
+@app.command("serve")
+def serve(
+    host: str | None = typer.Option(None), port: int | None = typer.Option(None),
+    worker: bool | None = typer.Option(None, help="also run the outbox delivery worker"),
+) -> None:
+    """Serve the API and web console."""
+    import uvicorn
+
+    from turnup.api.app import create_app
+
+    settings = get_settings()
+    host = host or settings.host
+    port = port or settings.port
+    stop = threading.Event()
+    if worker if worker is not None else settings.run_worker:
+        start_delivery_worker(stop)
+    console.print(f"Turnup serving on [bold]http://{host}:{port}[/]")
+    try:
+        uvicorn.run(create_app(settings), host=host, port=port, log_level=settings.log_level)
+    finally:
+        stop.set()
+
+
+@app.command("worker")
+def worker_cmd() -> None:
+    """Run the outbox delivery worker in the foreground (any number of these may run)."""
+    stop = threading.Event()
+    console.print("Outbox delivery worker running; Ctrl-C to stop")
+    thread = start_delivery_worker(stop)
+    try:
+        while thread.is_alive():
+            thread.join(1.0)
+    except KeyboardInterrupt:
+        stop.set()
+
+
+@app.command("demo")
+def demo(serve_too: bool = typer.Option(True, "--serve/--no-serve")) -> None:
+    """Migrate, load the demo operator, create an admin and its API token, then serve."""
+    from turnup.demo.loader import load_demo
+
+    settings = get_settings()
+    migrate.upgrade(settings.database_url)
+    with cli_session() as session:
+        result = load_demo(session)
+    console.print(f"Demo operator loaded: {result.summary()}")
+    console.print(f"Web console login: [bold]{result.admin_username}[/] / [bold]{result.admin_password}[/]")
+    print(f"API token: {result.api_token}", flush=True)
+    if serve_too:
+        serve(None, None, None)
+
+
+def _redact(url: str) -> str:
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        return f"{scheme}://***@{rest.split('@', 1)[1]}"
+    return url
+
+
+if __name__ == "__main__":
+    app()

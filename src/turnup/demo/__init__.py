@@ -1,0 +1,1 @@
+"""The demo operator: a fictional operator whose catalog exercises every capability."""

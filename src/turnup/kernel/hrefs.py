@@ -1,0 +1,22 @@
+"""Absolute hrefs for TMF resources."""
+
+from __future__ import annotations
+
+from turnup.kernel.settings import get_settings
+
+
+def tmf_path(api: str, resource: str, resource_id: str | None = None) -> str:
+    path = f"/tmf-api/{api}/v4/{resource}"
+    return f"{path}/{resource_id}" if resource_id else path
+
+
+def href(api: str, resource: str, resource_id: str) -> str:
+    return get_settings().base_url.rstrip("/") + tmf_path(api, resource, resource_id)
+
+
+def iso(value: object) -> str | None:
+    """ISO 8601 with an explicit UTC offset ('Z'), or None."""
+    if value is None:
+        return None
+    text = value.isoformat()  # type: ignore[attr-defined]
+    return text.replace("+00:00", "Z")

@@ -1,0 +1,137 @@
+"""Transactional outbox: events are rows written in the same transaction as the change they describe.
+
+``publish`` stores the event and, in that same transaction, one ``EventDelivery`` per hub subscription
+whose query matches. A delivery worker (``turnup.kernel.delivery``) POSTs them after commit, so a rolled
+back change never notifies anybody and a committed one always does.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from urllib.parse import parse_qsl
+
+from sqlalchemy import ForeignKey, Index, Integer, String, Text, select
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from turnup.kernel import clock
+from turnup.kernel.db import Base, JSONDoc, UTCDateTime
+from turnup.kernel.ids import new_id
+
+
+class HubSubscription(Base):
+    """A listener registered through ``POST /tmf-api/<api>/v4/hub``."""
+
+    __tablename__ = "hub_subscription"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    api: Mapped[str] = mapped_column(String(100), index=True)
+    callback: Mapped[str] = mapped_column(String(2000))
+    query: Mapped[str | None] = mapped_column(String(2000), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class OutboxEvent(Base):
+    __tablename__ = "outbox_event"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)  # the TMF eventId
+    api: Mapped[str] = mapped_column(String(100), index=True)
+    event_type: Mapped[str] = mapped_column(String(200), index=True)
+    event_time: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    resource_type: Mapped[str] = mapped_column(String(100))
+    resource_id: Mapped[str] = mapped_column(String(64), index=True)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONDoc)
+
+
+class EventDelivery(Base):
+    """One event owed to one subscriber; retried with backoff until delivered or given up."""
+
+    __tablename__ = "event_delivery"
+    __table_args__ = (Index("ix_event_delivery_due", "status", "next_attempt_at"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    event_id: Mapped[str] = mapped_column(ForeignKey("outbox_event.id", ondelete="CASCADE"), index=True)
+    subscription_id: Mapped[str] = mapped_column(
+        ForeignKey("hub_subscription.id", ondelete="CASCADE"), index=True
+    )
+    status: Mapped[str] = mapped_column(String(20), default="pending")  # pending | delivered | failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class DeliveryAttempt(Base):
+    """The record of each POST made for a delivery, successful or not."""
+
+    __tablename__ = "delivery_attempt"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    delivery_id: Mapped[str] = mapped_column(
+        ForeignKey("event_delivery.id", ondelete="CASCADE"), index=True
+    )
+    attempt_no: Mapped[int] = mapped_column(Integer)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    status_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    duration_ms: Mapped[int] = mapped_column(Integer, default=0)
+
+
+def subscription_matches(query: str | None, event_type: str, resource: dict[str, Any]) -> bool:
+    """TMF hub query: ``eventType=A,B&field=value``; each term must match, commas mean OR."""
+    if not query:
+        return True
+    for key, value in parse_qsl(query, keep_blank_values=True):
+        wanted = {v.strip() for v in value.split(",")}
+        if key == "eventType":
+            actual: Any = event_type
+        else:
+            actual = resource
+            for part in key.removeprefix("event.").split("."):
+                actual = actual.get(part) if isinstance(actual, dict) else None
+        if str(actual) not in wanted:
+            return False
+    return True
+
+
+def publish(
+    session: Session,
+    *,
+    api: str,
+    event_type: str,
+    resource_type: str,
+    resource: dict[str, Any],
+) -> OutboxEvent:
+    """Write an event (and its deliveries) into the caller's transaction.
+
+    ``resource_type`` is the TMF name used as the key inside ``event`` (e.g. ``productOffering``).
+    """
+    at = clock.now()
+    event_id = new_id()
+    payload = {
+        "eventId": event_id,
+        "eventTime": at.isoformat().replace("+00:00", "Z"),
+        "eventType": event_type,
+        "event": {resource_type: resource},
+    }
+    event = OutboxEvent(
+        id=event_id,
+        api=api,
+        event_type=event_type,
+        event_time=at,
+        resource_type=resource_type,
+        resource_id=str(resource.get("id", "")),
+        payload=payload,
+    )
+    session.add(event)
+    session.flush()
+    subscriptions = session.scalars(select(HubSubscription).where(HubSubscription.api == api))
+    for sub in subscriptions:
+        if subscription_matches(sub.query, event_type, resource):
+            session.add(
+                EventDelivery(
+                    id=new_id(), event_id=event_id, subscription_id=sub.id, status="pending",
+                    attempts=0, next_attempt_at=at,
+                )
+            )
+    return event

@@ -1,0 +1,35 @@
+"""Runtime configuration, read from TURNUP_* environment variables."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Everything an operator can configure; see README "Configuration"."""
+
+    model_config = SettingsConfigDict(env_prefix="TURNUP_", env_file=None, extra="ignore")
+
+    database_url: str = "sqlite:///./turnup.db"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    log_level: str = "info"
+    public_url: str = ""
+    run_worker: bool = True
+    # Outbox delivery: retries with exponential backoff, base * 2**attempt, capped.
+    delivery_backoff_base_seconds: float = 2.0
+    delivery_backoff_cap_seconds: float = 600.0
+    delivery_max_attempts: int = 30
+    delivery_timeout_seconds: float = 10.0
+    worker_poll_seconds: float = 0.5
+
+    @property
+    def base_url(self) -> str:
+        return self.public_url or f"http://{self.host}:{self.port}"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

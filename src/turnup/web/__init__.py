@@ -1,0 +1,1 @@
+"""Server-rendered web console (Jinja2 + htmx, assets vendored)."""
