@@ -1,22 +1,28 @@
-"""TMF hub: ``POST /tmf-api/<api>/v4/hub {callback, query}`` registers a listener, ``DELETE`` removes it."""
+"""TMF hub: ``POST /tmf-api/<api>/v4/hub {callback, query}`` registers a listener, ``DELETE`` removes it.
+
+Events are POSTed to the callback by ``turnup.kernel.delivery``. What happened to each of them is visible
+at ``GET …/hub/{id}/delivery`` (with every attempt), and a dead-lettered (``failed``) delivery is requeued
+with ``POST …/hub/{id}/delivery/{deliveryId}/redeliver``.
+"""
 
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlparse
+from urllib.parse import parse_qsl, urlparse
 
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from turnup.api.deps import get_session, requires
 from turnup.api.tmf import list_resources, render_one
 from turnup.kernel import audit, clock
+from turnup.kernel.delivery import redeliver
 from turnup.kernel.errors import NotFound
 from turnup.kernel.hrefs import href, iso
 from turnup.kernel.ids import new_id
-from turnup.kernel.outbox import HubSubscription
+from turnup.kernel.outbox import DeliveryAttempt, EventDelivery, HubSubscription, OutboxEvent
 from turnup.security import Principal
 
 
@@ -34,6 +40,20 @@ class HubCreate(BaseModel):
             raise ValueError("callback must be an absolute http(s) URL")
         return value
 
+    @field_validator("query")
+    @classmethod
+    def _hub_query(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        try:
+            terms = parse_qsl(value, keep_blank_values=True, strict_parsing=True)
+        except ValueError:
+            raise ValueError("query must look like 'eventType=A,B&field=value'") from None
+        for key, _ in terms:
+            if not key.strip():
+                raise ValueError("query has a term without an attribute name")
+        return value
+
 
 def render_subscription(sub: HubSubscription) -> dict[str, Any]:
     return {
@@ -44,6 +64,42 @@ def render_subscription(sub: HubSubscription) -> dict[str, Any]:
         "query": sub.query,
         "createdAt": iso(sub.created_at),
     }
+
+
+def render_attempt(attempt: DeliveryAttempt) -> dict[str, Any]:
+    return {
+        "attemptNo": attempt.attempt_no,
+        "at": iso(attempt.at),
+        "statusCode": attempt.status_code,
+        "error": attempt.error,
+        "durationMs": attempt.duration_ms,
+    }
+
+
+def render_delivery(delivery: EventDelivery) -> dict[str, Any]:
+    sub_id = delivery.subscription_id
+    api = delivery.event.api
+    return {
+        "id": delivery.id,
+        "href": f"{href(api, 'hub', sub_id)}/delivery/{delivery.id}",
+        "@type": "EventDelivery",
+        "subscriptionId": sub_id,
+        "eventId": delivery.event_id,
+        "eventType": delivery.event.event_type,
+        "eventTime": iso(delivery.event.event_time),
+        "status": delivery.status,
+        "attempts": delivery.attempts,
+        "nextAttemptAt": iso(delivery.next_attempt_at) if delivery.status == "pending" else None,
+        "deliveredAt": iso(delivery.delivered_at),
+        "lastError": delivery.last_error,
+        "attempt": [render_attempt(a) for a in delivery.attempt_log],
+    }
+
+
+def _delivery_select() -> Any:
+    return (select(EventDelivery)
+            .join(OutboxEvent, OutboxEvent.id == EventDelivery.event_id)
+            .options(selectinload(EventDelivery.event), selectinload(EventDelivery.attempt_log)))
 
 
 def hub_router(api: str, area: str) -> APIRouter:
@@ -93,7 +149,49 @@ def hub_router(api: str, area: str) -> APIRouter:
         session.commit()
         return Response(status_code=204)
 
+    @router.get("/{sub_id}/delivery")
+    def list_deliveries(
+        sub_id: str, request: Request, response: Response, session: Session = Depends(get_session),
+        principal: Principal = requires(f"{area}:subscribe"),
+    ) -> list[dict[str, Any]]:
+        sub = _own(session, api, sub_id)
+        stmt = _delivery_select().where(EventDelivery.subscription_id == sub.id)
+        filterable = {
+            "id": EventDelivery.id, "eventId": EventDelivery.event_id, "eventType": OutboxEvent.event_type,
+            "eventTime": OutboxEvent.event_time, "status": EventDelivery.status,
+            "attempts": EventDelivery.attempts, "nextAttemptAt": EventDelivery.next_attempt_at,
+            "deliveredAt": EventDelivery.delivered_at,
+        }
+        return list_resources(request, response, session, stmt, filterable, render_delivery,
+                              (OutboxEvent.event_time, EventDelivery.id))
+
+    @router.get("/{sub_id}/delivery/{delivery_id}")
+    def get_delivery(
+        sub_id: str, delivery_id: str, request: Request, session: Session = Depends(get_session),
+        principal: Principal = requires(f"{area}:subscribe"),
+    ) -> dict[str, Any]:
+        return render_one(request, render_delivery(_own_delivery(session, api, sub_id, delivery_id)))
+
+    @router.post("/{sub_id}/delivery/{delivery_id}/redeliver")
+    def redeliver_delivery(
+        sub_id: str, delivery_id: str, session: Session = Depends(get_session),
+        principal: Principal = requires(f"{area}:subscribe"),
+    ) -> dict[str, Any]:
+        _own(session, api, sub_id)
+        redeliver(session, delivery_id, principal.actor, subscription_id=sub_id)
+        return render_delivery(_own_delivery(session, api, sub_id, delivery_id))
+
     return router
+
+
+def _own_delivery(session: Session, api: str, sub_id: str, delivery_id: str) -> EventDelivery:
+    _own(session, api, sub_id)
+    delivery = session.scalars(_delivery_select().where(EventDelivery.id == delivery_id,
+                                                        EventDelivery.subscription_id == sub_id)
+                               ).one_or_none()
+    if delivery is None:
+        raise NotFound(f"delivery {delivery_id!r} not found for hub subscription {sub_id!r}")
+    return delivery
 
 
 def _own(session: Session, api: str, sub_id: str) -> HubSubscription:

@@ -11,8 +11,8 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qsl
 
-from sqlalchemy import ForeignKey, Index, Integer, String, Text, select
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint, select
+from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
 from turnup.kernel import clock
 from turnup.kernel.db import Base, JSONDoc, UTCDateTime
@@ -44,7 +44,13 @@ class OutboxEvent(Base):
 
 
 class EventDelivery(Base):
-    """One event owed to one subscriber; retried with backoff until delivered or given up."""
+    """One event owed to one subscriber; retried with backoff until delivered or given up.
+
+    A worker claims a due delivery by setting ``locked_by``/``locked_until`` (a lease) in a short
+    transaction, POSTs without holding any database lock, then records the outcome only if it still holds
+    the lease. A crashed worker's lease simply expires. ``requeued_after`` is the number of attempts made
+    before the last manual redeliver: the retry budget and backoff count only the attempts since then.
+    """
 
     __tablename__ = "event_delivery"
     __table_args__ = (Index("ix_event_delivery_due", "status", "next_attempt_at"),)
@@ -59,12 +65,21 @@ class EventDelivery(Base):
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    locked_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    requeued_after: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+    event: Mapped[OutboxEvent] = relationship(viewonly=True, lazy="select")
+    attempt_log: Mapped[list[DeliveryAttempt]] = relationship(
+        viewonly=True, lazy="select", order_by="DeliveryAttempt.attempt_no"
+    )
 
 
 class DeliveryAttempt(Base):
-    """The record of each POST made for a delivery, successful or not."""
+    """The record of each POST made for a delivery, successful or not (one row per attempt number)."""
 
     __tablename__ = "delivery_attempt"
+    __table_args__ = (UniqueConstraint("delivery_id", "attempt_no"),)
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     delivery_id: Mapped[str] = mapped_column(
@@ -75,10 +90,17 @@ class DeliveryAttempt(Base):
     status_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     duration_ms: Mapped[int] = mapped_column(Integer, default=0)
+    worker: Mapped[str | None] = mapped_column(String(64), nullable=True)  # which worker made it
 
 
-def subscription_matches(query: str | None, event_type: str, resource: dict[str, Any]) -> bool:
-    """TMF hub query: ``eventType=A,B&field=value``; each term must match, commas mean OR."""
+def subscription_matches(
+    query: str | None, event_type: str, resource: dict[str, Any], resource_type: str | None = None
+) -> bool:
+    """TMF hub query: ``eventType=A,B&field=value``; each term must match, commas mean OR.
+
+    A field may be written as in the event body (``event.customer.status``) or relative to the resource
+    (``event.status`` or ``status``).
+    """
     if not query:
         return True
     for key, value in parse_qsl(query, keep_blank_values=True):
@@ -86,8 +108,11 @@ def subscription_matches(query: str | None, event_type: str, resource: dict[str,
         if key == "eventType":
             actual: Any = event_type
         else:
+            parts = key.removeprefix("event.").split(".")
+            if resource_type and len(parts) > 1 and parts[0] == resource_type:
+                parts = parts[1:]
             actual = resource
-            for part in key.removeprefix("event.").split("."):
+            for part in parts:
                 actual = actual.get(part) if isinstance(actual, dict) else None
         if str(actual) not in wanted:
             return False
@@ -127,7 +152,7 @@ def publish(
     session.flush()
     subscriptions = session.scalars(select(HubSubscription).where(HubSubscription.api == api))
     for sub in subscriptions:
-        if subscription_matches(sub.query, event_type, resource):
+        if subscription_matches(sub.query, event_type, resource, resource_type):
             session.add(
                 EventDelivery(
                     id=new_id(), event_id=event_id, subscription_id=sub.id, status="pending",
