@@ -6,6 +6,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.responses import Response
+from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import Engine, text
 
@@ -13,9 +14,18 @@ import turnup.models  # noqa: F401  (complete metadata)
 from turnup import __version__
 from turnup.accounts.routes import router as accounts_router
 from turnup.api.deps import public
+from turnup.catalog.routes import router as catalog_router
+from turnup.ordering.routes import router as ordering_router
+from turnup.provisioning.routes import router as fallout_router
+from turnup.service_inventory.routes import router as service_inventory_router
 from turnup.api.errors import install_error_handlers
+from turnup.inventory.physical.routes import router as physical_inventory_router
+from turnup.inventory.logical.routes import router as logical_inventory_router
 from turnup.kernel.db import make_engine, make_sessionmaker
 from turnup.kernel.settings import Settings, get_settings
+from turnup.web.access import install_web_error_handlers
+from turnup.web.routes import STATIC_DIR
+from turnup.web.routes import router as web_router
 
 
 def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:
@@ -39,4 +49,13 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     app.include_router(accounts_router)
+    app.include_router(physical_inventory_router)
+    app.include_router(logical_inventory_router)
+    app.include_router(catalog_router)
+    app.include_router(ordering_router)
+    app.include_router(service_inventory_router)
+    app.include_router(fallout_router)
+    app.include_router(web_router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    install_web_error_handlers(app)
     return app

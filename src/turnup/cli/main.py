@@ -9,9 +9,15 @@ from rich.table import Table
 from sqlalchemy import select
 
 from turnup.accounts.cli import app as accounts_app
+from turnup.inventory.physical.cli import app as stock_app
+from turnup.catalog.cli import app as catalog_app
+from turnup.inventory.logical.cli import ip_app, numbers_app, pools_app
 from turnup.cli.common import cli_session, console
 from turnup.kernel import migrate
+from turnup.kernel.events_cli import app as events_app
 from turnup.kernel.settings import get_settings
+from turnup.orchestration.cli import app as orchestrator_app
+from turnup.provisioning.cli import app as fallout_app
 
 app = typer.Typer(help="Turnup service delivery platform.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
@@ -19,6 +25,14 @@ users_app = typer.Typer(help="Users and API tokens.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(users_app, name="users")
 app.add_typer(accounts_app, name="accounts")
+app.add_typer(stock_app, name="stock")
+app.add_typer(ip_app, name="ip")
+app.add_typer(numbers_app, name="numbers")
+app.add_typer(pools_app, name="pools")
+app.add_typer(events_app, name="events")
+app.add_typer(catalog_app, name="catalog")
+app.add_typer(orchestrator_app, name="orchestrator")
+app.add_typer(fallout_app, name="fallout")
 
 
 @db_app.command("upgrade")

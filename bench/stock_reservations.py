@@ -1,0 +1,211 @@
+"""Benchmark: concurrent quote-time reservations (issue: physical inventory).
+
+N client processes (default 16 and 32) each reserve 1-5 random lines (SKU × location, quantity 1-3) from
+1,000 SKUs × 20 locations through ``turnup.inventory.physical.reservations.create_reservation`` — the full
+use case: lock levels in primary-key order, lazy release of expired holds, reservation + lines, ledger rows,
+audit entry and outbox event, one commit. Prints reservations/s, p50/p99 latency, refusals, errors and the
+oversell count computed from the ledger afterwards.
+
+Each run creates and drops its own database (PostgreSQL ``turnup_bench_<random>`` / a temporary SQLite
+file). Quick smoke run::
+
+    nice -n 10 .venv/bin/python bench/stock_reservations.py --clients 4 --seconds 3 --skus 50 --locations 4
+
+Full run (figures in docs/benchmarks-physical.md)::
+
+    nice -n 10 .venv/bin/python bench/stock_reservations.py --db postgresql sqlite --clients 16 32 --seconds 20
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import psycopg
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
+
+PG = os.environ.get("TURNUP_BENCH_PG", "host=127.0.0.1 port=5432 user=postgres")
+
+
+def pg_url(name: str) -> str:
+    parts = dict(p.split("=", 1) for p in PG.split())
+    return (f"postgresql+psycopg://{parts.get('user', 'postgres')}@{parts.get('host', '127.0.0.1')}:"
+            f"{parts.get('port', '5432')}/{name}")
+
+
+def setup(url: str, skus: int, locations: int, stock: int) -> None:
+    """Schema and data with bulk inserts: SKUs, locations, levels and one receipt ledger row per level."""
+    import turnup.models
+    from turnup.inventory.physical.orm import Location, Sku, StockLevel, StockMovement
+    from turnup.kernel.db import make_engine
+    from turnup.kernel.ids import new_id
+
+    engine = make_engine(url)
+    turnup.models.metadata.create_all(engine)
+    now = datetime.now(UTC)
+    sku_rows = [{"id": new_id(), "code": f"SKU-{i:05d}", "name": f"SKU {i}", "serialised": False,
+                 "unit": "each", "created_at": now, "updated_at": now} for i in range(skus)]
+    loc_rows = [{"id": new_id(), "code": f"LOC-{j:03d}", "name": f"Warehouse {j}", "location_type": "warehouse",
+                 "region": f"R{j % 4}", "power_reserved_watts": 0, "created_at": now, "updated_at": now}
+                for j in range(locations)]
+    levels, moves = [], []
+    for s in sku_rows:
+        for loc in loc_rows:
+            levels.append({"id": new_id(), "sku_id": s["id"], "location_id": loc["id"], "on_hand": stock,
+                           "reserved": 0, "allocated": 0, "quarantined": 0, "created_at": now, "updated_at": now})
+            moves.append({"at": now, "kind": "receipt", "sku_id": s["id"], "location_id": loc["id"],
+                          "on_hand_delta": stock, "reserved_delta": 0, "allocated_delta": 0,
+                          "quarantined_delta": 0, "actor": "bench"})
+    with engine.begin() as conn:
+        conn.execute(Sku.__table__.insert(), sku_rows)
+        conn.execute(Location.__table__.insert(), loc_rows)
+        for i in range(0, len(levels), 5000):
+            conn.execute(StockLevel.__table__.insert(), levels[i:i + 5000])
+            conn.execute(StockMovement.__table__.insert(), moves[i:i + 5000])
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as conn:
+            conn.exec_driver_sql("ANALYZE")
+    engine.dispose()
+
+
+def client(args: tuple[str, int, int, int, float, float]) -> tuple[list[float], int, int, list[str], int]:
+    url, n, skus, locations, start_at, seconds = args
+    from sqlalchemy.exc import DBAPIError
+
+    from turnup.inventory.physical.reservations import create_reservation
+    from turnup.inventory.physical.schemas import ReservationCreate
+    from turnup.kernel.db import make_engine, make_sessionmaker
+    from turnup.kernel.errors import Conflict
+
+    engine = make_engine(url, pool_size=1, max_overflow=0) if url.startswith("postgresql") else make_engine(url)
+    factory = make_sessionmaker(engine)
+    rng = random.Random(n)
+    latencies: list[float] = []
+    refused = retries = 0
+    errors: list[str] = []
+    expires = datetime.now(UTC) + timedelta(hours=2)
+    for _ in range(3):  # warm-up (connection, statement caches); counted in the ledger check, not timed
+        with factory() as session:
+            try:
+                create_reservation(session, ReservationCreate(
+                    lines=[{"sku": f"SKU-{rng.randrange(skus):05d}", "quantity": 1,
+                            "location": f"LOC-{rng.randrange(locations):03d}"}], expiresAt=expires), "warm-up")
+            except Conflict:
+                pass
+    while time.time() < start_at:
+        time.sleep(0.005)
+    deadline = start_at + seconds
+    while time.time() < deadline:
+        picks = rng.sample(range(skus), rng.randint(1, 5))
+        lines = [{"sku": f"SKU-{k:05d}", "quantity": rng.randint(1, 3),
+                  "location": f"LOC-{rng.randrange(locations):03d}"} for k in picks]
+        data = ReservationCreate(lines=lines, expiresAt=expires, quoteId=f"Q-{n}")
+        for attempt in range(4):
+            t0 = time.perf_counter()
+            with factory() as session:
+                try:
+                    create_reservation(session, data, f"bench-{n}")
+                    latencies.append(time.perf_counter() - t0)
+                except Conflict:
+                    refused += 1
+                    latencies.append(time.perf_counter() - t0)
+                except DBAPIError as exc:
+                    if "database is locked" in str(exc) and attempt < 3:
+                        retries += 1
+                        continue
+                    errors.append(str(exc.orig)[:200])
+            break
+    engine.dispose()
+    return latencies, refused, retries, errors, n
+
+
+def oversold(url: str) -> tuple[int, int]:
+    """(units oversold per the ledger, levels whose totals differ from the ledger)."""
+    from sqlalchemy import func, select
+
+    from turnup.inventory.physical.orm import StockLevel, StockMovement
+    from turnup.kernel.db import make_engine
+
+    engine = make_engine(url)
+    with engine.connect() as conn:
+        ledger = conn.execute(select(StockMovement.sku_id, StockMovement.location_id,
+                                     func.sum(StockMovement.on_hand_delta), func.sum(StockMovement.reserved_delta),
+                                     func.sum(StockMovement.allocated_delta))
+                              .group_by(StockMovement.sku_id, StockMovement.location_id)).all()
+        levels = {(r.sku_id, r.location_id): (r.on_hand, r.reserved, r.allocated)
+                  for r in conn.execute(select(StockLevel.sku_id, StockLevel.location_id, StockLevel.on_hand,
+                                               StockLevel.reserved, StockLevel.allocated))}
+    engine.dispose()
+    over = sum(max(0, r + a - o) for _, _, o, r, a in ledger)
+    mismatched = sum(1 for s, loc, o, r, a in ledger if levels.get((s, loc)) != (o, r, a))
+    return over, mismatched
+
+
+def run(db: str, clients: int, ns: argparse.Namespace) -> None:
+    name = f"turnup_bench_{uuid.uuid4().hex[:10]}"
+    tmp = None
+    if db == "postgresql":
+        admin = psycopg.connect(PG + " dbname=postgres", autocommit=True)
+        admin.execute(f'CREATE DATABASE "{name}"')
+        url = pg_url(name)
+    else:
+        tmp = tempfile.TemporaryDirectory()
+        url = f"sqlite:///{tmp.name}/bench.db"
+    try:
+        t0 = time.perf_counter()
+        setup(url, ns.skus, ns.locations, ns.stock)
+        load = time.perf_counter() - t0
+        start_at = time.time() + 3 + clients * 0.15
+        ctx = mp.get_context("fork")
+        with ctx.Pool(clients) as pool:
+            results = pool.map(client, [(url, n, ns.skus, ns.locations, start_at, ns.seconds)
+                                        for n in range(clients)], chunksize=1)
+        latencies = sorted(x for r in results for x in r[0])
+        refused = sum(r[1] for r in results)
+        retries = sum(r[2] for r in results)
+        errors = [e for r in results for e in r[3]]
+        ok = len(latencies) - refused
+        over, mismatched = oversold(url)
+        q = statistics.quantiles(latencies, n=100) if len(latencies) >= 100 else [max(latencies or [0])] * 99
+        print(f"{db:10s} clients={clients:3d} lines=1-5 skus={ns.skus} locations={ns.locations} "
+              f"stock/level={ns.stock} seconds={ns.seconds}: reserved={ok} ({ok / ns.seconds:.0f}/s) "
+              f"refused={refused} attempts/s={len(latencies) / ns.seconds:.0f} "
+              f"p50={statistics.median(latencies) * 1000:.1f}ms p99={q[98] * 1000:.1f}ms "
+              f"max={latencies[-1] * 1000:.0f}ms errors={len(errors)} busy_retries={retries} "
+              f"oversold={over} ledger_mismatches={mismatched} (load {load:.1f}s)", flush=True)
+        for e in sorted(set(errors))[:5]:
+            print("   error:", e)
+    finally:
+        if db == "postgresql":
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            admin.close()
+        if tmp is not None:
+            tmp.cleanup()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--db", nargs="+", default=["postgresql", "sqlite"], choices=["postgresql", "sqlite"])
+    parser.add_argument("--clients", nargs="+", type=int, default=[16, 32])
+    parser.add_argument("--seconds", type=float, default=15.0)
+    parser.add_argument("--skus", type=int, default=1000)
+    parser.add_argument("--locations", type=int, default=20)
+    parser.add_argument("--stock", type=int, default=20, help="on hand per SKU × location")
+    ns = parser.parse_args()
+    for db in ns.db:
+        for clients in ns.clients:
+            run(db, clients, ns)
+
+
+if __name__ == "__main__":
+    main()

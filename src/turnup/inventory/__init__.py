@@ -1,0 +1,1 @@
+"""Inventory: physical stock (``inventory.physical``) and logical resources (numbers, IPs, ports …)."""

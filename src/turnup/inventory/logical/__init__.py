@@ -1,0 +1,1 @@
+"""Logical inventory: IP address management, telephone numbers, VLAN/ASN/identifier pools, reservations."""

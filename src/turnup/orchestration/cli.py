@@ -1,0 +1,56 @@
+"""``turnup orchestrator …``: run a workflow worker, adopt a dead worker's workflows."""
+
+from __future__ import annotations
+
+import signal
+import threading
+
+import typer
+
+from turnup.cli.common import console
+from turnup.kernel.settings import get_settings
+
+app = typer.Typer(help="Durable order workflows (DBOS) on Turnup's database.", no_args_is_help=True)
+
+
+@app.command("run")
+def run(
+    executor_id: str | None = typer.Option(None, help="stable id of this worker (default TURNUP_EXECUTOR_ID "
+                                                       "or turnup-<hostname>); keep it across restarts"),
+    concurrency: int = typer.Option(8, help="workflows this worker runs at once"),
+    delivery: bool = typer.Option(False, "--delivery/--no-delivery",
+                                  help="also run the outbox delivery worker in this process"),
+) -> None:
+    """Run order workflows until stopped (SIGTERM/Ctrl-C). Any number may run against PostgreSQL."""
+    from turnup.orchestration import runtime
+
+    settings = get_settings()
+    stop = threading.Event()
+    runtime.launch(settings.database_url, executor_id=executor_id, worker_concurrency=concurrency)
+    if delivery:
+        from turnup.cli.main import start_delivery_worker
+
+        start_delivery_worker(stop)
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    console.print(f"Orchestrator [bold]{runtime.runtime.executor_id}[/] running; Ctrl-C to stop", highlight=False)
+    try:
+        while not stop.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stop.set()
+        runtime.shutdown()
+
+
+@app.command("recover")
+def recover(executor_id: str = typer.Argument(..., help="the executor id of a worker that is gone")) -> None:
+    """Re-enqueue the unfinished workflows of a worker that will not come back, for any worker to run."""
+    from turnup.orchestration import runtime
+
+    runtime.launch(get_settings().database_url, executor_id="turnup-recover-cli", worker_concurrency=0)
+    try:
+        ids = runtime.recover_executor(executor_id)
+        console.print(f"Re-enqueued {len(ids)} workflow(s) of executor {executor_id}")
+    finally:
+        runtime.shutdown()

@@ -1,0 +1,57 @@
+"""TMF622 ProductOrder documents and the plan view."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from turnup.kernel.hrefs import href, iso
+from turnup.ordering.orm import PlanItem, ProductOrder
+
+API = "productOrderingManagement"
+
+
+def render_order(o: ProductOrder) -> dict[str, Any]:
+    return {
+        "id": o.id,
+        "href": href(API, "productOrder", o.id),
+        "@type": "ProductOrder",
+        "state": o.state,
+        "stateReason": o.state_reason,
+        "externalId": o.external_id,
+        "description": o.description,
+        "priority": str(o.priority),
+        "orderDate": iso(o.order_date),
+        "requestedCompletionDate": iso(o.requested_completion_date),
+        "completionDate": iso(o.completion_date),
+        "relatedParty": [{"id": o.customer_id, "role": "customer", "@referredType": "Customer"}],
+        "productOrderItem": [
+            {"id": i.item_ref, "action": i.action, "state": i.state, "quantity": i.quantity,
+             "productOffering": {"id": i.offering_id, "name": i.offering_name}}
+            for i in o.items
+        ],
+        "plan": {"href": href(API, "productOrder", o.id) + "/plan"},
+        "lastUpdate": iso(o.updated_at),
+    }
+
+
+def render_plan_item(p: PlanItem) -> dict[str, Any]:
+    return {
+        "id": p.id,
+        "@type": "ServiceOrderItem",
+        "position": p.position,
+        "kind": p.kind,
+        "action": p.action,
+        "state": p.state,
+        "productOrderItemId": p.order_item_id,
+        "service": {"id": p.service_id, "name": p.service_name,
+                    "href": href("serviceInventory", "service", p.service_id)},
+        "adapter": p.adapter,
+        "adapterAction": p.adapter_action,
+        "parameters": p.parameters,
+        "dependsOn": p.depends_on,
+        "attempts": p.attempts,
+        "lastError": p.last_error,
+        "skipReason": p.skip_reason,
+        "startedAt": iso(p.started_at),
+        "completedAt": iso(p.completed_at),
+    }

@@ -1,0 +1,55 @@
+"""TMF622 product ordering over HTTP (the subset built so far) and the plan view."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from turnup.api.crud import CrudSpec, add_crud_routes
+from turnup.api.deps import get_session, requires
+from turnup.api.hub import hub_router
+from turnup.ordering import services
+from turnup.ordering.orm import ProductOrder
+from turnup.ordering.render import API, render_order, render_plan_item
+from turnup.ordering.schemas import CancelProductOrderCreate, ProductOrderCreate
+from turnup.security import Principal
+
+ORDERS = f"/tmf-api/{API}/v4/productOrder"
+
+router = APIRouter(tags=["ordering"])
+
+
+@router.post(ORDERS, status_code=201, name="create productOrder")
+def create_order(body: ProductOrderCreate, session: Session = Depends(get_session),
+                 principal: Principal = requires("ordering:write")) -> dict[str, Any]:
+    return render_order(services.create_order(session, body, principal.actor))
+
+
+add_crud_routes(router, CrudSpec(
+    path=ORDERS, label="productOrder", area="ordering", model=ProductOrder, select=lambda: select(ProductOrder),
+    filterable={"id": ProductOrder.id, "state": ProductOrder.state, "externalId": ProductOrder.external_id,
+                "relatedParty.id": ProductOrder.customer_id, "orderDate": ProductOrder.order_date,
+                "completionDate": ProductOrder.completion_date},
+    render=render_order, default_order=(ProductOrder.order_date, ProductOrder.id),
+))
+
+
+@router.get(ORDERS + "/{order_id}/plan", name="productOrder plan")
+def get_plan(order_id: str, request: Request, session: Session = Depends(get_session),
+             principal: Principal = requires("ordering:read")) -> list[dict[str, Any]]:
+    services.get_order(session, order_id)
+    return [render_plan_item(p) for p in services.plan_items(session, order_id)]
+
+
+@router.post(f"/tmf-api/{API}/v4/cancelProductOrder", status_code=201, name="cancel productOrder")
+def cancel_order(body: CancelProductOrderCreate, session: Session = Depends(get_session),
+                 principal: Principal = requires("ordering:write")) -> dict[str, Any]:
+    order = services.cancel_order(session, body.productOrder.id, body.cancellationReason, principal.actor)
+    return {"@type": "CancelProductOrder", "state": "done", "cancellationReason": body.cancellationReason,
+            "productOrder": {"id": order.id, "href": render_order(order)["href"]}}
+
+
+router.include_router(hub_router(API, "ordering"))

@@ -1,0 +1,96 @@
+"""The order workflow (DBOS). It only decides what happens next; every read, write and adapter call is a step.
+
+    validate (acknowledged -> inProgress, returns the plan in dependency order)
+    for each plan item: activate (adapter + service inventory), retried with durable backoff;
+        failing for good -> fallout entry, order held, durable wait for staff: retry | skip | abort
+    abort -> compensate: deactivate what this order activated, in reverse order
+    finish (completed | partial | failed)
+
+Checkpoints per order: 2 + one per plan item when nothing fails.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dbos import DBOS
+
+from turnup.orchestration.runtime import ORDER_WORKFLOW
+from turnup.provisioning import steps
+from turnup.provisioning.steps import RetryPolicy, StepFailedForGood
+
+FALLOUT_TOPIC = "fallout:{}"
+
+
+@DBOS.step(name="order.validate")
+def validate_step(order_id: str) -> dict[str, Any]:
+    """Also reads the retry policy, so it is checkpointed and a replay makes the same retry decisions."""
+    p = RetryPolicy.from_env()
+    return steps.start_order(order_id) | {"policy": [p.max_attempts, p.base_seconds, p.cap_seconds]}
+
+
+@DBOS.step(name="order.activate")
+def activate_step(order_id: str, plan_item_id: str) -> str:
+    return steps.activate_item(order_id, plan_item_id)
+
+
+@DBOS.step(name="order.deactivate")
+def deactivate_step(order_id: str, plan_item_id: str) -> str:
+    return steps.deactivate_item(order_id, plan_item_id)
+
+
+@DBOS.step(name="order.openFallout")
+def open_fallout_step(order_id: str, plan_item_id: str, workflow_id: str, step: str, error: str,
+                      attempts: int) -> str:
+    return steps.open_fallout(order_id, plan_item_id, workflow_id, step, error, attempts)
+
+
+@DBOS.step(name="order.finish")
+def finish_step(order_id: str, aborted: bool) -> str:
+    return steps.finish_order(order_id, aborted)
+
+
+def _run(order_id: str, plan_item_id: str, operation: str, policy: RetryPolicy) -> str:
+    """Run one plan item operation until done, skipped or aborted. Returns done | skipped | aborted."""
+    step = activate_step if operation == "activate" else deactivate_step
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            step(order_id, plan_item_id)
+            return "done"
+        except Exception as exc:  # noqa: BLE001 (the step's recorded error, replayed identically)
+            if not isinstance(exc, StepFailedForGood) and attempt < policy.max_attempts:
+                DBOS.sleep(policy.backoff(attempt))
+                continue
+            workflow_id = DBOS.workflow_id or ""
+            fallout_id = open_fallout_step(order_id, plan_item_id, workflow_id, operation, str(exc), attempt)
+            decision: dict[str, Any] | None = None
+            while decision is None:
+                decision = DBOS.recv(FALLOUT_TOPIC.format(fallout_id), timeout_seconds=policy.fallout_wait_seconds)
+            action = decision.get("action")
+            if action == "retry":
+                attempt = 0
+                continue
+            if action == "skip":
+                return "skipped"
+            return "aborted"
+
+
+@DBOS.workflow(name=ORDER_WORKFLOW)
+def order_workflow(order_id: str) -> str:
+    start = validate_step(order_id)
+    if not start["proceed"]:
+        return str(start["state"])
+    attempts, base, cap = start["policy"]
+    policy = RetryPolicy(max_attempts=int(attempts), base_seconds=float(base), cap_seconds=float(cap))
+    activated: list[str] = []
+    for plan_item_id in start["items"]:
+        outcome = _run(order_id, plan_item_id, "activate", policy)
+        if outcome == "done":
+            activated.append(plan_item_id)
+        elif outcome == "aborted":
+            for done in reversed(activated):
+                _run(order_id, done, "deactivate", policy)  # a failing undo goes to fallout too
+            return finish_step(order_id, True)
+    return finish_step(order_id, False)
