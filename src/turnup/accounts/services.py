@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, select
@@ -113,102 +115,104 @@ def delete_customer(session: Session, customer_id: str, actor: str) -> None:
     session.commit()
 
 
-def create_contact(session: Session, data: ContactCreate, actor: str) -> Contact:
+@dataclass(frozen=True)
+class _Kind:
+    """How one account resource is audited and announced."""
+
+    model: type[Any]
+    api: str
+    resource_type: str  # TMF name, also the key inside the event
+    event_prefix: str  # e.g. "Contact" -> ContactCreateEvent
+    audit_prefix: str  # e.g. "contact" -> contact.create
+    render: Callable[[Any], dict[str, Any]]
+    columns: tuple[str, ...]
+
+
+CONTACT = _Kind(Contact, CUSTOMER_API, "contact", "Contact", "contact", render_contact,
+                ("name", "role", "email", "phone"))
+SITE = _Kind(Site, SITE_API, "geographicSite", "GeographicSite", "site", render_site,
+             ("name", "street", "city", "postcode", "region", "country", "latitude", "longitude"))
+
+
+def _load(session: Session, kind: _Kind, item_id: str) -> Any:
+    obj = session.get(kind.model, item_id)
+    if obj is None:
+        raise NotFound(f"{kind.resource_type} {item_id!r} not found")
+    return obj
+
+
+def _announce(session: Session, kind: _Kind, verb: str, event: str, document: dict[str, Any],
+              actor: str, details: dict[str, Any] | None = None) -> None:
+    """Audit a change and publish its event, inside the caller's transaction."""
+    audit.record(session, actor=actor, action=f"{kind.audit_prefix}.{verb}", resource_type=kind.resource_type,
+                 resource_id=document["id"], details=details)
+    publish(session, api=kind.api, event_type=f"{kind.event_prefix}{event}Event",
+            resource_type=kind.resource_type, resource=document)
+
+
+def _create_child(session: Session, kind: _Kind, data: ContactCreate | SiteCreate, actor: str) -> Any:
     _live_customer(session, data.customerId)
     now = clock.now()
-    contact = Contact(id=new_id(), customer_id=data.customerId, name=data.name, role=data.role,
-                      email=data.email, phone=data.phone, created_at=now, updated_at=now)
-    session.add(contact)
+    obj = kind.model(id=new_id(), customer_id=data.customerId, created_at=now, updated_at=now,
+                     **{c: getattr(data, c) for c in kind.columns})
+    session.add(obj)
     session.flush()
-    audit.record(session, actor=actor, action="contact.create", resource_type="contact",
-                 resource_id=contact.id, details={"customerId": data.customerId})
-    publish(session, api=CUSTOMER_API, event_type="ContactCreateEvent", resource_type="contact",
-            resource=render_contact(contact))
+    _announce(session, kind, "create", "Create", kind.render(obj), actor,
+              {"customerId": data.customerId, "name": data.name})
     session.commit()
+    return obj
+
+
+def _update_child(session: Session, kind: _Kind, item_id: str, changes: dict[str, Any], actor: str) -> Any:
+    obj = _load(session, kind, item_id)
+    for key in kind.columns:
+        if key in changes:
+            setattr(obj, key, changes[key])
+    obj.updated_at = clock.now()
+    session.flush()
+    _announce(session, kind, "update", "AttributeValueChange", kind.render(obj), actor, _jsonable(changes))
+    session.commit()
+    return obj
+
+
+def _delete_child(session: Session, kind: _Kind, item_id: str, actor: str) -> None:
+    obj = _load(session, kind, item_id)
+    document = kind.render(obj)
+    session.delete(obj)
+    _announce(session, kind, "delete", "Delete", document, actor)
+    session.commit()
+
+
+def create_contact(session: Session, data: ContactCreate, actor: str) -> Contact:
+    contact: Contact = _create_child(session, CONTACT, data, actor)
     return contact
 
 
 def update_contact(session: Session, contact_id: str, data: ContactUpdate, actor: str) -> Contact:
-    contact = session.get(Contact, contact_id)
-    if contact is None:
-        raise NotFound(f"contact {contact_id!r} not found")
-    changes = data.model_dump(exclude_unset=True)
-    for key in ("name", "role", "email", "phone"):
-        if key in changes:
-            setattr(contact, key, changes[key])
-    contact.updated_at = clock.now()
-    session.flush()
-    audit.record(session, actor=actor, action="contact.update", resource_type="contact",
-                 resource_id=contact.id, details=_jsonable(changes))
-    publish(session, api=CUSTOMER_API, event_type="ContactAttributeValueChangeEvent",
-            resource_type="contact", resource=render_contact(contact))
-    session.commit()
+    contact: Contact = _update_child(session, CONTACT, contact_id, data.model_dump(exclude_unset=True), actor)
     return contact
 
 
 def delete_contact(session: Session, contact_id: str, actor: str) -> None:
-    contact = session.get(Contact, contact_id)
-    if contact is None:
-        raise NotFound(f"contact {contact_id!r} not found")
-    document = render_contact(contact)
-    session.delete(contact)
-    audit.record(session, actor=actor, action="contact.delete", resource_type="contact",
-                 resource_id=contact_id)
-    publish(session, api=CUSTOMER_API, event_type="ContactDeleteEvent", resource_type="contact",
-            resource=document)
-    session.commit()
-
-
-_SITE_COLUMNS = ("name", "street", "city", "postcode", "region", "country", "latitude", "longitude")
+    _delete_child(session, CONTACT, contact_id, actor)
 
 
 def create_site(session: Session, data: SiteCreate, actor: str) -> Site:
-    _live_customer(session, data.customerId)
-    now = clock.now()
-    site = Site(id=new_id(), customer_id=data.customerId, created_at=now, updated_at=now,
-                **{c: getattr(data, c) for c in _SITE_COLUMNS})
-    session.add(site)
-    session.flush()
-    audit.record(session, actor=actor, action="site.create", resource_type="geographicSite",
-                 resource_id=site.id, details={"customerId": data.customerId, "name": data.name})
-    publish(session, api=SITE_API, event_type="GeographicSiteCreateEvent", resource_type="geographicSite",
-            resource=render_site(site))
-    session.commit()
+    site: Site = _create_child(session, SITE, data, actor)
     return site
 
 
 def update_site(session: Session, site_id: str, data: SiteUpdate, actor: str) -> Site:
-    site = session.get(Site, site_id)
-    if site is None:
-        raise NotFound(f"geographicSite {site_id!r} not found")
     changes = data.model_dump(exclude_unset=True)
     for required in ("country", "name"):
         if required in changes and changes[required] is None:
             raise InvalidInput(f"{required}: cannot be removed from a site")
-    for key in _SITE_COLUMNS:
-        if key in changes:
-            setattr(site, key, changes[key])
-    site.updated_at = clock.now()
-    session.flush()
-    audit.record(session, actor=actor, action="site.update", resource_type="geographicSite",
-                 resource_id=site.id, details=_jsonable(changes))
-    publish(session, api=SITE_API, event_type="GeographicSiteAttributeValueChangeEvent",
-            resource_type="geographicSite", resource=render_site(site))
-    session.commit()
+    site: Site = _update_child(session, SITE, site_id, changes, actor)
     return site
 
 
 def delete_site(session: Session, site_id: str, actor: str) -> None:
-    site = session.get(Site, site_id)
-    if site is None:
-        raise NotFound(f"geographicSite {site_id!r} not found")
-    document = render_site(site)
-    session.delete(site)
-    audit.record(session, actor=actor, action="site.delete", resource_type="geographicSite",
-                 resource_id=site_id)
-    publish(session, api=SITE_API, event_type="GeographicSiteDeleteEvent", resource_type="geographicSite",
-            resource=document)
-    session.commit()
+    _delete_child(session, SITE, site_id, actor)
 
 
 def count_customers(session: Session) -> int:
