@@ -41,3 +41,14 @@ def test_unsupported_content_type_is_a_tmf_error(client: TestClient) -> None:
                            headers={"Content-Type": "application/x-www-form-urlencoded"})
     assert 400 <= response.status_code < 500
     assert set(response.json()) >= TMF_ERROR_KEYS
+
+
+def test_numbers_too_large_for_storage_are_tmf_400(app: Any) -> None:
+    @app.get("/overflow")
+    def overflow(_: None = public()) -> None:
+        raise OverflowError("Python int too large to convert to SQLite INTEGER")
+
+    with TestClient(app, raise_server_exceptions=False) as c:
+        response = c.get("/overflow")
+    assert response.status_code == 400
+    assert set(response.json()) >= TMF_ERROR_KEYS

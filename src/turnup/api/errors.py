@@ -8,7 +8,7 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DataError, IntegrityError, OperationalError, StatementError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from turnup.kernel.errors import TurnupError
@@ -70,6 +70,26 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _integrity(request: Request, exc: IntegrityError) -> JSONResponse:
         log.warning("integrity_error", path=request.url.path, error=str(exc.orig))
         return tmf_error(409, "the change conflicts with existing data", "Conflict")
+
+    @app.exception_handler(DataError)
+    async def _data(request: Request, exc: DataError) -> JSONResponse:
+        log.warning("data_error", path=request.url.path, error=str(exc.orig))
+        return tmf_error(400, "a value is out of range or of the wrong type for storage", "Invalid input")
+
+    @app.exception_handler(OverflowError)
+    async def _overflow(request: Request, exc: OverflowError) -> JSONResponse:
+        # sqlite3 raises this unwrapped for integers beyond 64 bits
+        log.warning("overflow", path=request.url.path, error=str(exc))
+        return tmf_error(400, "a number is too large to store", "Invalid input")
+
+    @app.exception_handler(StatementError)
+    async def _statement(request: Request, exc: StatementError) -> JSONResponse:
+        if isinstance(exc.orig, (OverflowError, ValueError)):  # e.g. an integer too large for SQLite
+            log.warning("statement_value_error", path=request.url.path, error=str(exc.orig))
+            return tmf_error(400, "a value is out of range or of the wrong type for storage",
+                             "Invalid input")
+        log.exception("statement_error", path=request.url.path)
+        return tmf_error(500, "internal error; the request changed nothing", "Internal error")
 
     @app.exception_handler(OperationalError)
     async def _operational(request: Request, exc: OperationalError) -> JSONResponse:

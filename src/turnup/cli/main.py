@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 
 import typer
@@ -110,6 +111,10 @@ def serve(
     settings = get_settings()
     host = host or settings.host
     port = port or settings.port
+    if (host, port) != (settings.host, settings.port):  # hrefs are built from the settings
+        os.environ["TURNUP_HOST"], os.environ["TURNUP_PORT"] = host, str(port)
+        get_settings.cache_clear()
+        settings = get_settings()
     stop = threading.Event()
     if worker if worker is not None else settings.run_worker:
         start_delivery_worker(stop)
