@@ -176,7 +176,7 @@ def run(db: str, clients: int, ns: argparse.Namespace) -> None:
         errors = [e for r in results for e in r[3]]
         ok = len(latencies) - refused
         over, mismatched = oversold(url)
-        q = statistics.quantiles(latencies, n=100) if len(latencies) >= 100 else [max(latencies or [0])] * 99
+        q = statistics.quantiles(latencies, n=100, method="inclusive") if len(latencies) >= 100 else [max(latencies or [0])] * 99
         print(f"{db:10s} clients={clients:3d} lines=1-5 skus={ns.skus} locations={ns.locations} "
               f"stock/level={ns.stock} seconds={ns.seconds}: reserved={ok} ({ok / ns.seconds:.0f}/s) "
               f"refused={refused} attempts/s={len(latencies) / ns.seconds:.0f} "

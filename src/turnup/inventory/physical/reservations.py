@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Boolean, String, func, literal, select, text, tuple_, union_all, update
@@ -61,6 +61,9 @@ class _Unit:
     location_id: str | None
     state: str
     hold_line_id: str | None
+    location_code: str | None = None
+    hold_status: str | None = None  # the holding line's status and expiry (availability checks)
+    hold_expires_at: datetime | None = None
 
 
 @dataclass
@@ -90,32 +93,55 @@ class _Resolved:
 
 
 def _resolve(session: Session, requests: list[LineRequest]) -> _Resolved:
-    """Codes to ids; unknown SKUs, locations, regions or serials are refused naming the line."""
+    """Codes to ids in two round trips; unknown SKUs, locations, regions or serials are refused naming the
+    line."""
     codes = sorted({r.sku for r in requests})
     loc_codes = sorted({r.location for r in requests if r.location})
-    # SKUs and locations in one round trip
-    sku_q = select(literal("s").label("kind"), Sku.id, Sku.code, Sku.serialised.label("flag"),
-                   literal(None, String).label("location_type")).where(Sku.code.in_(codes))
-    loc_q = select(literal("l"), Location.id, Location.code, literal(False, Boolean),
-                   Location.location_type).where(Location.code.in_(loc_codes))
-    skus: dict[str, Any] = {}
-    locations: dict[str, Any] = {}
-    for row in session.execute(union_all(sku_q, loc_q) if loc_codes else sku_q):
+    regions = sorted({r.region for r in requests if r.region})
+    # SKUs, named locations and the locations of named regions in one round trip
+    parts = [select(literal("s").label("kind"), Sku.id, Sku.code, Sku.serialised.label("flag"),
+                    literal(None, String).label("location_type"), literal(None, String).label("region"))
+             .where(Sku.code.in_(codes))]
+    if loc_codes:
+        parts.append(select(literal("l"), Location.id, Location.code, literal(False, Boolean),
+                            Location.location_type, Location.region).where(Location.code.in_(loc_codes)))
+    if regions:
+        parts.append(select(literal("r"), Location.id, Location.code, literal(False, Boolean),
+                            Location.location_type, Location.region)
+                     .where(Location.region.in_(regions), Location.location_type.in_(STOCK_HOLDING)))
+    skus: dict[str, _SkuRow] = {}
+    locations: dict[str, _LocRow] = {}
+    in_region: dict[str, list[_LocRow]] = defaultdict(list)
+    location_codes: dict[str, str] = {}
+    for row in session.execute(union_all(*parts) if len(parts) > 1 else parts[0]):
         if row.kind == "s":
             skus[row.code] = _SkuRow(row.id, row.code, bool(row.flag))
-        else:
+            continue
+        location_codes[row.id] = row.code
+        if row.kind == "l":
             locations[row.code] = _LocRow(row.id, row.code, row.location_type)
-    regions = sorted({r.region for r in requests if r.region})
-    in_region: dict[str, list[Any]] = defaultdict(list)
-    if regions:
-        for row in session.execute(
-                select(Location.id, Location.code, Location.region)
-                .where(Location.region.in_(regions), Location.location_type.in_(STOCK_HOLDING))
-                .order_by(Location.code)):
-            in_region[row.region].append(row)
-    location_codes = {row.id: row.code for row in locations.values()}
+        else:
+            in_region[row.region].append(_LocRow(row.id, row.code, row.location_type))
     for rows in in_region.values():
-        location_codes.update((row.id, row.code) for row in rows)
+        rows.sort(key=lambda r: r.code)
+    # every named serial of every line in one round trip, with its location and holding line
+    wanted = sorted({(r.sku, x) for r in requests for x in r.serials or ()})
+    wanted_set = set(wanted)
+    units: dict[tuple[str, str], _Unit] = {}
+    if wanted:
+        for row in session.execute(
+                select(Sku.code, UNIT.c.id, UNIT.c.serial, UNIT.c.location_id, UNIT.c.state, UNIT.c.hold_line_id,
+                       Location.code, LINE.c.status, LINE.c.expires_at)
+                .join(Sku, Sku.id == UNIT.c.sku_id)
+                .outerjoin(Location, Location.id == UNIT.c.location_id)
+                .outerjoin(LINE, LINE.c.id == UNIT.c.hold_line_id)
+                .where(Sku.code.in_(sorted({k for k, _ in wanted})),
+                       UNIT.c.serial.in_(sorted({x for _, x in wanted})))):
+            if (row[0], row.serial) not in wanted_set:
+                continue
+            units[(row[0], row.serial)] = _Unit(*row[1:])
+            if row.location_id:
+                location_codes[row.location_id] = row[6]
     lines: list[_Line] = []
     for i, req in enumerate(requests):
         sku = skus.get(req.sku)
@@ -139,23 +165,15 @@ def _resolve(session: Session, requests: list[LineRequest]) -> _Resolved:
         if req.serials:
             if not sku.serialised:
                 raise InvalidInput(f"lines[{i}].serials: SKU {req.sku!r} is not serialised")
-            found = {row.serial: _Unit(*row) for row in session.execute(
-                select(UNIT.c.id, UNIT.c.serial, UNIT.c.location_id, UNIT.c.state, UNIT.c.hold_line_id)
-                .where(UNIT.c.sku_id == sku.id, UNIT.c.serial.in_(req.serials)))}
-            missing = [s for s in req.serials if s not in found]
+            missing = [x for x in req.serials if (req.sku, x) not in units]
             if missing:
                 raise NotFound(f"lines[{i}].serials: unknown serial {missing[0]!r} for SKU {req.sku!r}")
-            line.units = [found[s] for s in req.serials]
+            line.units = [units[(req.sku, x)] for x in req.serials]
             for unit in line.units:
                 if location_ids and unit.location_id not in location_ids:
                     where = req.location or f"region {req.region}"
                     raise Conflict(f"lines[{i}].serials: unit {unit.serial!r} is not at {where}",
                                    reason="Unit elsewhere")
-            unknown_locs = {u.location_id for u in line.units if u.location_id} - set(location_codes)
-            if unknown_locs:
-                for row in session.execute(select(Location.id, Location.code)
-                                           .where(Location.id.in_(sorted(unknown_locs)))):
-                    location_codes[row.id] = row.code
         lines.append(line)
     return _Resolved(lines, location_codes)
 
@@ -533,34 +551,34 @@ def check_availability(session: Session, requests: list[LineRequest]) -> list[Li
     resolved = _resolve(session, requests)
     pairs = sorted(resolved.pairs())
     levels: dict[tuple[str, str], Any] = {}
-    if pairs:
+    if pairs:  # one round trip: levels, expired-but-unswept holds, open replenishment
+        expired = (select(func.coalesce(func.sum(LINE.c.quantity), 0))
+                   .where(LINE.c.level_id == LEVEL.c.id, LINE_HELD, LINE.c.expires_at <= now)
+                   .scalar_subquery().label("expired"))
+        repl = ReplenishmentRequest.__table__
+        open_repl = text("stock_replenishment_request.status = 'open'")
+        repl_qty = (select(func.sum(repl.c.quantity)).where(repl.c.level_id == LEVEL.c.id, open_repl)
+                    .scalar_subquery().label("repl_qty"))
+        repl_at = (select(func.min(repl.c.expected_at)).where(repl.c.level_id == LEVEL.c.id, open_repl)
+                   .scalar_subquery().label("repl_at"))
         levels = {(r.sku_id, r.location_id): r for r in session.execute(
             select(LEVEL.c.id, LEVEL.c.sku_id, LEVEL.c.location_id, LEVEL.c.on_hand, LEVEL.c.reserved,
-                   LEVEL.c.allocated).where(tuple_(LEVEL.c.sku_id, LEVEL.c.location_id).in_(pairs)))}
-    level_ids = [r.id for r in levels.values()]
-    freed = expired_held(session, level_ids, now)
-    replenishments: dict[str, list[Any]] = defaultdict(list)
-    if level_ids:
-        for req in session.execute(
-                select(ReplenishmentRequest.level_id, ReplenishmentRequest.quantity,
-                       ReplenishmentRequest.expected_at)
-                .where(ReplenishmentRequest.level_id.in_(sorted(level_ids)),
-                       text("stock_replenishment_request.status = 'open'"))):
-            replenishments[req.level_id].append(req)
+                   LEVEL.c.allocated, expired, repl_qty, repl_at)
+            .where(tuple_(LEVEL.c.sku_id, LEVEL.c.location_id).in_(pairs)))}
     codes = resolved.location_codes
 
     def avail(row: Any) -> int:
-        return row.on_hand - row.reserved - row.allocated + freed.get(row.id, 0)
+        return row.on_hand - row.reserved - row.allocated + int(row.expired or 0)
 
     results = []
     for line in resolved.lines:
         serial_info = None
         if line.units:
-            live_holds = _live_holds(session, [u.hold_line_id for u in line.units if u.hold_line_id], now)
             serial_info = []
             for u in line.units:
-                free = u.location_id is not None and (
-                    u.state == "in_stock" or (u.state == "reserved" and u.hold_line_id not in live_holds))
+                expired_hold = (u.state == "reserved" and u.hold_status == "held" and u.hold_expires_at is not None
+                                and u.hold_expires_at <= now)
+                free = u.location_id is not None and (u.state == "in_stock" or expired_hold)
                 serial_info.append({"serial": u.serial, "state": u.state, "location": codes.get(u.location_id or ""),
                                     "available": free})
             loc_ids = sorted({u.location_id for u in line.units if u.location_id})
@@ -573,8 +591,9 @@ def check_availability(session: Session, requests: list[LineRequest]) -> list[Li
             if row is None:
                 continue
             places.append({"location": codes.get(loc, loc), "available": max(avail(row), 0)})
-            repl.extend({"location": codes.get(loc, loc), "quantity": req.quantity,
-                         "expectedAt": iso(req.expected_at)} for req in replenishments.get(row.id, []))
+            if row.repl_qty:
+                repl.append({"location": codes.get(loc, loc), "quantity": int(row.repl_qty),
+                             "expectedAt": iso(_utc(row.repl_at))})
         places.sort(key=lambda p: (-p["available"], p["location"]))
         repl.sort(key=lambda r: (r["expectedAt"] is None, r["expectedAt"] or "", r["location"]))
         total = sum(p["available"] for p in places)
@@ -589,12 +608,13 @@ def check_availability(session: Session, requests: list[LineRequest]) -> list[Li
     return results
 
 
-def _live_holds(session: Session, line_ids: list[str], now: datetime) -> set[str]:
-    if not line_ids:
-        return set()
-    return set(session.scalars(select(LINE.c.id).where(
-        LINE.c.id.in_(line_ids), (LINE.c.status == "committed") | ((LINE.c.status == "held")
-                                                                   & (LINE.c.expires_at > now)))))
+def _utc(value: Any) -> datetime | None:
+    """Aggregates bypass the UTCDateTime type: SQLite returns text, PostgreSQL an aware datetime."""
+    if value is None:
+        return None
+    if not isinstance(value, datetime):
+        value = datetime.fromisoformat(str(value))
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 # --- sweeper ---------------------------------------------------------------------------------------------
