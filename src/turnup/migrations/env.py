@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from alembic import context
 from sqlalchemy import Connection
 
@@ -13,9 +15,14 @@ config = context.config
 target_metadata = turnup.models.metadata
 
 
+def _include_object(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
+    """Ignore tables Turnup does not own (DBOS keeps its system tables in the same SQLite file)."""
+    return not (type_ == "table" and reflected and compare_to is None)
+
+
 def _run(connection: Connection) -> None:
     context.configure(connection=connection, target_metadata=target_metadata, compare_type=True,
-                      render_as_batch=connection.dialect.name == "sqlite")
+                      render_as_batch=connection.dialect.name == "sqlite", include_object=_include_object)
     with context.begin_transaction():
         context.run_migrations()
 

@@ -122,6 +122,23 @@ def client_for(url: str) -> Any:
     return client
 
 
+def prepare(session: Session) -> str:
+    """Make sure the DBOS client (and system tables) exist before a use case starts writing.
+
+    On SQLite every transaction takes the write lock (``BEGIN IMMEDIATE``), so a read-only transaction
+    the request already opened (authentication) is ended first; it has nothing to lose.
+    Returns the database URL of the session.
+    """
+    url = session.get_bind().url.render_as_string(hide_password=False)
+    if (url, dbos_schema(url)) not in _clients:
+        if session.in_transaction():
+            if session.new or session.dirty or session.deleted:
+                raise RuntimeError("prepare() must run before the use case writes anything")
+            session.rollback()
+        client_for(url)
+    return url
+
+
 def enqueue_order_workflow(session: Session, url: str, order_id: str) -> str:
     """Enqueue the order's workflow in the caller's transaction; the workflow id is ``order-<id>``."""
     workflow_id = f"order-{order_id}"

@@ -128,3 +128,32 @@ class WorkerProcess:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+@contextmanager
+def scratch_database(kind: str, tmp_dir: str, pg: str = "postgresql+psycopg://postgres@127.0.0.1:5432") -> Iterator[str]:
+    """A fresh database with Turnup's tables and DBOS's system tables (benchmarks); dropped afterwards."""
+    import psycopg
+
+    import turnup.models
+    from turnup.kernel.db import make_engine
+    from turnup.orchestration import runtime
+
+    if kind == "sqlite":
+        url = f"sqlite:///{tmp_dir}/bench-{new_id()[:8]}.db"
+        name = None
+    else:
+        name = f"turnup_bench_{new_id()[:10]}"
+        with psycopg.connect("host=127.0.0.1 user=postgres dbname=postgres", autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        url = f"{pg}/{name}"
+    engine = make_engine(url)
+    turnup.models.metadata.create_all(engine)
+    engine.dispose()
+    runtime.ensure_system_tables(url)
+    try:
+        yield url
+    finally:
+        if name:
+            with psycopg.connect("host=127.0.0.1 user=postgres dbname=postgres", autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

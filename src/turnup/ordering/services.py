@@ -91,8 +91,7 @@ def create_order(session: Session, data: ProductOrderCreate, actor: str) -> Prod
     All in one transaction: the order, its items, the plan, the designed services, the events and the
     DBOS workflow row commit together or not at all.
     """
-    url = database_url(session)
-    orchestration.client_for(url)  # system tables exist before this transaction takes any lock
+    url = orchestration.prepare(session)  # system tables exist before this transaction takes any lock
     customers = [p for p in data.relatedParty if p.role == "customer"]
     if len(customers) != 1:
         raise InvalidInput("relatedParty: exactly one party with role 'customer' is required")

@@ -10,6 +10,7 @@ the workflow does not retry (it goes straight to the fallout queue).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from importlib.metadata import entry_points
 from typing import Any, Protocol
 
@@ -80,8 +81,9 @@ def check_result(adapter: str, operation: str, raw: Any) -> AdapterResult:
                                                                   if k not in ("status", "networkRef")})
 
 
-def available_adapters() -> list[str]:
-    return sorted(ep.name for ep in entry_points(group=ENTRY_POINT_GROUP))
+@lru_cache(maxsize=1)
+def available_adapters() -> tuple[str, ...]:
+    return tuple(sorted(ep.name for ep in entry_points(group=ENTRY_POINT_GROUP)))
 
 
 class AdapterRegistry:

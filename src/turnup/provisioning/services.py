@@ -47,8 +47,7 @@ def resolve(session: Session, fallout_id: str, action: str, reason: str | None, 
     reason = (reason or "").strip() or None
     if action == "skip" and not reason:
         raise InvalidInput("reason: a reason is required to skip a step")
-    url = ordering.database_url(session)
-    orchestration.client_for(url)
+    url = orchestration.prepare(session)  # system tables exist before this transaction takes any lock
     entry = session.get(FalloutEntry, fallout_id, with_for_update=True)
     if entry is None:
         raise NotFound(f"fallout entry {fallout_id!r} not found")

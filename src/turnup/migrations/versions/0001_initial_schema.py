@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-25 01:48:44.900672
+Create Date: 2026-11-25 02:01:25.990861
 """
 
 from collections.abc import Sequence
@@ -175,6 +175,27 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_customer_name'), ['name'], unique=False)
         batch_op.create_index(batch_op.f('ix_customer_status'), ['status'], unique=False)
 
+    op.create_table('fallout_entry',
+    sa.Column('id', sa.String(length=32), nullable=False),
+    sa.Column('order_id', sa.String(length=32), nullable=False),
+    sa.Column('plan_item_id', sa.String(length=32), nullable=False),
+    sa.Column('workflow_id', sa.String(length=64), nullable=False),
+    sa.Column('step', sa.String(length=100), nullable=False),
+    sa.Column('error', sa.Text(), nullable=False),
+    sa.Column('attempts', sa.Integer(), nullable=False),
+    sa.Column('state', sa.String(length=20), nullable=False),
+    sa.Column('resolution_reason', sa.String(length=500), nullable=True),
+    sa.Column('resolved_by', sa.String(length=200), nullable=True),
+    sa.Column('opened_at', turnup.kernel.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('resolved_at', turnup.kernel.db.UTCDateTime(timezone=True), nullable=True),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_fallout_entry'))
+    )
+    with op.batch_alter_table('fallout_entry', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_fallout_entry_opened_at'), ['opened_at'], unique=False)
+        batch_op.create_index(batch_op.f('ix_fallout_entry_order_id'), ['order_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_fallout_entry_plan_item_id'), ['plan_item_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_fallout_entry_state'), ['state'], unique=False)
+
     op.create_table('hub_subscription',
     sa.Column('id', sa.String(length=32), nullable=False),
     sa.Column('api', sa.String(length=100), nullable=False),
@@ -260,6 +281,47 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('resource_reservation', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_resource_reservation_state'), ['state'], unique=False)
+
+    op.create_table('service_instance',
+    sa.Column('id', sa.String(length=32), nullable=False),
+    sa.Column('name', sa.String(length=200), nullable=False),
+    sa.Column('state', sa.String(length=20), nullable=False),
+    sa.Column('customer_id', sa.String(length=32), nullable=False),
+    sa.Column('site_id', sa.String(length=32), nullable=True),
+    sa.Column('offering_id', sa.String(length=32), nullable=False),
+    sa.Column('offering_name', sa.String(length=200), nullable=False),
+    sa.Column('specification_id', sa.String(length=32), nullable=True),
+    sa.Column('adapter', sa.String(length=100), nullable=False),
+    sa.Column('characteristics', sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), 'postgresql'), nullable=False),
+    sa.Column('resources', sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), 'postgresql'), nullable=False),
+    sa.Column('network_ref', sa.String(length=200), nullable=True),
+    sa.Column('activation_date', turnup.kernel.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('termination_date', turnup.kernel.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', turnup.kernel.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', turnup.kernel.db.UTCDateTime(timezone=True), nullable=False),
+    sa.CheckConstraint("state IN ('designed', 'reserved', 'active', 'inactive', 'terminated')", name=op.f('ck_service_instance_state')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_service_instance'))
+    )
+    with op.batch_alter_table('service_instance', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_service_instance_customer_id'), ['customer_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_service_instance_offering_id'), ['offering_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_service_instance_state'), ['state'], unique=False)
+
+    op.create_table('simulator_ledger',
+    sa.Column('idempotency_key', sa.String(length=200), nullable=False),
+    sa.Column('operation', sa.String(length=30), nullable=False),
+    sa.Column('service_id', sa.String(length=64), nullable=False),
+    sa.Column('status', sa.String(length=20), nullable=False),
+    sa.Column('parameters', sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), 'postgresql'), nullable=False),
+    sa.Column('result', sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), 'postgresql'), nullable=True),
+    sa.Column('calls', sa.Integer(), nullable=False),
+    sa.Column('failures', sa.Integer(), nullable=False),
+    sa.Column('first_call_at', turnup.kernel.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('applied_at', turnup.kernel.db.UTCDateTime(timezone=True), nullable=True),
+    sa.PrimaryKeyConstraint('idempotency_key', name=op.f('pk_simulator_ledger'))
+    )
+    with op.batch_alter_table('simulator_ledger', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_simulator_ledger_service_id'), ['service_id'], unique=False)
 
     op.create_table('stock_sku',
     sa.Column('id', sa.String(length=32), nullable=False),
@@ -411,6 +473,28 @@ def upgrade() -> None:
     with op.batch_alter_table('number_block', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_number_block_region'), ['region'], unique=False)
 
+    op.create_table('product_order',
+    sa.Column('id', sa.String(length=32), nullable=False),
+    sa.Column('state', sa.String(length=30), nullable=False),
+    sa.Column('customer_id', sa.String(length=32), nullable=False),
+    sa.Column('external_id', sa.String(length=100), nullable=True),
+    sa.Column('description', sa.Text(), nullable=True),
+    sa.Column('priority', sa.Integer(), nullable=False),
+    sa.Column('requested_completion_date', turnup.kernel.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('order_date', turnup.kernel.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('completion_date', turnup.kernel.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('state_reason', sa.String(length=500), nullable=True),
+    sa.Column('workflow_id', sa.String(length=64), nullable=True),
+    sa.Column('created_at', turnup.kernel.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', turnup.kernel.db.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['customer_id'], ['customer.id'], name=op.f('fk_product_order_customer_id_customer'), ondelete='RESTRICT'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_product_order'))
+    )
+    with op.batch_alter_table('product_order', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_product_order_customer_id'), ['customer_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_product_order_external_id'), ['external_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_product_order_state'), ['state'], unique=False)
+
     op.create_table('resource_reservation_item',
     sa.Column('id', sa.String(length=32), nullable=False),
     sa.Column('reservation_id', sa.String(length=32), nullable=False),
@@ -424,6 +508,21 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_resource_reservation_item')),
     sa.UniqueConstraint('reservation_id', 'line_no', name=op.f('uq_resource_reservation_item_reservation_id_line_no'))
     )
+    op.create_table('service_order_history',
+    sa.Column('id', sa.String(length=32), nullable=False),
+    sa.Column('service_id', sa.String(length=32), nullable=False),
+    sa.Column('order_id', sa.String(length=32), nullable=False),
+    sa.Column('order_item_id', sa.String(length=32), nullable=False),
+    sa.Column('action', sa.String(length=30), nullable=False),
+    sa.Column('state', sa.String(length=20), nullable=False),
+    sa.Column('at', turnup.kernel.db.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['service_id'], ['service_instance.id'], name=op.f('fk_service_order_history_service_id_service_instance'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_service_order_history'))
+    )
+    with op.batch_alter_table('service_order_history', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_service_order_history_order_id'), ['order_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_service_order_history_service_id'), ['service_id'], unique=False)
+
     op.create_table('site',
     sa.Column('id', sa.String(length=32), nullable=False),
     sa.Column('customer_id', sa.String(length=32), nullable=False),
@@ -493,6 +592,24 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('delivery_attempt', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_delivery_attempt_delivery_id'), ['delivery_id'], unique=False)
+
+    op.create_table('product_order_item',
+    sa.Column('id', sa.String(length=32), nullable=False),
+    sa.Column('order_id', sa.String(length=32), nullable=False),
+    sa.Column('item_ref', sa.String(length=50), nullable=False),
+    sa.Column('position', sa.Integer(), nullable=False),
+    sa.Column('action', sa.String(length=20), nullable=False),
+    sa.Column('state', sa.String(length=30), nullable=False),
+    sa.Column('quantity', sa.Integer(), nullable=False),
+    sa.Column('offering_id', sa.String(length=32), nullable=False),
+    sa.Column('offering_name', sa.String(length=200), nullable=False),
+    sa.ForeignKeyConstraint(['order_id'], ['product_order.id'], name=op.f('fk_product_order_item_order_id_product_order'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_product_order_item')),
+    sa.UniqueConstraint('order_id', 'item_ref', name=op.f('uq_product_order_item_order_id_item_ref'))
+    )
+    with op.batch_alter_table('product_order_item', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_product_order_item_offering_id'), ['offering_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_product_order_item_order_id'), ['order_id'], unique=False)
 
     op.create_table('stock_allocation',
     sa.Column('id', sa.String(length=32), nullable=False),
@@ -566,6 +683,39 @@ def upgrade() -> None:
         batch_op.create_index('ix_telephone_number_due', ['state', 'until'], unique=False)
         batch_op.create_index(batch_op.f('ix_telephone_number_rdigits'), ['rdigits'], unique=False)
         batch_op.create_index('ix_telephone_number_run', ['max_run', 'digits'], unique=False)
+
+    op.create_table('order_plan_item',
+    sa.Column('id', sa.String(length=32), nullable=False),
+    sa.Column('order_id', sa.String(length=32), nullable=False),
+    sa.Column('order_item_id', sa.String(length=32), nullable=False),
+    sa.Column('position', sa.Integer(), nullable=False),
+    sa.Column('kind', sa.String(length=30), nullable=False),
+    sa.Column('action', sa.String(length=20), nullable=False),
+    sa.Column('state', sa.String(length=30), nullable=False),
+    sa.Column('service_id', sa.String(length=32), nullable=False),
+    sa.Column('service_name', sa.String(length=200), nullable=False),
+    sa.Column('specification_id', sa.String(length=32), nullable=True),
+    sa.Column('adapter', sa.String(length=100), nullable=False),
+    sa.Column('adapter_action', sa.String(length=100), nullable=False),
+    sa.Column('parameters', sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), 'postgresql'), nullable=False),
+    sa.Column('depends_on', sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), 'postgresql'), nullable=False),
+    sa.Column('attempts', sa.Integer(), nullable=False),
+    sa.Column('last_error', sa.Text(), nullable=True),
+    sa.Column('skip_reason', sa.String(length=500), nullable=True),
+    sa.Column('started_at', turnup.kernel.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('completed_at', turnup.kernel.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', turnup.kernel.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', turnup.kernel.db.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['order_id'], ['product_order.id'], name=op.f('fk_order_plan_item_order_id_product_order'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['order_item_id'], ['product_order_item.id'], name=op.f('fk_order_plan_item_order_item_id_product_order_item'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_order_plan_item')),
+    sa.UniqueConstraint('order_id', 'position', name=op.f('uq_order_plan_item_order_id_position'))
+    )
+    with op.batch_alter_table('order_plan_item', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_order_plan_item_order_id'), ['order_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_order_plan_item_order_item_id'), ['order_item_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_order_plan_item_service_id'), ['service_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_order_plan_item_state'), ['state'], unique=False)
 
     op.create_table('stock_level',
     sa.Column('id', sa.String(length=32), nullable=False),
@@ -777,6 +927,13 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_stock_level_location_id'))
 
     op.drop_table('stock_level')
+    with op.batch_alter_table('order_plan_item', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_order_plan_item_state'))
+        batch_op.drop_index(batch_op.f('ix_order_plan_item_service_id'))
+        batch_op.drop_index(batch_op.f('ix_order_plan_item_order_item_id'))
+        batch_op.drop_index(batch_op.f('ix_order_plan_item_order_id'))
+
+    op.drop_table('order_plan_item')
     with op.batch_alter_table('telephone_number', schema=None) as batch_op:
         batch_op.drop_index('ix_telephone_number_run')
         batch_op.drop_index(batch_op.f('ix_telephone_number_rdigits'))
@@ -794,6 +951,11 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_stock_allocation_order_id'))
 
     op.drop_table('stock_allocation')
+    with op.batch_alter_table('product_order_item', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_product_order_item_order_id'))
+        batch_op.drop_index(batch_op.f('ix_product_order_item_offering_id'))
+
+    op.drop_table('product_order_item')
     with op.batch_alter_table('delivery_attempt', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_delivery_attempt_delivery_id'))
 
@@ -814,7 +976,18 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_site_country'))
 
     op.drop_table('site')
+    with op.batch_alter_table('service_order_history', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_service_order_history_service_id'))
+        batch_op.drop_index(batch_op.f('ix_service_order_history_order_id'))
+
+    op.drop_table('service_order_history')
     op.drop_table('resource_reservation_item')
+    with op.batch_alter_table('product_order', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_product_order_state'))
+        batch_op.drop_index(batch_op.f('ix_product_order_external_id'))
+        batch_op.drop_index(batch_op.f('ix_product_order_customer_id'))
+
+    op.drop_table('product_order')
     with op.batch_alter_table('number_block', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_number_block_region'))
 
@@ -857,6 +1030,16 @@ def downgrade() -> None:
 
     op.drop_table('api_token')
     op.drop_table('stock_sku')
+    with op.batch_alter_table('simulator_ledger', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_simulator_ledger_service_id'))
+
+    op.drop_table('simulator_ledger')
+    with op.batch_alter_table('service_instance', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_service_instance_state'))
+        batch_op.drop_index(batch_op.f('ix_service_instance_offering_id'))
+        batch_op.drop_index(batch_op.f('ix_service_instance_customer_id'))
+
+    op.drop_table('service_instance')
     with op.batch_alter_table('resource_reservation', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_resource_reservation_state'))
 
@@ -878,6 +1061,13 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_hub_subscription_api'))
 
     op.drop_table('hub_subscription')
+    with op.batch_alter_table('fallout_entry', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_fallout_entry_state'))
+        batch_op.drop_index(batch_op.f('ix_fallout_entry_plan_item_id'))
+        batch_op.drop_index(batch_op.f('ix_fallout_entry_order_id'))
+        batch_op.drop_index(batch_op.f('ix_fallout_entry_opened_at'))
+
+    op.drop_table('fallout_entry')
     with op.batch_alter_table('customer', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_customer_status'))
         batch_op.drop_index(batch_op.f('ix_customer_name'))
