@@ -11,6 +11,10 @@ ROLE_PERMISSIONS: dict[str, set[str]] = {
     "admin": {"*"},
     "operator": {"*:read", "*:write"},
     "viewer": {"*:read"},
+    # export-compliance reviewers: read everything, work the screening review queue, load lists
+    "compliance_officer": {"*:read", "compliance:review", "compliance:admin"},
+    # portal users created by onboarding: read-only, and only their own account (portal:* routes)
+    "customer": {"portal:read"},
 }
 
 PUBLIC = "public"
