@@ -76,8 +76,9 @@ class ContactUpdate(Strict):
     phone: str | None = Field(default=None, max_length=40)
 
 
-class SiteCreate(Strict):
-    customerId: str = Field(min_length=1, max_length=32)
+class SiteFields(Strict):
+    """A site's own attributes (also used inside an onboarding request)."""
+
     name: str = Field(min_length=1, max_length=200)
     street: str | None = Field(default=None, max_length=300)
     city: str | None = Field(default=None, max_length=100)
@@ -86,6 +87,10 @@ class SiteCreate(Strict):
     country: Country
     latitude: Decimal | None = Field(default=None, ge=-90, le=90)
     longitude: Decimal | None = Field(default=None, ge=-180, le=180)
+
+
+class SiteCreate(SiteFields):
+    customerId: str = Field(min_length=1, max_length=32)
 
 
 class SiteUpdate(Strict):

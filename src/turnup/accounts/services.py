@@ -47,7 +47,7 @@ def _live_customer(session: Session, customer_id: str, field: str = "customerId"
     return customer
 
 
-def create_customer(session: Session, data: CustomerCreate, actor: str) -> Customer:
+def create_customer(session: Session, data: CustomerCreate, actor: str, *, commit: bool = True) -> Customer:
     now = clock.now()
     customer = Customer(
         id=new_id(), name=data.name, customer_type=data.customerType, status=data.status,
@@ -62,7 +62,8 @@ def create_customer(session: Session, data: CustomerCreate, actor: str) -> Custo
                  resource_id=customer.id, details={"name": data.name})
     publish(session, api=CUSTOMER_API, event_type="CustomerCreateEvent", resource_type="customer",
             resource=render_customer(customer))
-    session.commit()
+    if commit:
+        session.commit()
     return customer
 
 
@@ -150,7 +151,8 @@ def _announce(session: Session, kind: _Kind, verb: str, event: str, document: di
             resource_type=kind.resource_type, resource=document)
 
 
-def _create_child(session: Session, kind: _Kind, data: ContactCreate | SiteCreate, actor: str) -> Any:
+def _create_child(session: Session, kind: _Kind, data: ContactCreate | SiteCreate, actor: str,
+                  commit: bool) -> Any:
     _live_customer(session, data.customerId)
     now = clock.now()
     obj = kind.model(id=new_id(), customer_id=data.customerId, created_at=now, updated_at=now,
@@ -159,7 +161,8 @@ def _create_child(session: Session, kind: _Kind, data: ContactCreate | SiteCreat
     session.flush()
     _announce(session, kind, "create", "Create", kind.render(obj), actor,
               {"customerId": data.customerId, "name": data.name})
-    session.commit()
+    if commit:
+        session.commit()
     return obj
 
 
@@ -183,8 +186,8 @@ def _delete_child(session: Session, kind: _Kind, item_id: str, actor: str) -> No
     session.commit()
 
 
-def create_contact(session: Session, data: ContactCreate, actor: str) -> Contact:
-    contact: Contact = _create_child(session, CONTACT, data, actor)
+def create_contact(session: Session, data: ContactCreate, actor: str, *, commit: bool = True) -> Contact:
+    contact: Contact = _create_child(session, CONTACT, data, actor, commit)
     return contact
 
 
@@ -197,8 +200,8 @@ def delete_contact(session: Session, contact_id: str, actor: str) -> None:
     _delete_child(session, CONTACT, contact_id, actor)
 
 
-def create_site(session: Session, data: SiteCreate, actor: str) -> Site:
-    site: Site = _create_child(session, SITE, data, actor)
+def create_site(session: Session, data: SiteCreate, actor: str, *, commit: bool = True) -> Site:
+    site: Site = _create_child(session, SITE, data, actor, commit)
     return site
 
 

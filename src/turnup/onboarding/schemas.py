@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
-
 from pydantic import Field
 
-from turnup.accounts.schemas import Country, CustomerType, Email, Strict
+from turnup.accounts.schemas import Country, CustomerType, Email, SiteFields, Strict
 
 
 class OnboardingCustomer(Strict):
@@ -18,15 +16,7 @@ class OnboardingCustomer(Strict):
     phone: str | None = Field(default=None, max_length=40)
 
 
-class OnboardingSite(Strict):
-    name: str = Field(min_length=1, max_length=200)
-    street: str | None = Field(default=None, max_length=300)
-    city: str | None = Field(default=None, max_length=100)
-    postcode: str | None = Field(default=None, max_length=20)
-    region: str | None = Field(default=None, max_length=100)
-    country: Country
-    latitude: Decimal | None = Field(default=None, ge=-90, le=90)
-    longitude: Decimal | None = Field(default=None, ge=-180, le=180)
+OnboardingSite = SiteFields
 
 
 class OnboardingContact(Strict):

@@ -18,9 +18,9 @@ from datetime import timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from turnup.accounts.orm import Contact, Customer, Site
-from turnup.accounts.render import render_contact, render_customer, render_site
-from turnup.accounts.services import CUSTOMER_API, SITE_API
+from turnup.accounts import services as accounts
+from turnup.accounts.orm import Contact, Customer
+from turnup.accounts.schemas import ContactCreate, CustomerCreate, SiteCreate
 from turnup.compliance import Party, is_on_hold, register_open_deal_provider, screen_parties
 from turnup.kernel import audit, clock, mail
 from turnup.kernel.errors import Conflict, InvalidInput, NotFound
@@ -91,36 +91,16 @@ def _check_username(session: Session, email: str) -> None:
 
 
 def _create_account(session: Session, data: OnboardingCreate, actor: str) -> tuple[Customer, Contact]:
-    now = clock.now()
-    c = data.customer
-    customer = Customer(id=new_id(), name=c.name, customer_type=c.customerType, status="prospective",
-                        segment=c.segment, country=c.country, email=c.email, phone=c.phone,
-                        created_at=now, updated_at=now)
-    session.add(customer)
-    session.flush()
-    audit.record(session, actor=actor, action="customer.create", resource_type="customer",
-                 resource_id=customer.id, details={"name": c.name, "via": "onboarding"})
-    publish(session, api=CUSTOMER_API, event_type="CustomerCreateEvent", resource_type="customer",
-            resource=render_customer(customer))
+    """The customer, its sites and the primary contact, in the caller's transaction (no commit)."""
+    c, p = data.customer, data.primaryContact
+    customer = accounts.create_customer(session, CustomerCreate(
+        name=c.name, customerType=c.customerType, status="prospective", segment=c.segment, country=c.country,
+        email=c.email, phone=c.phone), actor, commit=False)
     for s in data.sites:
-        site = Site(id=new_id(), customer_id=customer.id, name=s.name, street=s.street, city=s.city,
-                    postcode=s.postcode, region=s.region, country=s.country, latitude=s.latitude,
-                    longitude=s.longitude, created_at=now, updated_at=now)
-        session.add(site)
-        session.flush()
-        audit.record(session, actor=actor, action="site.create", resource_type="geographicSite",
-                     resource_id=site.id, details={"customerId": customer.id, "name": s.name})
-        publish(session, api=SITE_API, event_type="GeographicSiteCreateEvent", resource_type="geographicSite",
-                resource=render_site(site))
-    p = data.primaryContact
-    contact = Contact(id=new_id(), customer_id=customer.id, name=p.name, role=p.role or "primary",
-                      email=p.email, phone=p.phone, created_at=now, updated_at=now)
-    session.add(contact)
-    session.flush()
-    audit.record(session, actor=actor, action="contact.create", resource_type="contact", resource_id=contact.id,
-                 details={"customerId": customer.id, "name": p.name})
-    publish(session, api=CUSTOMER_API, event_type="ContactCreateEvent", resource_type="contact",
-            resource=render_contact(contact))
+        accounts.create_site(session, SiteCreate(customerId=customer.id, **s.model_dump()), actor, commit=False)
+    contact = accounts.create_contact(session, ContactCreate(
+        customerId=customer.id, name=p.name, role=p.role or "primary", email=p.email, phone=p.phone),
+        actor, commit=False)
     return customer, contact
 
 
