@@ -1,0 +1,269 @@
+"""Inventory holds for a quote: every physical and logical resource its lines need, all or nothing.
+
+One stock reservation (``turnup.inventory.physical.reservations``) and one logical reservation
+(``turnup.inventory.logical.reservations``) per quote, both taken with ``commit=False`` inside the quote's
+transaction; the caller commits once. A refusal from either inventory is re-worded to name the quote line.
+
+Where a line's resources come from (docs/adr/0005-quote-holds.md):
+
+- stock: any stock-holding location in the region of the line's site: the site's ``region``, else its
+  ``city``, else its ``country`` (the first that names a stock region);
+- IPv4/IPv6 prefixes, VLANs, ASNs, circuit ids: the pool of that type whose ``site`` names the site (its
+  name, city or region) before pools without a site, and whose ``purpose`` is the line's ``ipPoolPurpose``
+  characteristic (default ``customer``; ``private`` for private ASNs; the circuit type for circuit ids)
+  before pools without a purpose; ties by pool name;
+- phone numbers "in the buyer's area": an available number in the site's country whose national digits start
+  with the area code (characteristic ``numberArea``, else the site's ``region`` when it is an area code);
+  with no area code, any available number in the site's country.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from turnup.accounts.orm import Site
+from turnup.inventory.logical import reservations as logical
+from turnup.inventory.logical.orm import LogicalSpace, ResourceReservation
+from turnup.inventory.logical.reservations import ReserveLine
+from turnup.inventory.physical import reservations as physical
+from turnup.inventory.physical.orm import Location, Reservation
+from turnup.inventory.physical.render import effective_status
+from turnup.inventory.physical.reservations import STOCK_HOLDING
+from turnup.inventory.physical.schemas import LineRequest, ReservationCreate
+from turnup.kernel import clock
+from turnup.kernel.errors import Conflict, TurnupError
+from turnup.kernel.hrefs import iso
+from turnup.quoting.orm import Quote, QuoteItem
+from turnup.quoting.pricing import PricedLine, Requirement
+
+LOGICAL = {"ipv4Prefix": ("ipPrefix", "ipv4"), "ipv6Prefix": ("ipPrefix", "ipv6"), "vlan": ("vlan", "vlan"),
+           "asn": ("asn", "asn"), "circuitId": ("identifier", "identifier"),
+           "phoneNumber": ("telephoneNumber", None)}
+_ITEM_REF = re.compile(r"reservationItem\[(\d+)\]\.?")
+
+
+@dataclass
+class _Planned:
+    line: PricedLine
+    requirement: Requirement
+
+
+@dataclass
+class HoldPlan:
+    physical: list[tuple[_Planned, LineRequest]]
+    logical: list[tuple[_Planned, ReserveLine]]
+
+
+def _what(line: PricedLine) -> str:
+    return f"quoteItem[{line.index}] ({line.offering.name})"
+
+
+def _stock_region(session: Session, site: Site, regions: set[str]) -> str | None:
+    for candidate in (site.region, site.city, site.country):
+        if candidate and candidate in regions:
+            return candidate
+    return None
+
+
+def _pool(session: Session, resource_type: str, site: Site, purpose: str | None, prefix_length: int | None
+          ) -> LogicalSpace | None:
+    names = {n.lower() for n in (site.name, site.city, site.region) if n}
+    best: tuple[tuple[int, int, str], LogicalSpace] | None = None
+    for space in session.scalars(select(LogicalSpace).where(LogicalSpace.resource_type == resource_type,
+                                                           LogicalSpace.role.in_(("pool", "subnet")))):
+        if space.site and space.site.lower() not in names:
+            continue
+        if purpose and space.purpose and space.purpose != purpose:
+            continue
+        if prefix_length is not None and space.prefix and "/" in space.prefix:
+            if int(space.prefix.rsplit("/", 1)[1]) > prefix_length:
+                continue
+        key = (0 if space.site else 1, 0 if (purpose and space.purpose == purpose) else 1, space.name)
+        if best is None or key < best[0]:
+            best = (key, space)
+    return best[1] if best else None
+
+
+def _logical_line(session: Session, line: PricedLine, need: Requirement) -> ReserveLine:
+    kind, resource_type = LOGICAL[need.kind]
+    site = line.site
+    if kind == "telephoneNumber":
+        area = need.parameters.get("area", "buyer")
+        if area == "buyer":
+            area = line.characteristics.get("numberArea") or (site.region if (site.region or "").isdigit()
+                                                              else None)
+        params: dict[str, Any] = {"country": site.country}
+        if area:
+            params["pattern"] = str(area).lstrip("0") + "*"
+        return ReserveLine(kind, params)
+    assert resource_type is not None
+    purpose: str | None
+    if need.kind in ("ipv4Prefix", "ipv6Prefix"):
+        purpose = str(line.characteristics.get("ipPoolPurpose", "customer"))
+    elif need.kind == "asn":
+        purpose = "private" if need.parameters.get("private") else None
+    elif need.kind == "circuitId":
+        purpose = str(need.parameters.get("circuitType", "crossConnect"))
+    else:
+        purpose = None
+    length = need.parameters.get("prefixLength")
+    pool = _pool(session, resource_type, site, purpose, length)
+    if pool is None:
+        wanted = f" with purpose {purpose!r}" if purpose else ""
+        raise Conflict(f"{_what(line)}: no {resource_type} pool{wanted} serves site {site.name!r} "
+                       f"(needed for {need.kind} of {need.specification!r})", reason="No resource pool")
+    params = {"poolId": pool.id}
+    if length is not None:
+        params["prefixLength"] = int(length)
+    return ReserveLine(kind, params)
+
+
+def plan(session: Session, lines: list[PricedLine]) -> HoldPlan:
+    """Turn every line's requirements into reservation lines (nothing is reserved yet)."""
+    regions = set(session.scalars(select(Location.region).where(Location.location_type.in_(STOCK_HOLDING),
+                                                               Location.region.is_not(None)).distinct()))
+    result = HoldPlan([], [])
+    for line in lines:
+        for need in line.requirements:
+            planned = _Planned(line, need)
+            if need.kind == "physical":
+                region = _stock_region(session, line.site, regions)
+                if region is None:
+                    raise Conflict(f"{_what(line)}: no stock location serves site {line.site.name!r} "
+                                   f"(region {line.site.region!r}, city {line.site.city!r}, country "
+                                   f"{line.site.country!r}) for SKU {need.sku!r}", reason="No stock location")
+                result.physical.append((planned, LineRequest(sku=need.sku or "", quantity=need.quantity
+                                                             * line.quantity, region=region)))
+            else:
+                reserve_line = _logical_line(session, line, need)
+                for _ in range(need.quantity * line.quantity):
+                    result.logical.append((planned, reserve_line))
+    return result
+
+
+def place(session: Session, quote: Quote, items: list[QuoteItem], lines: list[PricedLine], actor: str) -> None:
+    """Hold everything the lines need until the quote expires, or raise naming the line (caller rolls back)."""
+    holds = plan(session, lines)
+    per_item: dict[int, list[dict[str, Any]]] = {line.index: [] for line in lines}
+    expires = quote.valid_until
+    quote.stock_reservation_id = quote.logical_reservation_id = None
+    if holds.physical:
+        try:
+            view = physical.create_reservation(
+                session, ReservationCreate(lines=[r for _, r in holds.physical], expiresAt=expires,
+                                           customerId=quote.customer_id, quoteId=quote.id), actor, commit=False)
+        except TurnupError as exc:
+            raise _physical_refusal(exc, holds) from None
+        quote.stock_reservation_id = view.id
+        for lv in view.lines:
+            planned = holds.physical[lv.line.line_no][0]
+            per_item[planned.line.index].append({
+                "resource": "stock", "sku": lv.sku_code, "quantity": lv.line.quantity, "location": lv.location_code,
+                "expiresAt": iso(expires), "specification": planned.requirement.specification,
+                "reservation": {"id": view.id, "@referredType": "ReserveProductStock"}})
+    if holds.logical:
+        try:
+            reservation = logical.reserve(session, [r for _, r in holds.logical], expires, actor,
+                                          description=f"quote {quote.id}", related_party=quote.customer_id,
+                                          commit=False)
+        except TurnupError as exc:
+            raise _logical_refusal(exc, holds) from None
+        quote.logical_reservation_id = reservation.id
+        for item in sorted(reservation.items, key=lambda i: i.line_no):
+            planned = holds.logical[item.line_no][0]
+            per_item[planned.line.index].append({
+                "resource": planned.requirement.kind, "value": item.value, "quantity": 1,
+                "expiresAt": iso(expires), "specification": planned.requirement.specification,
+                "reservation": {"id": reservation.id, "@referredType": "ResourceReservation"}})
+    for item in items:
+        item.holds = per_item.get(item.position, [])
+    quote.holds_state = "held" if (holds.physical or holds.logical) else None
+
+
+def _physical_refusal(exc: TurnupError, holds: HoldPlan) -> TurnupError:
+    if not isinstance(exc, Conflict) or not isinstance(exc.details, list):
+        first = holds.physical[0][0].line
+        return type(exc)(f"{_what(first)}: {exc.message}", reason=exc.reason, details=exc.details)
+    parts, details = [], []
+    for short in exc.details:
+        planned = holds.physical[int(short["line"])][0]
+        where = f"in region {short['region']}" if short.get("region") else f"at {short.get('location')}"
+        parts.append(f"{_what(planned.line)}: SKU {short['sku']} {where}: requested {short['requested']}, "
+                     f"available {short['available']}")
+        details.append({**short, "quoteItem": planned.line.index, "offering": planned.line.offering.name})
+    return Conflict("insufficient stock to hold the quote: " + "; ".join(parts), reason="Insufficient stock",
+                    details=details)
+
+
+def _logical_refusal(exc: TurnupError, holds: HoldPlan) -> TurnupError:
+    found = _ITEM_REF.search(exc.message)
+    planned = holds.logical[int(found.group(1)) if found else 0][0]
+    message = _ITEM_REF.sub(_what(planned.line) + ": ", exc.message, count=1) if found else \
+        f"{_what(planned.line)}: {exc.message}"
+    error = Conflict(f"{message} ({planned.requirement.kind} for {planned.requirement.specification!r})",
+                     reason=exc.reason if isinstance(exc, Conflict) else "Resource unavailable",
+                     details={"quoteItem": planned.line.index, "resource": planned.requirement.kind})
+    return error
+
+
+def release(session: Session, quote: Quote, actor: str) -> None:
+    """Give back whatever the quote still holds (expired holds are released as expired)."""
+    if quote.stock_reservation_id:
+        row = session.get(Reservation, quote.stock_reservation_id)
+        if row is not None and row.status == "held":
+            physical.release_reservation(session, row.id, actor, commit=False)
+    if quote.logical_reservation_id:
+        res = session.get(ResourceReservation, quote.logical_reservation_id)
+        if res is not None and res.state == "reserved":
+            logical.release(session, res.id, actor, commit_now=False)
+    if quote.holds_state == "held":
+        quote.holds_state = "released"
+
+
+def lost(session: Session, quote: Quote, now: datetime | None = None) -> str | None:
+    """Why the quote's holds can no longer be converted, or None when they are all live."""
+    now = now or clock.now()
+    if quote.stock_reservation_id:
+        row = session.get(Reservation, quote.stock_reservation_id, populate_existing=True)
+        status = effective_status(row.status, row.expires_at, now) if row else "missing"
+        if status != "held":
+            return f"the stock hold {quote.stock_reservation_id} is {status}"
+    if quote.logical_reservation_id:
+        res = session.get(ResourceReservation, quote.logical_reservation_id, populate_existing=True)
+        if res is None or res.state != "reserved":
+            return f"the resource hold {quote.logical_reservation_id} is {res.state if res else 'missing'}"
+        if res.expires_at <= now:
+            return f"the resource hold {quote.logical_reservation_id} has expired"
+    return None
+
+
+def commit(session: Session, quote: Quote, items: list[QuoteItem], order_id: str, actor: str
+           ) -> list[dict[str, Any]]:
+    """Convert the holds into allocations for ``order_id``; raise naming the line when a hold was lost."""
+    refs: list[dict[str, Any]] = []
+    try:
+        if quote.stock_reservation_id:
+            physical.commit_reservation(session, quote.stock_reservation_id, order_id, actor, commit=False)
+            refs.append({"id": quote.stock_reservation_id, "@referredType": "ReserveProductStock"})
+        if quote.logical_reservation_id:
+            logical.commit(session, quote.logical_reservation_id, actor, service_id=f"order:{order_id}",
+                           commit_now=False)
+            refs.append({"id": quote.logical_reservation_id, "@referredType": "ResourceReservation"})
+    except TurnupError as exc:
+        raise Conflict(f"{first_held_line(items)}: holds were lost: {exc.message}; re-price the quote",
+                       reason="Holds lost") from None
+    quote.holds_state = "committed"
+    return refs
+
+
+def first_held_line(items: list[QuoteItem]) -> str:
+    for item in items:
+        if item.holds:
+            return f"quoteItem[{item.position}] ({item.offering_name})"
+    return "quote"

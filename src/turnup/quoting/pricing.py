@@ -1,0 +1,318 @@
+"""Price a quote line from the catalog (TMF620): recurring, one-time and tiered usage prices, bundle
+prices, automatic (volume, term) and requested discounts, and the delivery requirements the line needs.
+
+Rules (also in docs/adr/0005-quote-holds.md):
+
+- a bundle's own prices replace its members' recurring and one-time prices; members' usage prices still
+  apply. A bundle without a recurring/one-time price of its own is priced as the sum of its members;
+- automatic catalog discounts (``volume`` when the line quantity reaches ``minQuantity``, ``term`` when the
+  quote's contract term reaches ``minTermMonths``) do not stack: the largest applies. A requested discount
+  replaces it when larger. Discounts apply to recurring and one-time charges, never to usage rates;
+- usage is estimated from a characteristic ``estimatedUsage.<unit>`` (per month, whole line) and rated on
+  graduated tiers; without an estimate the usage charge is 0 and the tiers are shown;
+- the catalog's ``approvalThreshold`` is the most a seller may give without approval;
+- characteristics a line may carry: the offering's provisioning parameters, ``numberArea`` (area code for
+  phone numbers), ``ipPoolPurpose`` and ``estimatedUsage.<unit>``; anything else is refused.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from turnup.accounts.orm import Customer, Site
+from turnup.catalog.orm import ProductOffering, ProductOfferingPrice
+from turnup.kernel import clock
+from turnup.kernel.errors import Conflict, InvalidInput
+from turnup.quoting.money import (
+    ZERO, Component, TierSpec, Totals, allocate, component, money_text, tiered_charge, totals,
+)
+
+QUOTE_CHARACTERISTICS = ("numberArea", "ipPoolPurpose")
+USAGE_PREFIX = "estimatedUsage."
+MAX_DEPTH = 3
+
+
+@dataclass
+class Requirement:
+    """One resource a line needs (per unit of the line; multiplied by the line quantity when held)."""
+
+    kind: str  # "physical" or a logical kind (ipv4Prefix, ipv6Prefix, phoneNumber, vlan, asn, circuitId)
+    sku: str | None = None
+    quantity: int = 1
+    parameters: dict[str, Any] = field(default_factory=dict)
+    specification: str = ""
+
+
+@dataclass
+class PricedLine:
+    index: int
+    offering: ProductOffering
+    site: Site
+    quantity: int
+    characteristics: dict[str, Any]
+    requested_discount: Decimal
+    automatic_discount: Decimal
+    automatic_rule: str | None
+    effective_discount: Decimal
+    approval_threshold: Decimal | None
+    currency: str
+    components: list[Component]
+    totals: Totals
+    cost: Decimal | None
+    requirements: list[Requirement]
+    eccns: list[str]
+    document: dict[str, Any]
+
+
+def _where(index: int) -> str:
+    return f"quoteItem[{index}]"
+
+
+def _live_price(price: ProductOfferingPrice, now: datetime) -> bool:
+    if price.lifecycle_status == "retired":
+        return False
+    if price.valid_from and price.valid_from > now:
+        return False
+    return not (price.valid_to and price.valid_to <= now)
+
+
+def offering_problem(offering: ProductOffering, now: datetime) -> str | None:
+    """Why an offering cannot be quoted (retired, not active, not sellable, outside validFor), or None."""
+    if offering.lifecycle_status != "active":
+        return f"offering {offering.name!r} is {offering.lifecycle_status}"
+    if not offering.is_sellable:
+        return f"offering {offering.name!r} is not sellable"
+    if offering.valid_to and offering.valid_to <= now:
+        return f"offering {offering.name!r} is no longer valid (ended {offering.valid_to.isoformat()})"
+    for link in offering.bundle_links:
+        member = link.member
+        if member.lifecycle_status == "retired":
+            return f"bundle member {member.name!r} of {offering.name!r} is retired"
+    return None
+
+
+def _members(offering: ProductOffering, depth: int = 0) -> list[ProductOffering]:
+    """The offering and every bundle member below it (depth first, catalog order)."""
+    if depth > MAX_DEPTH:
+        raise InvalidInput(f"productOffering {offering.name!r}: bundle nesting deeper than {MAX_DEPTH}")
+    found = [offering]
+    for link in offering.bundle_links:
+        found.extend(_members(link.member, depth + 1))
+    return found
+
+
+def allowed_characteristics(offering: ProductOffering) -> set[str]:
+    names: set[str] = set(QUOTE_CHARACTERISTICS)
+    for member in _members(offering):
+        for link in member.spec_links:
+            for action in (link.specification.delivery_requirements or {}).get("provisioning") or []:
+                names.update((action.get("parameters") or {}).keys())
+        for plink in member.price_links:
+            if plink.price.price_type == "usage" and plink.price.unit_of_measure:
+                names.add(USAGE_PREFIX + str(plink.price.unit_of_measure.get("units")))
+    return names
+
+
+def requirements(offering: ProductOffering) -> tuple[list[Requirement], list[str]]:
+    """Every physical and logical resource one unit of the offering needs, and every ECCN it carries."""
+    needs: list[Requirement] = []
+    eccns: list[str] = []
+    for member in _members(offering):
+        if member.eccn:
+            eccns.append(member.eccn)
+        for link in member.spec_links:
+            spec = link.specification
+            if spec.eccn:
+                eccns.append(spec.eccn)
+            delivery = spec.delivery_requirements or {}
+            for item in delivery.get("physical") or []:
+                needs.append(Requirement("physical", sku=item["sku"], quantity=int(item.get("quantity", 1)),
+                                         specification=spec.name))
+            for item in delivery.get("logicalResources") or []:
+                needs.append(Requirement(item["kind"], quantity=int(item.get("quantity", 1)),
+                                         parameters=dict(item.get("parameters") or {}), specification=spec.name))
+    return needs, sorted(set(eccns))
+
+
+def _decimal(value: Any, where: str) -> Decimal:
+    try:
+        result = Decimal(str(value))
+    except InvalidOperation:
+        raise InvalidInput(f"{where}: {value!r} is not a number") from None
+    if not result.is_finite() or result < 0:
+        raise InvalidInput(f"{where}: must be a non-negative number")
+    return result
+
+
+def check_characteristics(offering: ProductOffering, characteristics: list[tuple[str, Any]], index: int
+                          ) -> dict[str, Any]:
+    allowed = allowed_characteristics(offering)
+    values: dict[str, Any] = {}
+    for j, (name, value) in enumerate(characteristics):
+        where = f"{_where(index)}.product.productCharacteristic[{j}]"
+        if name not in allowed:
+            raise InvalidInput(f"{where}.name: unknown characteristic {name!r} for offering {offering.name!r}; "
+                               f"allowed: {', '.join(sorted(allowed))}", reason="Unknown characteristic")
+        if name in values:
+            raise InvalidInput(f"{where}.name: characteristic {name!r} is given twice")
+        if name.startswith(USAGE_PREFIX):
+            value = f"{_decimal(value, where + '.value').normalize():f}"
+        if name == "numberArea" and not str(value).isdigit():
+            raise InvalidInput(f"{where}.value: numberArea must be an area code made of digits, e.g. '0113'")
+        values[name] = value
+    return values
+
+
+def _tiers(price: ProductOfferingPrice) -> list[TierSpec]:
+    return [TierSpec(Decimal(str(t["from"])), None if t.get("to") is None else Decimal(str(t["to"])),
+                     Decimal(str(t["rate"]))) for t in price.tiers or []]
+
+
+def _discounts(offering: ProductOffering, quantity: int, term_months: int
+               ) -> tuple[Decimal, str | None, Decimal | None]:
+    auto, auto_rule, threshold = Decimal(0), None, None
+    for rule in offering.discount_rules or []:
+        kind = rule.get("kind")
+        percent = Decimal(str(rule.get("discountPercent", "0")))
+        if kind == "approvalThreshold":
+            value = Decimal(str(rule["maxDiscountPercentWithoutApproval"]))
+            threshold = value if threshold is None else min(threshold, value)
+        elif kind == "volume" and quantity >= int(rule["minQuantity"]) and percent > auto:
+            auto, auto_rule = percent, rule.get("name") or f"volume {rule['minQuantity']}+"
+        elif kind == "term" and term_months >= int(rule["minTermMonths"]) and percent > auto:
+            auto, auto_rule = percent, rule.get("name") or f"term {rule['minTermMonths']}+ months"
+    return auto, auto_rule, threshold
+
+
+def _price_rows(offering: ProductOffering, now: datetime) -> list[tuple[ProductOffering, ProductOfferingPrice]]:
+    own = [(offering, link.price) for link in offering.price_links if _live_price(link.price, now)]
+    if not offering.bundle_links:
+        return own
+    members = [m for m in _members(offering)[1:]]
+    rows = list(own)
+    has_own_charges = any(p.price_type in ("recurring", "oneTime") for _, p in own)
+    for member in members:
+        for link in member.price_links:
+            price = link.price
+            if not _live_price(price, now):
+                continue
+            if price.price_type == "usage" or not has_own_charges:
+                rows.append((member, price))
+    return rows
+
+
+def _price_doc(c: Component, currency: str, price: ProductOfferingPrice, source: ProductOffering,
+               extra: dict[str, Any]) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "name": c.name, "priceType": c.price_type,
+        "recurringChargePeriod": price.recurring_period_type,
+        "productOfferingPrice": {"id": price.id, "name": price.name, "@referredType": "ProductOfferingPrice"},
+        "fromOffering": source.name,
+        "unitPrice": {"unit": currency, "value": f"{c.unit_price.normalize():f}"},
+        "quantity": f"{c.quantity.normalize():f}",
+        "listPrice": {"unit": currency, "value": money_text(c.list_amount)},
+        "discountPercent": f"{c.discount_percent.normalize():f}",
+        "price": {"unit": currency, "value": money_text(c.net_amount)},
+    }
+    doc.update(extra)
+    return doc
+
+
+def price_line(session: Session, *, index: int, offering: ProductOffering, site: Site, customer: Customer,
+               quantity: int, characteristics: dict[str, Any], requested_discount: Decimal,
+               term_months: int) -> PricedLine:
+    """Price one line. Raises ``InvalidInput`` naming the line for anything the catalog cannot price."""
+    now = clock.now()
+    where = _where(index)
+    problem = offering_problem(offering, now)
+    if problem:
+        raise Conflict(f"{where}.productOffering: {problem}; it cannot be quoted", reason="Offering not sellable")
+    auto, auto_rule, threshold = _discounts(offering, quantity, term_months)
+    effective = max(auto, requested_discount)
+    rows = _price_rows(offering, now)
+    if not any(p.price_type in ("recurring", "oneTime") for _, p in rows):
+        raise InvalidInput(f"{where}.productOffering: offering {offering.name!r} has no active price")
+    currencies = {p.currency for _, p in rows}
+    if len(currencies) != 1:
+        raise InvalidInput(f"{where}.productOffering: offering {offering.name!r} mixes currencies "
+                           f"{', '.join(sorted(currencies))}")
+    currency = currencies.pop()
+    comps: list[Component] = []
+    docs: list[dict[str, Any]] = []
+    qty = Decimal(quantity)
+    for source, price in rows:
+        if price.price_type == "usage":
+            units = str((price.unit_of_measure or {}).get("units"))
+            estimate = Decimal(str(characteristics.get(USAGE_PREFIX + units, "0")))
+            charge = tiered_charge(estimate, _tiers(price))
+            c = Component(price.name, "usage", Decimal(0), estimate, Decimal(0), charge, charge)
+            docs.append(_price_doc(c, currency, price, source, {
+                "unitOfMeasure": units, "estimatedUsage": f"{estimate.normalize():f}",
+                "tiers": price.tiers}))
+        else:
+            c = component(price.name, price.price_type, Decimal(price.amount), qty, effective)
+            docs.append(_price_doc(c, currency, price, source, {}))
+        comps.append(c)
+    line_totals = totals(comps)
+    document: dict[str, Any] = {
+        "currency": currency,
+        "requestedDiscountPercent": f"{requested_discount.normalize():f}",
+        "automaticDiscount": ({"name": auto_rule, "percent": f"{auto.normalize():f}"} if auto_rule else None),
+        "appliedDiscountPercent": f"{effective.normalize():f}",
+        "approvalThresholdPercent": None if threshold is None else f"{threshold.normalize():f}",
+        "quoteItemPrice": docs,
+        "totals": {"recurring": money_text(line_totals.recurring), "oneTime": money_text(line_totals.one_time),
+                   "usageEstimate": money_text(line_totals.usage),
+                   "recurringList": money_text(line_totals.recurring_list),
+                   "oneTimeList": money_text(line_totals.one_time_list)},
+    }
+    if offering.bundle_links:
+        members = [link.member for link in offering.bundle_links]
+        weights = [_weight(m, now) for m in members]
+        document["bundleAllocation"] = [
+            {"offering": m.name, "recurring": money_text(r), "oneTime": money_text(o)}
+            for m, r, o in zip(members, allocate(line_totals.recurring, weights),
+                               allocate(line_totals.one_time, weights), strict=True)]
+    cost = _cost(offering, qty)
+    needs, eccns = requirements(offering)
+    return PricedLine(index=index, offering=offering, site=site, quantity=quantity,
+                      characteristics=characteristics, requested_discount=requested_discount,
+                      automatic_discount=auto, automatic_rule=auto_rule, effective_discount=effective,
+                      approval_threshold=threshold, currency=currency, components=comps, totals=line_totals,
+                      cost=cost, requirements=needs, eccns=eccns, document=document)
+
+
+def _weight(member: ProductOffering, now: datetime) -> Decimal:
+    """A bundle member's share weight: its standalone selling price, else its recurring list price."""
+    ssp = ((member.revenue_recognition or {}).get("standaloneSellingPrice") or {}).get("value")
+    if ssp is not None:
+        return Decimal(str(ssp))
+    return sum((Decimal(link.price.amount) for link in member.price_links
+                if link.price.price_type == "recurring" and _live_price(link.price, now)), ZERO)
+
+
+def _cost(offering: ProductOffering, qty: Decimal) -> Decimal | None:
+    """Monthly cost from the offering's ``monthlyCost`` reporting attribute (per unit), if known."""
+    raw = (offering.reporting_attributes or {}).get("monthlyCost")
+    if raw is None:
+        return None
+    try:
+        return Decimal(str(raw)) * qty
+    except InvalidOperation:
+        return None
+
+
+def margin_percent(lines: list[PricedLine]) -> Decimal | None:
+    """Recurring margin of the whole quote, when every line's cost is known and revenue is positive."""
+    if not lines or any(line.cost is None for line in lines):
+        return None
+    revenue = sum((line.totals.recurring for line in lines), ZERO)
+    if revenue <= 0:
+        return None
+    cost = sum((line.cost for line in lines if line.cost is not None), ZERO)
+    return ((revenue - cost) * 100 / revenue).quantize(Decimal("0.01"))
