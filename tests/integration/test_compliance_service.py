@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from turnup.compliance import (
     Party, check_export, clear_case, confirm_case, is_on_hold, load_list, register_open_deal_provider,
-    rescreen_open_deals, screen_parties, unregister_open_deal_provider,
+    rescreen_open_deals, screen_parties, unregister_open_deal_provider, unreviewed_export_findings,
 )
 from turnup.compliance.config import SAMPLE_LIST
 from turnup.compliance.matching import csv_text
@@ -112,6 +112,28 @@ def test_check_export_uses_dated_rules(session: Session) -> None:
     assert [f.rule_id for f in check_export(session, eccn="5A002", destination_country="RU",
                                             on_date=date(2023, 1, 1))] == ["LIC-5A002-RESTRICTED"]
     assert check_export(session, eccn="5A002", destination_country="RU", on_date=date(2021, 1, 1)) == []
+
+
+def test_export_findings_are_held_in_the_case_and_cleared_by_review(session: Session) -> None:
+    # given a clean customer buying encryption hardware (5A002) for a destination needing a licence
+    findings = check_export(session, eccn="5A002", destination_country="RU", on_date=date(2026, 11, 25))
+    assert [f.rule_id for f in findings] == ["LIC-5A002-RESTRICTED"]
+    assert unreviewed_export_findings(session, ref_type="quote", ref_id="qx", findings=findings) == [
+        "export of ECCN 5A002 to RU: licence_required (LIC-5A002-RESTRICTED): encryption hardware needs an "
+        "export licence for this destination (sample rule)"]
+    # when the deal is screened with its export findings, it is held in a reviewable case
+    outcome = screen_parties(session, ref_type="quote", ref_id="qx", parties=CLEAN, actor="user:sam",
+                             commit=True, export_findings=findings)
+    assert outcome.held is True and outcome.case_id is not None
+    assert [(m.party_role, m.kind, m.entry_id) for m in outcome.matches] == [
+        ("export", "licence_required", "LIC-5A002-RESTRICTED")]
+    assert unreviewed_export_findings(session, ref_type="quote", ref_id="qx", findings=findings) == []
+    # then a reviewer who holds the licence clears it, and re-screening keeps it cleared
+    clear_case(session, outcome.case_id, "licence BIS-D123456 on file", "user:officer")
+    assert not is_on_hold(session, "quote", "qx")
+    again = screen_parties(session, ref_type="quote", ref_id="qx", parties=CLEAN, actor="user:sam",
+                           commit=True, export_findings=findings)
+    assert again.held is False and not is_on_hold(session, "quote", "qx")
 
 
 # --- list changes -----------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ actions (``clear_case``/``confirm_case``) and ``load_list`` commit once at the e
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import date
 from typing import Any, Literal
@@ -61,6 +61,9 @@ class PartyMatch:
         return f"{self.party_role}|{party}|{self.kind}:{self.entry_id}"
 
     def describe(self) -> str:
+        if self.party_role == "export":
+            return f"export of {self.party_name} to {self.party_country}: {self.kind} ({self.entry_id}): " \
+                   f"{self.entry_name}"
         if self.kind == "embargo":
             return (f"{self.party_role} {self.party_name!r}: destination {self.party_country} is embargoed "
                     f"({self.entry_id}: {self.entry_name})")
@@ -176,17 +179,35 @@ def _event(session: Session, case: ScreeningCase, event_type: str) -> None:
             resource=render_case(case))
 
 
+def export_match(finding: ExportFinding) -> PartyMatch:
+    """An export-rule finding (embargo or licence required for an ECCN) as a reviewable hold reason."""
+    return PartyMatch(party_role="export", party_name=f"ECCN {finding.eccn or '-'}",
+                      party_ref_id=f"{finding.eccn or '-'}>{finding.destination_country}",
+                      party_country=finding.destination_country, kind=finding.kind, entry_id=finding.rule_id,
+                      entry_name=finding.reason, matched_name="", source="exportRules", programs="",
+                      score=100.0)
+
+
+def unreviewed_export_findings(session: Session, *, ref_type: str, ref_id: str,
+                               findings: Sequence[ExportFinding]) -> list[str]:
+    """Findings the deal's compliance case has never held for review (each needs a screening first)."""
+    case = _case_for(session, ref_type, ref_id)
+    reviewed = set(case.fingerprint or []) if case is not None else set()
+    return [m.describe() for m in map(export_match, findings) if m.key not in reviewed]
+
+
 def screen_parties(session: Session, *, ref_type: str, ref_id: str, parties: list[Party], actor: str,
-                   commit: bool = False) -> ScreeningOutcome:
+                   commit: bool = False, export_findings: Sequence[ExportFinding] = ()) -> ScreeningOutcome:
     """Screen a deal's parties; a hit opens (or updates, or reopens) the deal's compliance case.
 
     Never rejects: a hit puts the deal on hold in the review queue. A cleared case stays cleared unless
-    the screening finds a match it was not cleared for.
+    the screening finds a match it was not cleared for. ``export_findings`` (from ``check_export`` for the
+    deal's ECCNs and destinations) are held and reviewed in the same case.
     """
     if not ref_type or not ref_id:
         raise InvalidInput("refType and refId are required")
     threshold = compliance_settings().screening_threshold
-    matches = _find_matches(session, parties, threshold)
+    matches = _find_matches(session, parties, threshold) + [export_match(f) for f in export_findings]
     keys = sorted(m.key for m in matches)
     index = active_index(session)
     now = clock.now()

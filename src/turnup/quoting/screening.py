@@ -66,27 +66,35 @@ def screen_quote(session: Session, *, quote_id: str, customer: Customer, sites: 
     if module is None:
         return ScreenResult("unavailable")
     ensure_provider_registered()
+    findings = export_findings(session, eccns_by_country)
     outcome = module.screen_parties(session, ref_type=REF_TYPE, ref_id=quote_id,
-                                    parties=parties_for(session, customer, sites), actor=actor, commit=False)
+                                    parties=parties_for(session, customer, sites), actor=actor, commit=False,
+                                    export_findings=findings)
     reasons = [str(r) for r in (outcome.reasons or [])]
-    export = export_reasons(session, eccns_by_country)
-    held = bool(outcome.held) or bool(export)
-    return ScreenResult("held" if held else "clear", getattr(outcome, "case_id", None), reasons + export)
+    return ScreenResult("held" if outcome.held else "clear", getattr(outcome, "case_id", None), reasons)
 
 
-def export_reasons(session: Session, eccns_by_country: dict[str, list[str]]) -> list[str]:
+def export_findings(session: Session, eccns_by_country: dict[str, list[str]]) -> list[Any]:
     """Today's embargo / licence findings for every (ECCN, destination) of the quote (dated rules)."""
     module = backend()
     if module is None:
         return []
     today = clock.now().date()
-    reasons = []
-    for country, eccns in sorted(eccns_by_country.items()):
-        for eccn in eccns:
-            for finding in module.check_export(session, eccn=eccn, destination_country=country, on_date=today):
-                describe = getattr(finding, "describe", None)
-                reasons.append(f"export to {country}: {describe() if callable(describe) else finding}")
-    return reasons
+    return [finding
+            for country, eccns in sorted(eccns_by_country.items())
+            for eccn in eccns
+            for finding in module.check_export(session, eccn=eccn, destination_country=country, on_date=today)]
+
+
+def unreviewed_export(session: Session, quote_id: str, eccns_by_country: dict[str, list[str]]) -> list[str]:
+    """Export findings in force now that the quote's compliance case never held (e.g. a rule that started
+    after pricing): acceptance must wait for a re-price, which screens and holds them for review."""
+    module = backend()
+    findings = export_findings(session, eccns_by_country)
+    if module is None or not findings:
+        return []
+    return list(module.unreviewed_export_findings(session, ref_type=REF_TYPE, ref_id=quote_id,
+                                                  findings=findings))
 
 
 def on_hold(session: Session, quote_id: str) -> bool:

@@ -423,9 +423,10 @@ def _acceptance_problem(session: Session, quote: Quote, now: datetime) -> None:
     if screening.on_hold(session, quote.id):
         reasons = "; ".join(quote.compliance_reasons or []) or "see the compliance case"
         raise Conflict(f"quote {quote.id!r} is on compliance hold: {reasons}", reason="Compliance hold")
-    export = screening.export_reasons(session, _eccns_by_country(session, list(quote.items)))
+    export = screening.unreviewed_export(session, quote.id, _eccns_by_country(session, list(quote.items)))
     if export:
-        raise Conflict(f"quote {quote.id!r} is on compliance hold: {'; '.join(export)}", reason="Compliance hold")
+        raise Conflict(f"quote {quote.id!r} has export findings not yet screened for review: "
+                       f"{'; '.join(export)}; re-price the quote", reason="Compliance hold")
     lost = holds.lost(session, quote, now)
     if lost:
         raise Conflict(f"{holds.first_held_line(list(quote.items))}: holds were lost ({lost}); re-price the quote",
