@@ -1,4 +1,4 @@
-"""TMF hub: ``POST /tmf-api/<api>/v4/hub {callback, query}`` registers a listener, ``DELETE`` removes it.
+"""TMF hub: ``POST /tmf-api/<api>/<version>/hub {callback, query}`` registers a listener, ``DELETE`` removes it.
 
 Events are POSTed to the callback by ``turnup.kernel.delivery``. What happened to each of them is visible
 at ``GET …/hub/{id}/delivery`` (with every attempt), and a dead-lettered (``failed``) delivery is requeued
@@ -20,7 +20,7 @@ from turnup.api.tmf import list_resources, render_one
 from turnup.kernel import audit, clock
 from turnup.kernel.delivery import redeliver
 from turnup.kernel.errors import NotFound
-from turnup.kernel.hrefs import href, iso
+from turnup.kernel.hrefs import href, iso, tmf_path
 from turnup.kernel.ids import new_id
 from turnup.kernel.outbox import DeliveryAttempt, EventDelivery, HubSubscription, OutboxEvent
 from turnup.security import Principal
@@ -104,7 +104,7 @@ def _delivery_select() -> Any:
 
 def hub_router(api: str, area: str) -> APIRouter:
     """Hub endpoints for one TMF API; ``area`` is the permission area (e.g. ``catalog``)."""
-    router = APIRouter(prefix=f"/tmf-api/{api}/v4/hub", tags=[f"{api} hub"])
+    router = APIRouter(prefix=tmf_path(api, "hub"), tags=[f"{api} hub"])
 
     @router.post("", status_code=201)
     def register_listener(

@@ -5,8 +5,13 @@ from __future__ import annotations
 from turnup.kernel.settings import get_settings
 
 
+# TM Forum APIs are v4; Turnup's own APIs (no TMF spec) are v1.
+API_VERSIONS = {"turnupApproval": "v1", "turnupCompliance": "v1", "turnupDelivery": "v1",
+                "turnupOnboarding": "v1", "turnupOrchestration": "v1"}
+
+
 def tmf_path(api: str, resource: str, resource_id: str | None = None) -> str:
-    path = f"/tmf-api/{api}/v4/{resource}"
+    path = f"/tmf-api/{api}/{API_VERSIONS.get(api, 'v4')}/{resource}"
     return f"{path}/{resource_id}" if resource_id else path
 
 
