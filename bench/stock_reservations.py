@@ -129,6 +129,56 @@ def client(args: tuple[str, int, int, int, float, float]) -> tuple[list[float], 
     return latencies, refused, retries, errors, n
 
 
+def cpu_cost(url: str, ns: argparse.Namespace) -> None:
+    """One client, ``--cpu-reservations`` sequential reservations: Python CPU (``time.process_time``) and wall
+    time per reservation, measured in this process. Noise-resistant: other load on the machine stretches wall
+    time but hardly the CPU time this process consumes."""
+    from turnup.inventory.physical.reservations import create_reservation
+    from turnup.inventory.physical.schemas import ReservationCreate
+    from turnup.kernel.db import make_engine, make_sessionmaker
+    from turnup.kernel.errors import Conflict
+
+    engine = make_engine(url, pool_size=1, max_overflow=0) if url.startswith("postgresql") else make_engine(url)
+    factory = make_sessionmaker(engine)
+    rng = random.Random(12345)
+    expires = datetime.now(UTC) + timedelta(hours=2)
+
+    def one() -> bool:
+        picks = rng.sample(range(ns.skus), rng.randint(1, 5))
+        lines = [{"sku": f"SKU-{k:05d}", "quantity": rng.randint(1, 3),
+                  "location": f"LOC-{rng.randrange(ns.locations):03d}"} for k in picks]
+        data = ReservationCreate(lines=lines, expiresAt=expires, quoteId="Q-cpu")  # as the API validates
+        with factory() as session:
+            try:
+                create_reservation(session, data, "bench-cpu")
+                return True
+            except Conflict:
+                return False
+
+    for _ in range(50):  # warm-up: connection, statement caches, prepared statements
+        one()
+    backend = None  # the PostgreSQL server process serving this client (same machine): its CPU too
+    if url.startswith("postgresql"):
+        with engine.connect() as conn:
+            backend = Path(f"/proc/{conn.exec_driver_sql('SELECT pg_backend_pid()').scalar()}/stat")
+
+    def backend_cpu() -> float:
+        if backend is None or not backend.exists():
+            return float("nan")
+        fields = backend.read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    n = ns.cpu_reservations
+    b0, c0, w0 = backend_cpu(), time.process_time(), time.perf_counter()
+    ok = sum(one() for _ in range(n))
+    cpu, wall, server = time.process_time() - c0, time.perf_counter() - w0, backend_cpu() - b0
+    engine.dispose()
+    db = "postgresql" if url.startswith("postgresql") else "sqlite"
+    print(f"{db:10s} single client, {n} sequential reservations ({ok} reserved){' GENERAL PATH' * ns.general_path}: "
+          f"client CPU {cpu / n * 1000:.2f} ms/reservation, server backend CPU {server / n * 1000:.2f} ms, "
+          f"wall {wall / n * 1000:.2f} ms", flush=True)
+
+
 def oversold(url: str) -> tuple[int, int]:
     """(units oversold per the ledger, levels whose totals differ from the ledger)."""
     from sqlalchemy import func, select
@@ -152,6 +202,7 @@ def oversold(url: str) -> tuple[int, int]:
 
 
 def run(db: str, clients: int, ns: argparse.Namespace) -> None:
+    """One benchmark run on a fresh database; ``clients == 0`` means the single-client CPU measurement."""
     name = f"turnup_bench_{uuid.uuid4().hex[:10]}"
     tmp = None
     if db == "postgresql":
@@ -165,6 +216,9 @@ def run(db: str, clients: int, ns: argparse.Namespace) -> None:
         t0 = time.perf_counter()
         setup(url, ns.skus, ns.locations, ns.stock)
         load = time.perf_counter() - t0
+        if clients == 0:
+            cpu_cost(url, ns)
+            return
         start_at = time.time() + 3 + clients * 0.15
         ctx = mp.get_context("fork")
         with ctx.Pool(clients) as pool:
@@ -196,13 +250,22 @@ def run(db: str, clients: int, ns: argparse.Namespace) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--db", nargs="+", default=["postgresql", "sqlite"], choices=["postgresql", "sqlite"])
-    parser.add_argument("--clients", nargs="+", type=int, default=[16, 32])
+    parser.add_argument("--clients", nargs="*", type=int, default=[16, 32])
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--skus", type=int, default=1000)
     parser.add_argument("--locations", type=int, default=20)
     parser.add_argument("--stock", type=int, default=20, help="on hand per SKU × location")
+    parser.add_argument("--general-path", action="store_true",
+                        help="disable the PostgreSQL one-statement fast path (for before/after comparisons)")
+    parser.add_argument("--cpu-reservations", type=int, default=0,
+                        help="also measure single-client CPU per reservation over this many reservations")
     ns = parser.parse_args()
+    if ns.general_path:  # inherited by the forked client processes
+        from turnup.inventory.physical import fastpath
+        fastpath.eligible = lambda *_: False  # type: ignore[assignment]
     for db in ns.db:
+        if ns.cpu_reservations:
+            run(db, 0, ns)
         for clients in ns.clients:
             run(db, clients, ns)
 

@@ -344,3 +344,41 @@ def test_customer_site_location_references_an_accounts_site(client: TestClient) 
     assert wrong.status_code == 400
     dup = client.post(f"{BASE}/location", json={"code": "ACME-HQ", "name": "again", "locationType": "store"})
     assert dup.status_code == 409
+
+
+def test_huge_integers_are_refused_at_the_edge_and_change_nothing(
+    client: TestClient, session_factory: sessionmaker[Session]
+) -> None:
+    """Found by API fuzzing: integers beyond the 32-bit columns were a 500 (SQLite OverflowError)."""
+    _setup(client)
+    huge = 42304619396092638789632
+    rack = {"code": "R1", "name": "Rack 1", "locationType": "rack", "rackUnits": 42, "powerBudgetWatts": 5000}
+    before = client.get(f"{BASE}/location").headers["X-Total-Count"]
+    cases: list[tuple[str, dict[str, Any], str]] = [
+        ("location", {**rack, "powerBudgetWatts": huge}, "powerBudgetWatts"),
+        ("location", {**rack, "powerBudgetWatts": 10**9 + 1}, "powerBudgetWatts"),
+        ("location", {**rack, "rackUnits": huge}, "rackUnits"),
+        ("productStock", {"sku": "CABLE", "location": "WH1", "reorderPoint": huge}, "reorderPoint"),
+        ("productStock", {"sku": "CABLE", "location": "WH1", "reorderQuantity": huge}, "reorderQuantity"),
+        ("productStock", {"sku": "CABLE", "location": "WH1", "leadTimeDays": huge}, "leadTimeDays"),
+        ("adjustProductStock", {"kind": "receipt", "sku": "CABLE", "location": "WH1", "quantity": huge},
+         "quantity"),
+        ("adjustProductStock", {"kind": "count_adjustment", "sku": "CABLE", "location": "WH1",
+                                "countedQuantity": huge, "reason": "count"}, "countedQuantity"),
+        ("reserveProductStock", {"reserveProductStockItem": [{"sku": "CABLE", "quantity": huge, "location": "WH1"}],
+                                 "expiresAt": _in(60)}, "quantity"),
+        ("rackSpaceReservation", {"rack": "R1", "units": 1, "powerWatts": huge, "expiresAt": _in(60)},
+         "powerWatts"),
+        ("rackSpaceReservation", {"rack": "R1", "units": 1, "powerWatts": 1, "startU": huge,
+                                  "expiresAt": _in(60)}, "startU"),
+    ]
+    counts = _counts(session_factory)
+    for path, body, field in cases:
+        response = client.post(f"{BASE}/{path}", json=body)
+        assert response.status_code == 400, (path, body, response.text)
+        assert response.json()["@type"] == "Error" and field in response.json()["message"], response.json()
+    assert client.get(f"{BASE}/location").headers["X-Total-Count"] == before
+    assert _counts(session_factory) == counts
+    # the largest accepted budget is stored and returned as given
+    created = _post(client, "location", {**rack, "powerBudgetWatts": 10**9})
+    assert created["powerBudgetWatts"] == 10**9 and created["rackUnits"] == 42

@@ -10,6 +10,11 @@ Rules every writer follows (this is what keeps the invariants and avoids deadloc
    availability, so an expired hold never blocks the next quote even if the sweeper has not run.
 4. Record every quantity change through ``Ledger.move`` (one immutable ``stock_movement`` row) and write the
    new totals with ``Ledger.flush``; CHECK constraints on ``stock_level`` are the last line of defence.
+
+``fastpath`` (PostgreSQL, quantity lines at named locations) follows the same rules inside one SQL
+statement: the same lock in the same order, no write at all when an expired hold would need releasing or a
+reorder point would be crossed (the general path then runs), one ``reserve`` ledger row per line and the
+level totals in the same statement.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import case, func, insert, select, text, tuple_, update
+from sqlalchemy import and_, case, false, func, insert, or_, select, text, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -64,6 +69,17 @@ _LEVEL_COLUMNS = (LEVEL.c.id, LEVEL.c.sku_id, LEVEL.c.location_id, LEVEL.c.on_ha
                   LEVEL.c.lead_time_days)
 
 
+def pair_condition(session: Session, pairs: Iterable[tuple[str, str]]) -> Any:
+    """``stock_level`` rows of these (sku_id, location_id) pairs. SQLite scans the whole table for a row-value
+    ``IN`` list, so there the pairs become OR-ed equalities, which use the unique (sku_id, location_id) index."""
+    pairs = sorted(set(pairs))
+    if not pairs:
+        return false()
+    if session.get_bind().dialect.name == "sqlite":
+        return or_(*(and_(LEVEL.c.sku_id == s, LEVEL.c.location_id == loc) for s, loc in pairs))
+    return tuple_(LEVEL.c.sku_id, LEVEL.c.location_id).in_(pairs)
+
+
 def lock_levels(session: Session, *, pairs: Iterable[tuple[str, str]] = (), ids: Iterable[str] = (),
                 now: datetime | None = None) -> dict[tuple[str, str], Level]:
     """Lock the given levels (by (sku_id, location_id) or id) in primary-key order; missing pairs are absent.
@@ -73,7 +89,7 @@ def lock_levels(session: Session, *, pairs: Iterable[tuple[str, str]] = (), ids:
     pairs, ids = sorted(set(pairs)), sorted(set(ids))
     if not pairs and not ids:
         return {}
-    condition = (tuple_(LEVEL.c.sku_id, LEVEL.c.location_id).in_(pairs) if pairs else LEVEL.c.id.in_(ids))
+    condition = pair_condition(session, pairs) if pairs else LEVEL.c.id.in_(ids)
     if pairs and ids:
         condition = condition | LEVEL.c.id.in_(ids)
     columns: list[Any] = list(_LEVEL_COLUMNS)

@@ -17,11 +17,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Boolean, String, func, literal, select, text, tuple_, union_all, update
+from sqlalchemy import Boolean, String, func, literal, select, text, union_all, update
 from sqlalchemy.orm import Session
 
+from turnup.inventory.physical import fastpath
 from turnup.inventory.physical.ledger import (
-    LEVEL, LINE, LINE_HELD, UNIT, Ledger, Level, free_units, held_units, lock_levels, release_expired,
+    LEVEL, LINE, LINE_HELD, UNIT, Ledger, Level, free_units, held_units, lock_levels, pair_condition,
+    release_expired,
 )
 from turnup.inventory.physical.orm import (
     Allocation, Location, ReplenishmentRequest, Reservation, ReservationLine, Sku, StockUnit,
@@ -283,10 +285,25 @@ def _refusal(shorts: list[dict[str, Any]]) -> Conflict:
 
 def create_reservation(session: Session, data: ReservationCreate, actor: str, *,
                        commit: bool = True) -> ReservationView:
-    """Hold every line or none. Raises ``Conflict`` (409) listing each short line."""
+    """Hold every line or none. Raises ``Conflict`` (409) listing each short line.
+
+    On PostgreSQL, quantity lines at named locations first try ``fastpath.reserve`` (one statement); when it
+    declines (it then wrote nothing) the general path below runs in the same transaction."""
     now = clock.now()
     if data.expiresAt <= now:
         raise InvalidInput("expiresAt: must be in the future")
+    if fastpath.eligible(session, data):
+        view = fastpath.reserve(session, data, actor, now)
+        if view is not None:
+            if commit:
+                session.commit()
+            return view
+    return _create_general(session, data, actor, now, commit=commit)
+
+
+def _create_general(session: Session, data: ReservationCreate, actor: str, now: datetime, *,
+                    commit: bool) -> ReservationView:
+    """Every request shape, on both databases: resolve, lock levels, release expired holds, plan, write."""
     if data.customerId is not None:
         from turnup.accounts.orm import Customer
         if session.get(Customer, data.customerId) is None:
@@ -564,7 +581,7 @@ def check_availability(session: Session, requests: list[LineRequest]) -> list[Li
         levels = {(r.sku_id, r.location_id): r for r in session.execute(
             select(LEVEL.c.id, LEVEL.c.sku_id, LEVEL.c.location_id, LEVEL.c.on_hand, LEVEL.c.reserved,
                    LEVEL.c.allocated, expired, repl_qty, repl_at)
-            .where(tuple_(LEVEL.c.sku_id, LEVEL.c.location_id).in_(pairs)))}
+            .where(pair_condition(session, pairs)))}
     codes = resolved.location_codes
 
     def avail(row: Any) -> int:

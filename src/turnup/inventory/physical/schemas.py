@@ -8,6 +8,9 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validato
 
 LocationType = Literal["warehouse", "van", "store", "customer_site", "data_centre", "cage", "rack"]
 Code = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/\-]*$")
+# Upper bound for counts, quantities and watts: they are 32-bit INTEGER columns (SQLite would raise
+# OverflowError, PostgreSQL "integer out of range"), so an absurd value is a 400 at the edge, not a 500.
+MAX_INT = 10**9
 
 
 class Strict(BaseModel):
@@ -36,7 +39,7 @@ class LocationCreate(Strict):
     region: str | None = Field(default=None, min_length=1, max_length=100)
     siteId: str | None = Field(default=None, max_length=32, description="accounts site (customer sites)")
     rackUnits: int | None = Field(default=None, gt=0, le=100)
-    powerBudgetWatts: int | None = Field(default=None, ge=0)
+    powerBudgetWatts: int | None = Field(default=None, ge=0, le=MAX_INT)
 
     @model_validator(mode="after")
     def _rack(self) -> LocationCreate:
@@ -60,9 +63,9 @@ class LevelSettings(Strict):
 
     sku: str
     location: str
-    reorderPoint: int | None = Field(default=None, ge=0)
-    reorderQuantity: int | None = Field(default=None, gt=0)
-    leadTimeDays: int | None = Field(default=None, ge=0)
+    reorderPoint: int | None = Field(default=None, ge=0, le=MAX_INT)
+    reorderQuantity: int | None = Field(default=None, gt=0, le=MAX_INT)
+    leadTimeDays: int | None = Field(default=None, ge=0, le=36_500)
 
 
 # --- movements -------------------------------------------------------------------------------------------
@@ -95,10 +98,10 @@ class MovementCreate(Strict):
     sku: str = Field(min_length=1, max_length=100)
     location: str | None = Field(default=None, min_length=1, max_length=100)
     toLocation: str | None = Field(default=None, min_length=1, max_length=100)
-    quantity: int | None = Field(default=None, gt=0)
+    quantity: int | None = Field(default=None, gt=0, le=MAX_INT)
     serials: list[str] | None = Field(default=None, min_length=1, max_length=10_000)
     units: list[UnitIn] | None = Field(default=None, min_length=1, max_length=10_000)
-    countedQuantity: int | None = Field(default=None, ge=0)
+    countedQuantity: int | None = Field(default=None, ge=0, le=MAX_INT)
     fromQuarantine: bool = True
     reference: str | None = Field(default=None, max_length=200)
     reason: str | None = Field(default=None, max_length=500)
@@ -215,8 +218,9 @@ class AllocationDispatch(Strict):
 class RackHoldCreate(Strict):
     rack: str = Field(min_length=1, max_length=100, description="rack location code")
     units: int = Field(gt=0, le=100)
-    powerWatts: int = Field(ge=0)
-    startU: int | None = Field(default=None, ge=1, description="a specific position; lowest free otherwise")
+    powerWatts: int = Field(ge=0, le=MAX_INT)
+    startU: int | None = Field(default=None, ge=1, le=100,
+                               description="a specific position; lowest free otherwise")
     expiresAt: AwareDatetime
     customerId: str | None = Field(default=None, max_length=32)
     quoteId: str | None = Field(default=None, max_length=100)

@@ -6,11 +6,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import func, select, tuple_, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from turnup.inventory.physical.ledger import (
-    LINE, UNIT, Ledger, Level, ensure_levels, lock_levels, release_expired,
+    LINE, UNIT, Ledger, Level, ensure_levels, lock_levels, pair_condition, release_expired,
 )
 from turnup.inventory.physical.orm import (
     Allocation, Location, Sku, StockLevel, StockMovement, StockUnit,
@@ -276,7 +276,7 @@ def apply_movement(session: Session, data: MovementCreate, actor: str, *, commit
         pairs.add((sku.id, dest.id))
     if kind == "receipt" or kind == "return" or kind == "transfer" or kind == "count_adjustment":
         before = {(p[0], p[1]) for p in session.execute(select(StockLevel.sku_id, StockLevel.location_id).where(
-            tuple_(StockLevel.sku_id, StockLevel.location_id).in_(sorted(pairs))))}
+            pair_condition(session, pairs)))}
         created = pairs - before
         ensure_levels(session, pairs, now)
     else:

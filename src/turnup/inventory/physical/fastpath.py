@@ -1,0 +1,204 @@
+"""PostgreSQL fast path for the common reservation shape: quantity lines at named locations.
+
+One statement does what the general path (``reservations._create_general``) does in about nine round trips:
+
+1. resolve SKU and location codes to ids (stock-holding locations only) and find the ``stock_level`` rows;
+2. lock those levels in primary-key order (``ORDER BY id FOR NO KEY UPDATE`` in a materialised CTE, the same
+   lock and order as ``ledger.lock_levels``);
+3. decide, on the locked (latest) row versions, whether *every* line fits: quantity per level summed over the
+   lines, no expired-but-unswept hold on any of the levels, no reorder point crossed, customer known;
+4. only if so: add to ``reserved`` (CHECK constraints stay the last line of defence), insert the reservation,
+   its lines, one ``reserve`` ledger row per line, the audit entry, the outbox event and its deliveries for
+   hub subscriptions without a query filter.
+
+Anything else — an unknown code, a short line (whose 409 lists every short line), an expired hold to release
+lazily, a replenishment request to open, a hub subscription with a query filter (matched in Python) — is
+answered by the statement's result and handled in Python *in the same transaction*: the statement wrote
+nothing when it said "not ok", and the general path then locks the same levels in the same order (the locks
+already taken are a prefix of that order). So every case keeps the general path's semantics and messages.
+
+Why the decision is safe under READ COMMITTED: the lock CTE returns the newest committed version of each
+level row (PostgreSQL re-reads a row it had to wait for), the availability test is computed from those
+versions, and the ``UPDATE`` adds to the newest version (``reserved = reserved + n``). The expired-hold probe
+reads the statement snapshot; a hold that committed after the snapshot cannot already be past its expiry
+(``expiresAt`` must be in the future when a hold is made), and a concurrent release it missed only sends us
+to the general path.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+import psycopg
+from sqlalchemy import insert
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
+
+from turnup.inventory.physical.orm import Reservation, ReservationLine
+from turnup.inventory.physical.render import API, LineView, ReservationView, render_reservation
+from turnup.inventory.physical.schemas import ReservationCreate
+from turnup.kernel.hrefs import iso
+from turnup.kernel.ids import new_id
+from turnup.kernel.outbox import EventDelivery, subscription_matches
+
+EVENT_TYPE = "ReserveProductStockCreateEvent"
+RESOURCE_TYPE = "reserveProductStock"
+
+# Stock-holding location types (reservations.STOCK_HOLDING) are spelled out in the SQL below.
+_RESERVE_SQL = """
+WITH req AS (
+    SELECT (r.ord - 1)::int AS line_no, r.sku, r.loc, r.qty, r.line_id
+    FROM unnest(%(skus)s::text[], %(locs)s::text[], %(qtys)s::int[], %(line_ids)s::text[])
+         WITH ORDINALITY AS r(sku, loc, qty, line_id, ord)
+), matched AS MATERIALIZED (
+    SELECT q.line_no, q.qty, q.line_id, lv.id AS level_id, lv.sku_id, lv.location_id
+    FROM req q
+    JOIN stock_sku s ON s.code = q.sku
+    JOIN stock_location l ON l.code = q.loc
+         AND l.location_type IN ('warehouse', 'van', 'store', 'data_centre', 'cage')
+    JOIN stock_level lv ON lv.sku_id = s.id AND lv.location_id = l.id
+), want AS MATERIALIZED (
+    SELECT level_id, sum(qty) AS qty FROM matched GROUP BY level_id
+), locked AS MATERIALIZED (
+    SELECT lv.id, lv.on_hand - lv.reserved - lv.allocated AS available, lv.reorder_point
+    FROM stock_level lv
+    WHERE lv.id IN (SELECT level_id FROM want)
+    ORDER BY lv.id
+    FOR NO KEY UPDATE OF lv
+), decision AS MATERIALIZED (
+    SELECT (SELECT count(*) FROM locked) = (SELECT count(*) FROM want)
+       AND (SELECT count(*) FROM matched) = %(n_lines)s
+       AND NOT EXISTS (
+           SELECT 1 FROM locked k JOIN want w ON w.level_id = k.id
+           WHERE k.available < w.qty
+              OR (k.reorder_point IS NOT NULL AND k.available - w.qty < k.reorder_point)
+              OR EXISTS (SELECT 1 FROM stock_reservation_line x
+                         WHERE x.level_id = k.id AND x.status = 'held' AND x.expires_at <= %(now)s))
+       AND (%(customer_id)s::text IS NULL
+            OR EXISTS (SELECT 1 FROM customer c WHERE c.id = %(customer_id)s::text)) AS ok
+), upd AS (
+    UPDATE stock_level s SET reserved = s.reserved + w.qty, updated_at = %(now)s
+    FROM want w
+    WHERE s.id = w.level_id AND (SELECT ok FROM decision)
+    RETURNING s.id
+), ins_reservation AS (
+    INSERT INTO stock_reservation (id, status, expires_at, customer_id, quote_id, order_id, created_at,
+                                   updated_at)
+    SELECT %(reservation_id)s, 'held', %(expires_at)s, %(customer_id)s::text, %(quote_id)s, NULL, %(now)s, %(now)s
+    WHERE (SELECT ok FROM decision)
+), ins_lines AS (
+    INSERT INTO stock_reservation_line (id, reservation_id, line_no, level_id, sku_id, location_id, quantity,
+                                        serial_numbers, status, expires_at)
+    SELECT m.line_id, %(reservation_id)s, m.line_no, m.level_id, m.sku_id, m.location_id, m.qty,
+           'null'::jsonb, 'held', %(expires_at)s
+    FROM matched m WHERE (SELECT ok FROM decision)
+), ins_moves AS (
+    INSERT INTO stock_movement (at, kind, sku_id, location_id, on_hand_delta, reserved_delta, allocated_delta,
+                                quarantined_delta, unit_id, unit_state, reservation_id, reference, reason, actor)
+    SELECT %(now)s, 'reserve', m.sku_id, m.location_id, 0, m.qty, 0, 0, NULL, NULL, %(reservation_id)s, NULL,
+           NULL, %(actor)s
+    FROM matched m WHERE (SELECT ok FROM decision)
+    ORDER BY m.line_no
+), ins_audit AS (
+    INSERT INTO audit_entry (id, at, actor, action, resource_type, resource_id, details, comment)
+    SELECT %(audit_id)s, %(now)s, %(actor)s, 'stock.reserve', 'reserveProductStock', %(reservation_id)s,
+           %(audit_details)s::jsonb, NULL
+    WHERE (SELECT ok FROM decision)
+), ins_event AS (
+    INSERT INTO outbox_event (id, api, event_type, event_time, resource_type, resource_id, payload)
+    SELECT %(event_id)s, %(api)s, %(event_type)s, %(now)s, %(resource_type)s, %(reservation_id)s,
+           %(payload)s::jsonb
+    WHERE (SELECT ok FROM decision)
+    RETURNING id
+), ins_deliveries AS (
+    INSERT INTO event_delivery (id, event_id, subscription_id, status, attempts, next_attempt_at,
+                                requeued_after)
+    SELECT replace(gen_random_uuid()::text, '-', ''), e.id, h.id, 'pending', 0, %(now)s, 0
+    FROM ins_event e JOIN hub_subscription h ON h.api = %(api)s AND (h.query IS NULL OR h.query = '')
+)
+SELECT (SELECT ok FROM decision) AS ok,
+       (SELECT count(*) FROM upd) AS levels_updated,
+       (SELECT count(*) FROM want) AS levels_wanted,
+       (SELECT json_agg(json_build_array(m.line_no, m.level_id, m.sku_id, m.location_id)) FROM matched m)
+           AS placed,
+       (SELECT json_agg(json_build_array(h.id, h.query) ORDER BY h.id) FROM hub_subscription h
+        WHERE h.api = %(api)s AND h.query <> '') AS filtered_subscriptions
+"""
+# One line of single spaces: under psycopg's 4 KiB limit for caching the parsed query (no string literal
+# above contains whitespace). psycopg prepares it server-side after a few executions on a connection.
+RESERVE_SQL = " ".join(_RESERVE_SQL.split())
+PIPELINE = True  # send BEGIN and the statement in one round trip
+
+
+def _execute(session: Session, params: dict[str, Any]) -> tuple[Any, ...]:
+    connection = session.connection()
+    if not PIPELINE:
+        return tuple(connection.exec_driver_sql(RESERVE_SQL, params).one())
+    driver = connection.connection.driver_connection
+    try:
+        with driver.pipeline():  # psycopg: the implicit BEGIN and the statement leave in one packet
+            cursor = driver.execute(RESERVE_SQL, params)
+        row = cursor.fetchone()
+    except psycopg.Error as exc:  # the same exception types as any other statement through SQLAlchemy
+        raise DBAPIError.instance(RESERVE_SQL, params, exc, psycopg.Error,
+                                  dialect=connection.dialect) from exc
+    assert row is not None
+    return tuple(row)
+
+
+def eligible(session: Session, data: ReservationCreate) -> bool:
+    """The shape the fast path handles: PostgreSQL (psycopg 3), every line a quantity at a named location.
+    Region lines (most-available-first split) and named serials stay on the general path."""
+    dialect = session.get_bind().dialect
+    if dialect.name != "postgresql" or dialect.driver != "psycopg":  # psycopg 3: pipeline mode
+        return False
+    return all(line.location is not None and line.region is None and not line.serials
+               and line.quantity is not None for line in data.lines)
+
+
+def reserve(session: Session, data: ReservationCreate, actor: str, now: datetime) -> ReservationView | None:
+    """Try the one-statement reservation. Returns the view, or ``None`` when the statement wrote nothing and
+    the caller must take the general path (same transaction; see the module docstring)."""
+    reservation_id = new_id()
+    event_id = new_id()
+    lines = data.lines
+    line_rows = [{"id": new_id(), "reservation_id": reservation_id, "line_no": i, "level_id": None,
+                  "sku_id": None, "location_id": None, "quantity": line.quantity, "serial_numbers": None,
+                  "status": "held", "expires_at": data.expiresAt} for i, line in enumerate(lines)]
+    reservation = Reservation(id=reservation_id, status="held", expires_at=data.expiresAt,
+                              customer_id=data.customerId, quote_id=data.quoteId, order_id=None,
+                              created_at=now, updated_at=now)
+    view = ReservationView(reservation, [LineView(ReservationLine(**row), line.sku, line.location or "")
+                                         for row, line in zip(line_rows, lines)])
+    resource = render_reservation(view)
+    payload = {"eventId": event_id, "eventTime": now.isoformat().replace("+00:00", "Z"),
+               "eventType": EVENT_TYPE, "event": {RESOURCE_TYPE: resource}}
+    details = {"lines": len(lines), "expiresAt": iso(data.expiresAt), "quoteId": data.quoteId}
+    params = {
+        "skus": [line.sku for line in lines], "locs": [line.location for line in lines],
+        "qtys": [line.quantity for line in lines], "line_ids": [row["id"] for row in line_rows],
+        "n_lines": len(lines), "now": now, "customer_id": data.customerId, "reservation_id": reservation_id,
+        "expires_at": data.expiresAt, "quote_id": data.quoteId, "actor": actor, "audit_id": new_id(),
+        "audit_details": json.dumps(details), "event_id": event_id, "api": API, "event_type": EVENT_TYPE,
+        "resource_type": RESOURCE_TYPE, "payload": json.dumps(payload),
+    }
+    if session.new or session.dirty or session.deleted:
+        session.flush()  # as the general path's first query would (autoflush), e.g. a caller's new customer
+    ok, updated, wanted, placed, filtered = _execute(session, params)
+    if not ok:
+        return None
+    if updated != wanted:  # cannot happen: every wanted level was locked and found
+        raise RuntimeError(f"reservation fast path updated {updated} of {wanted} stock levels")
+    for line_no, level_id, sku_id, location_id in placed:
+        row = view.lines[line_no].line
+        row.level_id, row.sku_id, row.location_id = level_id, sku_id, location_id
+    if filtered:  # subscriptions with a query: matched in Python exactly as kernel.outbox.publish does
+        deliveries = [{"id": new_id(), "event_id": event_id, "subscription_id": sub_id, "status": "pending",
+                       "attempts": 0, "next_attempt_at": now, "requeued_after": 0}
+                      for sub_id, query in filtered
+                      if subscription_matches(query, EVENT_TYPE, resource, RESOURCE_TYPE)]
+        if deliveries:
+            session.execute(insert(EventDelivery), deliveries)
+    return view
