@@ -13,8 +13,12 @@ from sqlalchemy import Engine, text
 import turnup.models  # noqa: F401  (complete metadata)
 from turnup import __version__
 from turnup.accounts.routes import router as accounts_router
+from turnup.agreements.routes import router as agreements_router
+from turnup.quoting.routes import router as quoting_router
 from turnup.api.deps import public
 from turnup.catalog.routes import router as catalog_router
+from turnup.compliance.routes import router as compliance_router
+from turnup.onboarding.routes import router as onboarding_router
 from turnup.ordering.routes import router as ordering_router
 from turnup.provisioning.routes import router as fallout_router
 from turnup.service_inventory.routes import router as service_inventory_router
@@ -53,8 +57,12 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.include_router(logical_inventory_router)
     app.include_router(catalog_router)
     app.include_router(ordering_router)
+    app.include_router(quoting_router)
+    app.include_router(agreements_router)
     app.include_router(service_inventory_router)
     app.include_router(fallout_router)
+    app.include_router(compliance_router)
+    app.include_router(onboarding_router)
     app.include_router(web_router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     install_web_error_handlers(app)

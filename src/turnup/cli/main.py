@@ -12,6 +12,8 @@ from sqlalchemy import select
 from turnup.accounts.cli import app as accounts_app
 from turnup.inventory.physical.cli import app as stock_app
 from turnup.catalog.cli import app as catalog_app
+from turnup.compliance.cli import app as compliance_app
+from turnup.onboarding.cli import app as onboarding_app
 from turnup.inventory.logical.cli import ip_app, numbers_app, pools_app
 from turnup.cli.common import cli_session, console
 from turnup.kernel import migrate
@@ -19,6 +21,7 @@ from turnup.kernel.events_cli import app as events_app
 from turnup.kernel.settings import get_settings
 from turnup.orchestration.cli import app as orchestrator_app
 from turnup.provisioning.cli import app as fallout_app
+from turnup.quoting.cli import app as quotes_app
 
 app = typer.Typer(help="Turnup service delivery platform.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
@@ -34,6 +37,9 @@ app.add_typer(events_app, name="events")
 app.add_typer(catalog_app, name="catalog")
 app.add_typer(orchestrator_app, name="orchestrator")
 app.add_typer(fallout_app, name="fallout")
+app.add_typer(quotes_app, name="quotes")
+app.add_typer(compliance_app, name="compliance")
+app.add_typer(onboarding_app, name="onboarding")
 
 
 @db_app.command("upgrade")
