@@ -26,6 +26,9 @@ class ProductOrder(Base):
     completion_date: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     state_reason: Mapped[str | None] = mapped_column(String(500), nullable=True)
     workflow_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    quote_id: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
+    agreement_ids: Mapped[list[str] | None] = mapped_column(JSONDoc, nullable=True)
+    reservation_refs: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONDoc, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 

@@ -8,6 +8,7 @@ from turnup.kernel.hrefs import href, iso
 from turnup.ordering.orm import PlanItem, ProductOrder
 
 API = "productOrderingManagement"
+SERVICE_ORDER_API = "serviceOrdering"  # TMF641: each plan item is published as a one-item service order
 
 
 def render_order(o: ProductOrder) -> dict[str, Any]:
@@ -30,6 +31,11 @@ def render_order(o: ProductOrder) -> dict[str, Any]:
             for i in o.items
         ],
         "plan": {"href": href(API, "productOrder", o.id) + "/plan"},
+        "quote": ([{"id": o.quote_id, "href": href("quoteManagement", "quote", o.quote_id),
+                    "@referredType": "Quote"}] if o.quote_id else []),
+        "agreement": [{"id": a, "href": href("agreementManagement", "agreement", a), "@referredType": "Agreement"}
+                      for a in o.agreement_ids or []],
+        "reservation": list(o.reservation_refs or []),
         "lastUpdate": iso(o.updated_at),
     }
 
@@ -54,4 +60,25 @@ def render_plan_item(p: PlanItem) -> dict[str, Any]:
         "skipReason": p.skip_reason,
         "startedAt": iso(p.started_at),
         "completedAt": iso(p.completed_at),
+    }
+
+
+def render_service_order(p: PlanItem) -> dict[str, Any]:
+    """A plan item as a TMF641 ServiceOrder with one item (the id is the plan item's)."""
+    action = "modify" if p.action in ("suspend", "resume") else p.action
+    return {
+        "id": p.id,
+        "href": href(SERVICE_ORDER_API, "serviceOrder", p.id),
+        "@type": "ServiceOrder",
+        "state": p.state,
+        "externalId": p.order_id,
+        "productOrder": {"id": p.order_id, "href": href(API, "productOrder", p.order_id)},
+        "serviceOrderItem": [{
+            "id": "1", "action": action, "state": p.state, "@type": "ServiceOrderItem",
+            "service": {"id": p.service_id, "name": p.service_name,
+                        "href": href("serviceInventory", "service", p.service_id)},
+            "kind": p.kind, "operation": p.action, "adapter": p.adapter or None,
+        }],
+        "startDate": iso(p.started_at),
+        "completionDate": iso(p.completed_at),
     }

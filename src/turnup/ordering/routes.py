@@ -13,8 +13,8 @@ from turnup.api.deps import get_session, requires
 from turnup.api.hub import hub_router
 from turnup.ordering import services
 from turnup.ordering.orm import ProductOrder
-from turnup.ordering.render import API, render_order, render_plan_item
-from turnup.ordering.schemas import CancelProductOrderCreate, ProductOrderCreate
+from turnup.ordering.render import API, SERVICE_ORDER_API, render_order, render_plan_item
+from turnup.ordering.schemas import CancelProductOrderCreate, OrderEventCreate, ProductOrderCreate
 from turnup.security import Principal
 
 ORDERS = f"/tmf-api/{API}/v4/productOrder"
@@ -44,6 +44,13 @@ def get_plan(order_id: str, request: Request, session: Session = Depends(get_ses
     return [render_plan_item(p) for p in services.plan_items(session, order_id)]
 
 
+@router.post(ORDERS + "/{order_id}/event", status_code=201, name="report productOrder event")
+def report_event(order_id: str, body: OrderEventCreate, session: Session = Depends(get_session),
+                 principal: Principal = requires("ordering:write")) -> dict[str, Any]:
+    """Field work done, shipment delivered, milestone accepted: completes the plan item waiting for it."""
+    return render_plan_item(services.report_event(session, order_id, body, principal.actor))
+
+
 @router.post(f"/tmf-api/{API}/v4/cancelProductOrder", status_code=201, name="cancel productOrder")
 def cancel_order(body: CancelProductOrderCreate, session: Session = Depends(get_session),
                  principal: Principal = requires("ordering:write")) -> dict[str, Any]:
@@ -53,3 +60,4 @@ def cancel_order(body: CancelProductOrderCreate, session: Session = Depends(get_
 
 
 router.include_router(hub_router(API, "ordering"))
+router.include_router(hub_router(SERVICE_ORDER_API, "ordering"))

@@ -24,11 +24,38 @@ class PartyRef(Strict):
     referredType: str | None = Field(default=None, alias="@referredType")
 
 
+class CharacteristicIn(Strict):
+    name: str = Field(min_length=1, max_length=100)
+    value: str | int | float | bool | None = None
+
+
+class ProductRef(Strict):
+    """The existing product a modify/delete item changes. Until product inventory (TMF637) exists, ``id``
+    names the service instance (TMF638) the product is realised by.
+
+    ``status`` (TMF622 ProductStatusType) is how an order suspends or resumes: ``action: modify`` with
+    ``status: suspended`` suspends, with ``status: active`` (on a suspended product) resumes.
+    ``productCharacteristic`` is the change of a plain modify (e.g. bandwidth, seats).
+    """
+
+    id: str = Field(min_length=1, max_length=32)
+    status: Literal["active", "suspended"] | None = None
+    productCharacteristic: list[CharacteristicIn] = Field(default_factory=list, max_length=50)
+
+
 class OrderItemCreate(Strict):
     id: str = Field(min_length=1, max_length=50)
     action: Literal["add", "modify", "delete", "noChange"] = "add"
     quantity: int = Field(default=1, ge=1, le=100)
-    productOffering: OfferingRef
+    productOffering: OfferingRef | None = None  # required for add
+    product: ProductRef | None = None  # required for modify / delete
+
+
+class ReservationRef(Strict):
+    """A committed inventory reservation the order carries (stock or logical resources)."""
+
+    id: str = Field(min_length=1, max_length=32)
+    referredType: Literal["ReserveProductStock", "ResourceReservation"] = Field(alias="@referredType")
 
 
 class ProductOrderCreate(Strict):
@@ -38,6 +65,10 @@ class ProductOrderCreate(Strict):
     requestedCompletionDate: AwareDatetime | None = None
     relatedParty: list[PartyRef] = Field(min_length=1, max_length=5)
     productOrderItem: list[OrderItemCreate] = Field(min_length=1, max_length=50)
+    # references set when an accepted quote creates the order (turnup.quoting)
+    quote: list[OfferingRef] = Field(default_factory=list, max_length=1)
+    agreement: list[OfferingRef] = Field(default_factory=list, max_length=5)
+    reservation: list[ReservationRef] = Field(default_factory=list, max_length=10)
 
 
 class CancelProductOrderCreate(Strict):
@@ -48,3 +79,12 @@ class CancelProductOrderCreate(Strict):
 
 class FalloutDecision(Strict):
     reason: str | None = Field(default=None, max_length=500)
+
+
+class OrderEventCreate(Strict):
+    """An outside event a waiting plan item needs (field work done, shipment delivered, milestone accepted)."""
+
+    eventType: str = Field(min_length=1, max_length=100)  # technicianCompleted | shipmentDelivered | …
+    planItemId: str | None = Field(default=None, max_length=32)  # which item, when several await one type
+    reference: str | None = Field(default=None, max_length=200)  # job / tracking number
+    note: str | None = Field(default=None, max_length=1000)

@@ -63,8 +63,8 @@ def resolve(session: Session, fallout_id: str, action: str, reason: str | None, 
     if action in ("retry", "skip") and order.state == "held":
         ordering.transition(session, order, "inProgress", actor, f"fallout {entry.id}: {action}"
                             + (f" ({reason})" if reason else ""))
-    if action == "skip" and plan is not None and entry.step == "activate":
-        plan.state = "cancelled"
+    if action == "skip" and plan is not None and entry.step in ("activate", "wait"):
+        ordering.set_plan_state(session, plan, "cancelled")
         plan.skip_reason = reason
         plan.updated_at = now
         service = inventory.get_service(session, plan.service_id)

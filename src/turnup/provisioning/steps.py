@@ -7,6 +7,7 @@ Every step opens its own short Turnup transaction(s). Adapter calls carry the id
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,11 +15,13 @@ from sqlalchemy import select
 
 from turnup.kernel import audit, clock
 from turnup.kernel.ids import new_id
+from turnup.kernel.outbox import publish
 from turnup.ordering import services as ordering
 from turnup.ordering.orm import PlanItem, ProductOrder, ProductOrderItem
+from turnup.ordering.services import set_plan_state
 from turnup.orchestration import runtime as orchestration
 from turnup.provisioning.adapters import (
-    AdapterAnswerMalformed, AdapterContext, AdapterRegistry, AdapterRequest, UnknownAdapter,
+    AdapterAnswerMalformed, AdapterContext, AdapterError, AdapterRegistry, AdapterRequest, UnknownAdapter,
 )
 from turnup.provisioning.orm import FalloutEntry
 from turnup.service_inventory import services as inventory
@@ -76,9 +79,11 @@ def start_order(order_id: str) -> dict[str, Any]:
                 item.state = "inProgress"
         elif order.state not in ("inProgress", "held"):
             return {"proceed": False, "state": order.state, "items": []}
-        items = [p.id for p in _topological(ordering.plan_items(s, order_id))]
+        plan = _topological(ordering.plan_items(s, order_id))
+        items = [p.id for p in plan]
+        waits = {p.id: dict(p.parameters) for p in plan if p.kind in ordering.WAIT_KINDS}
         s.commit()
-        return {"proceed": True, "state": order.state, "items": items}
+        return {"proceed": True, "state": order.state, "items": items, "waits": waits}
 
 
 def _topological(plan: list[PlanItem]) -> list[PlanItem]:
@@ -96,34 +101,64 @@ def _topological(plan: list[PlanItem]) -> list[PlanItem]:
     return ordered
 
 
-# --- activate / deactivate ------------------------------------------------------------------------------------
+# --- activate / change / deactivate --------------------------------------------------------------------------
+# What a plan item's action needs of its service before the adapter call, and what it leaves it in.
+NEEDS = {"add": ("designed", "reserved", "active"), "modify": ("active",), "suspend": ("active",),
+         "resume": ("inactive",), "delete": ("active", "inactive")}
+# Compensation (abort): the operation that undoes a completed plan item, or None when it cannot be undone.
+UNDO = {"add": "deactivate", "modify": "modify", "suspend": "resume", "resume": "suspend", "delete": None}
+
+
 def activate_item(order_id: str, plan_item_id: str) -> str:
-    """Activate one service through its adapter and record it active in the service inventory."""
-    return _operate(order_id, plan_item_id, "activate")
+    """Carry out one plan item through its adapter (activate, modify, suspend, resume or deactivate) and
+    record the outcome in the service inventory."""
+    return _operate(order_id, plan_item_id, "do")
 
 
 def deactivate_item(order_id: str, plan_item_id: str) -> str:
-    """Compensation: deactivate a service this order activated, and record it terminated."""
-    return _operate(order_id, plan_item_id, "deactivate")
+    """Compensation: undo a plan item this order completed (deactivate what it activated, restore what it
+    modified, resume what it suspended…)."""
+    return _operate(order_id, plan_item_id, "undo")
 
 
-def _operate(order_id: str, plan_item_id: str, operation: str) -> str:
+def _adapter_parameters(parameters: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in parameters.items() if not k.startswith("_")}
+
+
+def _operate(order_id: str, plan_item_id: str, mode: str) -> str:
     with orchestration.step_session() as s:
         plan = s.get(PlanItem, plan_item_id)
         if plan is None or plan.order_id != order_id:
             raise StepFailedForGood(f"plan item {plan_item_id} of order {order_id} not found")
+        if plan.kind in ordering.WAIT_KINDS:
+            return plan.state  # field/shipping items have no adapter effect to do or undo
         service = inventory.get_service(s, plan.service_id)
-        if operation == "activate" and (plan.state == "completed" or plan.state == "cancelled"):
-            return plan.state  # done before (or skipped by staff)
-        if operation == "deactivate" and service.state == "terminated":
-            return "terminated"
-        request = AdapterRequest(idempotency_key=f"{plan.id}:{operation}", service_id=service.id,
-                                 action=plan.adapter_action, parameters=dict(plan.parameters),
-                                 order_id=order_id)
-        adapter_name = plan.adapter
+        parameters = _adapter_parameters(dict(plan.parameters))
+        if mode == "do":
+            if plan.state in ("completed", "cancelled"):
+                return plan.state  # done before (or skipped by staff)
+            if service.state not in NEEDS[plan.action]:
+                error = (f"service {service.id} is {service.state}; a {plan.action} needs it "
+                         f"{' or '.join(NEEDS[plan.action])}")
+                _record_failure(plan_item_id, error)
+                raise StepFailedForGood(error)
+            operation = ordering.OPERATIONS[plan.action]
+            key = f"{plan.id}:{operation}"
+        else:
+            operation_or_none = UNDO.get(plan.action)
+            if plan.state != "completed" or operation_or_none is None:
+                return plan.state  # nothing this order did, or nothing that can be undone
+            operation = operation_or_none
+            key = f"{plan.id}:{operation}" if plan.action == "add" else f"{plan.id}:undo-{operation}"
+            if plan.action == "modify":
+                parameters = dict(plan.parameters.get(ordering.UNDO_KEY) or {})
+        request = AdapterRequest(idempotency_key=key, service_id=service.id, action=plan.adapter_action,
+                                 parameters=parameters, order_id=order_id)
+        adapter_name, action = plan.adapter, plan.action
+        timeout = _step_timeout(plan.parameters)
         s.rollback()  # no database transaction is held while the adapter works
     try:
-        result = adapters().call(adapter_name, operation, request)
+        result = _call_with_timeout(adapter_name, operation, request, timeout)
     except (AdapterAnswerMalformed, UnknownAdapter) as exc:
         _record_failure(plan_item_id, str(exc))
         raise StepFailedForGood(str(exc)) from None
@@ -135,23 +170,77 @@ def _operate(order_id: str, plan_item_id: str, operation: str) -> str:
         assert plan is not None
         service = inventory.get_service(s, plan.service_id)
         now = clock.now()
-        if operation == "activate":
-            if service.state != "active":
-                inventory.change_state(s, service, "active", order_id=order_id,
-                                       order_item_id=plan.order_item_id, action="add",
-                                       network_ref=result.network_ref)
-            plan.state = "completed"
+        ids = {"order_id": order_id, "order_item_id": plan.order_item_id}
+        if mode == "do":
+            if action == "add":
+                if service.state != "active":
+                    inventory.change_state(s, service, "active", action="add", network_ref=result.network_ref,
+                                           **ids)
+            elif action == "modify":
+                inventory.modify_characteristics(s, service, _adapter_parameters(dict(plan.parameters)), **ids)
+            elif action == "suspend":
+                inventory.change_state(s, service, "inactive", action="suspend", **ids)
+            elif action == "resume":
+                inventory.change_state(s, service, "active", action="resume", **ids)
+            elif action == "delete":
+                inventory.change_state(s, service, "terminated", action="delete", **ids)
+                inventory.release_resources(s, service, actor=ACTOR, **ids)
             plan.completed_at = now
+            set_plan_state(s, plan, "completed")
         else:
-            inventory.change_state(s, service, "terminated", order_id=order_id,
-                                   order_item_id=plan.order_item_id, action="compensate")
-            plan.state = "cancelled"
-            plan.skip_reason = "activation undone: order aborted"
+            if action == "add":
+                inventory.change_state(s, service, "terminated", action="compensate", **ids)
+            elif action == "modify":
+                inventory.modify_characteristics(s, service, dict(plan.parameters.get(ordering.UNDO_KEY) or {}),
+                                                 action="compensate", **ids)
+            elif action == "suspend":
+                inventory.change_state(s, service, "active", action="resume", **ids)
+            elif action == "resume":
+                inventory.change_state(s, service, "inactive", action="suspend", **ids)
+            set_plan_state(s, plan, "cancelled")
+            plan.skip_reason = "undone: order aborted" if action != "add" else "activation undone: order aborted"
         plan.attempts += 1
         plan.started_at = plan.started_at or now
         plan.updated_at = now
         s.commit()
         return plan.state
+
+
+def _step_timeout(parameters: dict[str, Any]) -> float:
+    """Per-step timeout of an adapter call: the plan item's ``stepTimeoutSeconds`` parameter (from the
+    catalog's provisioning entry), else ``TURNUP_STEP_TIMEOUT_SECONDS`` (default 30 s)."""
+    value = parameters.get("stepTimeoutSeconds") or os.environ.get("TURNUP_STEP_TIMEOUT_SECONDS") or 30
+    return max(float(value), 0.001)
+
+
+class AdapterTimeout(AdapterError):
+    """The adapter did not answer within the step timeout: a failed attempt (retried, then fallout)."""
+
+
+def _call_with_timeout(adapter_name: str, operation: str, request: AdapterRequest, timeout: float) -> Any:
+    """Call the adapter in a daemon thread and give up after ``timeout`` seconds.
+
+    A call that hangs is abandoned (Python cannot stop a thread); if it completes later its effect is
+    recorded by the adapter under the same idempotency key, so the retry gets that answer without a second
+    effect.
+    """
+    box: dict[str, Any] = {}
+    done = threading.Event()
+
+    def work() -> None:
+        try:
+            box["result"] = adapters().call(adapter_name, operation, request)
+        except BaseException as exc:  # noqa: BLE001 (handed to the caller)
+            box["error"] = exc
+        finally:
+            done.set()
+
+    threading.Thread(target=work, name=f"adapter-{request.idempotency_key}", daemon=True).start()
+    if not done.wait(timeout):
+        raise AdapterTimeout(f"adapter {adapter_name!r} {operation} did not answer within {timeout:g}s")
+    if "error" in box:
+        raise box["error"]
+    return box["result"]
 
 
 def _record_failure(plan_item_id: str, error: str) -> None:
@@ -163,9 +252,43 @@ def _record_failure(plan_item_id: str, error: str) -> None:
             plan.last_error = error[:2000]
             plan.started_at = plan.started_at or now
             if plan.state == "acknowledged":
-                plan.state = "inProgress"
+                set_plan_state(s, plan, "inProgress")
             plan.updated_at = now
             s.commit()
+
+
+# --- durable waits for outside events -------------------------------------------------------------------------
+def begin_wait(order_id: str, plan_item_id: str) -> str:
+    """A field/shipping plan item starts waiting for its event (plan item inProgress)."""
+    with orchestration.step_session() as s:
+        plan = s.get(PlanItem, plan_item_id, with_for_update=True)
+        if plan is None or plan.order_id != order_id:
+            raise StepFailedForGood(f"plan item {plan_item_id} of order {order_id} not found")
+        if plan.state == "acknowledged":
+            plan.started_at = plan.started_at or clock.now()
+            set_plan_state(s, plan, "inProgress")
+        s.commit()
+        return plan.state
+
+
+def raise_jeopardy(order_id: str, plan_item_id: str, count: int, waited_seconds: float) -> None:
+    """The awaited event is late: publish ProductOrderJeopardyEvent (the order keeps its state)."""
+    from turnup.ordering.render import API, render_order
+
+    with orchestration.step_session() as s:
+        order = ordering.get_order(s, order_id)
+        plan = s.get(PlanItem, plan_item_id)
+        assert plan is not None
+        alert = {"id": f"{plan_item_id}-{count}", "@type": "JeopardyAlert", "name": f"{plan.kind} late",
+                 "jeopardyType": "hazard", "alertDate": clock.now().isoformat(),
+                 "message": f"{plan.adapter_action} not reported within {waited_seconds:g}s "
+                            f"(jeopardy {count})",
+                 "planItemId": plan_item_id, "awaitedEvent": plan.adapter_action, "count": count}
+        publish(s, api=API, event_type="ProductOrderJeopardyEvent", resource_type="productOrder",
+                resource=render_order(order) | {"jeopardyAlert": [alert]})
+        audit.record(s, actor=ACTOR, action="productOrder.jeopardy", resource_type="productOrder",
+                     resource_id=order_id, details=alert)
+        s.commit()
 
 
 # --- fallout --------------------------------------------------------------------------------------------------
@@ -184,8 +307,8 @@ def open_fallout(order_id: str, plan_item_id: str, workflow_id: str, step: str, 
                              opened_at=clock.now())
         s.add(entry)
         plan = s.get(PlanItem, plan_item_id)
-        if plan is not None and step == "activate":
-            plan.state = "held"
+        if plan is not None and step in ("activate", "wait"):
+            set_plan_state(s, plan, "held")
         if order.state == "inProgress":
             ordering.transition(s, order, "held", ACTOR, f"fallout {entry.id}: {step} failed: {error[:300]}")
         audit.record(s, actor=ACTOR, action="fallout.open", resource_type="falloutEntry", resource_id=entry.id,
@@ -204,7 +327,7 @@ def finish_order(order_id: str, aborted: bool) -> str:
         plan = ordering.plan_items(s, order_id)
         for p in plan:
             if p.state not in ("completed", "cancelled"):
-                p.state = "failed" if p.state == "held" else "cancelled"
+                set_plan_state(s, p, "failed" if p.state == "held" else "cancelled")
                 p.updated_at = clock.now()
                 service = inventory.get_service(s, p.service_id)
                 if service.state == "designed":

@@ -1,7 +1,9 @@
 """The order workflow (DBOS). It only decides what happens next; every read, write and adapter call is a step.
 
     validate (acknowledged -> inProgress, returns the plan in dependency order)
-    for each plan item: activate (adapter + service inventory), retried with durable backoff;
+    for each plan item: activate/modify/suspend/resume/deactivate (adapter + service inventory), retried
+        with durable backoff and a per-call timeout; field/shipping items wait durably for an outside event
+        (jeopardy events when late, fallout after too many);
         failing for good -> fallout entry, order held, durable wait for staff: retry | skip | abort
     abort -> compensate: deactivate what this order activated, in reverse order
     finish (completed | partial | failed)
@@ -20,6 +22,7 @@ from turnup.provisioning import steps
 from turnup.provisioning.steps import RetryPolicy, StepFailedForGood
 
 FALLOUT_TOPIC = "fallout:{}"
+EVENT_TOPIC = "event:{}"  # outside events (technicianCompleted, shipmentDelivered…) for one plan item
 
 
 @DBOS.step(name="order.validate")
@@ -39,6 +42,16 @@ def deactivate_step(order_id: str, plan_item_id: str) -> str:
     return steps.deactivate_item(order_id, plan_item_id)
 
 
+@DBOS.step(name="order.await")
+def begin_wait_step(order_id: str, plan_item_id: str) -> str:
+    return steps.begin_wait(order_id, plan_item_id)
+
+
+@DBOS.step(name="order.jeopardy")
+def jeopardy_step(order_id: str, plan_item_id: str, count: int, waited: float) -> None:
+    steps.raise_jeopardy(order_id, plan_item_id, count, waited)
+
+
 @DBOS.step(name="order.openFallout")
 def open_fallout_step(order_id: str, plan_item_id: str, workflow_id: str, step: str, error: str,
                       attempts: int) -> str:
@@ -48,6 +61,44 @@ def open_fallout_step(order_id: str, plan_item_id: str, workflow_id: str, step: 
 @DBOS.step(name="order.finish")
 def finish_step(order_id: str, aborted: bool) -> str:
     return steps.finish_order(order_id, aborted)
+
+
+def _decide(order_id: str, plan_item_id: str, step: str, error: str, attempts: int,
+            policy: RetryPolicy) -> str:
+    """Open a fallout entry and wait (durably) for staff: retry | skip | abort."""
+    workflow_id = DBOS.workflow_id or ""
+    fallout_id = open_fallout_step(order_id, plan_item_id, workflow_id, step, error, attempts)
+    decision: dict[str, Any] | None = None
+    while decision is None:
+        decision = DBOS.recv(FALLOUT_TOPIC.format(fallout_id), timeout_seconds=policy.fallout_wait_seconds)
+    return str(decision.get("action"))
+
+
+def _wait(order_id: str, plan_item_id: str, spec: dict[str, Any], policy: RetryPolicy) -> str:
+    """Wait durably for the outside event a field/shipping item needs (``POST …/productOrder/{id}/event``).
+
+    Every ``jeopardySeconds`` without it: a ProductOrderJeopardyEvent. With ``onTimeout: fallout``, or after
+    ``maxJeopardies`` alerts, the item goes to the fallout queue (order held): retry = keep waiting (the
+    jeopardy count restarts), skip = go on without it, abort = compensate. Returns done | skipped | aborted.
+    """
+    begin_wait_step(order_id, plan_item_id)
+    timeout = float(spec.get("jeopardySeconds") or 86400)
+    max_jeopardies = int(spec.get("maxJeopardies") or 3)
+    jeopardies = 0
+    while True:
+        message = DBOS.recv(EVENT_TOPIC.format(plan_item_id), timeout_seconds=timeout)
+        if message is not None:
+            return "done"
+        jeopardies += 1
+        jeopardy_step(order_id, plan_item_id, jeopardies, timeout * jeopardies)
+        if spec.get("onTimeout") == "fallout" or jeopardies >= max_jeopardies:
+            action = _decide(order_id, plan_item_id, "wait",
+                             f"{spec.get('event')} not reported after {jeopardies} jeopardy alert(s)",
+                             jeopardies, policy)
+            if action == "retry":
+                jeopardies = 0
+                continue
+            return "skipped" if action == "skip" else "aborted"
 
 
 def _run(order_id: str, plan_item_id: str, operation: str, policy: RetryPolicy) -> str:
@@ -63,12 +114,7 @@ def _run(order_id: str, plan_item_id: str, operation: str, policy: RetryPolicy) 
             if not isinstance(exc, StepFailedForGood) and attempt < policy.max_attempts:
                 DBOS.sleep(policy.backoff(attempt))
                 continue
-            workflow_id = DBOS.workflow_id or ""
-            fallout_id = open_fallout_step(order_id, plan_item_id, workflow_id, operation, str(exc), attempt)
-            decision: dict[str, Any] | None = None
-            while decision is None:
-                decision = DBOS.recv(FALLOUT_TOPIC.format(fallout_id), timeout_seconds=policy.fallout_wait_seconds)
-            action = decision.get("action")
+            action = _decide(order_id, plan_item_id, operation, str(exc), attempt, policy)
             if action == "retry":
                 attempt = 0
                 continue
@@ -85,8 +131,12 @@ def order_workflow(order_id: str) -> str:
     attempts, base, cap = start["policy"]
     policy = RetryPolicy(max_attempts=int(attempts), base_seconds=float(base), cap_seconds=float(cap))
     activated: list[str] = []
+    waits: dict[str, dict[str, Any]] = start.get("waits") or {}
     for plan_item_id in start["items"]:
-        outcome = _run(order_id, plan_item_id, "activate", policy)
+        if plan_item_id in waits:
+            outcome = _wait(order_id, plan_item_id, waits[plan_item_id], policy)
+        else:
+            outcome = _run(order_id, plan_item_id, "activate", policy)
         if outcome == "done":
             activated.append(plan_item_id)
         elif outcome == "aborted":

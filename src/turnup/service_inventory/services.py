@@ -68,11 +68,112 @@ def change_state(session: Session, service: Service, new_state: str, *, order_id
     session.expire(service, ["history"])
     publish(session, api=API, event_type="ServiceStateChangeEvent", resource_type="service",
             resource=render_service(service))
-    internal = {"active": "ServiceActivatedEvent", "inactive": "ServiceSuspendedEvent",
-                "terminated": "ServiceTerminatedEvent"}.get(new_state)
+    internal = {"active": "ServiceResumedEvent" if action == "resume" else "ServiceActivatedEvent",
+                "inactive": "ServiceSuspendedEvent", "terminated": "ServiceTerminatedEvent"}.get(new_state)
     if internal:
         publish(session, api=DELIVERY_API, event_type=internal, resource_type="serviceDelivery",
                 resource=_delivery_fact(service, now, order_id, order_item_id))
+
+
+def modify_characteristics(session: Session, service: Service, changes: dict[str, Any], *, order_id: str,
+                           order_item_id: str, action: str = "modify") -> None:
+    """Change an active service's characteristics (bandwidth, seats…); history, TMF and billing events."""
+    if service.state != "active":
+        raise Conflict(f"service {service.id}: a {service.state} service cannot be modified",
+                       reason="Illegal state transition")
+    now = clock.now()
+    before = dict(service.characteristics)
+    service.characteristics = {**before, **changes}
+    service.updated_at = now
+    session.add(ServiceOrderHistory(id=new_id(), service_id=service.id, order_id=order_id,
+                                    order_item_id=order_item_id, action=action, state=service.state, at=now))
+    session.flush()
+    session.expire(service, ["history"])
+    publish(session, api=API, event_type="ServiceAttributeValueChangeEvent", resource_type="service",
+            resource=render_service(service))
+    publish(session, api=DELIVERY_API, event_type="ServiceModifiedEvent", resource_type="serviceDelivery",
+            resource=_delivery_fact(service, now, order_id, order_item_id)
+            | {"changes": changes, "previous": {k: before.get(k) for k in changes}})
+
+
+def release_resources(session: Session, service: Service, *, order_id: str, order_item_id: str,
+                      actor: str) -> list[dict[str, Any]]:
+    """On disconnect: give back what the service carries (``service.resources`` entries).
+
+    - logical blocks (``{"resourceType": "logicalResource", "id": <block id>}``: IP prefixes, VLANs, ASNs,
+      identifiers) go into their pool's quarantine (or straight back to free when the pool has none);
+    - telephone numbers (``{"resourceType": "telephoneNumber", "id": <number id>}``) start aging for their
+      number class's period;
+    - a logical reservation still held (``{"resourceType": "resourceReservation", "id": …}``) is released;
+    - physical units (``{"resourceType": "physicalResource", "serial": …, "sku": …}``) stay where they are and
+      a ``CpeReturnRequestedEvent`` (internal delivery API) asks logistics to collect them.
+
+    Runs in the caller's transaction (never commits); returns what happened to each entry.
+    """
+    from datetime import timedelta
+
+    from turnup.inventory.logical import chain
+    from turnup.inventory.logical import reservations as logical_reservations
+    from turnup.inventory.logical.numbers import get_class
+    from turnup.inventory.logical.orm import LogicalSpace, ResourceReservation, TelephoneNumber
+    from turnup.inventory.logical.render import INVENTORY_API, render_block, render_number
+    from turnup.kernel import audit
+
+    now = clock.now()
+    outcome: list[dict[str, Any]] = []
+    units: list[dict[str, Any]] = []
+    for entry in service.resources or []:
+        kind, rid = entry.get("resourceType"), entry.get("id")
+        if kind == "logicalResource" and rid:
+            row = chain.lock_block(session, rid)
+            if row is None or row.state != "allocated" or (row.service_id not in (None, service.id)):
+                outcome.append({"id": rid, "result": "notHeld"})
+                continue
+            space = session.get(LogicalSpace, row.space_id)
+            assert space is not None
+            document = render_block(row, space)
+            until = chain.release(session, space, row)
+            document.update(lifecycleState="quarantine" if until else "free", usageState="idle",
+                            quarantineUntil=until and until.isoformat(),
+                            resourceStatus="standby" if until else "available")
+            publish(session, api=INVENTORY_API, event_type="ResourceStateChangeEvent", resource_type="resource",
+                    resource=document)
+            outcome.append({"id": rid, "result": "quarantine" if until else "free",
+                            "until": until.isoformat() if until else None})
+        elif kind == "telephoneNumber" and rid:
+            number = session.get(TelephoneNumber, rid, with_for_update=True)
+            if number is None or number.state != "assigned":
+                outcome.append({"id": rid, "result": "notHeld"})
+                continue
+            aging_days = get_class(session, number.number_class).aging_days
+            number.state = "aging"
+            number.until = now + timedelta(days=aging_days)
+            number.service_id = None
+            number.reservation_id = None
+            number.updated_at = now
+            session.flush()
+            publish(session, api=INVENTORY_API, event_type="ResourceStateChangeEvent", resource_type="resource",
+                    resource=render_number(number))
+            outcome.append({"id": rid, "result": "aging", "until": number.until.isoformat()})
+        elif kind == "resourceReservation" and rid:
+            reservation = session.get(ResourceReservation, rid)
+            if reservation is not None and reservation.state == "reserved":
+                logical_reservations.release(session, rid, actor, commit_now=False)
+                outcome.append({"id": rid, "result": "released"})
+            else:
+                outcome.append({"id": rid, "result": "notHeld"})
+        elif kind == "physicalResource":
+            units.append({k: entry.get(k) for k in ("id", "serial", "sku", "name") if entry.get(k) is not None})
+    if units:
+        publish(session, api=DELIVERY_API, event_type="CpeReturnRequestedEvent", resource_type="cpeReturn",
+                resource={"id": f"{service.id}-return", "serviceId": service.id, "customerId": service.customer_id,
+                          "siteId": service.site_id, "units": units, "requestedAt": iso(now),
+                          "productOrderId": order_id, "productOrderItemId": order_item_id})
+        outcome.extend({"serial": u.get("serial"), "result": "returnRequested"} for u in units)
+    if outcome:
+        audit.record(session, actor=actor, action="service.releaseResources", resource_type="service",
+                     resource_id=service.id, details={"orderId": order_id, "resources": outcome})
+    return outcome
 
 
 def _delivery_fact(service: Service, at: datetime, order_id: str, order_item_id: str) -> dict[str, Any]:

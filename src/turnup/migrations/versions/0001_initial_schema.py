@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-25 02:01:25.990861
+Create Date: 2026-11-25 02:29:30.392398
 """
 
 from collections.abc import Sequence
@@ -154,6 +154,45 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_catalog_product_specification_lifecycle_status'), ['lifecycle_status'], unique=False)
         batch_op.create_index(batch_op.f('ix_catalog_product_specification_name'), ['name'], unique=False)
 
+    op.create_table('compliance_screening_case',
+    sa.Column('id', sa.String(length=32), nullable=False),
+    sa.Column('ref_type', sa.String(length=40), nullable=False),
+    sa.Column('ref_id', sa.String(length=64), nullable=False),
+    sa.Column('state', sa.String(length=20), nullable=False),
+    sa.Column('matches', sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), 'postgresql'), nullable=False),
+    sa.Column('fingerprint', sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), 'postgresql'), nullable=False),
+    sa.Column('reasons', sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), 'postgresql'), nullable=False),
+    sa.Column('list_sha256', sa.String(length=64), nullable=True),
+    sa.Column('screen_count', sa.Integer(), nullable=False),
+    sa.Column('created_at', turnup.kernel.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', turnup.kernel.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('last_screened_at', turnup.kernel.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('resolved_at', turnup.kernel.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('resolved_by', sa.String(length=200), nullable=True),
+    sa.Column('resolution_reason', sa.Text(), nullable=True),
+    sa.CheckConstraint("state IN ('open', 'cleared', 'confirmed')", name=op.f('ck_compliance_screening_case_state')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_compliance_screening_case')),
+    sa.UniqueConstraint('ref_type', 'ref_id', name=op.f('uq_compliance_screening_case_ref_type_ref_id'))
+    )
+    with op.batch_alter_table('compliance_screening_case', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_compliance_screening_case_ref_id'), ['ref_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_compliance_screening_case_ref_type'), ['ref_type'], unique=False)
+        batch_op.create_index(batch_op.f('ix_compliance_screening_case_state'), ['state'], unique=False)
+
+    op.create_table('compliance_screening_list',
+    sa.Column('id', sa.String(length=32), nullable=False),
+    sa.Column('name', sa.String(length=300), nullable=False),
+    sa.Column('sha256', sa.String(length=64), nullable=False),
+    sa.Column('entry_count', sa.Integer(), nullable=False),
+    sa.Column('content', sa.Text(), nullable=False),
+    sa.Column('loaded_at', turnup.kernel.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('loaded_by', sa.String(length=200), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_compliance_screening_list'))
+    )
+    with op.batch_alter_table('compliance_screening_list', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_compliance_screening_list_loaded_at'), ['loaded_at'], unique=False)
+        batch_op.create_index(batch_op.f('ix_compliance_screening_list_sha256'), ['sha256'], unique=False)
+
     op.create_table('customer',
     sa.Column('id', sa.String(length=32), nullable=False),
     sa.Column('name', sa.String(length=200), nullable=False),
@@ -251,6 +290,26 @@ def upgrade() -> None:
     sa.CheckConstraint('aging_days >= 45', name=op.f('ck_number_class_aging_days')),
     sa.PrimaryKeyConstraint('name', name=op.f('pk_number_class'))
     )
+    op.create_table('outbound_mail',
+    sa.Column('id', sa.String(length=32), nullable=False),
+    sa.Column('to_address', sa.String(length=320), nullable=False),
+    sa.Column('subject', sa.String(length=300), nullable=False),
+    sa.Column('body', sa.Text(), nullable=False),
+    sa.Column('redacted_body', sa.Text(), nullable=True),
+    sa.Column('status', sa.String(length=20), nullable=False),
+    sa.Column('attempts', sa.Integer(), nullable=False),
+    sa.Column('next_attempt_at', turnup.kernel.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('last_error', sa.Text(), nullable=True),
+    sa.Column('ref_type', sa.String(length=40), nullable=True),
+    sa.Column('ref_id', sa.String(length=64), nullable=True),
+    sa.Column('created_at', turnup.kernel.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('sent_at', turnup.kernel.db.UTCDateTime(timezone=True), nullable=True),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_outbound_mail'))
+    )
+    with op.batch_alter_table('outbound_mail', schema=None) as batch_op:
+        batch_op.create_index('ix_outbound_mail_due', ['status', 'next_attempt_at'], unique=False)
+        batch_op.create_index(batch_op.f('ix_outbound_mail_ref_id'), ['ref_id'], unique=False)
+
     op.create_table('outbox_event',
     sa.Column('id', sa.String(length=32), nullable=False),
     sa.Column('api', sa.String(length=100), nullable=False),
@@ -267,6 +326,20 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_outbox_event_event_type'), ['event_type'], unique=False)
         batch_op.create_index(batch_op.f('ix_outbox_event_resource_id'), ['resource_id'], unique=False)
 
+    op.create_table('quote_approval_rule',
+    sa.Column('id', sa.String(length=32), nullable=False),
+    sa.Column('name', sa.String(length=200), nullable=False),
+    sa.Column('description', sa.Text(), nullable=True),
+    sa.Column('priority', sa.Integer(), nullable=False),
+    sa.Column('active', sa.Boolean(), nullable=False),
+    sa.Column('conditions', sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), 'postgresql'), nullable=False),
+    sa.Column('chain', sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), 'postgresql'), nullable=False),
+    sa.Column('max_discount_percent', sa.Numeric(precision=7, scale=4), nullable=True),
+    sa.Column('created_at', turnup.kernel.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', turnup.kernel.db.UTCDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_quote_approval_rule')),
+    sa.UniqueConstraint('name', name=op.f('uq_quote_approval_rule_name'))
+    )
     op.create_table('resource_reservation',
     sa.Column('id', sa.String(length=32), nullable=False),
     sa.Column('state', sa.String(length=12), nullable=False),
@@ -334,6 +407,34 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_stock_sku')),
     sa.UniqueConstraint('code', name=op.f('uq_stock_sku_code'))
     )
+    op.create_table('agreement',
+    sa.Column('id', sa.String(length=32), nullable=False),
+    sa.Column('document_number', sa.String(length=50), nullable=False),
+    sa.Column('name', sa.String(length=300), nullable=False),
+    sa.Column('agreement_type', sa.String(length=50), nullable=False),
+    sa.Column('status', sa.String(length=30), nullable=False),
+    sa.Column('customer_id', sa.String(length=32), nullable=False),
+    sa.Column('quote_id', sa.String(length=32), nullable=True),
+    sa.Column('order_id', sa.String(length=32), nullable=True),
+    sa.Column('current_version', sa.Integer(), nullable=False),
+    sa.Column('term_months', sa.Integer(), nullable=False),
+    sa.Column('start_date', sa.Date(), nullable=False),
+    sa.Column('end_date', sa.Date(), nullable=False),
+    sa.Column('renewal', sa.String(length=20), nullable=False),
+    sa.Column('renewal_term_months', sa.Integer(), nullable=False),
+    sa.Column('notice_period_days', sa.Integer(), nullable=False),
+    sa.Column('notice_date', sa.Date(), nullable=False),
+    sa.Column('created_at', turnup.kernel.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', turnup.kernel.db.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['customer_id'], ['customer.id'], name=op.f('fk_agreement_customer_id_customer'), ondelete='RESTRICT'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_agreement')),
+    sa.UniqueConstraint('document_number', name=op.f('uq_agreement_document_number'))
+    )
+    with op.batch_alter_table('agreement', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_agreement_customer_id'), ['customer_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_agreement_quote_id'), ['quote_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_agreement_status'), ['status'], unique=False)
+
     op.create_table('api_token',
     sa.Column('id', sa.String(length=32), nullable=False),
     sa.Column('user_id', sa.String(length=32), nullable=False),
@@ -473,6 +574,25 @@ def upgrade() -> None:
     with op.batch_alter_table('number_block', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_number_block_region'), ['region'], unique=False)
 
+    op.create_table('onboarding',
+    sa.Column('id', sa.String(length=32), nullable=False),
+    sa.Column('state', sa.String(length=20), nullable=False),
+    sa.Column('customer_id', sa.String(length=32), nullable=True),
+    sa.Column('contact_email', sa.String(length=320), nullable=False),
+    sa.Column('request', sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), 'postgresql'), nullable=False),
+    sa.Column('screening_case_id', sa.String(length=32), nullable=True),
+    sa.Column('portal_user_id', sa.String(length=32), nullable=True),
+    sa.Column('created_by', sa.String(length=200), nullable=False),
+    sa.Column('created_at', turnup.kernel.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', turnup.kernel.db.UTCDateTime(timezone=True), nullable=False),
+    sa.CheckConstraint("state IN ('inProgress', 'onHold', 'completed')", name=op.f('ck_onboarding_state')),
+    sa.ForeignKeyConstraint(['customer_id'], ['customer.id'], name=op.f('fk_onboarding_customer_id_customer')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_onboarding'))
+    )
+    with op.batch_alter_table('onboarding', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_onboarding_customer_id'), ['customer_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_onboarding_state'), ['state'], unique=False)
+
     op.create_table('product_order',
     sa.Column('id', sa.String(length=32), nullable=False),
     sa.Column('state', sa.String(length=30), nullable=False),
@@ -485,6 +605,9 @@ def upgrade() -> None:
     sa.Column('completion_date', turnup.kernel.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('state_reason', sa.String(length=500), nullable=True),
     sa.Column('workflow_id', sa.String(length=64), nullable=True),
+    sa.Column('quote_id', sa.String(length=32), nullable=True),
+    sa.Column('agreement_ids', sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), 'postgresql'), nullable=True),
+    sa.Column('reservation_refs', sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), 'postgresql'), nullable=True),
     sa.Column('created_at', turnup.kernel.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('updated_at', turnup.kernel.db.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['customer_id'], ['customer.id'], name=op.f('fk_product_order_customer_id_customer'), ondelete='RESTRICT'),
@@ -493,7 +616,54 @@ def upgrade() -> None:
     with op.batch_alter_table('product_order', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_product_order_customer_id'), ['customer_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_product_order_external_id'), ['external_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_product_order_quote_id'), ['quote_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_product_order_state'), ['state'], unique=False)
+
+    op.create_table('quote',
+    sa.Column('id', sa.String(length=32), nullable=False),
+    sa.Column('customer_id', sa.String(length=32), nullable=False),
+    sa.Column('state', sa.String(length=20), nullable=False),
+    sa.Column('state_reason', sa.String(length=500), nullable=True),
+    sa.Column('version', sa.Integer(), nullable=False),
+    sa.Column('description', sa.Text(), nullable=True),
+    sa.Column('external_id', sa.String(length=100), nullable=True),
+    sa.Column('currency', sa.String(length=3), nullable=True),
+    sa.Column('contract_term_months', sa.Integer(), nullable=False),
+    sa.Column('quote_date', turnup.kernel.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('valid_until', turnup.kernel.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('priced_at', turnup.kernel.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('recurring_total', sa.Numeric(precision=18, scale=4), nullable=True),
+    sa.Column('one_time_total', sa.Numeric(precision=18, scale=4), nullable=True),
+    sa.Column('usage_total', sa.Numeric(precision=18, scale=4), nullable=True),
+    sa.Column('recurring_list_total', sa.Numeric(precision=18, scale=4), nullable=True),
+    sa.Column('one_time_list_total', sa.Numeric(precision=18, scale=4), nullable=True),
+    sa.Column('contract_value', sa.Numeric(precision=18, scale=4), nullable=True),
+    sa.Column('margin_percent', sa.Numeric(precision=7, scale=4), nullable=True),
+    sa.Column('stock_reservation_id', sa.String(length=32), nullable=True),
+    sa.Column('logical_reservation_id', sa.String(length=32), nullable=True),
+    sa.Column('holds_state', sa.String(length=20), nullable=True),
+    sa.Column('approval_status', sa.String(length=20), nullable=True),
+    sa.Column('compliance_hold', sa.Boolean(), nullable=False),
+    sa.Column('compliance_case_id', sa.String(length=64), nullable=True),
+    sa.Column('compliance_reasons', sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), 'postgresql'), nullable=True),
+    sa.Column('screening', sa.String(length=20), nullable=True),
+    sa.Column('agreement_id', sa.String(length=32), nullable=True),
+    sa.Column('order_id', sa.String(length=32), nullable=True),
+    sa.Column('accepted_at', turnup.kernel.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', turnup.kernel.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', turnup.kernel.db.UTCDateTime(timezone=True), nullable=False),
+    sa.CheckConstraint("state IN ('inProgress', 'pending', 'approved', 'cancelled', 'accepted', 'rejected')", name=op.f('ck_quote_state')),
+    sa.CheckConstraint('contract_term_months >= 1', name=op.f('ck_quote_term')),
+    sa.ForeignKeyConstraint(['customer_id'], ['customer.id'], name=op.f('fk_quote_customer_id_customer'), ondelete='RESTRICT'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_quote'))
+    )
+    with op.batch_alter_table('quote', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_quote_customer_id'), ['customer_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_quote_external_id'), ['external_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_quote_logical_reservation_id'), ['logical_reservation_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_quote_state'), ['state'], unique=False)
+        batch_op.create_index(batch_op.f('ix_quote_stock_reservation_id'), ['stock_reservation_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_quote_valid_until'), ['valid_until'], unique=False)
 
     op.create_table('resource_reservation_item',
     sa.Column('id', sa.String(length=32), nullable=False),
@@ -577,6 +747,40 @@ def upgrade() -> None:
     with op.batch_alter_table('web_session', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_web_session_user_id'), ['user_id'], unique=False)
 
+    op.create_table('agreement_document',
+    sa.Column('id', sa.String(length=32), nullable=False),
+    sa.Column('agreement_id', sa.String(length=32), nullable=False),
+    sa.Column('version', sa.Integer(), nullable=False),
+    sa.Column('media_type', sa.String(length=100), nullable=False),
+    sa.Column('content', sa.LargeBinary(), nullable=False),
+    sa.Column('sha256', sa.String(length=64), nullable=False),
+    sa.Column('note', sa.Text(), nullable=True),
+    sa.Column('created_by', sa.String(length=200), nullable=False),
+    sa.Column('created_at', turnup.kernel.db.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['agreement_id'], ['agreement.id'], name=op.f('fk_agreement_document_agreement_id_agreement'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_agreement_document')),
+    sa.UniqueConstraint('agreement_id', 'version', name=op.f('uq_agreement_document_agreement_id_version'))
+    )
+    with op.batch_alter_table('agreement_document', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_agreement_document_agreement_id'), ['agreement_id'], unique=False)
+
+    op.create_table('agreement_signature',
+    sa.Column('id', sa.String(length=32), nullable=False),
+    sa.Column('agreement_id', sa.String(length=32), nullable=False),
+    sa.Column('version', sa.Integer(), nullable=False),
+    sa.Column('signer_role', sa.String(length=20), nullable=False),
+    sa.Column('signer_name', sa.String(length=200), nullable=False),
+    sa.Column('signer_email', sa.String(length=320), nullable=False),
+    sa.Column('organisation', sa.String(length=200), nullable=True),
+    sa.Column('actor', sa.String(length=200), nullable=False),
+    sa.Column('signed_at', turnup.kernel.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('sha256', sa.String(length=64), nullable=False),
+    sa.ForeignKeyConstraint(['agreement_id'], ['agreement.id'], name=op.f('fk_agreement_signature_agreement_id_agreement'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_agreement_signature'))
+    )
+    with op.batch_alter_table('agreement_signature', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_agreement_signature_agreement_id'), ['agreement_id'], unique=False)
+
     op.create_table('delivery_attempt',
     sa.Column('id', sa.String(length=32), nullable=False),
     sa.Column('delivery_id', sa.String(length=32), nullable=False),
@@ -592,6 +796,43 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('delivery_attempt', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_delivery_attempt_delivery_id'), ['delivery_id'], unique=False)
+
+    op.create_table('onboarding_step',
+    sa.Column('id', sa.String(length=32), nullable=False),
+    sa.Column('onboarding_id', sa.String(length=32), nullable=False),
+    sa.Column('seq', sa.Integer(), nullable=False),
+    sa.Column('name', sa.String(length=40), nullable=False),
+    sa.Column('state', sa.String(length=20), nullable=False),
+    sa.Column('updated_at', turnup.kernel.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('outcome', sa.Text(), nullable=True),
+    sa.Column('details', sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), 'postgresql'), nullable=True),
+    sa.ForeignKeyConstraint(['onboarding_id'], ['onboarding.id'], name=op.f('fk_onboarding_step_onboarding_id_onboarding'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_onboarding_step')),
+    sa.UniqueConstraint('onboarding_id', 'seq', name=op.f('uq_onboarding_step_onboarding_id_seq'))
+    )
+    with op.batch_alter_table('onboarding_step', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_onboarding_step_onboarding_id'), ['onboarding_id'], unique=False)
+
+    op.create_table('portal_invitation',
+    sa.Column('id', sa.String(length=32), nullable=False),
+    sa.Column('user_id', sa.String(length=32), nullable=False),
+    sa.Column('customer_id', sa.String(length=32), nullable=False),
+    sa.Column('onboarding_id', sa.String(length=32), nullable=False),
+    sa.Column('email', sa.String(length=320), nullable=False),
+    sa.Column('token_hash', sa.String(length=64), nullable=False),
+    sa.Column('created_at', turnup.kernel.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('expires_at', turnup.kernel.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('accepted_at', turnup.kernel.db.UTCDateTime(timezone=True), nullable=True),
+    sa.ForeignKeyConstraint(['customer_id'], ['customer.id'], name=op.f('fk_portal_invitation_customer_id_customer'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['onboarding_id'], ['onboarding.id'], name=op.f('fk_portal_invitation_onboarding_id_onboarding'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['user_id'], ['app_user.id'], name=op.f('fk_portal_invitation_user_id_app_user'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_portal_invitation')),
+    sa.UniqueConstraint('token_hash', name=op.f('uq_portal_invitation_token_hash'))
+    )
+    with op.batch_alter_table('portal_invitation', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_portal_invitation_customer_id'), ['customer_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_portal_invitation_onboarding_id'), ['onboarding_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_portal_invitation_user_id'), ['user_id'], unique=False)
 
     op.create_table('product_order_item',
     sa.Column('id', sa.String(length=32), nullable=False),
@@ -610,6 +851,68 @@ def upgrade() -> None:
     with op.batch_alter_table('product_order_item', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_product_order_item_offering_id'), ['offering_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_product_order_item_order_id'), ['order_id'], unique=False)
+
+    op.create_table('quote_approval',
+    sa.Column('id', sa.String(length=32), nullable=False),
+    sa.Column('quote_id', sa.String(length=32), nullable=False),
+    sa.Column('quote_version', sa.Integer(), nullable=False),
+    sa.Column('step', sa.Integer(), nullable=False),
+    sa.Column('role', sa.String(length=100), nullable=False),
+    sa.Column('state', sa.String(length=20), nullable=False),
+    sa.Column('reasons', sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), 'postgresql'), nullable=False),
+    sa.Column('rules', sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), 'postgresql'), nullable=False),
+    sa.Column('decided_by', sa.String(length=200), nullable=True),
+    sa.Column('decided_at', turnup.kernel.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('comment', sa.Text(), nullable=True),
+    sa.Column('requested_at', turnup.kernel.db.UTCDateTime(timezone=True), nullable=False),
+    sa.CheckConstraint("state IN ('pending', 'approved', 'rejected', 'superseded')", name=op.f('ck_quote_approval_state')),
+    sa.ForeignKeyConstraint(['quote_id'], ['quote.id'], name=op.f('fk_quote_approval_quote_id_quote'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_quote_approval')),
+    sa.UniqueConstraint('quote_id', 'quote_version', 'step', name=op.f('uq_quote_approval_quote_id_quote_version_step'))
+    )
+    with op.batch_alter_table('quote_approval', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_quote_approval_quote_id'), ['quote_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_quote_approval_state'), ['state'], unique=False)
+
+    op.create_table('quote_item',
+    sa.Column('id', sa.String(length=32), nullable=False),
+    sa.Column('quote_id', sa.String(length=32), nullable=False),
+    sa.Column('item_ref', sa.String(length=50), nullable=False),
+    sa.Column('position', sa.Integer(), nullable=False),
+    sa.Column('offering_id', sa.String(length=32), nullable=False),
+    sa.Column('offering_name', sa.String(length=200), nullable=False),
+    sa.Column('site_id', sa.String(length=32), nullable=False),
+    sa.Column('quantity', sa.Integer(), nullable=False),
+    sa.Column('characteristics', sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), 'postgresql'), nullable=False),
+    sa.Column('discount_percent', sa.Numeric(precision=7, scale=4), nullable=False),
+    sa.Column('pricing', sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), 'postgresql'), nullable=True),
+    sa.Column('holds', sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), 'postgresql'), nullable=True),
+    sa.CheckConstraint('discount_percent >= 0 AND discount_percent <= 100', name=op.f('ck_quote_item_discount')),
+    sa.CheckConstraint('quantity >= 1', name=op.f('ck_quote_item_quantity')),
+    sa.ForeignKeyConstraint(['quote_id'], ['quote.id'], name=op.f('fk_quote_item_quote_id_quote'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['site_id'], ['site.id'], name=op.f('fk_quote_item_site_id_site'), ondelete='RESTRICT'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_quote_item')),
+    sa.UniqueConstraint('quote_id', 'item_ref', name=op.f('uq_quote_item_quote_id_item_ref'))
+    )
+    with op.batch_alter_table('quote_item', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_quote_item_offering_id'), ['offering_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_quote_item_quote_id'), ['quote_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_quote_item_site_id'), ['site_id'], unique=False)
+
+    op.create_table('quote_version',
+    sa.Column('id', sa.String(length=32), nullable=False),
+    sa.Column('quote_id', sa.String(length=32), nullable=False),
+    sa.Column('version', sa.Integer(), nullable=False),
+    sa.Column('reason', sa.String(length=100), nullable=False),
+    sa.Column('actor', sa.String(length=200), nullable=False),
+    sa.Column('snapshot', sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), 'postgresql'), nullable=False),
+    sa.Column('created_at', turnup.kernel.db.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['quote_id'], ['quote.id'], name=op.f('fk_quote_version_quote_id_quote'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_quote_version')),
+    sa.UniqueConstraint('quote_id', 'version', name=op.f('uq_quote_version_quote_id_version'))
+    )
+    with op.batch_alter_table('quote_version', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_quote_version_quote_id'), ['quote_id'], unique=False)
 
     op.create_table('stock_allocation',
     sa.Column('id', sa.String(length=32), nullable=False),
@@ -951,15 +1254,48 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_stock_allocation_order_id'))
 
     op.drop_table('stock_allocation')
+    with op.batch_alter_table('quote_version', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_quote_version_quote_id'))
+
+    op.drop_table('quote_version')
+    with op.batch_alter_table('quote_item', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_quote_item_site_id'))
+        batch_op.drop_index(batch_op.f('ix_quote_item_quote_id'))
+        batch_op.drop_index(batch_op.f('ix_quote_item_offering_id'))
+
+    op.drop_table('quote_item')
+    with op.batch_alter_table('quote_approval', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_quote_approval_state'))
+        batch_op.drop_index(batch_op.f('ix_quote_approval_quote_id'))
+
+    op.drop_table('quote_approval')
     with op.batch_alter_table('product_order_item', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_product_order_item_order_id'))
         batch_op.drop_index(batch_op.f('ix_product_order_item_offering_id'))
 
     op.drop_table('product_order_item')
+    with op.batch_alter_table('portal_invitation', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_portal_invitation_user_id'))
+        batch_op.drop_index(batch_op.f('ix_portal_invitation_onboarding_id'))
+        batch_op.drop_index(batch_op.f('ix_portal_invitation_customer_id'))
+
+    op.drop_table('portal_invitation')
+    with op.batch_alter_table('onboarding_step', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_onboarding_step_onboarding_id'))
+
+    op.drop_table('onboarding_step')
     with op.batch_alter_table('delivery_attempt', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_delivery_attempt_delivery_id'))
 
     op.drop_table('delivery_attempt')
+    with op.batch_alter_table('agreement_signature', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_agreement_signature_agreement_id'))
+
+    op.drop_table('agreement_signature')
+    with op.batch_alter_table('agreement_document', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_agreement_document_agreement_id'))
+
+    op.drop_table('agreement_document')
     with op.batch_alter_table('web_session', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_web_session_user_id'))
 
@@ -982,12 +1318,27 @@ def downgrade() -> None:
 
     op.drop_table('service_order_history')
     op.drop_table('resource_reservation_item')
+    with op.batch_alter_table('quote', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_quote_valid_until'))
+        batch_op.drop_index(batch_op.f('ix_quote_stock_reservation_id'))
+        batch_op.drop_index(batch_op.f('ix_quote_state'))
+        batch_op.drop_index(batch_op.f('ix_quote_logical_reservation_id'))
+        batch_op.drop_index(batch_op.f('ix_quote_external_id'))
+        batch_op.drop_index(batch_op.f('ix_quote_customer_id'))
+
+    op.drop_table('quote')
     with op.batch_alter_table('product_order', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_product_order_state'))
+        batch_op.drop_index(batch_op.f('ix_product_order_quote_id'))
         batch_op.drop_index(batch_op.f('ix_product_order_external_id'))
         batch_op.drop_index(batch_op.f('ix_product_order_customer_id'))
 
     op.drop_table('product_order')
+    with op.batch_alter_table('onboarding', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_onboarding_state'))
+        batch_op.drop_index(batch_op.f('ix_onboarding_customer_id'))
+
+    op.drop_table('onboarding')
     with op.batch_alter_table('number_block', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_number_block_region'))
 
@@ -1029,6 +1380,12 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_api_token_user_id'))
 
     op.drop_table('api_token')
+    with op.batch_alter_table('agreement', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_agreement_status'))
+        batch_op.drop_index(batch_op.f('ix_agreement_quote_id'))
+        batch_op.drop_index(batch_op.f('ix_agreement_customer_id'))
+
+    op.drop_table('agreement')
     op.drop_table('stock_sku')
     with op.batch_alter_table('simulator_ledger', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_simulator_ledger_service_id'))
@@ -1044,6 +1401,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_resource_reservation_state'))
 
     op.drop_table('resource_reservation')
+    op.drop_table('quote_approval_rule')
     with op.batch_alter_table('outbox_event', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_outbox_event_resource_id'))
         batch_op.drop_index(batch_op.f('ix_outbox_event_event_type'))
@@ -1051,6 +1409,11 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_outbox_event_api'))
 
     op.drop_table('outbox_event')
+    with op.batch_alter_table('outbound_mail', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_outbound_mail_ref_id'))
+        batch_op.drop_index('ix_outbound_mail_due')
+
+    op.drop_table('outbound_mail')
     op.drop_table('number_class')
     with op.batch_alter_table('logical_space', schema=None) as batch_op:
         batch_op.drop_index('uq_logical_space_root', postgresql_where=sa.text("role = 'root'"), sqlite_where=sa.text("role = 'root'"))
@@ -1074,6 +1437,17 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_customer_billing_account_id'))
 
     op.drop_table('customer')
+    with op.batch_alter_table('compliance_screening_list', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_compliance_screening_list_sha256'))
+        batch_op.drop_index(batch_op.f('ix_compliance_screening_list_loaded_at'))
+
+    op.drop_table('compliance_screening_list')
+    with op.batch_alter_table('compliance_screening_case', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_compliance_screening_case_state'))
+        batch_op.drop_index(batch_op.f('ix_compliance_screening_case_ref_type'))
+        batch_op.drop_index(batch_op.f('ix_compliance_screening_case_ref_id'))
+
+    op.drop_table('compliance_screening_case')
     with op.batch_alter_table('catalog_product_specification', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_catalog_product_specification_name'))
         batch_op.drop_index(batch_op.f('ix_catalog_product_specification_lifecycle_status'))
