@@ -30,9 +30,10 @@ def live_server(app: Any) -> Iterator[LiveServer]:
         server.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def chromium() -> Iterator[Any]:
-    """One headless Debian chromium for the session (closed at the end)."""
+    """One headless Debian chromium for the browser tests, closed when they are done: Playwright's sync API
+    keeps an event loop running in the main thread, which DBOS (used by later tests) refuses to share."""
     if not CHROMIUM.exists():
         pytest.fail(f"{CHROMIUM} missing: run `./run test` (installs Debian's chromium) or "
                     "`apt-get install -y chromium fonts-liberation`")
