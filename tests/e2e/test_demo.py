@@ -18,6 +18,7 @@ from turnup.catalog.orm import ProductOffering
 from turnup.kernel.db import make_engine, make_sessionmaker
 
 OFFERINGS = "/tmf-api/productCatalogManagement/v4/productOffering"
+ORDERS = "/tmf-api/productOrderingManagement/v4/productOrder"
 
 
 def _free_port() -> int:
@@ -68,6 +69,7 @@ def test_demo_serves_the_demo_operator_and_prints_a_working_token(db_url: str, t
         assert response.headers["X-Result-Count"] == "2"
         anonymous = httpx.get(f"{base}{OFFERINGS}")
         assert anonymous.status_code == 401 and anonymous.json()["@type"] == "Error"
+        _order_fibre_and_see_it_complete(base, token)
     finally:
         proc.terminate()
         try:
@@ -88,6 +90,25 @@ def test_demo_serves_the_demo_operator_and_prints_a_working_token(db_url: str, t
             assert len(names) == len(set(names))
     finally:
         engine.dispose()
+
+
+def _order_fibre_and_see_it_complete(base: str, token: str) -> None:
+    """The demo runs order workflows in-process: an order placed through the API becomes active."""
+    auth = {"Authorization": f"Bearer {token}"}
+    fibre = httpx.get(f"{base}{OFFERINGS}", params={"name": "Business Fibre 1G"}, headers=auth).json()
+    customer = httpx.get(f"{base}/tmf-api/customerManagement/v4/customer",
+                         params={"name": "Brightwater Dental Group"}, headers=auth).json()
+    assert len(fibre) == 1 and len(customer) == 1
+    created = httpx.post(f"{base}{ORDERS}", headers=auth, json={
+        "relatedParty": [{"id": customer[0]["id"], "role": "customer"}],
+        "productOrderItem": [{"id": "1", "action": "add", "productOffering": {"id": fibre[0]["id"]}}]})
+    assert created.status_code == 201, created.text
+    state = created.json()["state"]
+    deadline = time.monotonic() + 60
+    while state not in ("completed", "failed") and time.monotonic() < deadline:
+        time.sleep(0.2)
+        state = httpx.get(f"{base}{ORDERS}/{created.json()['id']}", headers=auth).json()["state"]
+    assert state == "completed"
 
 
 @pytest.mark.parametrize("command", [["--help"], ["catalog", "--help"], ["accounts", "--help"]])

@@ -108,8 +108,9 @@ def start_delivery_worker(stop: threading.Event) -> threading.Thread:
 def serve(
     host: str | None = typer.Option(None), port: int | None = typer.Option(None),
     worker: bool | None = typer.Option(None, help="also run the outbox delivery worker"),
+    orchestrator: bool | None = typer.Option(None, help="also run order workflows (DBOS) in this process"),
 ) -> None:
-    """Serve the API and web console."""
+    """Serve the API and web console (by default with the delivery worker and order workflows in-process)."""
     import uvicorn
 
     from turnup.api.app import create_app
@@ -124,11 +125,18 @@ def serve(
     stop = threading.Event()
     if worker if worker is not None else settings.run_worker:
         start_delivery_worker(stop)
+    run_orchestrator = orchestrator if orchestrator is not None else settings.run_orchestrator
+    if run_orchestrator:  # before uvicorn starts its event loop: DBOS registers its queue synchronously
+        from turnup.orchestration import runtime
+
+        runtime.launch(settings.database_url)
     console.print(f"Turnup serving on [bold]http://{host}:{port}[/]")
     try:
         uvicorn.run(create_app(settings), host=host, port=port, log_level=settings.log_level)
     finally:
         stop.set()
+        if run_orchestrator:
+            runtime.shutdown()
 
 
 @app.command("worker")
@@ -157,7 +165,7 @@ def demo(serve_too: bool = typer.Option(True, "--serve/--no-serve")) -> None:
     console.print(f"Web console login: [bold]{result.admin_username}[/] / [bold]{result.admin_password}[/]")
     print(f"API token: {result.api_token}", flush=True)
     if serve_too:
-        serve(None, None, None)
+        serve(None, None, None, None)
 
 
 def _redact(url: str) -> str:

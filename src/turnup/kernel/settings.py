@@ -17,7 +17,8 @@ class Settings(BaseSettings):
     port: int = 8000
     log_level: str = "info"
     public_url: str = ""
-    run_worker: bool = True
+    run_worker: bool = True  # `turnup serve` also runs the outbox delivery worker
+    run_orchestrator: bool = True  # `turnup serve` also runs order workflows (DBOS) in-process
     # Outbox delivery: retries with exponential backoff, base * 2**attempt, capped.
     delivery_backoff_base_seconds: float = 2.0
     delivery_backoff_cap_seconds: float = 600.0
