@@ -43,11 +43,11 @@ def test_32_clients_on_one_pool_never_duplicate_or_overlap(db_url: str, engine: 
 
     def client(n: int) -> None:
         start.wait()
+        # mix sizes so clients split and fight over the same big blocks
+        length = 29 if n % 4 else 28
         with factory() as session:
             while True:
                 try:
-                    # mix sizes so clients split and fight over the same big blocks
-                    length = 29 if n % 4 else 28
                     taken, _ = services.allocate(session, pool_id, AllocationRequest(prefixLength=length), f"c{n}")
                 except Conflict as exc:
                     session.rollback()
@@ -99,6 +99,8 @@ def test_an_open_allocation_blocks_neither_its_pool_nor_another(db_url: str, eng
     eng = make_engine(db_url)
     factory = make_sessionmaker(eng)
     pool_a, pool_b = _setup(factory, "10.1.0.0/16", "10.2.0.0/16")
+    with factory() as first:  # a used pool: its space is spread over several free blocks
+        services.allocate(first, pool_a, AllocationRequest(prefixLength=24), "first")
     holder = factory()
     try:
         # given a transaction that took a block of pool A and has not committed

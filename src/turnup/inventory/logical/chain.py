@@ -14,6 +14,7 @@ parallel on different blocks and spaces never wait for each other. SQLite serial
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -29,6 +30,8 @@ from turnup.kernel.ids import new_id
 T = LogicalBlock.__table__
 FREE = literal_column("'free'")  # a literal, so PostgreSQL always matches the partial indexes
 RECLAIM_BATCH = 64
+MAX_ATTEMPTS = 2000
+POLLS = 60
 
 
 @dataclass
@@ -73,8 +76,17 @@ def _candidate(session: Session, space_id: str, r: int, policy: str, lock: str |
 def _containing(session: Session, space_id: str, at: int) -> Row | None:
     stmt = (select(T.c.id, T.c.lo, T.c.hi, T.c.k, T.c.state).where(T.c.space_id == space_id,
                                                                     T.c.lo <= hexkey(at))
-            .order_by(T.c.lo.desc()).limit(1).with_for_update())
+            .order_by(T.c.lo.desc()).limit(1).with_for_update(skip_locked=True))
     return session.execute(stmt).first()
+
+
+def _pause(attempt: int) -> None:
+    """Back off while the blocks we need are locked by transactions about to commit.
+
+    We poll instead of waiting on a row lock: a waiting ``FOR UPDATE`` can keep a lock on a row it then
+    filters out, and that stray lock can close a deadlock cycle with the chain's foreign-key checks.
+    """
+    time.sleep(min(0.0005 * (attempt + 1), 0.02))
 
 
 def take(
@@ -86,13 +98,17 @@ def take(
     """Take a free aligned block of size ``2**r`` (the next one by ``policy``, or exactly ``target``)."""
     pg = session.get_bind().dialect.name == "postgresql"
     reclaim(session, space.id)
-    for _attempt in range(1000):
+    for attempt in range(MAX_ATTEMPTS):
         if target is None:
             row = _candidate(session, space.id, r, policy, "skip")
             if row is None:
                 if not pg or _candidate(session, space.id, r, policy, None) is None:
                     raise Exhausted(f"{label}: pool {space.name!r} has no free {what} left")
-                row = _candidate(session, space.id, r, policy, "wait")  # every candidate is being split
+                if attempt < POLLS:
+                    _pause(attempt)  # every candidate is being split by someone else right now
+                    continue
+                # still locked after polling: queue on the lock (a rare deadlock is retried by the caller)
+                row = _candidate(session, space.id, r, policy, "wait")
                 if row is None:
                     continue
             lo, k = unhex(row.lo), row.k
@@ -101,7 +117,8 @@ def take(
             found = _containing(session, space.id, target)
             if found is None or found.hi is None:
                 raise Conflict(f"{label}: {what} is outside pool {space.name!r}")
-            if unhex(found.hi) <= target:  # we waited on a block that was split meanwhile: look again
+            if unhex(found.hi) <= target:  # the containing block is locked by someone: look again
+                _pause(attempt)
                 continue
             if found.state != "free" or found.k < r or unhex(found.lo) + (1 << found.k) < target + (1 << r):
                 raise Conflict(f"{label}: {what} is not free in pool {space.name!r} (overlaps a "

@@ -158,13 +158,14 @@ def numbers_import(
         task = progress.add_task("importing", total=None)
         for line, data in inputs:
             try:
-                result = numbers.import_numbers(session, data, CLI_ACTOR,
+                result = numbers.import_numbers(session, data, CLI_ACTOR, commit=False,
                                                 progress=lambda n: progress.advance(task, n))
             except Exception as exc:
                 if line is not None and hasattr(exc, "message"):
                     exc.message = f"line {line}: {exc.message}"  # type: ignore[attr-defined]
                 raise
             total += result["count"]
+        session.commit()  # every range or none
     console.print(f"Imported [bold]{total}[/] numbers")
 
 

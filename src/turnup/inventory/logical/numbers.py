@@ -37,7 +37,7 @@ TRANSITIONS: dict[str, set[str]] = {
     "available": {"reserved", "assigned", "disconnected"},
     "reserved": {"available", "assigned"},
     "assigned": {"aging", "ported_out", "disconnected"},
-    "aging": {"available"},
+    "aging": set(),  # aging ends only when its period has passed (then the number is available)
     "port_in_pending": {"assigned", "disconnected"},
     "ported_out": {"aging"},
     "disconnected": {"aging"},
@@ -67,6 +67,11 @@ def _country_code(country: str, field: str = "country") -> int:
     if not code:
         raise InvalidInput(f"{field}: {country!r} is not a known ISO 3166 region")
     return code
+
+
+def _trunk(country: str) -> str | None:
+    metadata = phonenumbers.PhoneMetadata.metadata_for_region(country.upper())
+    return metadata.national_prefix if metadata else None
 
 
 def _national_digits(country: str, text: str, field: str) -> str:
@@ -140,8 +145,10 @@ def update_number_class(session: Session, name: str, data: NumberClassUpdate, ac
 
 
 def import_numbers(session: Session, data: NumberImport, actor: str,
-                   progress: Callable[[int], None] | None = None) -> dict[str, Any]:
-    """Import a range or a thousands-block; every number is validated before anything is written."""
+                   progress: Callable[[int], None] | None = None, commit: bool = True) -> dict[str, Any]:
+    """Import a range or a thousands-block; every number is validated before anything is written.
+
+    ``commit=False`` lets a bulk import (CLI ``--file``) commit all its ranges at once, or none."""
     if data.thousandsBlock is not None:
         if data.start is not None or data.end is not None:
             raise InvalidInput("thousandsBlock: give either thousandsBlock or start/end")
@@ -212,7 +219,8 @@ def import_numbers(session: Session, data: NumberImport, actor: str,
     for block in block_ids.values():
         publish(session, api=POOL_API, event_type="NumberBlockCreateEvent", resource_type="numberBlock",
                 resource=render_number_block(block))
-    session.commit()
+    if commit:
+        session.commit()
     return {"@type": "NumberImport", "first": "+" + first, "last": "+" + last, "count": count,
             "numberClass": cls.name, "status": data.status,
             "numberBlock": [render_number_block(b) for b in block_ids.values()]}
@@ -227,14 +235,15 @@ def effective_state(n: TelephoneNumber | Any, now: datetime) -> str:
     return n.state
 
 
-def sweep(session: Session) -> None:
+def sweep(session: Session, commit: bool = True) -> None:
     """Numbers whose aging or reservation has ended become available (indexed on (state, until))."""
     now = clock.now()
     session.execute(update(N).where(N.state == "aging", N.until <= now)
                     .values(state="available", until=None, service_id=None, updated_at=now))
     session.execute(update(N).where(N.state == "reserved", N.until <= now)
                     .values(state="available", until=None, reservation_id=None, updated_at=now))
-    session.commit()
+    if commit:
+        session.commit()
 
 
 def get_number(session: Session, number_id: str) -> TelephoneNumber:
@@ -309,6 +318,7 @@ def reserve_number(session: Session, item: ReservationItemIn, reservation_id: st
     else:
         if item.country is None and item.pattern is None:
             raise InvalidInput(f"{field}.number: required (or country/pattern to pick one)")
+        sweep(session, commit=False)
         query = NumberSearch(country=item.country, pattern=item.pattern, limit=1)
         stmt = build_search(query, field).with_for_update(skip_locked=True)
         number = session.scalar(stmt)
@@ -366,7 +376,10 @@ def build_search(q: NumberSearch, field: str = "") -> Select[Any]:
     order = N.digits
     if q.country:
         cc = str(_country_code(q.country, f"{f}country"))
-        stmt = stmt.where(N.region == q.country.upper(), N.digits >= cc, N.digits < next_prefix(cc))
+        stmt = stmt.where(N.region == q.country.upper())
+        if not (q.pattern and parse_pattern(q.pattern, f"{f}pattern")[1]):
+            # a suffix search must walk the reversed-digits index; a country range would lure the planner
+            stmt = stmt.where(N.digits >= cc, N.digits < next_prefix(cc))
     for name, value in (("area", q.area), ("prefix", q.prefix)):
         if value:
             if not value.startswith("+") and not q.country:
@@ -375,6 +388,9 @@ def build_search(q: NumberSearch, field: str = "") -> Select[Any]:
             stmt = stmt.where(N.digits >= head, N.digits < next_prefix(head))
     if q.pattern:
         head, tail, like = parse_pattern(q.pattern, f"{f}pattern")
+        trunk = _trunk(q.country) if q.country else None
+        if trunk and head.startswith(trunk):  # national format: '020 7946 …' means NSN '20 7946 …'
+            head, like = head[len(trunk):], like[len(trunk):]
         if not like.startswith("%") and not q.country:
             raise InvalidInput(f"{f}country: required unless the pattern starts with '*' (patterns match "
                                "national numbers)")

@@ -5,10 +5,11 @@ Each public function validates everything before writing, audits, publishes and 
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from sqlalchemy import exists, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from turnup.inventory.logical import chain
@@ -26,6 +27,7 @@ from turnup.kernel.outbox import publish
 
 ROOT_RANGES = {"ipv4": (0, 1 << 32), "ipv6": (0, 1 << 128), "vlan": (1, 4095), "asn": (1, 4294967295)}
 T = LogicalBlock.__table__
+_R = TypeVar("_R")
 VLAN_RULE = "VLAN ids are 1-4094 (0 and 4095 are reserved)"
 ASN_RULE = "ASNs are 1-4294967294 (16-bit 1-65534, 32-bit up to 4294967294)"
 
@@ -415,6 +417,24 @@ def allocate(session: Session, pool_id: str, req: AllocationRequest, actor: str
     if req.reservedUntil is not None and req.reservedUntil.tzinfo is None:
         raise InvalidInput("reservedUntil: needs a timezone offset")
     state = "reserved" if req.reservedUntil is not None else "allocated"
+    return retry_on_deadlock(session, lambda: _allocate(session, space, req, actor, r, target, label, what,
+                                                        state))
+
+
+def retry_on_deadlock(session: Session, fn: Callable[[], _R], attempts: int = 5) -> _R:
+    """Run a whole unit of work again if PostgreSQL broke a deadlock or a serialisation conflict."""
+    for attempt in range(attempts):
+        try:
+            return fn()
+        except OperationalError as exc:
+            if getattr(exc.orig, "sqlstate", None) not in ("40P01", "40001") or attempt == attempts - 1:
+                raise
+            session.rollback()
+    raise AssertionError("unreachable")
+
+
+def _allocate(session: Session, space: LogicalSpace, req: AllocationRequest, actor: str, r: int,
+              target: int | None, label: str, what: str, state: str) -> tuple[chain.Taken, LogicalSpace]:
     taken = chain.take(session, space, r, policy=req.allocationPolicy or space.policy, target=target,
                        state=state, until=req.reservedUntil, service_id=req.serviceId,
                        description=req.description, label=label, what=what)

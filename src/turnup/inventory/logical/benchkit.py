@@ -1,0 +1,70 @@
+"""Helpers for the logical-inventory benchmarks (bench/ipam_*.py, bench/asn_next.py, bench/number_search.py).
+
+Each bench creates its own PostgreSQL database ``turnup_bench_<random>`` and drops it afterwards, and reports
+latencies next to a baseline measured in the same process (a ``SELECT 1`` round trip).
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import psycopg
+from sqlalchemy import Engine, text
+
+import turnup.models
+from turnup.kernel.db import make_engine
+
+PG = os.environ.get("TURNUP_BENCH_PG", "host=127.0.0.1 port=5432 user=postgres")
+
+
+@contextmanager
+def bench_database(**engine_kwargs: object) -> Iterator[tuple[str, Engine]]:
+    name = f"turnup_bench_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(f"{PG} dbname=postgres", autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    parts = dict(p.split("=", 1) for p in PG.split())
+    url = f"postgresql+psycopg://{parts.get('user', 'postgres')}@{parts.get('host', '127.0.0.1')}:" \
+          f"{parts.get('port', '5432')}/{name}"
+    engine = make_engine(url, **engine_kwargs)  # type: ignore[arg-type]
+    try:
+        turnup.models.metadata.create_all(engine)
+        yield url, engine
+    finally:
+        engine.dispose()
+        with psycopg.connect(f"{PG} dbname=postgres", autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def raw_connection(url: str) -> psycopg.Connection:
+    return psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"))
+
+
+def timed(fn: Callable[[], object], repeat: int) -> list[float]:
+    out = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        out.append((time.perf_counter() - t0) * 1000)
+    return out
+
+
+def baseline_ms(engine: Engine, repeat: int = 200) -> float:
+    with engine.connect() as conn:
+        samples = timed(lambda: conn.execute(text("SELECT 1")).scalar(), repeat)
+    return statistics.median(samples)
+
+
+def pct(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
+
+
+def report(label: str, samples: list[float], base: float) -> str:
+    p50, p99 = pct(samples, 50), pct(samples, 99)
+    return (f"{label:<44} n={len(samples):>5}  p50={p50:7.2f} ms  p99={p99:7.2f} ms  "
+            f"max={max(samples):7.2f} ms  p50/baseline={p50 / base:6.1f}x")
