@@ -15,7 +15,7 @@ from turnup.accounts.schemas import (
     ContactCreate, ContactUpdate, CustomerCreate, CustomerUpdate, SiteCreate, SiteUpdate,
 )
 from turnup.kernel import audit, clock
-from turnup.kernel.errors import Conflict, InvalidInput, NotFound
+from turnup.kernel.errors import Conflict, InvalidInput, NotFound, TurnupError
 from turnup.kernel.ids import new_id
 from turnup.kernel.outbox import publish
 
@@ -38,10 +38,12 @@ def get_customer(session: Session, customer_id: str) -> Customer:
     return customer
 
 
-def _live_customer(session: Session, customer_id: str, field: str = "customerId") -> Customer:
+def live_customer(session: Session, customer_id: str, field: str = "customerId", *,
+                  unknown: type[TurnupError] = NotFound) -> Customer:
+    """A customer that exists and is not closed; errors name ``field`` (``unknown`` when it does not exist)."""
     customer = session.get(Customer, customer_id)
     if customer is None:
-        raise NotFound(f"{field}: customer {customer_id!r} not found")
+        raise unknown(f"{field}: unknown customer {customer_id!r}")
     if customer.status == "closed":
         raise Conflict(f"{field}: customer {customer_id!r} is closed")
     return customer
@@ -153,7 +155,7 @@ def _announce(session: Session, kind: _Kind, verb: str, event: str, document: di
 
 def _create_child(session: Session, kind: _Kind, data: ContactCreate | SiteCreate, actor: str,
                   commit: bool) -> Any:
-    _live_customer(session, data.customerId)
+    live_customer(session, data.customerId)
     now = clock.now()
     obj = kind.model(id=new_id(), customer_id=data.customerId, created_at=now, updated_at=now,
                      **{c: getattr(data, c) for c in kind.columns})

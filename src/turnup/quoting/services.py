@@ -19,6 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from turnup.accounts.orm import Customer, Site
+from turnup.accounts.services import live_customer
 from turnup.catalog.orm import ProductOffering
 from turnup.kernel import audit, clock
 from turnup.kernel.errors import Conflict, InvalidInput, NotFound, TurnupError
@@ -58,12 +59,7 @@ def get_quote(session: Session, quote_id: str, *, lock: bool = False) -> Quote:
 
 
 def _customer(session: Session, customer_id: str, field: str = "relatedParty[0].id") -> Customer:
-    customer = session.get(Customer, customer_id)
-    if customer is None:
-        raise InvalidInput(f"{field}: unknown customer {customer_id!r}")
-    if customer.status == "closed":
-        raise Conflict(f"{field}: customer {customer_id!r} is closed")
-    return customer
+    return live_customer(session, customer_id, field, unknown=InvalidInput)
 
 
 def _check_transition(quote: Quote, new_state: str) -> None:
