@@ -92,8 +92,12 @@ def test_reserve_check_sweep_and_history_from_the_cli(cli: None, session_factory
         assert [r.status for r in s.scalars(select(Reservation))] == ["expired"]
     res = _ok("reserve", "--line", "CABLE:2@WH1")
     rid = res.split("Reservation ")[1].split()[0]
-    assert "committed" in _ok("commit", rid, "ORD-9")
+    committed = _ok("commit", rid, "ORD-9")
+    assert "committed" in committed
     assert "is already committed" in _fails("release", rid)
+    allocation = committed.split("allocation ")[1].split(" ")[0]
+    assert "cancelled" in _ok("allocation-cancel", allocation)
+    assert "not found" in _fails("allocation-cancel", "nope")
     assert "unknown SKU 'NOPE'" in _fails("reserve", "--line", "NOPE:1@WH1")
     assert "expected SKU:QTY@LOCATION" in _fails("reserve", "--line", "garbage")
 
@@ -105,5 +109,7 @@ def test_rack_commands(cli: None) -> None:
     hold = out.split("Rack hold ")[1].split(":")[0]
     assert "U11-U42" in _ok("rack-reserve", "R9", "32", "3000")
     assert "Insufficient rack space" in _fails("rack-reserve", "R9", "1", "1")
+    assert "held until" in _ok("rack-extend", hold, "--minutes", "90")
+    assert "must be in the future" in _fails("rack-extend", hold, "--minutes", "-5")
     assert "released" in _ok("rack-release", hold)
     assert "U1-U10" in _ok("rack-reserve", "R9", "10", "2000")

@@ -240,6 +240,14 @@ def rack_reserve(rack: str, units: int, power_watts: int, minutes: int = typer.O
                       f"{hold.power_watts} W until {hold.expires_at.isoformat()}")
 
 
+@app.command("rack-extend")
+def rack_extend(hold_id: str, minutes: int = typer.Option(..., help="new expiry: now + minutes")) -> None:
+    """Move a rack hold's expiry (e.g. when its quote's validity is extended)."""
+    with cli_session() as session:
+        hold = racks.extend_rack_hold(session, hold_id, clock.now() + timedelta(minutes=minutes), CLI_ACTOR)
+        console.print(f"Rack hold {hold.id} held until {hold.expires_at.isoformat()}")
+
+
 @app.command("rack-release")
 def rack_release(hold_id: str) -> None:
     with cli_session() as session:
@@ -252,6 +260,14 @@ def rack_commit(hold_id: str, order_id: str) -> None:
     with cli_session() as session:
         hold = racks.commit_rack_hold(session, hold_id, order_id, CLI_ACTOR)
         console.print(f"Rack hold {hold.id} {hold.status} for order {order_id}")
+
+
+@app.command("allocation-cancel")
+def allocation_cancel(allocation_id: str) -> None:
+    """Cancel an allocation that has not been dispatched: its units return to stock."""
+    with cli_session() as session:
+        allocation = services.cancel_allocation(session, allocation_id, CLI_ACTOR)
+        console.print(f"Allocation {allocation.id} is now {allocation.status}")
 
 
 @app.command("import-stock")
