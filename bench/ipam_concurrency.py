@@ -4,6 +4,10 @@ database is checked: duplicates = 0, overlaps = 0, allocated rows = successes.
 
     nice -n 10 .venv/bin/python bench/ipam_concurrency.py            # 15 s per scenario
     .venv/bin/python bench/ipam_concurrency.py --smoke               # 3 s per scenario
+    nice -n 10 .venv/bin/python bench/ipam_concurrency.py --general-path   # PostgreSQL fast path off
+
+The last column counts how the PostgreSQL fast path (``logical.fastpath``) answered: served / declined (a
+declined allocation is then made by the general path in the same transaction).
 """
 
 from __future__ import annotations
@@ -18,14 +22,27 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
-from turnup.inventory.logical import services  # noqa: E402
+from turnup.inventory.logical import fastpath, services  # noqa: E402
 from turnup.inventory.logical.benchkit import baseline_ms, bench_database, pct, raw_connection  # noqa: E402
 from turnup.inventory.logical.schemas import AllocationRequest, PoolCreate  # noqa: E402
 from turnup.kernel.db import make_engine, make_sessionmaker  # noqa: E402
 from turnup.kernel.errors import Conflict  # noqa: E402
 
 
-def worker(url: str, pool_ids: list[str], threads: int, seconds: float, start_at: float, out: mp.Queue) -> None:
+def worker(url: str, pool_ids: list[str], threads: int, seconds: float, start_at: float, out: mp.Queue,
+           general: bool) -> None:
+    fastpath.ENABLED = not general
+    outcomes = {"served": 0, "declined": 0}
+    counting = threading.Lock()
+    real = fastpath.allocate
+
+    def counted(*args: object, **kwargs: object) -> object:
+        taken = real(*args, **kwargs)  # type: ignore[arg-type]
+        with counting:
+            outcomes["declined" if taken is None else "served"] += 1
+        return taken
+
+    fastpath.allocate = counted  # type: ignore[assignment]
     engine = make_engine(url, pool_size=threads + 1, max_overflow=0)
     factory = make_sessionmaker(engine)
     results: list[tuple[int, int, list[float]]] = []
@@ -55,10 +72,11 @@ def worker(url: str, pool_ids: list[str], threads: int, seconds: float, start_at
     for t in ts:
         t.join()
     engine.dispose()
-    out.put(results)
+    out.put((results, outcomes))
 
 
-def run(url: str, pools: list[str], clients: int, procs: int, seconds: float) -> dict[str, float]:
+def run(url: str, pools: list[str], clients: int, procs: int, seconds: float, general: bool
+        ) -> dict[str, float]:
     ctx = mp.get_context("fork")
     q: mp.Queue = ctx.Queue()
     start_at = time.time() + 2.0
@@ -66,16 +84,19 @@ def run(url: str, pools: list[str], clients: int, procs: int, seconds: float) ->
     ps = []
     for p in range(procs):
         mine = [pools[(p * per + i) % len(pools)] for i in range(per)]  # client i -> pool i mod pools
-        ps.append(ctx.Process(target=worker, args=(url, mine, per, seconds, start_at, q)))
+        ps.append(ctx.Process(target=worker, args=(url, mine, per, seconds, start_at, q, general)))
     for p in ps:
         p.start()
-    results = [r for _ in ps for r in q.get()]
+    answers = [q.get() for _ in ps]
+    results = [r for rs, _ in answers for r in rs]
     for p in ps:
         p.join()
     ok = sum(r[0] for r in results)
     lat = [x for r in results for x in r[2]]
     return {"ok": ok, "refused": sum(r[1] for r in results), "rate": ok / seconds,
-            "p50": pct(lat, 50) if lat else 0, "p99": pct(lat, 99) if lat else 0}
+            "p50": pct(lat, 50) if lat else 0, "p99": pct(lat, 99) if lat else 0,
+            "served": sum(o["served"] for _, o in answers),
+            "declined": sum(o["declined"] for _, o in answers)}
 
 
 def verify(url: str, pools: list[str]) -> tuple[int, int, int]:
@@ -95,6 +116,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--smoke", action="store_true")
+    parser.add_argument("--general-path", action="store_true", help="switch the PostgreSQL fast path off")
     args = parser.parse_args()
     seconds = 3.0 if args.smoke else args.seconds
     scenarios = [("1 client, 1 pool", 1, 1, 1), ("32 clients, 1 pool", 32, 4, 1),
@@ -113,11 +135,12 @@ def main() -> None:
                 pools = [services.create_pool(s, PoolCreate(poolType="ipPool", name=f"s{n}p{i}",
                                                             prefix=str(net)), "b").id
                          for i, net in enumerate(nets)]
-            r = run(url, pools, clients, procs, seconds)
+            r = run(url, pools, clients, procs, seconds, args.general_path)
             allocated, dup, overlaps = verify(url, pools)
             print(f"{label:<22} {r['rate']:8.0f} alloc/s  p50={r['p50']:6.2f} ms p99={r['p99']:7.2f} ms  "
                   f"successes={r['ok']} allocated rows={allocated} duplicates={dup} overlaps={overlaps} "
-                  f"refused={r['refused']}  p50/baseline={r['p50'] / base:5.1f}x")
+                  f"refused={r['refused']}  p50/baseline={r['p50'] / base:5.1f}x  "
+                  f"fast path served/declined={r['served']}/{r['declined']}")
             assert allocated == r["ok"] and dup == 0 and overlaps == 0
 
 

@@ -12,7 +12,7 @@ from sqlalchemy import exists, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
-from turnup.inventory.logical import chain
+from turnup.inventory.logical import chain, fastpath
 from turnup.inventory.logical.codec import (
     WIDTH, IPNetwork, check_template, decompose, family_of, hexkey, network_range,
     parse_address_or_network, parse_network, unhex,
@@ -35,8 +35,9 @@ ASN_RULE = "ASNs are 1-4294967294 (16-bit 1-65534, 32-bit up to 4294967294)"
 # ------------------------------------------------------------------------------------------ lookups
 
 
-def get_pool(session: Session, pool_id: str, field: str = "poolId") -> LogicalSpace:
-    space = session.get(LogicalSpace, pool_id)
+def get_pool(session: Session, pool_id: str, field: str = "poolId", *, fresh: bool = False) -> LogicalSpace:
+    """The pool; ``fresh`` reads the row again even if this session already holds it."""
+    space = session.get(LogicalSpace, pool_id, populate_existing=fresh)
     if space is None:
         raise NotFound(f"{field}: resource pool {pool_id!r} not found")
     return space
@@ -409,16 +410,43 @@ def plan_allocation(space: LogicalSpace, req: AllocationRequest | Any, field_pre
 
 def allocate(session: Session, pool_id: str, req: AllocationRequest, actor: str
              ) -> tuple[chain.Taken, LogicalSpace]:
-    """Allocate (or reserve with ``reservedUntil``) the next free or a specific block of a pool."""
-    space = get_pool(session, pool_id)
+    """Allocate (or reserve with ``reservedUntil``) the next free or a specific block of a pool.
+
+    On PostgreSQL the next free IPv4 block first tries ``fastpath.allocate`` (one statement, pool row
+    cached and re-checked); when it declines (it then wrote nothing) the general path runs in the same
+    transaction."""
+    fast = fastpath.eligible(session, req.prefix, req.value)
+    space = fastpath.cached_pool(pool_id) if fast else None
+    if space is None:
+        space = get_pool(session, pool_id)
+        if fast:
+            fastpath.remember(space)
     r, target, label, what = plan_allocation(space, req)
     if req.reservedUntil is not None and req.reservedUntil <= clock.now():
         raise InvalidInput("reservedUntil: must be in the future")
     if req.reservedUntil is not None and req.reservedUntil.tzinfo is None:
         raise InvalidInput("reservedUntil: needs a timezone offset")
     state = "reserved" if req.reservedUntil is not None else "allocated"
-    return retry_on_deadlock(session, lambda: _allocate(session, space, req, actor, r, target, label, what,
-                                                        state))
+    if fast and fastpath.applies_to(space, target):
+        fast_space, policy = space, req.allocationPolicy or space.policy
+
+        def attempt() -> chain.Taken | None:
+            taken = fastpath.allocate(session, fast_space, r, policy=policy, state=state,
+                                      until=req.reservedUntil, service_id=req.serviceId,
+                                      description=req.description, actor=actor, now=clock.now())
+            if taken is not None:
+                session.commit()
+            return taken
+
+        done = retry_on_deadlock(session, attempt)
+        if done is not None:
+            return done, fast_space
+        fastpath.forget(pool_id)  # the pool may have changed: the general path reads it again
+        space = get_pool(session, pool_id, fresh=True)
+        r, target, label, what = plan_allocation(space, req)
+    general_space = space
+    return retry_on_deadlock(session, lambda: _allocate(session, general_space, req, actor, r, target, label,
+                                                        what, state))
 
 
 def retry_on_deadlock(session: Session, fn: Callable[[], _R], attempts: int = 5) -> _R:
