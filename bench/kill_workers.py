@@ -1,5 +1,6 @@
 """Kill -9 a worker at random moments while 200 orders run (PostgreSQL); then check every order completed,
-every planned effect is in the simulator ledger exactly once, and no designed service was left behind.
+every planned effect is in the simulator ledger exactly once, no designed service was left behind, and no
+reservation leaked (each order carries a VLAN its "quote" committed; it must end assigned to the service).
 
     nice -n 10 .venv/bin/python bench/kill_workers.py --orders 200 --kills 5 --seed 6
 
@@ -19,12 +20,11 @@ from pathlib import Path
 from sqlalchemy import func, select, text
 
 from turnup.kernel.db import make_engine, make_sessionmaker
-from turnup.ordering import services as ordering
 from turnup.ordering.orm import PlanItem, ProductOrder
-from turnup.ordering.schemas import ProductOrderCreate
 from turnup.orchestration import runtime
 from turnup.orchestration.testing import (
-    WorkerProcess, make_customer, make_offering, order_body, scratch_database, wait_until,
+    WorkerProcess, create_order_with_vlan, make_customer, make_offering, make_vlan_pool, order_body,
+    reservation_leaks, scratch_database, wait_until,
 )
 from turnup.provisioning.orm import SimulatorLedgerEntry
 from turnup.service_inventory.orm import Service
@@ -47,11 +47,12 @@ def main() -> None:
                 {"adapter": "network-simulator", "action": "cross-connect", "parameters": {}},
                 {"adapter": "network-simulator", "action": "power-on", "parameters": {}}])
             customer = make_customer(s)
-        body = ProductOrderCreate.model_validate(order_body(customer, offering))
+            vlans = make_vlan_pool(s, 100, 100 + args.orders + 10)
+        body = order_body(customer, offering)
 
         def accept(_: int) -> str:
             with factory() as s:
-                return ordering.create_order(s, body, "bench").id
+                return create_order_with_vlan(s, body, vlans, "bench")
         with ThreadPoolExecutor(4) as pool:
             order_ids = list(pool.map(accept, range(args.orders)))
         env = {"TURNUP_SIMULATOR_LATENCY_MS": str(args.latency_ms)}
@@ -86,7 +87,9 @@ def main() -> None:
                 w.stop()
         with factory() as s:
             ledger = s.scalars(select(SimulatorLedgerEntry)).all()
-            keys = {f"{p.id}:activate" for p in s.scalars(select(PlanItem).where(PlanItem.order_id.in_(order_ids)))}
+            keys = {f"{p.id}:activate" for p in s.scalars(select(PlanItem).where(
+                PlanItem.order_id.in_(order_ids), PlanItem.kind == "serviceActivation"))}
+            leaks = reservation_leaks(s, len(order_ids))
             service_states = dict(s.execute(select(Service.state, func.count()).group_by(Service.state)).all())
             schema = runtime.dbos_schema(url)
             by_executor = dict(s.execute(text(
@@ -94,11 +97,13 @@ def main() -> None:
                 "WHERE workflow_uuid LIKE 'order-%' GROUP BY executor_id")).all())
         repeated = sum(r.calls - 1 for r in ledger)
         ok = ({r.idempotency_key for r in ledger} == keys and len(ledger) == len(keys)
-              and {r.status for r in ledger} == {"applied"} and service_states == {"active": len(keys)})
+              and {r.status for r in ledger} == {"applied"} and service_states == {"active": len(keys)}
+              and not leaks)
         print(f"{args.orders} orders completed in {elapsed:.1f}s after {kills} kills; "
               f"ledger: {len(ledger)} effects for {len(keys)} planned, all applied once: {ok}; "
               f"repeated calls (steps in flight at a kill, answered from the ledger): {repeated}; "
-              f"services: {service_states}; workflows by final executor: {by_executor}")
+              f"services: {service_states}; workflows by final executor: {by_executor}; "
+              f"reservation leaks: {leaks[:5] or 'none'}")
         if not ok:
             raise SystemExit(1)
 

@@ -103,6 +103,10 @@ def _order_fibre_and_see_it_complete(base: str, token: str) -> None:
         "relatedParty": [{"id": customer[0]["id"], "role": "customer"}],
         "productOrderItem": [{"id": "1", "action": "add", "productOffering": {"id": fibre[0]["id"]}}]})
     assert created.status_code == 201, created.text
+    # the catalog's fibre needs a field visit (installation) before activation: the technician reports it
+    visit = httpx.post(f"{base}{ORDERS}/{created.json()['id']}/event", headers=auth,
+                       json={"eventType": "technicianCompleted", "reference": "demo-job"})
+    assert visit.status_code == 201, visit.text
     state = created.json()["state"]
     deadline = time.monotonic() + 60
     while state not in ("completed", "failed") and time.monotonic() < deadline:

@@ -20,19 +20,27 @@ from turnup.ordering import services as ordering
 from turnup.ordering.orm import PlanItem, ProductOrder
 from turnup.ordering.schemas import ProductOrderCreate
 from turnup.orchestration import runtime
-from turnup.orchestration.testing import WorkerProcess, make_customer, make_offering, order_body, wait_until
+from turnup.orchestration.testing import (
+    WorkerProcess, create_order_with_vlan, make_customer, make_offering, make_vlan_pool, order_body,
+    reservation_leaks, wait_until,
+)
 from turnup.provisioning.orm import SimulatorLedgerEntry
 from turnup.service_inventory.orm import Service
 
 CONCURRENCY = 4
 
 
-def _submit(factory: sessionmaker[Session], n: int, offering: str, customer: str) -> list[str]:
+def _submit(factory: sessionmaker[Session], n: int, offering: str, customer: str,
+            vlan_pool: str | None = None) -> list[str]:
+    """``n`` orders; with ``vlan_pool`` each carries a VLAN its "quote" committed to it."""
     ids = []
     for _ in range(n):
         with factory() as s:
-            ids.append(ordering.create_order(s, ProductOrderCreate.model_validate(order_body(customer, offering)),
-                                             "test").id)
+            if vlan_pool:
+                ids.append(create_order_with_vlan(s, order_body(customer, offering), vlan_pool))
+            else:
+                ids.append(ordering.create_order(
+                    s, ProductOrderCreate.model_validate(order_body(customer, offering)), "test").id)
     return ids
 
 
@@ -57,13 +65,15 @@ def pg_only(db_url: str, engine: object, dbos_schema_cleanup: None) -> str:
 def test_kill_9_at_random_moments_every_order_completes_with_each_effect_once(
     pg_only: str, session_factory: sessionmaker[Session], tmp_path: Path
 ) -> None:
-    # Given 40 orders of two activation steps each, and a simulator taking 20 ms per call
+    # Given 40 orders of two activation steps each, each carrying a VLAN its quote committed (so a resource
+    # assignment step too), and a simulator taking 20 ms per call
     with session_factory() as s:
         offering = make_offering(s, "Colocation", [
             {"adapter": "network-simulator", "action": "cross-connect", "parameters": {}},
             {"adapter": "network-simulator", "action": "power-on", "parameters": {}}])
         customer = make_customer(s)
-    order_ids = _submit(session_factory, 40, offering, customer)
+        pool = make_vlan_pool(s)
+    order_ids = _submit(session_factory, 40, offering, customer, vlan_pool=pool)
     env = {"TURNUP_SIMULATOR_LATENCY_MS": "20", "TURNUP_STEP_BACKOFF_SECONDS": "0.05"}
     worker = WorkerProcess(pg_only, "kill-test-w1", concurrency=CONCURRENCY, env=env,
                            log_path=str(tmp_path / "worker.log"))
@@ -87,8 +97,8 @@ def test_kill_9_at_random_moments_every_order_completes_with_each_effect_once(
     assert in_flight.get("completed", 0) < 40
     with session_factory() as s:
         ledger = s.scalars(select(SimulatorLedgerEntry)).all()
-        plan_keys = {f"{p.id}:activate" for p in s.scalars(select(PlanItem)
-                                                             .where(PlanItem.order_id.in_(order_ids)))}
+        plan_keys = {f"{p.id}:activate" for p in s.scalars(select(PlanItem).where(
+            PlanItem.order_id.in_(order_ids), PlanItem.kind == "serviceActivation"))}
         # every planned effect applied exactly once, nothing else applied
         assert len(plan_keys) == 80
         assert {r.idempotency_key for r in ledger} == plan_keys
@@ -103,6 +113,9 @@ def test_kill_9_at_random_moments_every_order_completes_with_each_effect_once(
         completed = sorted(p["event"]["productOrder"]["id"] for p in changes
                            if p["event"]["productOrder"]["state"] == "completed")
         assert completed == sorted(order_ids)
+    # and no reservation leaked: each order's VLAN is assigned to one of its services
+    with session_factory() as s:
+        assert reservation_leaks(s, len(order_ids)) == []
 
 
 def test_two_workers_share_the_orders_without_running_any_step_twice(

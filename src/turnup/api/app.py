@@ -22,6 +22,7 @@ from turnup.onboarding.routes import router as onboarding_router
 from turnup.ordering.routes import router as ordering_router
 from turnup.provisioning.routes import router as fallout_router
 from turnup.service_inventory.routes import router as service_inventory_router
+from turnup.product_inventory.routes import router as product_inventory_router
 from turnup.api.errors import install_error_handlers
 from turnup.inventory.physical.routes import router as physical_inventory_router
 from turnup.inventory.logical.routes import router as logical_inventory_router
@@ -60,6 +61,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.include_router(quoting_router)
     app.include_router(agreements_router)
     app.include_router(service_inventory_router)
+    app.include_router(product_inventory_router)
     app.include_router(fallout_router)
     app.include_router(compliance_router)
     app.include_router(onboarding_router)

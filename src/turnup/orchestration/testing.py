@@ -157,3 +157,54 @@ def scratch_database(kind: str, tmp_dir: str, pg: str = "postgresql+psycopg://po
         if name:
             with psycopg.connect("host=127.0.0.1 user=postgres dbname=postgres", autocommit=True) as conn:
                 conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def make_vlan_pool(session: Session, start: int = 100, end: int = 999) -> str:
+    """A VLAN pool (no quarantine) for orders that carry reservations."""
+    from turnup.inventory.logical import services as pools
+    from turnup.inventory.logical.schemas import PoolCreate
+
+    return pools.create_pool(session, PoolCreate(poolType="vlanPool", name=f"access-{new_id()[:6]}", start=start,
+                                                 end=end), "test").id
+
+
+def create_order_with_vlan(session: Session, body: dict[str, Any], vlan_pool: str, actor: str = "test") -> str:
+    """Accept an order carrying a VLAN its "quote" committed to it, as quote acceptance does
+    (``quoting.holds.commit``: the hold is committed to ``order:<id>`` in the order's transaction)."""
+    from datetime import timedelta
+
+    from turnup.inventory.logical import reservations as logical
+    from turnup.ordering import services as ordering
+    from turnup.ordering.schemas import ProductOrderCreate
+
+    held = logical.reserve(session, [{"resourceType": "vlan", "poolId": vlan_pool}],
+                           clock.now() + timedelta(hours=1), actor)  # the quote's hold, made earlier
+    body = body | {"reservation": [{"id": held.id, "@referredType": "ResourceReservation"}]}
+    order = ordering.create_order(session, ProductOrderCreate.model_validate(body), actor, commit=False)
+    logical.commit(session, held.id, actor, service_id=f"order:{order.id}", commit_now=False)
+    session.commit()
+    return order.id
+
+
+def reservation_leaks(session: Session, expected: int) -> list[str]:
+    """What is wrong with the VLANs orders carried, after they all completed: each must be allocated to a
+    service (not to an order, not held, not lost) that lists it, its reservation committed to that service."""
+    from sqlalchemy import select
+
+    from turnup.inventory.logical.orm import LogicalBlock, ResourceReservation
+    from turnup.service_inventory.orm import Service
+
+    problems: list[str] = []
+    blocks = session.scalars(select(LogicalBlock).where(LogicalBlock.state.in_(("reserved", "allocated")))).all()
+    if len(blocks) != expected:
+        problems.append(f"{len(blocks)} VLANs held or allocated, {expected} expected")
+    services = {sv.id: sv for sv in session.scalars(select(Service))}
+    for block in blocks:
+        if block.state != "allocated" or block.service_id not in services:
+            problems.append(f"VLAN block {block.id} is {block.state} for {block.service_id}")
+        elif [r.get("id") for r in services[block.service_id].resources] != [block.id]:
+            problems.append(f"service {block.service_id} does not list VLAN block {block.id}")
+    for r in session.scalars(select(ResourceReservation)):
+        if r.state != "committed" or r.service_id not in services:
+            problems.append(f"reservation {r.id} is {r.state} for {r.service_id}")
+    return problems

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from turnup.api.crud import CrudSpec, add_crud_routes
 from turnup.api.deps import get_session, requires
 from turnup.api.hub import hub_router
+from turnup.kernel.errors import NotFound
 from turnup.ordering import services
 from turnup.ordering.orm import ProductOrder
 from turnup.ordering.render import API, SERVICE_ORDER_API, render_order, render_plan_item
@@ -51,12 +52,35 @@ def report_event(order_id: str, body: OrderEventCreate, session: Session = Depen
     return render_plan_item(services.report_event(session, order_id, body, principal.actor))
 
 
-@router.post(f"/tmf-api/{API}/v4/cancelProductOrder", status_code=201, name="cancel productOrder")
+CANCELS = f"/tmf-api/{API}/v4/cancelProductOrder"
+
+
+def render_cancel(order: ProductOrder) -> dict[str, Any]:
+    """A CancelProductOrder request, derived from its order (one cancellation per order; its id is the
+    order's id): ``inProgress`` while the order is pendingCancellation, ``done`` once it is cancelled."""
+    state = {"pendingCancellation": "inProgress", "cancelled": "done"}.get(order.state, "terminatedWithError")
+    return {"id": order.id, "href": f"{CANCELS}/{order.id}", "@type": "CancelProductOrder", "state": state,
+            "cancellationReason": order.state_reason,
+            "effectiveCancellationDate": render_order(order)["completionDate"] if state == "done" else None,
+            "productOrder": {"id": order.id, "href": render_order(order)["href"]}}
+
+
+@router.post(CANCELS, status_code=201, name="cancel productOrder")
 def cancel_order(body: CancelProductOrderCreate, session: Session = Depends(get_session),
                  principal: Principal = requires("ordering:write")) -> dict[str, Any]:
+    """acknowledged orders cancel at once (``done``); in-progress ones answer ``inProgress`` and become
+    ``done`` when the workflow has stopped, compensated and released the order's resources."""
     order = services.cancel_order(session, body.productOrder.id, body.cancellationReason, principal.actor)
-    return {"@type": "CancelProductOrder", "state": "done", "cancellationReason": body.cancellationReason,
-            "productOrder": {"id": order.id, "href": render_order(order)["href"]}}
+    return render_cancel(order)
+
+
+@router.get(CANCELS + "/{order_id}", name="get cancelProductOrder")
+def get_cancel(order_id: str, session: Session = Depends(get_session),
+               principal: Principal = requires("ordering:read")) -> dict[str, Any]:
+    order = services.get_order(session, order_id)
+    if order.state not in ("pendingCancellation", "cancelled"):
+        raise NotFound(f"cancelProductOrder {order_id!r} not found")
+    return render_cancel(order)
 
 
 router.include_router(hub_router(API, "ordering"))

@@ -29,18 +29,30 @@ class CharacteristicIn(Strict):
     value: str | int | float | bool | None = None
 
 
+class PlaceRef(Strict):
+    """TMF622 RelatedPlaceRefOrValue: the geographic site (TMF674) where the product is installed."""
+
+    id: str = Field(min_length=1, max_length=32)
+    role: str = Field(default="installationAddress", max_length=50)
+    referredType: str | None = Field(default=None, alias="@referredType")
+
+
 class ProductRef(Strict):
-    """The existing product a modify/delete item changes. Until product inventory (TMF637) exists, ``id``
-    names the service instance (TMF638) the product is realised by.
+    """The existing product a modify/delete item changes: ``id`` is a TMF637 product id (a product realised
+    by one service) or the TMF638 service id itself.
 
     ``status`` (TMF622 ProductStatusType) is how an order suspends or resumes: ``action: modify`` with
     ``status: suspended`` suspends, with ``status: active`` (on a suspended product) resumes.
     ``productCharacteristic`` is the change of a plain modify (e.g. bandwidth, seats).
+
+    ``place`` (one site): on an ``add`` item (no ``id``) where the new product is installed; on a ``modify``
+    item a *move* to that site.
     """
 
-    id: str = Field(min_length=1, max_length=32)
+    id: str | None = Field(default=None, min_length=1, max_length=32)  # required for modify / delete
     status: Literal["active", "suspended"] | None = None
     productCharacteristic: list[CharacteristicIn] = Field(default_factory=list, max_length=50)
+    place: list[PlaceRef] = Field(default_factory=list, max_length=1)
 
 
 class OrderItemCreate(Strict):

@@ -21,14 +21,18 @@ from turnup.ordering.render import API, SERVICE_ORDER_API, render_order, render_
 from turnup.ordering.schemas import ProductOrderCreate
 from turnup.orchestration import runtime as orchestration
 from turnup.provisioning.adapters import available_adapters
+from turnup.product_inventory import services as products
 from turnup.service_inventory import services as inventory
 from turnup.service_inventory.orm import Service
 
 TRANSITIONS: dict[str, set[str]] = {
     "acknowledged": {"inProgress", "rejected", "cancelled"},
-    "inProgress": {"completed", "partial", "failed", "held", "pending"},
-    "held": {"inProgress", "failed", "cancelled"},
-    "pending": {"inProgress", "failed", "cancelled"},
+    "inProgress": {"completed", "partial", "failed", "held", "pending", "pendingCancellation"},
+    "held": {"inProgress", "failed", "cancelled", "pendingCancellation"},
+    "pending": {"inProgress", "failed", "cancelled", "pendingCancellation"},
+    # TMF622 cancel flow: the cancellation is assessed synchronously (the request is refused or accepted);
+    # accepted, the order is pendingCancellation until its workflow has stopped and compensated
+    "pendingCancellation": {"cancelled"},
     "completed": set(),
     "partial": set(),
     "failed": set(),
@@ -39,9 +43,11 @@ FINAL = {s for s, nxt in TRANSITIONS.items() if not nxt}
 MAX_BUNDLE_DEPTH = 3
 # plan item action -> adapter operation
 OPERATIONS = {"add": "activate", "modify": "modify", "suspend": "suspend", "resume": "resume",
-              "delete": "deactivate"}
+              "delete": "deactivate", "moveOut": "deactivate", "moveIn": "activate"}
+MOVE_FROM = "_fromSite"  # moveIn parameters key: the site the service leaves (restored if the move is undone)
 # plan item kinds that wait for an outside event instead of calling an adapter, and their default event
 WAIT_KINDS = ("fieldVisit", "shipment")
+RESOURCE_KIND = "resourceAssignment"  # plan item assigning a reservation the order carries to its service
 DEFAULT_EVENTS = {"fieldVisit": "technicianCompleted", "shipment": "shipmentDelivered"}
 UNDO_KEY = "_undo"  # plan parameters key holding what a modify replaced (not sent to the adapter)
 
@@ -52,17 +58,24 @@ def _lock_services(session: Session, data: ProductOrderCreate) -> dict[str, Serv
     The lock serialises orders on one service: the second of two concurrent orders waits here until the
     first commits, then sees its plan item and is refused (see ``_change``).
     """
-    ids = sorted({i.product.id for i in data.productOrderItem if i.product is not None and i.action != "add"})
+    ids = sorted({i.product.id for i in data.productOrderItem
+                  if i.product is not None and i.product.id and i.action != "add"})
     found: dict[str, Service] = {}
     for service_id in ids:
         service = session.get(Service, service_id, with_for_update=True, populate_existing=True)
+        if service is None:
+            # a TMF637 product id: the change applies to the service realising it (one-service products)
+            product = products.get_product(session, service_id)
+            if product is not None and len(product.services) == 1:
+                service = session.get(Service, product.services[0].id, with_for_update=True,
+                                      populate_existing=True)
         if service is not None:
             found[service_id] = service
     return found
 
 
 def _change(session: Session, item: Any, where: str, customer_id: str, service: Service | None
-            ) -> dict[str, Any]:
+            ) -> dict[str, Any] | list[dict[str, Any]]:
     """Validate a modify/delete item against the service it names; return the plan action and parameters.
 
     Rules: ``delete`` (disconnect) needs an active or suspended (``inactive``) service; ``modify`` with
@@ -73,6 +86,8 @@ def _change(session: Session, item: Any, where: str, customer_id: str, service: 
     """
     if item.product is None:
         raise InvalidInput(f"{where}.product: required for action {item.action!r} (the product to change)")
+    if item.product.id is None:
+        raise InvalidInput(f"{where}.product.id: required for action {item.action!r} (the product to change)")
     if item.quantity != 1:
         raise InvalidInput(f"{where}.quantity: must be 1 for action {item.action!r}")
     if service is None:
@@ -90,6 +105,17 @@ def _change(session: Session, item: Any, where: str, customer_id: str, service: 
                        f"{open_order}, which is not finished; one order at a time per service",
                        reason="Service has an order in progress")
     status, chars = item.product.status, item.product.productCharacteristic
+    if item.product.place:
+        # move (new site): deactivate at the old site, activate at the new one, the service's site updated
+        if item.action != "modify" or status is not None or chars:
+            raise InvalidInput(f"{where}.product.place: a move is a 'modify' item with only product.place")
+        new_site = _site(session, item, where, customer_id)
+        if new_site == service.site_id:
+            raise InvalidInput(f"{where}.product.place[0].id: service {service.id} is already at site {new_site}")
+        _need_state(service, ("active",), "moved", where)
+        return [{"action": "moveOut", "parameters": dict(service.characteristics) | {"siteId": service.site_id}},
+                {"action": "moveIn", "parameters": dict(service.characteristics)
+                 | {"siteId": new_site, MOVE_FROM: service.site_id}}]
     if item.action == "delete":
         if status is not None or chars:
             raise InvalidInput(f"{where}.product: a delete item takes no status or productCharacteristic")
@@ -112,6 +138,20 @@ def _change(session: Session, item: Any, where: str, customer_id: str, service: 
     changes = {c.name: c.value for c in chars}
     return {"action": "modify", "parameters": {
         **changes, UNDO_KEY: {k: service.characteristics.get(k) for k in changes}}}
+
+
+def _site(session: Session, item: Any, where: str, customer_id: str) -> str | None:
+    """The installation site an item names (``product.place[0].id``): a geographic site of the customer."""
+    from turnup.accounts.orm import Site
+
+    if item.product is None or not item.product.place:
+        return None
+    site = session.get(Site, item.product.place[0].id)
+    if site is None:
+        raise InvalidInput(f"{where}.product.place[0].id: unknown geographic site {item.product.place[0].id!r}")
+    if site.customer_id != customer_id:
+        raise InvalidInput(f"{where}.product.place[0].id: site {site.id!r} belongs to another customer")
+    return site.id
 
 
 def _need_state(service: Service, states: tuple[str, ...], verb: str, where: str) -> None:
@@ -169,16 +209,29 @@ def _provisioning(offering: ProductOffering, where: str, depth: int = 0) -> list
     steps: list[dict[str, Any]] = []
     for link in offering.spec_links:
         spec = link.specification
-        for entry in (spec.delivery_requirements or {}).get("provisioning") or []:
+        requirements = spec.delivery_requirements or {}
+        entries = list(requirements.get("provisioning") or [])
+        explicit = {e.get("kind") for e in entries}
+        # the catalog's own delivery requirements: items shipped to the customer -> a shipment wait; a field
+        # visit (technician-fulfilled items come with it) -> a field visit wait; both before activation
+        shipped = [{"sku": p.get("sku"), "quantity": p.get("quantity")}
+                   for p in requirements.get("physical") or [] if p.get("fulfilmentMethod") == "ship"]
+        derived: list[dict[str, Any]] = []
+        if shipped and "shipment" not in explicit:
+            derived.append({"kind": "shipment", "items": shipped})
+        if requirements.get("fieldVisit") and "fieldVisit" not in explicit:
+            derived.append({"kind": "fieldVisit", **requirements["fieldVisit"]})
+        for entry in derived + entries:
             kind = entry.get("kind") or "serviceActivation"
             if kind in WAIT_KINDS:
+                details = {k: v for k, v in entry.items() if k in ("items", "workType", "skills", "durationMinutes")}
                 steps.append({"kind": kind, "specification_id": spec.id, "service_name": f"{spec.name} {kind}",
                               "adapter": None, "event": entry.get("event") or DEFAULT_EVENTS[kind],
                               "action": None, "parameters": {
                                   "event": entry.get("event") or DEFAULT_EVENTS[kind],
                                   "jeopardySeconds": float(entry.get("jeopardySeconds") or 86400),
                                   "onTimeout": entry.get("onTimeout") or "wait",
-                                  "maxJeopardies": int(entry.get("maxJeopardies") or 3)}})
+                                  "maxJeopardies": int(entry.get("maxJeopardies") or 3), **details}})
                 continue
             steps.append({"kind": "serviceActivation", "specification_id": spec.id, "service_name": spec.name,
                           "adapter": entry.get("adapter"), "action": entry.get("action") or "activate",
@@ -206,7 +259,7 @@ def create_order(session: Session, data: ProductOrderCreate, actor: str, *, comm
     refs = [i.id for i in data.productOrderItem]
     if len(set(refs)) != len(refs):
         raise InvalidInput("productOrderItem: item ids must be unique within the order")
-    named = [i.product.id for i in data.productOrderItem if i.product is not None]
+    named = [i.product.id for i in data.productOrderItem if i.product is not None and i.product.id]
     if len(set(named)) != len(named):
         raise InvalidInput("productOrderItem: one item per product; the same product is named twice")
     installed = set(available_adapters())
@@ -216,14 +269,17 @@ def create_order(session: Session, data: ProductOrderCreate, actor: str, *, comm
         where = f"productOrderItem[{n}]"
         if item.action in ("modify", "delete"):
             service = services_by_id.get(item.product.id) if item.product else None
-            resolved.append((service, [_change(session, item, where, customer.id, service)]))  # type: ignore[arg-type]
+            change = _change(session, item, where, customer.id, service)  # type: ignore[arg-type]
+            resolved.append((service, change if isinstance(change, list) else [change]))
             continue
         if item.action != "add":
             raise InvalidInput(f"{where}.action: {item.action!r} items are not supported (add, modify, delete)")
         if item.productOffering is None:
             raise InvalidInput(f"{where}.productOffering: required for action 'add'")
-        if item.product is not None:
-            raise InvalidInput(f"{where}.product: an 'add' item creates a new product; do not name one")
+        if item.product is not None and (item.product.id or item.product.status
+                                         or item.product.productCharacteristic):
+            raise InvalidInput(f"{where}.product: an 'add' item creates a new product; do not name one "
+                               "(only product.place, the installation site, may be given)")
         offering = session.get(ProductOffering, item.productOffering.id)
         if offering is None:
             raise InvalidInput(f"{where}.productOffering.id: unknown product offering "
@@ -247,7 +303,8 @@ def create_order(session: Session, data: ProductOrderCreate, actor: str, *, comm
         if all(step["kind"] in WAIT_KINDS for step in steps):
             raise InvalidInput(f"{where}.productOffering: {offering.name!r} has field or shipping steps but no "
                                "service to activate")
-        resolved.append((offering, steps))
+        site_id = _site(session, item, where, customer.id)
+        resolved.append((offering, [dict(step, site_id=site_id) for step in steps]))
 
     now = clock.now()
     order = ProductOrder(id=new_id(), state="acknowledged", customer_id=customer.id,
@@ -260,22 +317,30 @@ def create_order(session: Session, data: ProductOrderCreate, actor: str, *, comm
                                            for r in data.reservation] or None)
     session.add(order)
     session.flush()
-    position = 0
+    adds = any(not isinstance(target, Service) for target, _ in resolved)
+    carried = list(order.reservation_refs or []) if adds else []
+    position = len(carried)  # resource assignment items come first (positions 0..n-1), see below
+    add_services: list[str] = []
+    unit_heads: list[str] = []
     for n, (item, (target, steps)) in enumerate(zip(data.productOrderItem, resolved, strict=True)):
         if isinstance(target, Service):
-            change = steps[0]
             order_item = ProductOrderItem(id=new_id(), order_id=order.id, item_ref=item.id, position=n,
                                           action=item.action, state="acknowledged", quantity=1,
                                           offering_id=target.offering_id, offering_name=target.offering_name)
             session.add(order_item)
             session.flush()
-            session.add(PlanItem(
-                id=new_id(), order_id=order.id, order_item_id=order_item.id, position=position,
-                kind="serviceActivation", action=change["action"], state="acknowledged", service_id=target.id,
-                service_name=target.name, specification_id=target.specification_id, adapter=target.adapter,
-                adapter_action=OPERATIONS[change["action"]], parameters=change["parameters"], depends_on=[],
-                attempts=0, created_at=now, updated_at=now))
-            position += 1
+            before: str | None = None
+            for change in steps:  # one change; a move is two: moveOut (old site), then moveIn (new site)
+                change_id = new_id()
+                session.add(PlanItem(
+                    id=change_id, order_id=order.id, order_item_id=order_item.id, position=position,
+                    kind="serviceActivation", action=change["action"], state="acknowledged",
+                    service_id=target.id, service_name=target.name, specification_id=target.specification_id,
+                    adapter=target.adapter, adapter_action=OPERATIONS[change["action"]],
+                    parameters=change["parameters"], depends_on=[before] if before else [], attempts=0,
+                    created_at=now, updated_at=now))
+                before = change_id
+                position += 1
             continue
         offering = target
         order_item = ProductOrderItem(id=new_id(), order_id=order.id, item_ref=item.id, position=n,
@@ -289,12 +354,14 @@ def create_order(session: Session, data: ProductOrderCreate, actor: str, *, comm
             for idx, step in enumerate(steps):
                 if step["kind"] not in WAIT_KINDS:
                     unit_services[idx] = new_id()
-            first_service = next(iter(unit_services.values()))
             for idx, step in enumerate(steps):
                 plan_id = new_id()
                 if step["kind"] in WAIT_KINDS:
                     # field work / shipping: no adapter; the step waits for an outside event about the
-                    # unit's (first) service. ``parameters`` hold the awaited event and the jeopardy rule.
+                    # service of the unit's next activation (else the previous one). ``parameters`` hold the
+                    # awaited event and the jeopardy rule.
+                    later = [unit_services[i] for i in sorted(unit_services) if i > idx]
+                    first_service = later[0] if later else unit_services[max(unit_services)]
                     session.add(PlanItem(
                         id=plan_id, order_id=order.id, order_item_id=order_item.id, position=position,
                         kind=step["kind"], action="add", state="acknowledged", service_id=first_service,
@@ -304,11 +371,13 @@ def create_order(session: Session, data: ProductOrderCreate, actor: str, *, comm
                         updated_at=now))
                 else:
                     service_id = unit_services[idx]
+                    add_services.append(service_id)
                     inventory.design_service(
                         session, service_id=service_id, name=step["service_name"], customer_id=customer.id,
                         offering_id=offering.id, offering_name=offering.name,
                         specification_id=step["specification_id"], adapter=step["adapter"],
-                        characteristics=step["parameters"], order_id=order.id, order_item_id=order_item.id)
+                        characteristics=step["parameters"], order_id=order.id, order_item_id=order_item.id,
+                        site_id=step["site_id"])
                     session.add(PlanItem(
                         id=plan_id, order_id=order.id, order_item_id=order_item.id, position=position,
                         kind="serviceActivation", action="add", state="acknowledged", service_id=service_id,
@@ -316,8 +385,28 @@ def create_order(session: Session, data: ProductOrderCreate, actor: str, *, comm
                         adapter=step["adapter"], adapter_action=step["action"], parameters=step["parameters"],
                         depends_on=[previous] if previous else [], attempts=0, created_at=now,
                         updated_at=now))
+                if previous is None:
+                    unit_heads.append(plan_id)
                 previous = plan_id
                 position += 1
+        session.flush()
+        products.announce_created(session, order_item)  # TMF637: the product this item creates
+    # resource work: each reservation the order carries (from its quote) is assigned to the order's first
+    # new service before any activation (every unit's first step depends on these items)
+    session.flush()
+    heads = [session.get(PlanItem, h) for h in unit_heads]
+    resource_items = []
+    for n, ref in enumerate(carried):
+        resource_items.append(PlanItem(
+            id=new_id(), order_id=order.id, order_item_id=heads[0].order_item_id, position=n,  # type: ignore[union-attr]
+            kind=RESOURCE_KIND, action="add", state="acknowledged",
+            service_id=add_services[0], service_name=f"assign {ref['@referredType']} {ref['id']}",
+            specification_id=None, adapter="", adapter_action="assign", parameters={"reservation": ref},
+            depends_on=[], attempts=0, created_at=now, updated_at=now))
+    session.add_all(resource_items)
+    for head in heads:
+        assert head is not None
+        head.depends_on = [*head.depends_on, *(r.id for r in resource_items)]
     session.flush()
     order.workflow_id = orchestration.enqueue_order_workflow(session, url, order.id)
     audit.record(session, actor=actor, action="productOrder.create", resource_type="productOrder",
@@ -331,22 +420,83 @@ def create_order(session: Session, data: ProductOrderCreate, actor: str, *, comm
 
 
 def cancel_order(session: Session, order_id: str, reason: str | None, actor: str) -> ProductOrder:
-    """Cancel an order that has not started (``acknowledged``). In-progress cancellation: not yet (409)."""
+    """TMF622 cancelProductOrder.
+
+    - ``acknowledged`` (its workflow has not started): cancelled at once, designed services terminated, the
+      order's held reservations released.
+    - ``inProgress`` / ``held`` / ``pending``: the order becomes ``pendingCancellation`` and the workflow is
+      told durably, in the same transaction: the activate/wait steps check the order state before doing
+      anything, a waiting field/shipping step gets a ``cancel`` message on its event topic, an open fallout
+      entry is resolved ``cancelled`` and its waiting workflow gets ``{"action": "cancel"}``. The workflow
+      then undoes what the order did (adapter deactivate, services terminated), releases the order's
+      resources and ends ``cancelled`` (``steps.finish_cancellation``).
+    - final orders (completed, failed, partial, cancelled, rejected) and orders already being cancelled: 409.
+    """
+    from turnup.provisioning.orm import FalloutEntry
+
+    url = orchestration.prepare(session)
     order = get_order(session, order_id, lock=True)
-    if order.state != "acknowledged":
-        raise Conflict(f"state: a {order.state} productOrder cannot be cancelled (only acknowledged orders "
-                       "can be, so far; abort a held order through its fallout entry)",
+    if order.state == "acknowledged":
+        from turnup.provisioning import steps
+
+        transition(session, order, "cancelled", actor, reason or "cancelled by request")
+        for item in order.items:
+            item.state = "cancelled"
+        plan = plan_items(session, order.id)
+        steps.settle_resources(session, plan, order.id)  # reservations the quote committed: assign, release
+        for p in plan:
+            set_plan_state(session, p, "cancelled")
+            service = inventory.get_service(session, p.service_id)
+            if service.state == "designed":
+                steps.terminate(session, service, order_id=order.id, order_item_id=p.order_item_id,
+                                action="cancel")
+        release_reservations(session, order, actor)
+        session.commit()
+        return order
+    if "pendingCancellation" not in TRANSITIONS[order.state] or order.workflow_id is None:
+        raise Conflict(f"state: a {order.state} productOrder cannot be cancelled",
                        reason="Illegal state transition")
-    transition(session, order, "cancelled", actor, reason or "cancelled by request")
-    for item in order.items:
-        item.state = "cancelled"
+    now = clock.now()
+    transition(session, order, "pendingCancellation", actor, reason or "cancelled by request")
     for plan in plan_items(session, order.id):
-        set_plan_state(session, plan, "cancelled")
-        service = inventory.get_service(session, plan.service_id)
-        inventory.change_state(session, service, "terminated", order_id=order.id,
-                               order_item_id=plan.order_item_id, action="cancel")
+        if plan.kind in WAIT_KINDS and plan.state in ("acknowledged", "inProgress", "held"):
+            orchestration.send_in_transaction(session, url, order.workflow_id, {"cancel": True},
+                                              f"event:{plan.id}", idempotency_key=f"cancel:{plan.id}")
+    for entry in session.scalars(select(FalloutEntry).where(
+            FalloutEntry.order_id == order.id, FalloutEntry.state == "open").with_for_update()):
+        entry.state, entry.resolved_by, entry.resolved_at = "cancelled", actor, now
+        entry.resolution_reason = "order cancelled"
+        orchestration.send_in_transaction(session, url, entry.workflow_id, {"action": "cancel"},
+                                          f"fallout:{entry.id}", idempotency_key=f"cancel:{entry.id}")
     session.commit()
     return order
+
+
+def release_reservations(session: Session, order: ProductOrder, actor: str) -> list[dict[str, Any]]:
+    """Release the reservations the order carries (from its quote) that are still held; never commits.
+
+    ``ResourceReservation`` (logical: numbers, prefixes, VLANs…) and ``ReserveProductStock`` (physical stock)
+    references; a reservation already committed, released or expired is left alone.
+    """
+    from turnup.inventory.logical import reservations as logical
+    from turnup.inventory.logical.orm import ResourceReservation
+    from turnup.inventory.physical import reservations as physical
+    from turnup.inventory.physical.orm import Reservation as StockReservation
+
+    outcome: list[dict[str, Any]] = []
+    for ref in order.reservation_refs or []:
+        rid, kind = ref.get("id"), ref.get("@referredType")
+        if kind == "ResourceReservation":
+            held = session.get(ResourceReservation, rid)
+            if held is not None and held.state == "reserved":
+                logical.release(session, rid, actor, commit_now=False)
+                outcome.append({"id": rid, "result": "released"})
+        elif kind == "ReserveProductStock":
+            stock = session.get(StockReservation, rid)
+            if stock is not None and stock.status == "held":
+                physical.release_reservation(session, rid, actor, commit=False)
+                outcome.append({"id": rid, "result": "released"})
+    return outcome
 
 
 def plan_items(session: Session, order_id: str) -> list[PlanItem]:
@@ -365,7 +515,7 @@ def report_event(session: Session, order_id: str, data: Any, actor: str) -> Plan
 
     url = orchestration.prepare(session)
     order = get_order(session, order_id, lock=True)
-    if order.state in FINAL or order.workflow_id is None:
+    if order.state in FINAL or order.state == "pendingCancellation" or order.workflow_id is None:
         raise Conflict(f"state: productOrder {order.id} is {order.state}; it awaits no events",
                        reason="Illegal state transition")
     waiting = [p for p in plan_items(session, order.id)

@@ -27,6 +27,7 @@ from turnup.provisioning.orm import FalloutEntry
 from turnup.service_inventory import services as inventory
 
 ACTOR = "orchestrator"
+CANCELLING = "pendingCancellation"  # what activate/wait steps return when the order is being cancelled
 
 
 class StepFailed(Exception):
@@ -104,9 +105,10 @@ def _topological(plan: list[PlanItem]) -> list[PlanItem]:
 # --- activate / change / deactivate --------------------------------------------------------------------------
 # What a plan item's action needs of its service before the adapter call, and what it leaves it in.
 NEEDS = {"add": ("designed", "reserved", "active"), "modify": ("active",), "suspend": ("active",),
-         "resume": ("inactive",), "delete": ("active", "inactive")}
+         "resume": ("inactive",), "delete": ("active", "inactive"), "moveOut": ("active",), "moveIn": ("active",)}
 # Compensation (abort): the operation that undoes a completed plan item, or None when it cannot be undone.
-UNDO = {"add": "deactivate", "modify": "modify", "suspend": "resume", "resume": "suspend", "delete": None}
+UNDO = {"add": "deactivate", "modify": "modify", "suspend": "resume", "resume": "suspend", "delete": None,
+        "moveOut": "activate", "moveIn": "deactivate"}  # a move undone: off the new site, back on the old
 
 
 def activate_item(order_id: str, plan_item_id: str) -> str:
@@ -132,6 +134,11 @@ def _operate(order_id: str, plan_item_id: str, mode: str) -> str:
             raise StepFailedForGood(f"plan item {plan_item_id} of order {order_id} not found")
         if plan.kind in ordering.WAIT_KINDS:
             return plan.state  # field/shipping items have no adapter effect to do or undo
+        if mode == "do" and plan.state not in ("completed", "cancelled") and _cancelling(s, order_id):
+            return CANCELLING  # cancelProductOrder accepted: do nothing more
+        if plan.kind == ordering.RESOURCE_KIND:
+            # no undo of its own: the service it assigned to releases the resources when terminated
+            return _assign(s, plan) if mode == "do" else plan.state
         service = inventory.get_service(s, plan.service_id)
         parameters = _adapter_parameters(dict(plan.parameters))
         if mode == "do":
@@ -182,6 +189,8 @@ def _operate(order_id: str, plan_item_id: str, mode: str) -> str:
                 inventory.change_state(s, service, "inactive", action="suspend", **ids)
             elif action == "resume":
                 inventory.change_state(s, service, "active", action="resume", **ids)
+            elif action in ("moveOut", "moveIn"):
+                inventory.move(s, service, plan.parameters.get("siteId"), phase=action, **ids)
             elif action == "delete":
                 inventory.change_state(s, service, "terminated", action="delete", **ids)
                 inventory.release_resources(s, service, actor=ACTOR, **ids)
@@ -189,7 +198,7 @@ def _operate(order_id: str, plan_item_id: str, mode: str) -> str:
             set_plan_state(s, plan, "completed")
         else:
             if action == "add":
-                inventory.change_state(s, service, "terminated", action="compensate", **ids)
+                terminate(s, service, action="compensate", **ids)
             elif action == "modify":
                 inventory.modify_characteristics(s, service, dict(plan.parameters.get(ordering.UNDO_KEY) or {}),
                                                  action="compensate", **ids)
@@ -197,6 +206,10 @@ def _operate(order_id: str, plan_item_id: str, mode: str) -> str:
                 inventory.change_state(s, service, "active", action="resume", **ids)
             elif action == "resume":
                 inventory.change_state(s, service, "inactive", action="suspend", **ids)
+            elif action == "moveIn":  # back off the new site: the service's site is the old one again
+                inventory.move(s, service, plan.parameters.get(ordering.MOVE_FROM), phase="undo-moveIn", **ids)
+            elif action == "moveOut":  # active at the old site again
+                inventory.move(s, service, plan.parameters.get("siteId"), phase="undo-moveOut", **ids)
             set_plan_state(s, plan, "cancelled")
             plan.skip_reason = "undone: order aborted" if action != "add" else "activation undone: order aborted"
         plan.attempts += 1
@@ -204,6 +217,67 @@ def _operate(order_id: str, plan_item_id: str, mode: str) -> str:
         plan.updated_at = now
         s.commit()
         return plan.state
+
+
+def terminate(s: Any, service: Any, *, action: str, order_id: str, order_item_id: str) -> None:
+    """A service this order created ends (compensation, abort, cancellation): terminated, and the resources
+    assigned to it (from the order's reservations) released — no leak when an order does not complete."""
+    if service.state != "terminated":
+        inventory.change_state(s, service, "terminated", action=action, order_id=order_id,
+                               order_item_id=order_item_id)
+        if service.resources:
+            inventory.release_resources(s, service, actor=ACTOR, order_id=order_id, order_item_id=order_item_id)
+
+
+def _assign(s: Any, plan: PlanItem) -> str:
+    """Resource work: assign a reservation the order carries to the plan item's service (one transaction)."""
+    from turnup.kernel.errors import TurnupError
+
+    if plan.state in ("completed", "cancelled"):
+        return plan.state
+    plan_item_id = plan.id
+    try:
+        service = inventory.get_service(s, plan.service_id)
+        inventory.assign_reservation(s, service, dict(plan.parameters["reservation"]), order_id=plan.order_id,
+                                     actor=ACTOR)
+    except TurnupError as exc:
+        s.rollback()
+        _record_failure(plan_item_id, exc.message)
+        raise StepFailedForGood(exc.message) from None
+    now = clock.now()
+    plan.attempts += 1
+    plan.started_at = plan.started_at or now
+    plan.completed_at = now
+    set_plan_state(s, plan, "completed")
+    s.commit()
+    return plan.state
+
+
+def settle_resources(s: Any, plan: list[PlanItem], order_id: str) -> None:
+    """At an order's end without completion: reservations not yet assigned are assigned to their service
+    (so terminating it releases them); a reservation that cannot be is left as it is (recorded)."""
+    from turnup.kernel.errors import TurnupError
+
+    for p in plan:
+        if p.kind != ordering.RESOURCE_KIND or p.state in ("completed", "cancelled"):
+            continue
+        service = inventory.get_service(s, p.service_id)
+        savepoint = s.begin_nested()
+        try:
+            inventory.assign_reservation(s, service, dict(p.parameters["reservation"]), order_id=order_id,
+                                         actor=ACTOR)
+            savepoint.commit()
+            if service.state == "terminated":
+                inventory.release_resources(s, service, actor=ACTOR, order_id=order_id,
+                                            order_item_id=p.order_item_id)
+        except TurnupError as exc:
+            savepoint.rollback()
+            p.last_error = exc.message
+
+
+def _cancelling(s: Any, order_id: str) -> bool:
+    order = s.get(ProductOrder, order_id)
+    return order is not None and order.state == CANCELLING
 
 
 def _step_timeout(parameters: dict[str, Any]) -> float:
@@ -264,6 +338,8 @@ def begin_wait(order_id: str, plan_item_id: str) -> str:
         plan = s.get(PlanItem, plan_item_id, with_for_update=True)
         if plan is None or plan.order_id != order_id:
             raise StepFailedForGood(f"plan item {plan_item_id} of order {order_id} not found")
+        if plan.state != "completed" and _cancelling(s, order_id):
+            return CANCELLING
         if plan.state == "acknowledged":
             plan.started_at = plan.started_at or clock.now()
             set_plan_state(s, plan, "inProgress")
@@ -322,17 +398,18 @@ def finish_order(order_id: str, aborted: bool) -> str:
     """Set the final order and item states: completed, partial or failed."""
     with orchestration.step_session() as s:
         order = ordering.get_order(s, order_id, lock=True)
-        if order.state in ordering.FINAL:
-            return order.state
+        if order.state in ordering.FINAL or order.state == CANCELLING:
+            return order.state  # a cancellation accepted after the last step: the workflow compensates
         plan = ordering.plan_items(s, order_id)
+        if any(p.state not in ("completed", "cancelled") for p in plan):
+            settle_resources(s, plan, order_id)
         for p in plan:
             if p.state not in ("completed", "cancelled"):
                 set_plan_state(s, p, "failed" if p.state == "held" else "cancelled")
                 p.updated_at = clock.now()
                 service = inventory.get_service(s, p.service_id)
                 if service.state == "designed":
-                    inventory.change_state(s, service, "terminated", order_id=order_id,
-                                           order_item_id=p.order_item_id, action="abort")
+                    terminate(s, service, order_id=order_id, order_item_id=p.order_item_id, action="abort")
         items: list[ProductOrderItem] = list(order.items)
         for item in items:
             mine = [p for p in plan if p.order_item_id == item.id]
@@ -354,3 +431,33 @@ def finish_order(order_id: str, aborted: bool) -> str:
         return final
 
 
+
+
+# --- cancellation ---------------------------------------------------------------------------------------------
+def finish_cancellation(order_id: str) -> str:
+    """End a cancelled order (after compensation): plan items not done are cancelled, designed services
+    terminated, resources of the services this order created and then terminated are released, the
+    order's held reservations released, items and order ``cancelled``."""
+    with orchestration.step_session() as s:
+        order = ordering.get_order(s, order_id, lock=True)
+        if order.state in ordering.FINAL:
+            return order.state
+        now = clock.now()
+        plan = ordering.plan_items(s, order_id)
+        settle_resources(s, plan, order_id)
+        for p in plan:
+            if p.state != "cancelled" and not (p.state == "completed" and p.action != "add"):
+                set_plan_state(s, p, "cancelled")
+                p.skip_reason = p.skip_reason or "order cancelled"
+                p.updated_at = now
+            if p.kind != "serviceActivation" or p.action != "add":
+                continue
+            service = inventory.get_service(s, p.service_id)
+            if service.state in ("designed", "reserved"):
+                terminate(s, service, action="cancel", order_id=order_id, order_item_id=p.order_item_id)
+        ordering.release_reservations(s, order, ACTOR)
+        for item in order.items:
+            item.state = "cancelled"
+        ordering.transition(s, order, "cancelled", ACTOR, order.state_reason)
+        s.commit()
+        return order.state

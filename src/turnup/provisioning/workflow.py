@@ -6,6 +6,8 @@
         (jeopardy events when late, fallout after too many);
         failing for good -> fallout entry, order held, durable wait for staff: retry | skip | abort
     abort -> compensate: deactivate what this order activated, in reverse order
+    cancelProductOrder (order pendingCancellation; steps see it, waits get a message) -> compensate, then
+        order.cancelled (release what is left, order cancelled)
     finish (completed | partial | failed)
 
 Checkpoints per order: 2 + one per plan item when nothing fails.
@@ -58,6 +60,11 @@ def open_fallout_step(order_id: str, plan_item_id: str, workflow_id: str, step: 
     return steps.open_fallout(order_id, plan_item_id, workflow_id, step, error, attempts)
 
 
+@DBOS.step(name="order.cancelled")
+def cancelled_step(order_id: str) -> str:
+    return steps.finish_cancellation(order_id)
+
+
 @DBOS.step(name="order.finish")
 def finish_step(order_id: str, aborted: bool) -> str:
     return steps.finish_order(order_id, aborted)
@@ -81,14 +88,15 @@ def _wait(order_id: str, plan_item_id: str, spec: dict[str, Any], policy: RetryP
     ``maxJeopardies`` alerts, the item goes to the fallout queue (order held): retry = keep waiting (the
     jeopardy count restarts), skip = go on without it, abort = compensate. Returns done | skipped | aborted.
     """
-    begin_wait_step(order_id, plan_item_id)
+    if begin_wait_step(order_id, plan_item_id) == steps.CANCELLING:
+        return "cancelled"
     timeout = float(spec.get("jeopardySeconds") or 86400)
     max_jeopardies = int(spec.get("maxJeopardies") or 3)
     jeopardies = 0
     while True:
         message = DBOS.recv(EVENT_TOPIC.format(plan_item_id), timeout_seconds=timeout)
         if message is not None:
-            return "done"
+            return "cancelled" if message.get("cancel") else "done"
         jeopardies += 1
         jeopardy_step(order_id, plan_item_id, jeopardies, timeout * jeopardies)
         if spec.get("onTimeout") == "fallout" or jeopardies >= max_jeopardies:
@@ -98,7 +106,7 @@ def _wait(order_id: str, plan_item_id: str, spec: dict[str, Any], policy: RetryP
             if action == "retry":
                 jeopardies = 0
                 continue
-            return "skipped" if action == "skip" else "aborted"
+            return {"skip": "skipped", "cancel": "cancelled"}.get(action, "aborted")
 
 
 def _run(order_id: str, plan_item_id: str, operation: str, policy: RetryPolicy) -> str:
@@ -108,7 +116,8 @@ def _run(order_id: str, plan_item_id: str, operation: str, policy: RetryPolicy) 
     while True:
         attempt += 1
         try:
-            step(order_id, plan_item_id)
+            if step(order_id, plan_item_id) == steps.CANCELLING:
+                return "cancelled"
             return "done"
         except Exception as exc:  # noqa: BLE001 (the step's recorded error, replayed identically)
             if not isinstance(exc, StepFailedForGood) and attempt < policy.max_attempts:
@@ -118,8 +127,8 @@ def _run(order_id: str, plan_item_id: str, operation: str, policy: RetryPolicy) 
             if action == "retry":
                 attempt = 0
                 continue
-            if action == "skip":
-                return "skipped"
+            if action in ("skip", "cancel"):
+                return "skipped" if action == "skip" else "cancelled"
             return "aborted"
 
 
@@ -139,8 +148,21 @@ def order_workflow(order_id: str) -> str:
             outcome = _run(order_id, plan_item_id, "activate", policy)
         if outcome == "done":
             activated.append(plan_item_id)
-        elif outcome == "aborted":
-            for done in reversed(activated):
-                _run(order_id, done, "deactivate", policy)  # a failing undo goes to fallout too
-            return finish_step(order_id, True)
-    return finish_step(order_id, False)
+        elif outcome in ("aborted", "cancelled"):
+            _compensate(order_id, activated, policy)
+            if outcome == "cancelled":
+                return cancelled_step(order_id)
+            final = finish_step(order_id, True)
+            # a cancellation accepted while the abort was compensating ends the order cancelled
+            return cancelled_step(order_id) if final == steps.CANCELLING else final
+    final = finish_step(order_id, False)
+    if final == steps.CANCELLING:  # cancelProductOrder accepted after the last step ran
+        _compensate(order_id, activated, policy)
+        return cancelled_step(order_id)
+    return final
+
+
+def _compensate(order_id: str, activated: list[str], policy: RetryPolicy) -> None:
+    """Undo what this order did, in reverse (a failing undo goes to fallout too)."""
+    for done in reversed(activated):
+        _run(order_id, done, "deactivate", policy)

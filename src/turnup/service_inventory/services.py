@@ -35,9 +35,10 @@ def get_service(session: Session, service_id: str) -> Service:
 
 def design_service(session: Session, *, service_id: str, name: str, customer_id: str, offering_id: str,
                    offering_name: str, specification_id: str | None, adapter: str,
-                   characteristics: dict[str, Any], order_id: str, order_item_id: str) -> Service:
+                   characteristics: dict[str, Any], order_id: str, order_item_id: str,
+                   site_id: str | None = None) -> Service:
     now = clock.now()
-    service = Service(id=service_id, name=name, state="designed", customer_id=customer_id,
+    service = Service(id=service_id, name=name, state="designed", customer_id=customer_id, site_id=site_id,
                       offering_id=offering_id, offering_name=offering_name, specification_id=specification_id,
                       adapter=adapter, characteristics=characteristics, resources=[], created_at=now,
                       updated_at=now)
@@ -54,6 +55,7 @@ def change_state(session: Session, service: Service, new_state: str, *, order_id
         raise Conflict(f"service {service.id}: a {service.state} service cannot become {new_state}",
                        reason="Illegal state transition")
     now = clock.now()
+    previous_state, previous_activation = service.state, service.activation_date
     service.state = new_state
     service.updated_at = now
     if network_ref is not None:
@@ -73,6 +75,9 @@ def change_state(session: Session, service: Service, new_state: str, *, order_id
     if internal:
         publish(session, api=DELIVERY_API, event_type=internal, resource_type="serviceDelivery",
                 resource=_delivery_fact(service, now, order_id, order_item_id))
+    from turnup.product_inventory.services import follow_service
+
+    follow_service(session, service, previous_state, previous_activation)  # TMF637: the product follows
 
 
 def modify_characteristics(session: Session, service: Service, changes: dict[str, Any], *, order_id: str,
@@ -181,3 +186,108 @@ def _delivery_fact(service: Service, at: datetime, order_id: str, order_item_id:
             "activationDate": iso(service.activation_date), "terminationDate": iso(service.termination_date),
             "customerId": service.customer_id, "productOfferingId": service.offering_id,
             "productOrderId": order_id, "productOrderItemId": order_item_id}
+
+
+def assign_reservation(session: Session, service: Service, ref: dict[str, Any], *, order_id: str,
+                       actor: str) -> list[dict[str, Any]]:
+    """Assign what a reservation the order carries holds to ``service`` (never commits).
+
+    - ``ResourceReservation`` (logical): a live hold is committed to the service; one the quote already
+      committed to the order (``service_id = "order:<order id>"``) has its numbers and blocks re-assigned to
+      the service. Each number / block becomes a ``service.resources`` entry (``telephoneNumber`` /
+      ``logicalResource``), so a disconnect or cancellation releases it (``release_resources``).
+    - ``ReserveProductStock`` (physical): a live hold is committed for the order; the allocation is recorded
+      on the service (``physicalAllocation`` entry).
+
+    Idempotent: assigning again finds the entries recorded. A reservation that is missing, released,
+    expired, or committed to something else is a ``Conflict`` naming it.
+    """
+    from sqlalchemy import select, update
+
+    from turnup.inventory.logical import chain
+    from turnup.inventory.logical import reservations as logical
+    from turnup.inventory.logical.orm import ResourceReservation, TelephoneNumber
+    from turnup.inventory.physical import reservations as physical
+    from turnup.inventory.physical.orm import Allocation
+    from turnup.inventory.physical.orm import Reservation as StockReservation
+    from turnup.kernel import audit
+
+    rid, kind = str(ref.get("id")), ref.get("@referredType")
+    owner = f"order:{order_id}"
+    entries: list[dict[str, Any]] = []
+    if kind == "ResourceReservation":
+        held = session.get(ResourceReservation, rid, with_for_update=True, populate_existing=True)
+        if held is None:
+            raise Conflict(f"resourceReservation {rid} not found", reason="Reservation lost")
+        if held.state == "reserved":
+            logical.commit(session, rid, actor, service_id=service.id, commit_now=False)
+        elif held.state == "committed" and held.service_id in (owner, service.id):
+            now = clock.now()
+            for item in held.items:
+                if item.number_id:
+                    number = session.get(TelephoneNumber, item.number_id, with_for_update=True)
+                    if number is not None and number.service_id == owner:
+                        number.service_id, number.updated_at = service.id, now
+                elif item.block_id:
+                    session.execute(update(chain.T).where(chain.T.c.id == item.block_id,
+                                                          chain.T.c.service_id == owner)
+                                    .values(service_id=service.id))
+            held.service_id, held.updated_at = service.id, now
+        else:
+            raise Conflict(f"resourceReservation {rid} is {held.state}"
+                           + (f" for {held.service_id}" if held.service_id else ""), reason="Reservation lost")
+        for item in held.items:
+            if item.number_id:
+                entries.append({"resourceType": "telephoneNumber", "id": item.number_id, "value": item.value,
+                                "reservationId": rid})
+            elif item.block_id:
+                entries.append({"resourceType": "logicalResource", "id": item.block_id, "value": item.value,
+                                "kind": item.resource_type, "reservationId": rid})
+    elif kind == "ReserveProductStock":
+        stock = session.get(StockReservation, rid)
+        if stock is None:
+            raise Conflict(f"reserveProductStock {rid} not found", reason="Reservation lost")
+        if stock.status == "held":
+            physical.commit_reservation(session, rid, order_id, actor, commit=False)
+        elif not (stock.status == "committed" and stock.order_id == order_id):
+            raise Conflict(f"reserveProductStock {rid} is {stock.status}", reason="Reservation lost")
+        allocation = session.scalar(select(Allocation).where(Allocation.reservation_id == rid))
+        entries.append({"resourceType": "physicalAllocation", "id": allocation.id if allocation else None,
+                        "reservationId": rid})
+    else:
+        raise Conflict(f"reservation {rid}: unknown type {kind!r}", reason="Reservation lost")
+    known = {(e.get("resourceType"), e.get("id")) for e in service.resources or []}
+    new = [e for e in entries if (e["resourceType"], e["id"]) not in known]
+    if new:
+        service.resources = [*(service.resources or []), *new]
+        service.updated_at = clock.now()
+        session.flush()
+    audit.record(session, actor=actor, action="service.assignResources", resource_type="service",
+                 resource_id=service.id, details={"orderId": order_id, "reservation": ref, "resources": entries})
+    return entries
+
+
+def move(session: Session, service: Service, site_id: str | None, *, phase: str, order_id: str,
+         order_item_id: str) -> None:
+    """A move's step happened in the network (``moveOut``: off the old site; ``moveIn``: on the new one; or
+    their undo). The history records it; when ``site_id`` differs from the service's site, the site changes
+    and ServiceAttributeValueChangeEvent plus internal ServiceMovedEvent (old and new site) are published.
+    The service stays ``active`` throughout (billing sees a move, not a termination)."""
+    now = clock.now()
+    session.add(ServiceOrderHistory(id=new_id(), service_id=service.id, order_id=order_id,
+                                    order_item_id=order_item_id, action=phase, state=service.state, at=now))
+    previous = service.site_id
+    if site_id != previous:
+        service.site_id = site_id
+        service.updated_at = now
+    session.flush()
+    session.expire(service, ["history"])
+    if site_id != previous:
+        publish(session, api=API, event_type="ServiceAttributeValueChangeEvent", resource_type="service",
+                resource=render_service(service))
+        publish(session, api=DELIVERY_API, event_type="ServiceMovedEvent", resource_type="serviceDelivery",
+                resource=_delivery_fact(service, now, order_id, order_item_id)
+                | {"siteId": site_id, "previousSiteId": previous})
+        from turnup.product_inventory.services import follow_service
+
+        follow_service(session, service, moved=True)
