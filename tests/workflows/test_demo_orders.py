@@ -101,3 +101,12 @@ def test_demo_fibre_voice_and_colocation_orders_go_from_accepted_to_active(
     assert sorted((p["name"], p["status"], p["place"][0]["id"], p["realizingService"][0]["id"]) for p in products) \
         == sorted((name, "active", site.json()["id"], plans[key][1]["service"]["id"]) for key, name in [
             ("fibre", "Business Fibre 1G"), ("voice", "Hosted Voice Seat"), ("colo", "Colocation Quarter Rack")])
+    # and each plan item is readable as a completed TMF641 service order of its product order
+    service_orders = client.get("/tmf-api/serviceOrdering/v4/serviceOrder",
+                                params={"productOrder.id": orders["fibre"]})
+    assert service_orders.headers["X-Total-Count"] == "2"
+    assert [(o["@type"], o["state"], o["serviceOrderItem"][0]["kind"]) for o in service_orders.json()] == [
+        ("ServiceOrder", "completed", "fieldVisit"), ("ServiceOrder", "completed", "serviceActivation")]
+    one = client.get(f"/tmf-api/serviceOrdering/v4/serviceOrder/{plans['fibre'][1]['id']}")
+    assert one.status_code == 200 and one.json()["productOrder"]["id"] == orders["fibre"]
+    assert client.get("/tmf-api/serviceOrdering/v4/serviceOrder/nope").status_code == 404

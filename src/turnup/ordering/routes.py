@@ -13,8 +13,10 @@ from turnup.api.deps import get_session, requires
 from turnup.api.hub import hub_router
 from turnup.kernel.errors import NotFound
 from turnup.ordering import services
-from turnup.ordering.orm import ProductOrder
-from turnup.ordering.render import API, SERVICE_ORDER_API, render_order, render_plan_item
+from turnup.ordering.orm import PlanItem, ProductOrder
+from turnup.ordering.render import (
+    API, SERVICE_ORDER_API, render_order, render_plan_item, render_service_order,
+)
 from turnup.ordering.schemas import CancelProductOrderCreate, OrderEventCreate, ProductOrderCreate
 from turnup.security import Principal
 
@@ -35,6 +37,17 @@ add_crud_routes(router, CrudSpec(
                 "relatedParty.id": ProductOrder.customer_id, "orderDate": ProductOrder.order_date,
                 "completionDate": ProductOrder.completion_date},
     render=render_order, default_order=(ProductOrder.order_date, ProductOrder.id),
+))
+
+
+# TMF641: every plan item is a one-item service order (read-only: product orders drive them).
+add_crud_routes(router, CrudSpec(
+    path=f"/tmf-api/{SERVICE_ORDER_API}/v4/serviceOrder", label="serviceOrder", area="ordering", model=PlanItem,
+    select=lambda: select(PlanItem),
+    filterable={"id": PlanItem.id, "state": PlanItem.state, "externalId": PlanItem.order_id,
+                "productOrder.id": PlanItem.order_id, "service.id": PlanItem.service_id,
+                "kind": PlanItem.kind, "startDate": PlanItem.started_at, "completionDate": PlanItem.completed_at},
+    render=render_service_order, default_order=(PlanItem.created_at, PlanItem.order_id, PlanItem.position),
 ))
 
 
