@@ -146,3 +146,46 @@ def test_a_lost_reservation_goes_to_fallout_before_anything_is_activated(
     assert client.post(f"{FALLOUT}/{entry['id']}/abort", json={"reason": "re-quote"}).status_code == 200
     assert _final(client, order_id)["state"] == "failed"
     assert client.get(f"{SERVICES}/{plan[1]['service']['id']}").json()["state"] == "terminated"
+
+
+def test_a_cancelled_order_gives_its_stock_back(
+    client: TestClient, customer_id: str, session_factory: sessionmaker[Session], orchestrator: None,
+) -> None:
+    from turnup.inventory.physical import reservations as stock
+    from turnup.inventory.physical import services as physical
+    from turnup.inventory.physical.orm import Allocation
+    from turnup.inventory.physical.schemas import LineRequest as stock_line
+    from turnup.inventory.physical.schemas import LocationCreate, MovementCreate, ReservationCreate, SkuCreate
+
+    # Given 3 routers in a warehouse, and an order carrying a live hold on 2 of them (from its quote)
+    with session_factory() as s:
+        physical.create_sku(s, SkuCreate(code="CPE-T1", name="Test router"), "t")
+        physical.create_location(s, LocationCreate(code="WH-T", name="Test warehouse", locationType="warehouse"),
+                                 "t")
+        physical.apply_movement(s, MovementCreate(kind="receipt", sku="CPE-T1", location="WH-T", quantity=3), "t")
+        held = stock.create_reservation(s, ReservationCreate(
+            reserveProductStockItem=[{"sku": "CPE-T1", "quantity": 2, "location": "WH-T"}],
+            expiresAt=clock.now() + timedelta(hours=1)), "t")
+        offering = make_offering(s, "Fibre with install", [
+            {"kind": "fieldVisit", "jeopardySeconds": 3600},
+            {"adapter": "network-simulator", "action": "activate-access", "parameters": {}}])
+    body: dict[str, Any] = order_body(customer_id, offering) | {
+        "reservation": [{"id": held.id, "@referredType": "ReserveProductStock"}]}
+    with session_factory() as s:
+        order_id = ordering.create_order(s, ProductOrderCreate.model_validate(body), "test").id
+    wait_until(lambda: client.get(f"{ORDERS}/{order_id}/plan").json()[1]["state"] == "inProgress", 30,
+               message="field visit waiting")
+
+    def available() -> int:
+        with session_factory() as s:
+            lines = stock.check_availability(s, [stock_line(sku="CPE-T1", quantity=1, location="WH-T")])
+            return lines[0].available
+
+    assert available() == 1  # two are allocated to the order
+    # When the order is cancelled
+    assert client.post(CANCEL, json={"productOrder": {"id": order_id}}).status_code == 201
+    assert _final(client, order_id)["state"] == "cancelled"
+    # Then the allocation is cancelled and all 3 routers are available again: nothing leaks
+    with session_factory() as s:
+        assert [a.status for a in s.query(Allocation).all()] == ["cancelled"]
+    assert available() == 3

@@ -110,6 +110,8 @@ def release_resources(session: Session, service: Service, *, order_id: str, orde
     - telephone numbers (``{"resourceType": "telephoneNumber", "id": <number id>}``) start aging for their
       number class's period;
     - a logical reservation still held (``{"resourceType": "resourceReservation", "id": …}``) is released;
+    - a stock allocation (``{"resourceType": "physicalAllocation", "id": …}``) not yet dispatched is cancelled:
+      its stock is available again; a dispatched one joins the CPE return below;
     - physical units (``{"resourceType": "physicalResource", "serial": …, "sku": …}``) stay where they are and
       a ``CpeReturnRequestedEvent`` (internal delivery API) asks logistics to collect them.
 
@@ -122,6 +124,8 @@ def release_resources(session: Session, service: Service, *, order_id: str, orde
     from turnup.inventory.logical.numbers import get_class
     from turnup.inventory.logical.orm import LogicalSpace, ResourceReservation, TelephoneNumber
     from turnup.inventory.logical.render import INVENTORY_API, render_block, render_number
+    from turnup.inventory.physical import services as physical_services
+    from turnup.inventory.physical.orm import Allocation
     from turnup.kernel import audit
 
     now = clock.now()
@@ -165,6 +169,17 @@ def release_resources(session: Session, service: Service, *, order_id: str, orde
             if reservation is not None and reservation.state == "reserved":
                 logical_reservations.release(session, rid, actor, commit_now=False)
                 outcome.append({"id": rid, "result": "released"})
+            else:
+                outcome.append({"id": rid, "result": "notHeld"})
+        elif kind == "physicalAllocation" and rid:
+            # stock allocated to the order but never dispatched goes straight back to stock; dispatched
+            # units are out there and come back through a CPE return
+            allocation = session.get(Allocation, rid)
+            if allocation is not None and allocation.status == "active":
+                physical_services.cancel_allocation(session, rid, actor, commit=False)
+                outcome.append({"id": rid, "result": "returnedToStock"})
+            elif allocation is not None and allocation.status in ("shipped", "issued"):
+                units.append({"allocationId": rid, "reservationId": entry.get("reservationId")})
             else:
                 outcome.append({"id": rid, "result": "notHeld"})
         elif kind == "physicalResource":

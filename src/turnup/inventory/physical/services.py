@@ -534,8 +534,8 @@ def dispatch_allocation(session: Session, allocation_id: str, data: AllocationDi
     return allocation
 
 
-def cancel_allocation(session: Session, allocation_id: str, actor: str) -> Allocation:
-    """Give an allocation's stock back (order cancelled)."""
+def cancel_allocation(session: Session, allocation_id: str, actor: str, *, commit: bool = True) -> Allocation:
+    """Give an allocation's stock back (order cancelled). With ``commit=False``, in the caller's transaction."""
     now = clock.now()
     allocation, levels, lines = _lock_allocation(session, allocation_id)
     ledger = Ledger(session, actor, now)
@@ -561,7 +561,8 @@ def cancel_allocation(session: Session, allocation_id: str, actor: str) -> Alloc
                  resource_id=allocation.id)
     publish(session, api=API, event_type="StockAllocationStateChangeEvent", resource_type="allocation",
             resource=render_allocation(allocation))
-    session.commit()
+    if commit:
+        session.commit()
     return allocation
 
 
