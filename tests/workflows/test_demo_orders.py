@@ -110,3 +110,41 @@ def test_demo_fibre_voice_and_colocation_orders_go_from_accepted_to_active(
     one = client.get(f"/tmf-api/serviceOrdering/v4/serviceOrder/{plans['fibre'][1]['id']}")
     assert one.status_code == 200 and one.json()["productOrder"]["id"] == orders["fibre"]
     assert client.get("/tmf-api/serviceOrdering/v4/serviceOrder/nope").status_code == 404
+
+
+def test_demo_managed_firewall_waits_for_each_project_milestone(
+    client: TestClient, session_factory: sessionmaker[Session], orchestrator: None,
+) -> None:
+    # Given the demo catalog and a customer
+    with session_factory() as s:
+        publish_catalog(s, load_catalog_file(DEMO_CATALOG), "test")
+    customer = client.post(CUSTOMERS, json={"name": "Harbour Dental", "status": "active"}).json()
+    firewall = _offering(client, "Managed Firewall")
+    # When a managed firewall is ordered
+    created = client.post(ORDERS, json={"relatedParty": [{"id": customer["id"], "role": "customer"}],
+                                        "productOrderItem": [{"id": "1", "action": "add",
+                                                              "productOffering": {"id": firewall}}]})
+    assert created.status_code == 201, created.text
+    order_id = created.json()["id"]
+    # Then its plan holds the shipment, the implementation project's four milestones, then the activation
+    plan = _plan(client, order_id)
+    assert [(p["kind"], p["parameters"].get("milestone")) for p in plan] == [
+        ("shipment", None), ("projectMilestone", "Design workshop"), ("projectMilestone", "Policy build"),
+        ("projectMilestone", "Cut-over"), ("projectMilestone", "Handover"), ("serviceActivation", None)]
+    assert [p["parameters"].get("revenuePercent") for p in plan[1:5]] == ["20", "30", "40", "10"]
+    # When the shipment and each milestone are reported through the API, in order
+    events = ["shipmentDelivered"] + ["milestoneAccepted"] * 4
+    for n, event in enumerate(events):
+        wait_until(lambda i=n: _plan(client, order_id)[i]["state"] == "inProgress", 30, message=f"step {n}")
+        reported = client.post(f"{ORDERS}/{order_id}/event", json={"eventType": event, "reference": f"R{n}"})
+        assert reported.status_code == 201, reported.text
+        assert reported.json()["id"] == plan[n]["id"]
+    # Then the order completes with the firewall policy pushed once
+    final = wait_until(lambda: client.get(f"{ORDERS}/{order_id}").json()
+                       if client.get(f"{ORDERS}/{order_id}").json()["state"] in ("completed", "failed", "partial")
+                       else None, 30, message="order final")
+    assert final["state"] == "completed"
+    extra = client.post(f"{ORDERS}/{order_id}/event", json={"eventType": "milestoneAccepted"})
+    assert extra.status_code == 409
+    with session_factory() as s:
+        assert [(e.operation, e.calls) for e in s.scalars(select(SimulatorLedgerEntry))] == [("activate", 1)]

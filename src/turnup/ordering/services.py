@@ -46,9 +46,10 @@ OPERATIONS = {"add": "activate", "modify": "modify", "suspend": "suspend", "resu
               "delete": "deactivate", "moveOut": "deactivate", "moveIn": "activate"}
 MOVE_FROM = "_fromSite"  # moveIn parameters key: the site the service leaves (restored if the move is undone)
 # plan item kinds that wait for an outside event instead of calling an adapter, and their default event
-WAIT_KINDS = ("fieldVisit", "shipment")
+WAIT_KINDS = ("fieldVisit", "shipment", "projectMilestone")
 RESOURCE_KIND = "resourceAssignment"  # plan item assigning a reservation the order carries to its service
-DEFAULT_EVENTS = {"fieldVisit": "technicianCompleted", "shipment": "shipmentDelivered"}
+DEFAULT_EVENTS = {"fieldVisit": "technicianCompleted", "shipment": "shipmentDelivered",
+                  "projectMilestone": "milestoneAccepted"}
 UNDO_KEY = "_undo"  # plan parameters key holding what a modify replaced (not sent to the adapter)
 
 
@@ -221,11 +222,19 @@ def _provisioning(offering: ProductOffering, where: str, depth: int = 0) -> list
             derived.append({"kind": "shipment", "items": shipped})
         if requirements.get("fieldVisit") and "fieldVisit" not in explicit:
             derived.append({"kind": "fieldVisit", **requirements["fieldVisit"]})
+        project = requirements.get("implementationProject")
+        if project and "projectMilestone" not in explicit:  # each milestone waits for its acceptance
+            derived.extend({"kind": "projectMilestone", "project": project.get("name"), "milestone": m.get("name"),
+                            "offsetDays": m.get("offsetDays"), "revenuePercent": m.get("revenuePercent")}
+                           for m in project.get("milestones") or [])
         for entry in derived + entries:
             kind = entry.get("kind") or "serviceActivation"
             if kind in WAIT_KINDS:
-                details = {k: v for k, v in entry.items() if k in ("items", "workType", "skills", "durationMinutes")}
-                steps.append({"kind": kind, "specification_id": spec.id, "service_name": f"{spec.name} {kind}",
+                details = {k: v for k, v in entry.items() if k in (
+                    "items", "workType", "skills", "durationMinutes", "project", "milestone", "offsetDays",
+                    "revenuePercent")}
+                label = f"{spec.name} {entry['milestone']}" if kind == "projectMilestone" else f"{spec.name} {kind}"
+                steps.append({"kind": kind, "specification_id": spec.id, "service_name": label,
                               "adapter": None, "event": entry.get("event") or DEFAULT_EVENTS[kind],
                               "action": None, "parameters": {
                                   "event": entry.get("event") or DEFAULT_EVENTS[kind],
