@@ -91,6 +91,7 @@ def test_clear_and_confirm_need_a_reason_are_audited_and_only_from_open(session:
     cleared = clear_case(session, a.case_id, "different company: registry number checked", "user:rev")
     confirmed = confirm_case(session, b.case_id, "same address as the listed entity", "user:rev")
     assert (cleared.state, cleared.resolved_by) == ("cleared", "user:rev")
+    assert (confirmed.state, confirmed.resolution_reason) == ("confirmed", "same address as the listed entity")
     assert not is_on_hold(session, "quote", "qa")
     assert is_on_hold(session, "quote", "qb")  # a confirmed match stays held, it is not dropped
     with pytest.raises(Conflict, match="is cleared; only an open case"):

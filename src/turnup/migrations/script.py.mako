@@ -12,7 +12,6 @@ from alembic import op
 
 import turnup.kernel.db
 from sqlalchemy import Text  # noqa: F401  (autogenerate renders JSONB with Text)
-from sqlalchemy.dialects import postgresql  # noqa: F401
 ${imports if imports else ""}
 
 revision: str = ${repr(up_revision)}
