@@ -149,14 +149,31 @@ def publish(
         payload=payload,
     )
     session.add(event)
-    session.flush()
-    subscriptions = session.scalars(select(HubSubscription).where(HubSubscription.api == api))
-    for sub in subscriptions:
-        if subscription_matches(sub.query, event_type, resource, resource_type):
+    session.flush()  # the event row first: deliveries reference it
+    for sub_id, query in _subscriptions(session, api):
+        if subscription_matches(query, event_type, resource, resource_type):
             session.add(
                 EventDelivery(
-                    id=new_id(), event_id=event_id, subscription_id=sub.id, status="pending",
+                    id=new_id(), event_id=event_id, subscription_id=sub_id, status="pending",
                     attempts=0, next_attempt_at=at,
                 )
             )
     return event
+
+
+_HUB_CACHE = "turnup.hub_subscriptions"
+
+
+def _subscriptions(session: Session, api: str) -> list[tuple[str, str | None]]:
+    """The API's hub subscriptions, read once per transaction (a use case often publishes several events)."""
+    transaction = session.get_transaction()
+    cached = session.info.get(_HUB_CACHE)
+    if cached is None or cached[0] is not transaction:
+        cached = (transaction, {})
+        session.info[_HUB_CACHE] = cached
+    subscriptions = cached[1].get(api)
+    if subscriptions is None:
+        subscriptions = [(sub.id, sub.query) for sub in
+                         session.scalars(select(HubSubscription).where(HubSubscription.api == api))]
+        cached[1][api] = subscriptions
+    return subscriptions
