@@ -5,21 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 from turnup.compliance.orm import HOLDING_STATES, ScreeningCase, ScreeningListVersion
-from turnup.kernel.hrefs import iso
-from turnup.kernel.settings import get_settings
+from turnup.kernel.hrefs import api_base, href, iso
 
 API = "turnupCompliance"
-BASE_PATH = f"/tmf-api/{API}/v1"
-
-
-def compliance_href(resource: str, resource_id: str) -> str:
-    return f"{get_settings().base_url.rstrip('/')}{BASE_PATH}/{resource}/{resource_id}"
+BASE_PATH = api_base(API)
 
 
 def render_case(c: ScreeningCase) -> dict[str, Any]:
     return {
         "id": c.id,
-        "href": compliance_href("screeningCase", c.id),
+        "href": href(API, "screeningCase", c.id),
         "@type": "ScreeningCase",
         "refType": c.ref_type,
         "refId": c.ref_id,
@@ -41,7 +36,7 @@ def render_case(c: ScreeningCase) -> dict[str, Any]:
 def render_list(v: ScreeningListVersion) -> dict[str, Any]:
     return {
         "id": v.id,
-        "href": compliance_href("screeningList", v.id),
+        "href": href(API, "screeningList", v.id),
         "@type": "ScreeningList",
         "name": v.name,
         "sha256": v.sha256,

@@ -10,8 +10,13 @@ API_VERSIONS = {"turnupApproval": "v1", "turnupCompliance": "v1", "turnupDeliver
                 "turnupOnboarding": "v1", "turnupOrchestration": "v1"}
 
 
+def api_base(api: str) -> str:
+    """``/tmf-api/<api>/<version>``: the prefix of every path of one API."""
+    return f"/tmf-api/{api}/{API_VERSIONS.get(api, 'v4')}"
+
+
 def tmf_path(api: str, resource: str, resource_id: str | None = None) -> str:
-    path = f"/tmf-api/{api}/{API_VERSIONS.get(api, 'v4')}/{resource}"
+    path = f"{api_base(api)}/{resource}"
     return f"{path}/{resource_id}" if resource_id else path
 
 

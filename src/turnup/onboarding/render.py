@@ -4,30 +4,24 @@ from __future__ import annotations
 
 from typing import Any
 
-from turnup.kernel.hrefs import href, iso
-from turnup.kernel.settings import get_settings
+from turnup.kernel.hrefs import api_base, href, iso
 from turnup.onboarding.orm import Onboarding
 
 API = "turnupOnboarding"
-BASE_PATH = f"/tmf-api/{API}/v1"
-
-
-def onboarding_href(onboarding_id: str) -> str:
-    return f"{get_settings().base_url.rstrip('/')}{BASE_PATH}/onboarding/{onboarding_id}"
+BASE_PATH = api_base(API)
 
 
 def render_onboarding(o: Onboarding) -> dict[str, Any]:
     return {
         "id": o.id,
-        "href": onboarding_href(o.id),
+        "href": href(API, "onboarding", o.id),
         "@type": "Onboarding",
         "state": o.state,
         "customer": ({"id": o.customer_id, "href": href("customerManagement", "customer", o.customer_id),
                       "@referredType": "Customer"} if o.customer_id else None),
         "primaryContactEmail": o.contact_email,
         "screeningCase": ({"id": o.screening_case_id,
-                           "href": f"{get_settings().base_url.rstrip('/')}/tmf-api/turnupCompliance/v1/"
-                                   f"screeningCase/{o.screening_case_id}",
+                           "href": href("turnupCompliance", "screeningCase", o.screening_case_id),
                            "@referredType": "ScreeningCase"} if o.screening_case_id else None),
         "portalUserId": o.portal_user_id,
         "step": [{"seq": s.seq, "name": s.name, "state": s.state, "time": iso(s.updated_at),

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from turnup.accounts.orm import Customer
+from turnup.accounts.services import live_customer
 from turnup.catalog.orm import ProductOffering
 from turnup.kernel import audit, clock
 from turnup.kernel.errors import Conflict, InvalidInput, NotFound
@@ -260,11 +260,7 @@ def create_order(session: Session, data: ProductOrderCreate, actor: str, *, comm
     customers = [p for p in data.relatedParty if p.role == "customer"]
     if len(customers) != 1:
         raise InvalidInput("relatedParty: exactly one party with role 'customer' is required")
-    customer = session.get(Customer, customers[0].id)
-    if customer is None:
-        raise InvalidInput(f"relatedParty[0].id: unknown customer {customers[0].id!r}")
-    if customer.status == "closed":
-        raise Conflict(f"relatedParty[0].id: customer {customer.id!r} is closed")
+    customer = live_customer(session, customers[0].id, "relatedParty[0].id", unknown=InvalidInput)
     refs = [i.id for i in data.productOrderItem]
     if len(set(refs)) != len(refs):
         raise InvalidInput("productOrderItem: item ids must be unique within the order")

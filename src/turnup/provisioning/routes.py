@@ -13,9 +13,11 @@ from turnup.api.deps import get_session, requires
 from turnup.ordering.schemas import FalloutDecision
 from turnup.provisioning import services
 from turnup.provisioning.orm import FalloutEntry
+from turnup.kernel.hrefs import tmf_path
+from turnup.provisioning.services import API
 from turnup.security import Principal
 
-PATH = "/tmf-api/turnupOrchestration/v1/fallout"
+PATH = tmf_path(API, "fallout")
 
 router = APIRouter(tags=["fallout"])
 

@@ -5,18 +5,13 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from turnup.kernel.hrefs import href, iso
-from turnup.kernel.settings import get_settings
+from turnup.kernel.hrefs import api_base, href, iso
 from turnup.quoting.money import money_text
 from turnup.quoting.orm import ApprovalRule, Quote, QuoteApproval, QuoteItem
 
 API = "quoteManagement"
 APPROVAL_API = "turnupApproval"
-APPROVAL_BASE = "/tmf-api/turnupApproval/v1"
-
-
-def approval_href(resource: str, resource_id: str) -> str:
-    return f"{get_settings().base_url.rstrip('/')}{APPROVAL_BASE}/{resource}/{resource_id}"
+APPROVAL_BASE = api_base(APPROVAL_API)
 
 
 def _money(currency: str | None, value: Decimal | None) -> dict[str, str] | None:
@@ -51,7 +46,7 @@ def render_item(item: QuoteItem) -> dict[str, Any]:
 def render_approval(a: QuoteApproval) -> dict[str, Any]:
     return {
         "id": a.id,
-        "href": approval_href("approvalRequest", a.id),
+        "href": href(APPROVAL_API, "approvalRequest", a.id),
         "@type": "Authorization",
         "quoteId": a.quote_id,
         "quoteVersion": a.quote_version,
@@ -119,7 +114,7 @@ def render_quote(q: Quote) -> dict[str, Any]:
 def render_rule(r: ApprovalRule) -> dict[str, Any]:
     return {
         "id": r.id,
-        "href": approval_href("approvalRule", r.id),
+        "href": href(APPROVAL_API, "approvalRule", r.id),
         "@type": "ApprovalRule",
         "name": r.name,
         "description": r.description,
