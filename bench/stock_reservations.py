@@ -43,10 +43,16 @@ def pg_url(name: str) -> str:
             f"{parts.get('port', '5432')}/{name}")
 
 
-def setup(url: str, skus: int, locations: int, stock: int) -> None:
-    """Schema and data with bulk inserts: SKUs, locations, levels and one receipt ledger row per level."""
+def setup(url: str, skus: int, locations: int, stock: int, history: int = 0) -> None:
+    """Schema and data with bulk inserts: SKUs, locations, levels and one receipt ledger row per level, then
+    ``history`` past reservations (1-5 lines each, since released: lines, reserve + release ledger rows, an
+    audit entry and an outbox event each), then ANALYZE — the state of a database that has been in use, not a
+    freshly created one (see ``docs/benchmarks-physical.md``: on empty tables PostgreSQL plans foreign-key
+    checks as sequential scans and keeps those plans while the tables grow)."""
     import turnup.models
-    from turnup.inventory.physical.orm import Location, Sku, StockLevel, StockMovement
+    from turnup.inventory.physical.orm import Location, Reservation, ReservationLine, Sku, StockLevel, StockMovement
+    from turnup.kernel.audit import AuditEntry
+    from turnup.kernel.outbox import OutboxEvent
     from turnup.kernel.db import make_engine
     from turnup.kernel.ids import new_id
 
@@ -72,6 +78,36 @@ def setup(url: str, skus: int, locations: int, stock: int) -> None:
         for i in range(0, len(levels), 5000):
             conn.execute(StockLevel.__table__.insert(), levels[i:i + 5000])
             conn.execute(StockMovement.__table__.insert(), moves[i:i + 5000])
+    rng = random.Random(7)
+    past = now - timedelta(days=30)
+    for start in range(0, history, 2000):
+        reservations, lines, moves, audits, events = [], [], [], [], []
+        for _ in range(min(2000, history - start)):
+            rid = new_id()
+            reservations.append({"id": rid, "status": "released", "expires_at": past, "customer_id": None,
+                                 "quote_id": f"Q-past-{start}", "order_id": None, "created_at": past,
+                                 "updated_at": past})
+            for line_no, level in enumerate(rng.sample(levels, rng.randint(1, 5))):
+                qty = rng.randint(1, 3)
+                lines.append({"id": new_id(), "reservation_id": rid, "line_no": line_no, "level_id": level["id"],
+                              "sku_id": level["sku_id"], "location_id": level["location_id"], "quantity": qty,
+                              "serial_numbers": None, "status": "released", "expires_at": past})
+                for kind, delta in (("reserve", qty), ("release", -qty)):
+                    moves.append({"at": past, "kind": kind, "sku_id": level["sku_id"],
+                                  "location_id": level["location_id"], "on_hand_delta": 0, "reserved_delta": delta,
+                                  "allocated_delta": 0, "quarantined_delta": 0, "reservation_id": rid,
+                                  "actor": "bench-history"})
+            audits.append({"id": new_id(), "at": past, "actor": "bench-history", "action": "stock.reserve",
+                           "resource_type": "reserveProductStock", "resource_id": rid, "details": {"lines": 1}})
+            events.append({"id": new_id(), "api": "stock", "event_type": "ReserveProductStockCreateEvent",
+                           "event_time": past, "resource_type": "reserveProductStock", "resource_id": rid,
+                           "payload": {"eventId": "past"}})
+        with engine.begin() as conn:
+            conn.execute(Reservation.__table__.insert(), reservations)
+            conn.execute(ReservationLine.__table__.insert(), lines)
+            conn.execute(StockMovement.__table__.insert(), moves)
+            conn.execute(AuditEntry.__table__.insert(), audits)
+            conn.execute(OutboxEvent.__table__.insert(), events)
     if engine.dialect.name == "postgresql":
         with engine.connect() as conn:
             conn.exec_driver_sql("ANALYZE")
@@ -214,7 +250,14 @@ def run(db: str, clients: int, ns: argparse.Namespace) -> None:
         url = f"sqlite:///{tmp.name}/bench.db"
     try:
         t0 = time.perf_counter()
-        setup(url, ns.skus, ns.locations, ns.stock)
+        setup(url, ns.skus, ns.locations, ns.stock, ns.history)
+        if ns.after_setup_sql:  # experiments: e.g. drop an index or a constraint on this throwaway database
+            import sqlalchemy
+            engine = sqlalchemy.create_engine(url)
+            with engine.begin() as conn:
+                for statement in ns.after_setup_sql:
+                    conn.exec_driver_sql(statement)
+            engine.dispose()
         load = time.perf_counter() - t0
         if clients == 0:
             cpu_cost(url, ns)
@@ -255,10 +298,14 @@ def main() -> None:
     parser.add_argument("--skus", type=int, default=1000)
     parser.add_argument("--locations", type=int, default=20)
     parser.add_argument("--stock", type=int, default=20, help="on hand per SKU × location")
+    parser.add_argument("--history", type=int, default=20000,
+                        help="past (released) reservations loaded before the run, as in a database in use")
     parser.add_argument("--general-path", action="store_true",
                         help="disable the PostgreSQL one-statement fast path (for before/after comparisons)")
     parser.add_argument("--cpu-reservations", type=int, default=0,
                         help="also measure single-client CPU per reservation over this many reservations")
+    parser.add_argument("--after-setup-sql", nargs="*", default=[],
+                        help="statements run on the fresh database after loading (what-if experiments)")
     ns = parser.parse_args()
     if ns.general_path:  # inherited by the forked client processes
         from turnup.inventory.physical import fastpath
