@@ -7,6 +7,7 @@ instead. PostgreSQL (production) uses psycopg 3.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -16,6 +17,7 @@ from typing import Any
 from sqlalchemy import JSON, DateTime, Engine, MetaData, Numeric, create_engine, event
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -73,8 +75,34 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         return engine
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 20)
-    kwargs.setdefault("pool_pre_ping", True)
-    return create_engine(url, **kwargs)
+    ping_idle = kwargs.pop("ping_after_idle_seconds", PING_AFTER_IDLE_SECONDS)
+    engine = create_engine(url, **kwargs)
+    if not kwargs.get("pool_pre_ping"):
+        _ping_when_idle(engine, ping_idle)
+    return engine
+
+
+# A pooled PostgreSQL connection is checked with a round trip before use only when it has sat idle in the pool
+# for this long (a server restart, an idle-session timeout or a dropped NAT entry happen to idle connections).
+# SQLAlchemy's ``pool_pre_ping`` pings at every checkout: one more round trip per request, measured at ~0.1 ms
+# of client CPU and ~0.2 ms of latency per stock reservation.
+PING_AFTER_IDLE_SECONDS = 5.0
+
+
+def _ping_when_idle(engine: Engine, idle_seconds: float) -> None:
+    @event.listens_for(engine, "checkin")
+    def _checked_in(dbapi_connection: Any, record: Any) -> None:
+        record.info["turnup_idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checked_out(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        since = record.info.get("turnup_idle_since")
+        if since is None or time.monotonic() - since < idle_seconds:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except Exception as exc:  # any failure: let the pool replace this connection (and retry the checkout)
+            raise DisconnectionError(f"pooled connection failed its idle check: {exc}") from exc
 
 
 def _configure_sqlite(engine: Engine) -> None:

@@ -50,7 +50,7 @@ RESOURCE_TYPE = "reserveProductStock"
 _RESERVE_SQL = """
 WITH req AS (
     SELECT (r.ord - 1)::int AS line_no, r.sku, r.loc, r.qty, r.line_id
-    FROM unnest(%(skus)s::text[], %(locs)s::text[], %(qtys)s::int[], %(line_ids)s::text[])
+    FROM unnest(%(skus)s::text[], %(locs)s::text[], %(qtys)s::int[], %(lids)s::text[])
          WITH ORDINALITY AS r(sku, loc, qty, line_id, ord)
 ), ids AS MATERIALIZED (
     SELECT q.line_no, q.qty, q.line_id,
@@ -76,7 +76,7 @@ WITH req AS (
     FOR NO KEY UPDATE OF lv
 ), decision AS MATERIALIZED (
     SELECT (SELECT count(*) FROM locked) = (SELECT count(*) FROM want)
-       AND (SELECT count(*) FROM matched) = %(n_lines)s
+       AND (SELECT count(*) FROM matched) = %(n)s
        AND NOT EXISTS (
            SELECT 1 FROM locked k JOIN want w ON w.level_id = k.id
            WHERE k.available < w.qty
@@ -84,39 +84,37 @@ WITH req AS (
               OR (SELECT x.expires_at FROM stock_reservation_line x
                   WHERE x.level_id = k.id AND x.status = 'held' AND x.expires_at <= %(now)s
                   ORDER BY x.level_id, x.expires_at LIMIT 1) IS NOT NULL)
-       AND (%(customer_id)s::text IS NULL
-            OR EXISTS (SELECT 1 FROM customer c WHERE c.id = %(customer_id)s::text)) AS ok
+       AND (%(cid)s::text IS NULL
+            OR EXISTS (SELECT 1 FROM customer c WHERE c.id = %(cid)s::text)) AS ok
 ), upd AS (
     UPDATE stock_level s SET reserved = s.reserved + w.qty, updated_at = %(now)s
     FROM want w
     WHERE s.id = w.level_id AND (SELECT ok FROM decision)
     RETURNING s.id
 ), ins_reservation AS (
-    INSERT INTO stock_reservation (id, status, expires_at, customer_id, quote_id, order_id, created_at,
-                                   updated_at)
-    SELECT %(reservation_id)s, 'held', %(expires_at)s, %(customer_id)s::text, %(quote_id)s, NULL, %(now)s, %(now)s
+    INSERT INTO stock_reservation (id, status, expires_at, customer_id, quote_id, created_at, updated_at)
+    SELECT %(rid)s, 'held', %(exp)s, %(cid)s::text, %(qid)s, %(now)s, %(now)s
     WHERE (SELECT ok FROM decision)
 ), ins_lines AS (
     INSERT INTO stock_reservation_line (id, reservation_id, line_no, level_id, sku_id, location_id, quantity,
                                         serial_numbers, status, expires_at)
-    SELECT m.line_id, %(reservation_id)s, m.line_no, m.level_id, m.sku_id, m.location_id, m.qty,
-           'null'::jsonb, 'held', %(expires_at)s
+    SELECT m.line_id, %(rid)s, m.line_no, m.level_id, m.sku_id, m.location_id, m.qty,
+           'null'::jsonb, 'held', %(exp)s
     FROM matched m WHERE (SELECT ok FROM decision)
 ), ins_moves AS (
     INSERT INTO stock_movement (at, kind, sku_id, location_id, on_hand_delta, reserved_delta, allocated_delta,
-                                quarantined_delta, unit_id, unit_state, reservation_id, reference, reason, actor)
-    SELECT %(now)s, 'reserve', m.sku_id, m.location_id, 0, m.qty, 0, 0, NULL, NULL, %(reservation_id)s, NULL,
-           NULL, %(actor)s
+                                quarantined_delta, reservation_id, actor)
+    SELECT %(now)s, 'reserve', m.sku_id, m.location_id, 0, m.qty, 0, 0, %(rid)s, %(actor)s
     FROM matched m WHERE (SELECT ok FROM decision)
     ORDER BY m.line_no
 ), ins_audit AS (
-    INSERT INTO audit_entry (id, at, actor, action, resource_type, resource_id, details, comment)
-    SELECT %(audit_id)s, %(now)s, %(actor)s, 'stock.reserve', 'reserveProductStock', %(reservation_id)s,
-           %(audit_details)s::jsonb, NULL
+    INSERT INTO audit_entry (id, at, actor, action, resource_type, resource_id, details)
+    SELECT %(aid)s, %(now)s, %(actor)s, 'stock.reserve', 'reserveProductStock', %(rid)s,
+           %(det)s::jsonb
     WHERE (SELECT ok FROM decision)
 ), ins_event AS (
     INSERT INTO outbox_event (id, api, event_type, event_time, resource_type, resource_id, payload)
-    SELECT %(event_id)s, %(api)s, %(event_type)s, %(now)s, %(resource_type)s, %(reservation_id)s,
+    SELECT %(eid)s, %(api)s, %(et)s, %(now)s, %(rt)s, %(rid)s,
            %(payload)s::jsonb
     WHERE (SELECT ok FROM decision)
     RETURNING id
@@ -204,11 +202,11 @@ def reserve(session: Session, data: ReservationCreate, actor: str, now: datetime
     details = {"lines": len(lines), "expiresAt": iso(data.expiresAt), "quoteId": data.quoteId}
     params = {
         "skus": [line.sku for line in lines], "locs": [line.location for line in lines],
-        "qtys": [line.quantity for line in lines], "line_ids": [row["id"] for row in line_rows],
-        "n_lines": len(lines), "now": now, "customer_id": data.customerId, "reservation_id": reservation_id,
-        "expires_at": data.expiresAt, "quote_id": data.quoteId, "actor": actor, "audit_id": new_id(),
-        "audit_details": json.dumps(details), "event_id": event_id, "api": API, "event_type": EVENT_TYPE,
-        "resource_type": RESOURCE_TYPE, "payload": json.dumps(payload),
+        "qtys": [line.quantity for line in lines], "lids": [row["id"] for row in line_rows],
+        "n": len(lines), "now": now, "cid": data.customerId, "rid": reservation_id,
+        "exp": data.expiresAt, "qid": data.quoteId, "actor": actor, "aid": new_id(),
+        "det": json.dumps(details), "eid": event_id, "api": API, "et": EVENT_TYPE,
+        "rt": RESOURCE_TYPE, "payload": json.dumps(payload),
     }
     if session.new or session.dirty or session.deleted:
         session.flush()  # as the general path's first query would (autoflush), e.g. a caller's new customer
