@@ -108,9 +108,10 @@ def setup(url: str, skus: int, locations: int, stock: int, history: int = 0) -> 
             conn.execute(StockMovement.__table__.insert(), moves)
             conn.execute(AuditEntry.__table__.insert(), audits)
             conn.execute(OutboxEvent.__table__.insert(), events)
-    if engine.dialect.name == "postgresql":
-        with engine.connect() as conn:
-            conn.exec_driver_sql("ANALYZE")
+    if engine.dialect.name == "postgresql":  # vacuumed, analysed and checkpointed, as a database in use
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.exec_driver_sql("VACUUM ANALYZE")
+            conn.exec_driver_sql("CHECKPOINT")
     engine.dispose()
 
 

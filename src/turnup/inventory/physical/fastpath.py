@@ -36,8 +36,9 @@ from sqlalchemy import insert
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from turnup.inventory.physical.orm import Reservation, ReservationLine
-from turnup.inventory.physical.render import API, LineView, ReservationView, render_reservation
+from turnup.inventory.physical.render import (
+    API, LineRecord, LineView, ReservationRecord, ReservationView, render_reservation,
+)
 from turnup.inventory.physical.schemas import ReservationCreate
 from turnup.kernel.hrefs import iso
 from turnup.kernel.ids import new_id
@@ -59,28 +60,24 @@ WITH req AS (
                 AND l.location_type IN ('warehouse', 'van', 'store', 'data_centre', 'cage')) AS location_id
     FROM req q
 ), matched AS MATERIALIZED (
-    SELECT * FROM (
-        SELECT i.line_no, i.qty, i.line_id,
-               (SELECT lv.id FROM stock_level lv WHERE lv.sku_id = i.sku_id AND lv.location_id = i.location_id)
-                   AS level_id, i.sku_id, i.location_id
-        FROM ids i
-        WHERE i.sku_id IS NOT NULL AND i.location_id IS NOT NULL) found
-    WHERE found.level_id IS NOT NULL
+    SELECT i.line_no, i.qty, i.line_id, i.sku_id, i.location_id,
+           (SELECT lv.id FROM stock_level lv WHERE lv.sku_id = i.sku_id AND lv.location_id = i.location_id)
+               AS level_id
+    FROM ids i
 ), want AS MATERIALIZED (
-    SELECT level_id, sum(qty) AS qty FROM matched GROUP BY level_id
+    SELECT level_id, sum(qty) AS qty FROM matched WHERE level_id IS NOT NULL GROUP BY level_id
 ), locked AS MATERIALIZED (
-    SELECT lv.id, lv.on_hand - lv.reserved - lv.allocated AS available, lv.reorder_point
-    FROM stock_level lv
-    WHERE lv.id = ANY (ARRAY(SELECT level_id FROM want))
+    SELECT lv.id, lv.on_hand - lv.reserved - lv.allocated AS available, lv.reorder_point, w.qty
+    FROM want w JOIN stock_level lv ON lv.id = w.level_id
     ORDER BY lv.id
     FOR NO KEY UPDATE OF lv
 ), decision AS MATERIALIZED (
     SELECT (SELECT count(*) FROM locked) = (SELECT count(*) FROM want)
-       AND (SELECT count(*) FROM matched) = %(n)s
+       AND (SELECT count(*) FROM matched WHERE level_id IS NOT NULL) = %(n)s
        AND NOT EXISTS (
-           SELECT 1 FROM locked k JOIN want w ON w.level_id = k.id
-           WHERE k.available < w.qty
-              OR (k.reorder_point IS NOT NULL AND k.available - w.qty < k.reorder_point)
+           SELECT 1 FROM locked k
+           WHERE k.available < k.qty
+              OR (k.reorder_point IS NOT NULL AND k.available - k.qty < k.reorder_point)
               OR (SELECT x.expires_at FROM stock_reservation_line x
                   WHERE x.level_id = k.id AND x.status = 'held' AND x.expires_at <= %(now)s
                   ORDER BY x.level_id, x.expires_at LIMIT 1) IS NOT NULL)
@@ -134,7 +131,7 @@ SELECT (SELECT ok FROM decision) AS ok,
 """
 # Every look-up is written so that any plan, generic or custom, on fresh or analysed tables, is an index probe
 # per line: the codes and the level through scalar sub-selects (unique indexes), the levels to lock through
-# ``= ANY(ARRAY(...))`` (primary key), the expired-hold probe as an ``ORDER BY ... LIMIT 1`` sub-select on the
+# a nested-loop join on the primary key, the expired-hold probe as an ``ORDER BY ... LIMIT 1`` sub-select on the
 # partial index ``ix_stock_reservation_line_live``. (Written as joins and ``EXISTS``, the generic plan hashed
 # the whole ``stock_sku`` table and scanned all of ``stock_reservation_line`` for every reservation.)
 # No ``--`` comments inside the SQL: it is joined into one line.
@@ -191,10 +188,10 @@ def reserve(session: Session, data: ReservationCreate, actor: str, now: datetime
     line_rows = [{"id": new_id(), "reservation_id": reservation_id, "line_no": i, "level_id": None,
                   "sku_id": None, "location_id": None, "quantity": line.quantity, "serial_numbers": None,
                   "status": "held", "expires_at": data.expiresAt} for i, line in enumerate(lines)]
-    reservation = Reservation(id=reservation_id, status="held", expires_at=data.expiresAt,
-                              customer_id=data.customerId, quote_id=data.quoteId, order_id=None,
-                              created_at=now, updated_at=now)
-    view = ReservationView(reservation, [LineView(ReservationLine(**row), line.sku, line.location or "")
+    reservation = ReservationRecord(id=reservation_id, status="held", expires_at=data.expiresAt,
+                                    customer_id=data.customerId, quote_id=data.quoteId, order_id=None,
+                                    created_at=now, updated_at=now)
+    view = ReservationView(reservation, [LineView(LineRecord(**row), line.sku, line.location or "")
                                          for row, line in zip(line_rows, lines)])
     resource = render_reservation(view)
     payload = {"eventId": event_id, "eventTime": now.isoformat().replace("+00:00", "Z"),

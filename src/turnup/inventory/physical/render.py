@@ -16,18 +16,50 @@ from turnup.kernel.hrefs import href, iso
 API = "stock"
 
 
+@dataclass(slots=True)
+class ReservationRecord:
+    """The columns of a ``stock_reservation`` row, without the ORM: what the PostgreSQL fast path returns
+    (it writes with one statement, so building and instrumenting ORM objects would only cost time)."""
+
+    id: str
+    status: str
+    expires_at: datetime
+    customer_id: str | None
+    quote_id: str | None
+    order_id: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(slots=True)
+class LineRecord:
+    """The columns of a ``stock_reservation_line`` row, without the ORM (see ``ReservationRecord``)."""
+
+    id: str
+    reservation_id: str
+    line_no: int
+    level_id: str | None
+    sku_id: str | None
+    location_id: str | None
+    quantity: int
+    serial_numbers: list[str] | None
+    status: str
+    expires_at: datetime
+
+
 @dataclass
 class LineView:
-    line: ReservationLine
+    line: ReservationLine | LineRecord
     sku_code: str
     location_code: str
 
 
 @dataclass
 class ReservationView:
-    """A reservation with its lines (the Python API returns this)."""
+    """A reservation with its lines (the Python API returns this): ORM rows, or plain records of the same
+    columns from the fast path."""
 
-    reservation: Reservation
+    reservation: Reservation | ReservationRecord
     lines: list[LineView] = field(default_factory=list)
     allocation: Allocation | None = None
 
