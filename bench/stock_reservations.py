@@ -25,6 +25,7 @@ import random
 import statistics
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -58,6 +59,10 @@ def setup(url: str, skus: int, locations: int, stock: int, history: int = 0) -> 
 
     engine = make_engine(url)
     turnup.models.metadata.create_all(engine)
+    with engine.begin() as conn:  # for the baseline transactions (not part of Turnup's schema)
+        conn.exec_driver_sql("CREATE TABLE bench_baseline (id INTEGER PRIMARY KEY "
+                             + ("GENERATED ALWAYS AS IDENTITY" if engine.dialect.name == "postgresql" else "")
+                             + ", client INTEGER NOT NULL, at DOUBLE PRECISION NOT NULL)")
     now = datetime.now(UTC)
     sku_rows = [{"id": new_id(), "code": f"SKU-{i:05d}", "name": f"SKU {i}", "serialised": False,
                  "unit": "each", "created_at": now, "updated_at": now} for i in range(skus)]
@@ -115,8 +120,51 @@ def setup(url: str, skus: int, locations: int, stock: int, history: int = 0) -> 
     engine.dispose()
 
 
-def client(args: tuple[str, int, int, int, float, float]) -> tuple[list[float], int, int, list[str], int]:
-    url, n, skus, locations, start_at, seconds = args
+def baseline_client(args: tuple[str, int, int, float, float]) -> int:
+    """The baseline: the smallest durable write transaction through the same stack (engine, pooled session,
+    one INSERT, COMMIT), as fast as it goes, with the same processes and threads as the measured run. Its rate
+    on the same machine right before the measured run turns reservations/s into a ratio that machine noise
+    mostly cancels out of."""
+    url, first, threads, start_at, seconds = args
+    from sqlalchemy import text
+
+    from turnup.kernel.db import make_engine, make_sessionmaker
+
+    engine = (make_engine(url, pool_size=threads, max_overflow=0) if url.startswith("postgresql")
+              else make_engine(url))
+    factory = make_sessionmaker(engine)
+    insert = text("INSERT INTO bench_baseline (client, at) VALUES (:client, :at)")
+    done = [0] * threads
+
+    def one_client(i: int) -> None:
+        for _ in range(3):
+            with factory() as session:
+                session.execute(insert, {"client": first + i, "at": time.time()})
+                session.commit()
+        while time.time() < start_at:
+            time.sleep(0.005)
+        deadline = start_at + seconds
+        while time.time() < deadline:
+            with factory() as session:
+                session.execute(insert, {"client": first + i, "at": time.time()})
+                session.commit()
+            done[i] += 1
+
+    workers = [threading.Thread(target=one_client, args=(i,)) for i in range(threads)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    engine.dispose()
+    return sum(done)
+
+
+def client(args: tuple[str, int, int, int, int, float, float]
+           ) -> tuple[list[float], int, int, list[str], tuple[float, float], float]:
+    """One client process running ``threads`` clients (threads), each with its own pooled connection and a new
+    session per reservation. Returns latencies, refusals, busy retries, errors, the slowest reservation and
+    the process's CPU seconds over the timed part."""
+    url, first, threads, skus, locations, start_at, seconds = args
     from sqlalchemy.exc import DBAPIError
 
     from turnup.inventory.physical.reservations import create_reservation
@@ -124,46 +172,75 @@ def client(args: tuple[str, int, int, int, float, float]) -> tuple[list[float], 
     from turnup.kernel.db import make_engine, make_sessionmaker
     from turnup.kernel.errors import Conflict
 
-    engine = make_engine(url, pool_size=1, max_overflow=0) if url.startswith("postgresql") else make_engine(url)
+    engine = (make_engine(url, pool_size=threads, max_overflow=0) if url.startswith("postgresql")
+              else make_engine(url))
     factory = make_sessionmaker(engine)
-    rng = random.Random(n)
     latencies: list[float] = []
-    refused = retries = 0
+    slowest = [(0.0, 0.0)]  # (latency, seconds into the run when it started)
+    counts = {"refused": 0, "retries": 0}
     errors: list[str] = []
     expires = datetime.now(UTC) + timedelta(hours=2)
-    for _ in range(3):  # warm-up (connection, statement caches); counted in the ledger check, not timed
-        with factory() as session:
-            try:
-                create_reservation(session, ReservationCreate(
-                    lines=[{"sku": f"SKU-{rng.randrange(skus):05d}", "quantity": 1,
-                            "location": f"LOC-{rng.randrange(locations):03d}"}], expiresAt=expires), "warm-up")
-            except Conflict:
-                pass
-    while time.time() < start_at:
-        time.sleep(0.005)
-    deadline = start_at + seconds
-    while time.time() < deadline:
-        picks = rng.sample(range(skus), rng.randint(1, 5))
-        lines = [{"sku": f"SKU-{k:05d}", "quantity": rng.randint(1, 3),
-                  "location": f"LOC-{rng.randrange(locations):03d}"} for k in picks]
-        data = ReservationCreate(lines=lines, expiresAt=expires, quoteId=f"Q-{n}")
-        for attempt in range(4):
-            t0 = time.perf_counter()
+    lock = threading.Lock()
+    barrier = threading.Barrier(threads + 1)
+
+    def one_client(n: int) -> None:
+        rng = random.Random(n)
+        mine: list[float] = []
+        worst = (0.0, 0.0)
+        refused = retries = 0
+        for _ in range(3):  # warm-up (connection, statement caches); counted in the ledger check, not timed
             with factory() as session:
                 try:
-                    create_reservation(session, data, f"bench-{n}")
-                    latencies.append(time.perf_counter() - t0)
+                    create_reservation(session, ReservationCreate(
+                        lines=[{"sku": f"SKU-{rng.randrange(skus):05d}", "quantity": 1,
+                                "location": f"LOC-{rng.randrange(locations):03d}"}], expiresAt=expires), "warm-up")
                 except Conflict:
-                    refused += 1
-                    latencies.append(time.perf_counter() - t0)
-                except DBAPIError as exc:
-                    if "database is locked" in str(exc) and attempt < 3:
-                        retries += 1
-                        continue
-                    errors.append(str(exc.orig)[:200])
-            break
+                    pass
+        barrier.wait()
+        while time.time() < start_at:
+            time.sleep(0.001)
+        deadline = start_at + seconds
+        while time.time() < deadline:
+            picks = rng.sample(range(skus), rng.randint(1, 5))
+            lines = [{"sku": f"SKU-{k:05d}", "quantity": rng.randint(1, 3),
+                      "location": f"LOC-{rng.randrange(locations):03d}"} for k in picks]
+            data = ReservationCreate(lines=lines, expiresAt=expires, quoteId=f"Q-{n}")
+            for attempt in range(4):
+                t0 = time.perf_counter()
+                with factory() as session:
+                    try:
+                        create_reservation(session, data, f"bench-{n}")
+                        mine.append(time.perf_counter() - t0)
+                        if mine[-1] > worst[0]:
+                            worst = (mine[-1], time.time() - start_at)
+                    except Conflict:
+                        refused += 1
+                        mine.append(time.perf_counter() - t0)
+                    except DBAPIError as exc:
+                        if "database is locked" in str(exc) and attempt < 3:
+                            retries += 1
+                            continue
+                        with lock:
+                            errors.append(str(exc.orig)[:200])
+                break
+        with lock:
+            latencies.extend(mine)
+            counts["refused"] += refused
+            counts["retries"] += retries
+            slowest[0] = max(slowest[0], worst)
+
+    workers = [threading.Thread(target=one_client, args=(first + i,)) for i in range(threads)]
+    for w in workers:
+        w.start()
+    barrier.wait()  # every client warmed up
+    while time.time() < start_at:
+        time.sleep(0.005)
+    cpu0 = time.process_time()
+    for w in workers:
+        w.join()
+    cpu = time.process_time() - cpu0
     engine.dispose()
-    return latencies, refused, retries, errors, n
+    return latencies, counts["refused"], counts["retries"], errors, slowest[0], cpu
 
 
 def cpu_cost(url: str, ns: argparse.Namespace) -> None:
@@ -263,24 +340,42 @@ def run(db: str, clients: int, ns: argparse.Namespace) -> None:
         if clients == 0:
             cpu_cost(url, ns)
             return
-        start_at = time.time() + 3 + clients * 0.15
         ctx = mp.get_context("fork")
-        with ctx.Pool(clients) as pool:
-            results = pool.map(client, [(url, n, ns.skus, ns.locations, start_at, ns.seconds)
-                                        for n in range(clients)], chunksize=1)
+        processes = min(ns.processes or clients, clients)
+        if clients % processes:
+            raise SystemExit(f"--processes {processes} must divide the client count {clients}")
+        per = clients // processes
+        baseline = 0.0
+        if ns.baseline_seconds > 0:
+            start_at = time.time() + 2 + clients * 0.1
+            with ctx.Pool(processes) as pool:
+                baseline = sum(pool.map(baseline_client, [(url, p * per, per, start_at, ns.baseline_seconds)
+                                                          for p in range(processes)], chunksize=1))
+            baseline /= ns.baseline_seconds
+        start_at = time.time() + 3 + clients * 0.15
+        with ctx.Pool(processes) as pool:
+            results = pool.map(client, [(url, p * per, per, ns.skus, ns.locations, start_at, ns.seconds)
+                                        for p in range(processes)], chunksize=1)
         latencies = sorted(x for r in results for x in r[0])
         refused = sum(r[1] for r in results)
         retries = sum(r[2] for r in results)
         errors = [e for r in results for e in r[3]]
+        slowest = max(r[4] for r in results)
+        client_cpu = sum(r[5] for r in results)
         ok = len(latencies) - refused
         over, mismatched = oversold(url)
         q = statistics.quantiles(latencies, n=100, method="inclusive") if len(latencies) >= 100 else [max(latencies or [0])] * 99
-        print(f"{db:10s} clients={clients:3d} lines=1-5 skus={ns.skus} locations={ns.locations} "
+        print(f"{db:10s} clients={clients:3d} ({processes} processes x {per} threads) lines=1-5 skus={ns.skus} locations={ns.locations} "
               f"stock/level={ns.stock} seconds={ns.seconds}: reserved={ok} ({ok / ns.seconds:.0f}/s) "
               f"refused={refused} attempts/s={len(latencies) / ns.seconds:.0f} "
               f"p50={statistics.median(latencies) * 1000:.1f}ms p99={q[98] * 1000:.1f}ms "
-              f"max={latencies[-1] * 1000:.0f}ms errors={len(errors)} busy_retries={retries} "
-              f"oversold={over} ledger_mismatches={mismatched} (load {load:.1f}s)", flush=True)
+              f"max={latencies[-1] * 1000:.0f}ms (at +{slowest[1]:.1f}s) errors={len(errors)} busy_retries={retries} "
+              f"oversold={over} ledger_mismatches={mismatched} client CPU {client_cpu / max(len(latencies), 1) * 1000:.2f} "
+              f"ms/attempt (load {load:.1f}s)", flush=True)
+        if baseline:
+            print(f"{'':10s} baseline (INSERT + COMMIT through the same stack, same clients, just before): "
+                  f"{baseline:.0f} transactions/s; reservations/s = {ok / ns.seconds / baseline:.2f} x baseline",
+                  flush=True)
         for e in sorted(set(errors))[:5]:
             print("   error:", e)
     finally:
@@ -301,6 +396,10 @@ def main() -> None:
     parser.add_argument("--stock", type=int, default=20, help="on hand per SKU × location")
     parser.add_argument("--history", type=int, default=20000,
                         help="past (released) reservations loaded before the run, as in a database in use")
+    parser.add_argument("--processes", type=int, default=0,
+                        help="client processes sharing the clients as threads (default: one process per client)")
+    parser.add_argument("--baseline-seconds", type=float, default=5.0,
+                        help="length of the same-process baseline run before each measured run (0: none)")
     parser.add_argument("--general-path", action="store_true",
                         help="disable the PostgreSQL one-statement fast path (for before/after comparisons)")
     parser.add_argument("--cpu-reservations", type=int, default=0,

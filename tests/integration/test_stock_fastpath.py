@@ -34,6 +34,12 @@ LINES = [{"sku": "CABLE", "quantity": 2, "location": "WH1"},
          {"sku": "CABLE", "quantity": 3, "location": "WH1"}]  # the same level twice: summed
 
 
+@pytest.fixture(autouse=True)
+def _no_filtered_hint(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test starts as a fresh process would: no filtered subscription seen yet."""
+    monkeypatch.setattr(fastpath, "_filtered_seen_at", float("-inf"))
+
+
 @pytest.fixture
 def spy(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Records what the fast path did for each call: 'served' or 'declined'."""
@@ -288,3 +294,119 @@ def test_statement_stays_cacheable_by_psycopg() -> None:
 
     assert len(fastpath.RESERVE_SQL) <= _queries.MAX_CACHED_STATEMENT_LENGTH
     assert "--" not in fastpath.RESERVE_SQL and "\n" not in fastpath.RESERVE_SQL
+
+
+@pytest.fixture
+def solo_calls(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """The ``solo`` flag of every statement sent."""
+    calls: list[bool] = []
+    real = fastpath._execute
+
+    def wrapped(session: Session, params: dict[str, Any], *, solo: bool) -> Any:
+        calls.append(solo)
+        return real(session, params, solo=solo)
+
+    monkeypatch.setattr(fastpath, "_execute", wrapped)
+    return calls
+
+
+def _seed_plain(factory: sessionmaker[Session]) -> None:
+    with factory() as s:
+        S.create_sku(s, SkuCreate(code="CABLE", name="Cable"), "t")
+        S.create_location(s, LocationCreate(code="WH1", name="WH1", locationType="warehouse"), "t")
+        S.apply_movement(s, MovementCreate(kind="receipt", sku="CABLE", location="WH1", quantity=25), "t")
+        s.add(HubSubscription(id="sub-all", api="stock", callback="http://x/all", query=None, created_at=clock.now()))
+        s.commit()
+
+
+def test_the_statement_commits_itself_only_when_it_is_the_whole_transaction(
+    engine: Any, session_factory: sessionmaker[Session], solo_calls: list[bool]
+) -> None:
+    _seed_plain(session_factory)
+    postgres = engine.dialect.name == "postgresql"
+    expires = clock.now() + timedelta(hours=1)
+    one = [{"sku": "CABLE", "quantity": 1, "location": "WH1"}]
+
+    # a fresh session asking for a commit: one round trip, and the reservation is durable and complete
+    with session_factory() as s:
+        view = R.create_reservation(s, ReservationCreate(lines=one, expiresAt=expires), "t")
+    assert solo_calls == ([True] if postgres else [])
+    with session_factory() as s:
+        assert s.get(Reservation, view.id) is not None
+        assert len(_record(s, view.id)["deliveries"]) == 1
+    # a session that already began a transaction, or a caller keeping the transaction open: never solo
+    solo_calls.clear()
+    with session_factory() as s:
+        s.execute(select(func.count()).select_from(StockLevel)).scalar_one()
+        R.create_reservation(s, ReservationCreate(lines=one, expiresAt=expires), "t")
+        kept = R.create_reservation(s, ReservationCreate(lines=one, expiresAt=expires), "t", commit=False)
+        s.rollback()
+    assert solo_calls == ([False, False] if postgres else [])
+    with session_factory() as s:
+        assert s.get(Reservation, kept.id) is None
+        assert s.scalars(select(StockLevel)).one().reserved == 2
+
+    # a solo statement that declines (short line; then an expired hold) commits nothing of its own, and the
+    # general path answers in a transaction of its own
+    before = _reserved(session_factory), _count(session_factory)
+    solo_calls.clear()
+    with session_factory() as s, pytest.raises(Conflict):
+        R.create_reservation(s, ReservationCreate(lines=[{"sku": "CABLE", "quantity": 24, "location": "WH1"}],
+                                                  expiresAt=expires), "t")  # 23 available
+    assert (_reserved(session_factory), _count(session_factory)) == before
+    with session_factory() as s:
+        short_lived = R.create_reservation(s, ReservationCreate(
+            lines=[{"sku": "CABLE", "quantity": 18, "location": "WH1"}], expiresAt=clock.now() + timedelta(minutes=1)),
+            "t")
+    clock.advance(timedelta(minutes=2))
+    with session_factory() as s:
+        view = R.create_reservation(s, ReservationCreate(lines=[{"sku": "CABLE", "quantity": 17, "location": "WH1"}],
+                                                         expiresAt=clock.now() + timedelta(hours=1)), "t")
+    assert solo_calls == ([True, True, True] if postgres else [])
+    with session_factory() as s:
+        assert R.get_reservation(s, short_lived.id).status == "expired"
+        assert s.scalars(select(StockLevel)).one().reserved == 2 + 17
+
+    # a subscription with a query filter: the solo statement declines, the request is sent again inside a
+    # transaction (the filtered delivery is written with it), and the process stops trying solo for a while
+    with session_factory() as s:
+        s.add(HubSubscription(id="sub-q", api="stock", callback="http://x/q",
+                              query="eventType=ReserveProductStockCreateEvent", created_at=clock.now()))
+        s.commit()
+    solo_calls.clear()
+    views = []
+    for _ in range(2):
+        with session_factory() as s:
+            views.append(R.create_reservation(s, ReservationCreate(lines=[{"sku": "CABLE", "quantity": 1,
+                                                                           "location": "WH1"}],
+                                                                    expiresAt=expires), "t"))
+    assert solo_calls == ([True, False, False] if postgres else [])
+    with session_factory() as s:
+        for v in views:
+            assert [d[0] for d in _record(s, v.id)["deliveries"]] == ["sub-all", "sub-q"]
+
+
+def test_the_statement_runs_on_a_generic_plan(engine: Any, session_factory: sessionmaker[Session]) -> None:
+    """After its first executions on a connection, PostgreSQL keeps one generic plan for the statement instead
+    of planning it again at every reservation (the ``WHERE r.ord <= n`` hint in ``fastpath``)."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("plan caching is PostgreSQL's; SQLite serves every request through the general path")
+    _seed_plain(session_factory)
+    expires = clock.now() + timedelta(hours=1)
+    from turnup.kernel.db import make_engine, make_sessionmaker
+
+    single = make_engine(str(engine.url.render_as_string(hide_password=False)), pool_size=1, max_overflow=0)
+    try:
+        factory = make_sessionmaker(single)
+        for _ in range(20):  # (psycopg forgets its prepared statements at a rollback: these commit)
+            with factory() as s:
+                R.create_reservation(s, ReservationCreate(
+                    lines=[{"sku": "CABLE", "quantity": 1, "location": "WH1"}], expiresAt=expires), "t")
+        with single.connect() as conn:
+            plans = conn.exec_driver_sql(
+                "SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE statement LIKE 'WITH req AS%%'"
+            ).one()
+    finally:
+        single.dispose()
+    generic, custom = plans
+    assert generic >= 10 and custom <= 5, plans

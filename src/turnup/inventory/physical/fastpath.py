@@ -17,6 +17,14 @@ answered by the statement's result and handled in Python *in the same transactio
 nothing when it said "not ok", and the general path then locks the same levels in the same order (the locks
 already taken are a prefix of that order). So every case keeps the general path's semantics and messages.
 
+When the reservation is the caller's whole transaction (``create_reservation(commit=True)`` on a session that
+has not begun one, ``can_commit_with_statement``), ``COMMIT`` travels in the same packet as the statement
+(``solo``): one round trip per reservation, and the level locks are released as soon as the statement ends.
+A declined solo statement has committed an empty transaction and the general path starts a new one, which is
+equally correct because nothing else belonged to the transaction. Events for hub subscriptions with a query
+filter are matched in Python before the commit, so while such a subscription exists the solo statement
+declines and the request is sent again without ``solo``.
+
 Why the decision is safe under READ COMMITTED: the lock CTE returns the newest committed version of each
 level row (PostgreSQL re-reads a row it had to wait for), the availability test is computed from those
 versions, and the ``UPDATE`` adds to the newest version (``reserved = reserved + n``). The expired-hold probe
@@ -28,6 +36,7 @@ to the general path.
 from __future__ import annotations
 
 import json
+import time
 from datetime import datetime
 from typing import Any
 
@@ -53,6 +62,7 @@ WITH req AS (
     SELECT (r.ord - 1)::int AS line_no, r.sku, r.loc, r.qty, r.line_id
     FROM unnest(%(skus)s::text[], %(locs)s::text[], %(qtys)s::int[], %(lids)s::text[])
          WITH ORDINALITY AS r(sku, loc, qty, line_id, ord)
+    WHERE r.ord <= %(n)s
 ), ids AS MATERIALIZED (
     SELECT q.line_no, q.qty, q.line_id,
            (SELECT s.id FROM stock_sku s WHERE s.code = q.sku) AS sku_id,
@@ -82,7 +92,9 @@ WITH req AS (
                   WHERE x.level_id = k.id AND x.status = 'held' AND x.expires_at <= %(now)s
                   ORDER BY x.level_id, x.expires_at LIMIT 1) IS NOT NULL)
        AND (%(cid)s::text IS NULL
-            OR EXISTS (SELECT 1 FROM customer c WHERE c.id = %(cid)s::text)) AS ok
+            OR EXISTS (SELECT 1 FROM customer c WHERE c.id = %(cid)s::text))
+       AND NOT (%(solo)s AND EXISTS (SELECT 1 FROM hub_subscription h WHERE h.api = %(api)s AND h.query <> ''))
+           AS ok
 ), upd AS (
     UPDATE stock_level s SET reserved = s.reserved + w.qty, updated_at = %(now)s
     FROM want w
@@ -129,6 +141,10 @@ SELECT (SELECT ok FROM decision) AS ok,
        (SELECT json_agg(json_build_array(h.id, h.query) ORDER BY h.id) FROM hub_subscription h
         WHERE h.api = %(api)s AND h.query <> '') AS filtered_subscriptions
 """
+# ``WHERE r.ord <= n`` is always true; it tells the planner that the request has a handful of lines rather than
+# the default guess for an array, which makes the generic plan cost what a custom one does: PostgreSQL then
+# keeps the generic plan instead of re-planning the statement at every execution (~0.4 ms of server CPU here;
+# ``test_the_statement_runs_on_a_generic_plan``).
 # Every look-up is written so that any plan, generic or custom, on fresh or analysed tables, is an index probe
 # per line: the codes and the level through scalar sub-selects (unique indexes), the levels to lock through
 # a nested-loop join on the primary key, the expired-hold probe as an ``ORDER BY ... LIMIT 1`` sub-select on the
@@ -138,35 +154,40 @@ SELECT (SELECT ok FROM decision) AS ok,
 # One line of single spaces: under psycopg's 4 KiB limit for caching the parsed query (no string literal
 # above contains whitespace). psycopg prepares it server-side after a few executions on a connection.
 RESERVE_SQL = " ".join(_RESERVE_SQL.split())
-PIPELINE = True  # send BEGIN and the statement in one round trip
 
 
-# The statement's shape (arrays of lines) makes PostgreSQL's cost model prefer re-planning it at every execution
-# (a custom plan costs ~0.4 ms of server CPU here): the generic plan is the same index probes, so it is forced for
-# this one statement and the session's setting restored right after, in the same round trip.
-GENERIC_ON = "SET LOCAL plan_cache_mode = force_generic_plan"
-GENERIC_OFF = "SET LOCAL plan_cache_mode = DEFAULT"
-
-
-def _execute(session: Session, params: dict[str, Any]) -> tuple[Any, ...]:
+def _execute(session: Session, params: dict[str, Any], *, solo: bool) -> tuple[Any, ...]:
+    """Run the statement in a psycopg pipeline: ``BEGIN`` and the statement leave in one packet. ``solo``: the statement is the whole transaction and ``COMMIT`` goes in the same packet (when the
+    statement declined, that commits an empty transaction)."""
     connection = session.connection()
-    if not PIPELINE:
-        connection.exec_driver_sql(GENERIC_ON)
-        row = tuple(connection.exec_driver_sql(RESERVE_SQL, params).one())
-        connection.exec_driver_sql(GENERIC_OFF)
-        return row
     driver = connection.connection.driver_connection
     try:
-        with driver.pipeline():  # psycopg: BEGIN, the settings and the statement leave in one packet
-            driver.execute(GENERIC_ON)
+        with driver.pipeline():
             cursor = driver.execute(RESERVE_SQL, params)
-            driver.execute(GENERIC_OFF)
+            if solo:
+                driver.commit()
         row = cursor.fetchone()
     except psycopg.Error as exc:  # the same exception types as any other statement through SQLAlchemy
         raise DBAPIError.instance(RESERVE_SQL, params, exc, psycopg.Error,
                                   dialect=connection.dialect) from exc
     assert row is not None
     return tuple(row)
+
+
+# When a stock subscription with a query filter exists, events must be matched in Python inside the
+# transaction, so the statement cannot commit itself (it declines, and is sent again without ``solo``). Seeing
+# one makes this process skip ``solo`` for a while instead of paying that twice per reservation; the hint only
+# chooses between two correct ways, the statement always checks.
+FILTERED_HINT_SECONDS = 30.0
+_filtered_seen_at = float("-inf")
+
+
+def can_commit_with_statement(session: Session) -> bool:
+    """Whether ``reserve(..., solo=True)`` is allowed: the caller wants the reservation committed, and the
+    session has no transaction yet and nothing pending, so committing together with the statement commits
+    exactly the reservation."""
+    return (not session.in_transaction() and not (session.new or session.dirty or session.deleted)
+            and time.monotonic() - _filtered_seen_at > FILTERED_HINT_SECONDS)
 
 
 def eligible(session: Session, data: ReservationCreate) -> bool:
@@ -179,9 +200,23 @@ def eligible(session: Session, data: ReservationCreate) -> bool:
                and line.quantity is not None for line in data.lines)
 
 
-def reserve(session: Session, data: ReservationCreate, actor: str, now: datetime) -> ReservationView | None:
+def reserve(session: Session, data: ReservationCreate, actor: str, now: datetime, *,
+            solo: bool = False) -> ReservationView | None:
     """Try the one-statement reservation. Returns the view, or ``None`` when the statement wrote nothing and
-    the caller must take the general path (same transaction; see the module docstring)."""
+    the caller must take the general path (same transaction; see the module docstring).
+
+    ``solo`` (only when ``can_commit_with_statement``): the reservation is committed in the same round trip
+    as the statement; after ``None`` the general path runs in a new transaction."""
+    global _filtered_seen_at
+    view, filtered = _attempt(session, data, actor, now, solo=solo)
+    if view is None and solo and filtered:  # declined, perhaps only because it could not commit itself:
+        _filtered_seen_at = time.monotonic()  # again, in a transaction of its own, without solo
+        view, _ = _attempt(session, data, actor, now, solo=False)
+    return view
+
+
+def _attempt(session: Session, data: ReservationCreate, actor: str, now: datetime, *,
+             solo: bool) -> tuple[ReservationView | None, Any]:
     reservation_id = new_id()
     event_id = new_id()
     lines = data.lines
@@ -203,13 +238,13 @@ def reserve(session: Session, data: ReservationCreate, actor: str, now: datetime
         "n": len(lines), "now": now, "cid": data.customerId, "rid": reservation_id,
         "exp": data.expiresAt, "qid": data.quoteId, "actor": actor, "aid": new_id(),
         "det": json.dumps(details), "eid": event_id, "api": API, "et": EVENT_TYPE,
-        "rt": RESOURCE_TYPE, "payload": json.dumps(payload),
+        "rt": RESOURCE_TYPE, "payload": json.dumps(payload), "solo": solo,
     }
     if session.new or session.dirty or session.deleted:
         session.flush()  # as the general path's first query would (autoflush), e.g. a caller's new customer
-    ok, updated, wanted, placed, filtered = _execute(session, params)
+    ok, updated, wanted, placed, filtered = _execute(session, params, solo=solo)
     if not ok:
-        return None
+        return None, filtered
     if updated != wanted:  # cannot happen: every wanted level was locked and found
         raise RuntimeError(f"reservation fast path updated {updated} of {wanted} stock levels")
     for line_no, level_id, sku_id, location_id in placed:
@@ -222,4 +257,4 @@ def reserve(session: Session, data: ReservationCreate, actor: str, now: datetime
                       if subscription_matches(query, EVENT_TYPE, resource, RESOURCE_TYPE)]
         if deliveries:
             session.execute(insert(EventDelivery), deliveries)
-    return view
+    return view, filtered

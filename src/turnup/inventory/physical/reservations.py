@@ -293,11 +293,13 @@ def create_reservation(session: Session, data: ReservationCreate, actor: str, *,
     if data.expiresAt <= now:
         raise InvalidInput("expiresAt: must be in the future")
     if fastpath.eligible(session, data):
-        view = fastpath.reserve(session, data, actor, now)
+        solo = commit and fastpath.can_commit_with_statement(session)
+        view = fastpath.reserve(session, data, actor, now, solo=solo)
         if view is not None:
             if commit:
-                session.commit()
+                session.commit()  # after solo: committed on the server already; this ends the session transaction
             return view
+
     return _create_general(session, data, actor, now, commit=commit)
 
 
