@@ -18,10 +18,11 @@ nothing when it said "not ok", and the general path then locks the same levels i
 already taken are a prefix of that order). So every case keeps the general path's semantics and messages.
 
 When the reservation is the caller's whole transaction (``create_reservation(commit=True)`` on a session that
-has not begun one, ``can_commit_with_statement``), ``COMMIT`` travels in the same packet as the statement
-(``solo``): one round trip per reservation, and the level locks are released as soon as the statement ends.
-A declined solo statement has committed an empty transaction and the general path starts a new one, which is
-equally correct because nothing else belonged to the transaction. Events for hub subscriptions with a query
+has not begun one, ``can_commit_with_statement``), the statement runs in autocommit mode (``solo``): one
+statement is one transaction, so a reservation costs one round trip with no ``BEGIN`` or ``COMMIT``, and the
+level locks are released as soon as the statement ends. A declined solo statement wrote nothing, and the
+general path then runs in a transaction of its own, which is equally correct because nothing else belonged
+to the transaction. Events for hub subscriptions with a query
 filter are matched in Python before the commit, so while such a subscription exists the solo statement
 declines and the request is sent again without ``solo``.
 
@@ -157,16 +158,24 @@ RESERVE_SQL = " ".join(_RESERVE_SQL.split())
 
 
 def _execute(session: Session, params: dict[str, Any], *, solo: bool) -> tuple[Any, ...]:
-    """Run the statement in a psycopg pipeline: ``BEGIN`` and the statement leave in one packet. ``solo``: the statement is the whole transaction and ``COMMIT`` goes in the same packet (when the
-    statement declined, that commits an empty transaction)."""
+    """Run the statement. ``solo``: it is the whole transaction, so it runs in autocommit mode, where one
+    statement is one transaction — one round trip, no ``BEGIN``/``COMMIT`` (a declined statement wrote
+    nothing, so nothing is committed). Otherwise in a psycopg pipeline, so that the implicit ``BEGIN`` and the
+    statement leave in one packet, inside the caller's transaction."""
     connection = session.connection()
     driver = connection.connection.driver_connection
     try:
-        with driver.pipeline():
-            cursor = driver.execute(RESERVE_SQL, params)
-            if solo:
-                driver.commit()
-        row = cursor.fetchone()
+        if solo:
+            driver.autocommit = True  # allowed: the session has not begun a transaction on the server
+            try:
+                row = driver.execute(RESERVE_SQL, params).fetchone()
+            finally:
+                if not driver.closed:
+                    driver.autocommit = False
+        else:
+            with driver.pipeline():
+                cursor = driver.execute(RESERVE_SQL, params)
+            row = cursor.fetchone()
     except psycopg.Error as exc:  # the same exception types as any other statement through SQLAlchemy
         raise DBAPIError.instance(RESERVE_SQL, params, exc, psycopg.Error,
                                   dialect=connection.dialect) from exc
