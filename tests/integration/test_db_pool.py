@@ -25,14 +25,18 @@ def _backend_pid(engine) -> int:  # type: ignore[no-untyped-def]
         return int(conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one())
 
 
-def test_a_connection_dropped_while_idle_is_replaced_transparently(pg_database: str | None) -> None:
+def _one_connection_engine(pg_database: str | None, ping_after_idle_seconds: float):  # type: ignore[no-untyped-def]
     if pg_database is None:
         pytest.skip("PostgreSQL not reachable")
-    engine = make_engine(pg_url(pg_database, "public"), pool_size=1, max_overflow=0,
-                         ping_after_idle_seconds=0.1)
+    return make_engine(pg_url(pg_database, "public"), pool_size=1, max_overflow=0,
+                       ping_after_idle_seconds=ping_after_idle_seconds)
+
+
+def test_a_connection_dropped_while_idle_is_replaced_transparently(pg_database: str | None) -> None:
+    engine = _one_connection_engine(pg_database, 0.1)
     try:
         first = _backend_pid(engine)
-        _kill(pg_database, first)  # the pooled connection is now dead, and has been idle > 0.1 s
+        _kill(pg_database or "", first)  # the pooled connection is now dead, and has been idle > 0.1 s
         second = _backend_pid(engine)  # no error: the idle check found it dead and the pool reconnected
         assert second != first
         assert _backend_pid(engine) == second  # used again at once: no check, the same connection
@@ -43,13 +47,10 @@ def test_a_connection_dropped_while_idle_is_replaced_transparently(pg_database: 
 def test_without_the_idle_check_a_dropped_connection_fails_the_next_request(pg_database: str | None) -> None:
     """The control: with the idle threshold out of reach, the same kill reaches the caller, so the test above
     passes because of the check and not by accident."""
-    if pg_database is None:
-        pytest.skip("PostgreSQL not reachable")
-    engine = make_engine(pg_url(pg_database, "public"), pool_size=1, max_overflow=0,
-                         ping_after_idle_seconds=3600)
+    engine = _one_connection_engine(pg_database, 3600)
     try:
         first = _backend_pid(engine)
-        _kill(pg_database, first)
+        _kill(pg_database or "", first)
         with pytest.raises(OperationalError):
             _backend_pid(engine)
         assert _backend_pid(engine) != first  # SQLAlchemy discarded the dead connection after the error
