@@ -18,6 +18,8 @@ from turnup.inventory.logical.cli import ip_app, numbers_app, pools_app
 from turnup.cli.common import cli_session, console
 from turnup.kernel import migrate
 from turnup.kernel.events_cli import app as events_app
+from turnup.kernel.housekeeping import start_housekeeper
+from turnup.kernel.housekeeping_cli import app as housekeeping_app
 from turnup.kernel.settings import get_settings
 from turnup.orchestration.cli import app as orchestrator_app
 from turnup.provisioning.cli import app as fallout_app
@@ -40,6 +42,7 @@ app.add_typer(fallout_app, name="fallout")
 app.add_typer(quotes_app, name="quotes")
 app.add_typer(compliance_app, name="compliance")
 app.add_typer(onboarding_app, name="onboarding")
+app.add_typer(housekeeping_app, name="housekeeping")
 
 
 @db_app.command("upgrade")
@@ -108,9 +111,11 @@ def start_delivery_worker(stop: threading.Event) -> threading.Thread:
 def serve(
     host: str | None = typer.Option(None), port: int | None = typer.Option(None),
     worker: bool | None = typer.Option(None, help="also run the outbox delivery worker"),
-    orchestrator: bool | None = typer.Option(None, help="also run order workflows (DBOS) in this process"),
+    orchestrator: bool | None = typer.Option(
+        None, help="also run order workflows (DBOS) and the housekeeping sweeps in this process"),
 ) -> None:
-    """Serve the API and web console (by default with the delivery worker and order workflows in-process)."""
+    """Serve the API and web console (by default with the delivery worker, order workflows and housekeeping
+    in-process)."""
     import uvicorn
 
     from turnup.api.app import create_app
@@ -130,6 +135,7 @@ def serve(
         from turnup.orchestration import runtime
 
         runtime.launch(settings.database_url)
+        start_housekeeper(stop, settings)  # stopped by ``stop`` below, like the delivery worker
     console.print(f"Turnup serving on [bold]http://{host}:{port}[/]")
     try:
         uvicorn.run(create_app(settings), host=host, port=port, log_level=settings.log_level)

@@ -25,6 +25,8 @@ class Settings(BaseSettings):
     delivery_max_attempts: int = 30
     delivery_timeout_seconds: float = 10.0
     worker_poll_seconds: float = 0.5
+    # Housekeeping (expired stock/rack holds, expired quotes, number aging): seconds between runs; 0 disables.
+    sweep_interval_seconds: float = 60.0
 
     @property
     def base_url(self) -> str:

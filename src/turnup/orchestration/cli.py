@@ -21,7 +21,9 @@ def run(
     delivery: bool = typer.Option(False, "--delivery/--no-delivery",
                                   help="also run the outbox delivery worker in this process"),
 ) -> None:
-    """Run order workflows until stopped (SIGTERM/Ctrl-C). Any number may run against PostgreSQL."""
+    """Run order workflows and the housekeeping sweeps until stopped (SIGTERM/Ctrl-C). Any number may run
+    against PostgreSQL (each sweep runs in one of them at a time)."""
+    from turnup.kernel.housekeeping import start_housekeeper
     from turnup.orchestration import runtime
 
     settings = get_settings()
@@ -31,6 +33,7 @@ def run(
         from turnup.cli.main import start_delivery_worker
 
         start_delivery_worker(stop)
+    start_housekeeper(stop, settings)  # every TURNUP_SWEEP_INTERVAL_SECONDS (0: off); stopped by ``stop``
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     console.print(f"Orchestrator [bold]{runtime.runtime.executor_id}[/] running; Ctrl-C to stop", highlight=False)
     try:

@@ -196,7 +196,8 @@ def check(line: list[str] = typer.Option(..., help="SKU:QTY@LOC | SKU:QTY@region
 
 @app.command("sweep")
 def sweep() -> None:
-    """Release every expired stock and rack hold (run periodically, e.g. from cron)."""
+    """Release every expired stock and rack hold now (housekeeping in `turnup serve` and
+    `turnup orchestrator run` also does this periodically)."""
     with cli_session() as session:
         result = reservations.sweep_expired(session, actor="cli:sweeper")
         console.print(f"Released {result.lines_released} expired line(s); {result.reservations_expired} "

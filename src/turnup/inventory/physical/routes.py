@@ -189,7 +189,7 @@ def patch_reservation(reservation_id: str, body: ReservationUpdate, session: Ses
 
 @router.post(f"{BASE}/sweepExpiredHolds")
 def sweep(session: Session = Depends(get_session), principal: Principal = requires(WRITE)) -> dict[str, Any]:
-    """Release every expired stock and rack hold now (the sweeper job does the same periodically)."""
+    """Release every expired stock and rack hold now (housekeeping also does this periodically)."""
     result = reservations.sweep_expired(session, actor=principal.actor)
     return {"linesReleased": result.lines_released, "reservationsExpired": result.reservations_expired,
             "rackHoldsExpired": result.rack_holds_expired}
