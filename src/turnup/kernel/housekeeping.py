@@ -23,7 +23,7 @@ from collections.abc import Callable
 from typing import Any
 
 import structlog
-from sqlalchemy import Engine, select, text
+from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from turnup.kernel.settings import Settings, get_settings
@@ -70,17 +70,8 @@ def sweep_stock(session: Session) -> Any:
 def sweep_numbers(session: Session) -> dict[str, int]:
     """Telephone numbers whose aging (quarantine) or reservation has ended become available."""
     from turnup.inventory.logical import numbers
-    from turnup.inventory.logical.orm import TelephoneNumber as N
-    from turnup.kernel import clock
 
-    # ``numbers.sweep`` reports nothing: lock and count the rows due now, then let it change them in the same
-    # transaction (a number falling due in the instant between is swept too, but not counted).
-    now = clock.now()
-    due = {state: len(session.scalars(select(N.id).where(N.state == state, N.until <= now)
-                                      .order_by(N.id).with_for_update()).all())
-           for state in ("aging", "reserved")}
-    numbers.sweep(session, commit=True)
-    return {"aging_ended": due["aging"], "reservations_ended": due["reserved"]}
+    return numbers.sweep(session, commit=True)
 
 
 # Logical resource reservations (IP prefixes/addresses, VLANs, ASNs, identifiers) have no expiry sweep:

@@ -235,15 +235,17 @@ def effective_state(n: TelephoneNumber | Any, now: datetime) -> str:
     return n.state
 
 
-def sweep(session: Session, commit: bool = True) -> None:
-    """Numbers whose aging or reservation has ended become available (indexed on (state, until))."""
+def sweep(session: Session, commit: bool = True) -> dict[str, int]:
+    """Numbers whose aging or reservation has ended become available (indexed on (state, until)).
+    Returns how many of each ended."""
     now = clock.now()
-    session.execute(update(N).where(N.state == "aging", N.until <= now)
-                    .values(state="available", until=None, service_id=None, updated_at=now))
-    session.execute(update(N).where(N.state == "reserved", N.until <= now)
-                    .values(state="available", until=None, reservation_id=None, updated_at=now))
+    aged = session.execute(update(N).where(N.state == "aging", N.until <= now)
+                           .values(state="available", until=None, service_id=None, updated_at=now))
+    released = session.execute(update(N).where(N.state == "reserved", N.until <= now)
+                               .values(state="available", until=None, reservation_id=None, updated_at=now))
     if commit:
         session.commit()
+    return {"aging_ended": aged.rowcount, "reservations_ended": released.rowcount}  # type: ignore[attr-defined]
 
 
 def get_number(session: Session, number_id: str) -> TelephoneNumber:

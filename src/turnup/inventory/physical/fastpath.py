@@ -22,9 +22,9 @@ has not begun one, ``can_commit_with_statement``), the statement runs in autocom
 statement is one transaction, so a reservation costs one round trip with no ``BEGIN`` or ``COMMIT``, and the
 level locks are released as soon as the statement ends. A declined solo statement wrote nothing, and the
 general path then runs in a transaction of its own, which is equally correct because nothing else belonged
-to the transaction. Events for hub subscriptions with a query
-filter are matched in Python before the commit, so while such a subscription exists the solo statement
-declines and the request is sent again without ``solo``.
+to the transaction. Events for hub subscriptions with a query filter are matched in Python before the commit,
+so while such a subscription exists the solo statement declines and the request is sent again without
+``solo``.
 
 Why the decision is safe under READ COMMITTED: the lock CTE returns the newest committed version of each
 level row (PostgreSQL re-reads a row it had to wait for), the availability test is computed from those
