@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
 from turnup.inventory.logical import services  # noqa: E402
 from turnup.inventory.logical.benchkit import (  # noqa: E402
-    baseline_ms, bench_database, raw_connection, report, timed,
+    baseline_ms, bench_database, copy_blocks, raw_connection, report, timed,
 )
 from turnup.inventory.logical.codec import decompose, hexkey  # noqa: E402
 from turnup.inventory.logical.schemas import AllocationRequest, PoolCreate  # noqa: E402
@@ -60,18 +60,7 @@ def load(url: str, space_id: str, used: list[int]) -> int:
         cursor = value + 1
     free(cursor, HI)
     out.write(f"{new_id()}\t{space_id}\t{hexkey(HI)}\t\\N\t\\N\tend\n")
-    rows = out.getvalue().count("\n")
-    out.seek(0)
-    with raw_connection(url) as conn:
-        conn.execute("SET session_replication_role = replica")
-        conn.execute("DELETE FROM logical_block WHERE space_id = %s", (space_id,))
-        with conn.cursor().copy("COPY logical_block (id, space_id, lo, hi, k, state) FROM STDIN") as copy:
-            while chunk := out.read(1 << 20):
-                copy.write(chunk)
-        conn.commit()
-        conn.execute("ANALYZE logical_block")
-        conn.commit()
-    return rows
+    return copy_blocks(url, space_id, out)
 
 
 def main() -> None:

@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
 from turnup.inventory.logical import services  # noqa: E402
 from turnup.inventory.logical.benchkit import (  # noqa: E402
-    baseline_ms, bench_database, raw_connection, report, timed,
+    baseline_ms, bench_database, copy_blocks, raw_connection, report, timed,
 )
 from turnup.inventory.logical.codec import decompose, hexkey  # noqa: E402
 from turnup.inventory.logical.schemas import AllocationRequest, PoolCreate  # noqa: E402
@@ -52,18 +52,7 @@ def chain_rows(space_id: str, base: int, taken_slots: list[int]) -> io.StringIO:
 
 
 def load(url: str, space_id: str, base: int, slots: list[int]) -> int:
-    data = chain_rows(space_id, base, slots)
-    rows = data.getvalue().count("\n")
-    with raw_connection(url) as conn:
-        conn.execute("SET session_replication_role = replica")  # bulk load: skip the per-row FK checks
-        conn.execute("DELETE FROM logical_block WHERE space_id = %s", (space_id,))
-        with conn.cursor().copy("COPY logical_block (id, space_id, lo, hi, k, state) FROM STDIN") as copy:
-            while chunk := data.read(1 << 20):
-                copy.write(chunk)
-        conn.commit()
-        conn.execute("ANALYZE logical_block")
-        conn.commit()
-    return rows
+    return copy_blocks(url, space_id, chain_rows(space_id, base, slots))
 
 
 def verify(url: str, space_id: str) -> tuple[int, int]:
