@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
+from tests.support.spies import fast_path_outcomes
 from turnup.inventory.logical import fastpath, services
 from turnup.inventory.logical.codec import unhex
 from turnup.inventory.logical.orm import LogicalBlock
@@ -31,16 +32,7 @@ T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 @pytest.fixture
 def spy(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """What the fast path did on each call: 'served' or 'declined'."""
-    calls: list[str] = []
-    real = fastpath.allocate
-
-    def wrapped(*args: Any, **kwargs: Any) -> Any:
-        taken = real(*args, **kwargs)
-        calls.append("declined" if taken is None else "served")
-        return taken
-
-    monkeypatch.setattr(fastpath, "allocate", wrapped)
-    return calls
+    return fast_path_outcomes(monkeypatch, fastpath, "allocate")
 
 
 def _pool(s: Session, domain: str, prefix: str = "10.0.0.0/16", aggregate: str = "10.0.0.0/8",

@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from tests.support.spies import fast_path_outcomes
 from turnup.inventory.physical import fastpath
 from turnup.inventory.physical import reservations as R
 from turnup.inventory.physical import services as S
@@ -43,16 +44,7 @@ def _no_filtered_hint(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def spy(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Records what the fast path did for each call: 'served' or 'declined'."""
-    calls: list[str] = []
-    real = fastpath.reserve
-
-    def wrapped(*args: Any, **kwargs: Any) -> Any:
-        view = real(*args, **kwargs)
-        calls.append("declined" if view is None else "served")
-        return view
-
-    monkeypatch.setattr(fastpath, "reserve", wrapped)
-    return calls
+    return fast_path_outcomes(monkeypatch, fastpath, "reserve")
 
 
 def _seed(factory: sessionmaker[Session]) -> None:
