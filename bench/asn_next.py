@@ -18,14 +18,19 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
-from turnup.inventory.logical import services  # noqa: E402
-from turnup.inventory.logical.benchkit import (  # noqa: E402
-    baseline_ms, bench_database, copy_blocks, raw_connection, report, timed,
+from turnup.inventory.logical import services
+from turnup.inventory.logical.benchkit import (
+    baseline_ms,
+    bench_database,
+    copy_blocks,
+    raw_connection,
+    report,
+    timed,
 )
-from turnup.inventory.logical.codec import decompose, hexkey  # noqa: E402
-from turnup.inventory.logical.schemas import AllocationRequest, PoolCreate  # noqa: E402
-from turnup.kernel.db import make_sessionmaker  # noqa: E402
-from turnup.kernel.ids import new_id  # noqa: E402
+from turnup.inventory.logical.codec import decompose, hexkey
+from turnup.inventory.logical.schemas import AllocationRequest, PoolCreate
+from turnup.kernel.db import make_sessionmaker
+from turnup.kernel.ids import new_id
 
 LO, HI = 4200000000, 4294967295  # [LO, HI)
 
@@ -50,9 +55,11 @@ def heap_peak(fn: object, repeat: int = 50) -> float:
 def load(url: str, space_id: str, used: list[int]) -> int:
     out = io.StringIO()
     cursor = LO
+
     def free(a: int, b: int) -> None:
         for start, k in decompose(a, b):
             out.write(f"{new_id()}\t{space_id}\t{hexkey(start)}\t{hexkey(start + (1 << k))}\t{k}\tfree\n")
+
     for value in used:
         if value > cursor:
             free(cursor, value)
@@ -75,11 +82,15 @@ def main() -> None:
     with bench_database() as (url, engine):
         factory = make_sessionmaker(engine)
         with factory() as s:
-            packed = services.create_pool(s, PoolCreate(poolType="asnPool", name="packed", start=LO, end=HI - 1), "b")
+            packed = services.create_pool(
+                s, PoolCreate(poolType="asnPool", name="packed", start=LO, end=HI - 1), "b"
+            )
             packed_id = packed.id
         t0 = time.perf_counter()
         rows = load(url, packed_id, list(range(LO, LO + args.used)))
-        print(f"packed: {args.used:,} ASNs used, chain of {rows:,} rows, loaded in {time.perf_counter() - t0:.1f} s")
+        print(
+            f"packed: {args.used:,} ASNs used, chain of {rows:,} rows, loaded in {time.perf_counter() - t0:.1f} s"
+        )
         base = baseline_ms(engine)
         print(f"baseline SELECT 1 round trip p50 = {base:.3f} ms")
         with factory() as s:
@@ -91,25 +102,32 @@ def main() -> None:
             rss1 = rss_mb()
             peak = heap_peak(lambda: services.allocate(s, packed_id, AllocationRequest(), "b"))
         print(report("next free ASN, 1M used (packed)", samples, base))
-        print(f"  first free was {first.lo} (= {LO} + {args.used:,}); Python heap peak over 50 more allocations "
-              f"{peak:.2f} MB; RSS {rss0:.0f} -> {rss1:.0f} MB")
+        print(
+            f"  first free was {first.lo} (= {LO} + {args.used:,}); Python heap peak over 50 more allocations "
+            f"{peak:.2f} MB; RSS {rss0:.0f} -> {rss1:.0f} MB"
+        )
         # scattered: the used ASNs are a random half of the first 2M values of a fresh 32-bit space
         with raw_connection(url) as conn:
             conn.execute("DELETE FROM logical_block WHERE space_id = %s", (packed_id,))
-            conn.execute("UPDATE logical_block SET state = 'free', child_space_id = NULL "
-                         "WHERE child_space_id = %s", (packed_id,))
+            conn.execute(
+                "UPDATE logical_block SET state = 'free', child_space_id = NULL WHERE child_space_id = %s",
+                (packed_id,),
+            )
             conn.execute("DELETE FROM logical_space WHERE id = %s", (packed_id,))
             conn.commit()
         with factory() as s:
-            scattered_id = services.create_pool(s, PoolCreate(poolType="asnPool", name="scattered", start=LO,
-                                                              end=HI - 1), "b").id
+            scattered_id = services.create_pool(
+                s, PoolCreate(poolType="asnPool", name="scattered", start=LO, end=HI - 1), "b"
+            ).id
         used = sorted(rng.sample(range(LO, LO + 2 * args.used), args.used))
         rows = load(url, scattered_id, used)
         print(f"scattered: {args.used:,} ASNs used, chain of {rows:,} rows")
         with factory() as s:
             gc.collect()
             rss0 = rss_mb()
-            samples = timed(lambda: services.allocate(s, scattered_id, AllocationRequest(), "b"), args.samples)
+            samples = timed(
+                lambda: services.allocate(s, scattered_id, AllocationRequest(), "b"), args.samples
+            )
             rss1 = rss_mb()
             peak = heap_peak(lambda: services.allocate(s, scattered_id, AllocationRequest(), "b"))
         print(report("next free ASN, 1M used (scattered)", samples, base))

@@ -33,7 +33,7 @@ from sqlalchemy import text
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from stock_reservations import PG, pg_url  # noqa: E402
+from stock_reservations import PG, pg_url
 
 SKUS, LOCATIONS, REGIONS = 1000, 20, 4
 
@@ -48,49 +48,83 @@ def load(url: str, units: int) -> float:
     t0 = time.perf_counter()
     with engine.begin() as conn:
         now = "now()" if pg else "'2026-01-01 00:00:00.000000'"
-        conn.execute(text(
-            "INSERT INTO stock_sku (id, code, name, serialised, unit, created_at, updated_at) "
-            + ("SELECT 'sku' || lpad(g::text, 6, '0'), 'SKU-' || lpad(g::text, 5, '0'), 'SKU ' || g, true, "
-               f"'each', {now}, {now} FROM generate_series(0, {SKUS - 1}) g" if pg else
-               "WITH RECURSIVE g(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM g WHERE n < :last) "
-               "SELECT printf('sku%06d', n), printf('SKU-%05d', n), 'SKU ' || n, 1, 'each', "
-               f"{now}, {now} FROM g")), {"last": SKUS - 1})
-        conn.execute(text(
-            "INSERT INTO stock_location (id, code, name, location_type, region, power_reserved_watts, "
-            "created_at, updated_at) "
-            + ("SELECT 'loc' || lpad(g::text, 3, '0'), 'LOC-' || lpad(g::text, 3, '0'), 'Warehouse ' || g, "
-               f"'warehouse', 'R' || (g % {REGIONS}), 0, {now}, {now} FROM generate_series(0, {LOCATIONS - 1}) g"
-               if pg else
-               "WITH RECURSIVE g(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM g WHERE n < :last) "
-               "SELECT printf('loc%03d', n), printf('LOC-%03d', n), 'Warehouse ' || n, 'warehouse', "
-               f"'R' || (n % {REGIONS}), 0, {now}, {now} FROM g")), {"last": LOCATIONS - 1})
-        conn.execute(text(
-            "INSERT INTO stock_unit (id, sku_id, serial, location_id, state, created_at, updated_at) "
-            + (f"SELECT md5(g::text), 'sku' || lpad((g % {SKUS})::text, 6, '0'), 'SN' || lpad(g::text, 8, '0'), "
-               f"'loc' || lpad(((g / {SKUS}) % {LOCATIONS})::text, 3, '0'), 'in_stock', {now}, {now} "
-               f"FROM generate_series(0, {units - 1}) g" if pg else
-               "WITH RECURSIVE g(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM g WHERE n < :last) "
-               f"SELECT printf('u%031d', n), printf('sku%06d', n % {SKUS}), printf('SN%08d', n), "
-               f"printf('loc%03d', (n / {SKUS}) % {LOCATIONS}), 'in_stock', {now}, {now} FROM g")),
-            {"last": units - 1})
-        conn.execute(text(
-            "INSERT INTO stock_level (id, sku_id, location_id, on_hand, reserved, allocated, quarantined, "
-            "created_at, updated_at) "
-            f"SELECT {'md5(sku_id || location_id)' if pg else 'sku_id || location_id'}, sku_id, location_id, "
-            f"count(*), 0, 0, 0, {now}, {now} FROM stock_unit GROUP BY sku_id, location_id"))
+        conn.execute(
+            text(
+                "INSERT INTO stock_sku (id, code, name, serialised, unit, created_at, updated_at) "
+                + (
+                    "SELECT 'sku' || lpad(g::text, 6, '0'), 'SKU-' || lpad(g::text, 5, '0'), 'SKU ' || g, true, "
+                    f"'each', {now}, {now} FROM generate_series(0, {SKUS - 1}) g"
+                    if pg
+                    else "WITH RECURSIVE g(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM g WHERE n < :last) "
+                    "SELECT printf('sku%06d', n), printf('SKU-%05d', n), 'SKU ' || n, 1, 'each', "
+                    f"{now}, {now} FROM g"
+                )
+            ),
+            {"last": SKUS - 1},
+        )
+        conn.execute(
+            text(
+                "INSERT INTO stock_location (id, code, name, location_type, region, power_reserved_watts, "
+                "created_at, updated_at) "
+                + (
+                    "SELECT 'loc' || lpad(g::text, 3, '0'), 'LOC-' || lpad(g::text, 3, '0'), 'Warehouse ' || g, "
+                    f"'warehouse', 'R' || (g % {REGIONS}), 0, {now}, {now} FROM generate_series(0, {LOCATIONS - 1}) g"
+                    if pg
+                    else "WITH RECURSIVE g(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM g WHERE n < :last) "
+                    "SELECT printf('loc%03d', n), printf('LOC-%03d', n), 'Warehouse ' || n, 'warehouse', "
+                    f"'R' || (n % {REGIONS}), 0, {now}, {now} FROM g"
+                )
+            ),
+            {"last": LOCATIONS - 1},
+        )
+        conn.execute(
+            text(
+                "INSERT INTO stock_unit (id, sku_id, serial, location_id, state, created_at, updated_at) "
+                + (
+                    f"SELECT md5(g::text), 'sku' || lpad((g % {SKUS})::text, 6, '0'), 'SN' || lpad(g::text, 8, '0'), "
+                    f"'loc' || lpad(((g / {SKUS}) % {LOCATIONS})::text, 3, '0'), 'in_stock', {now}, {now} "
+                    f"FROM generate_series(0, {units - 1}) g"
+                    if pg
+                    else "WITH RECURSIVE g(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM g WHERE n < :last) "
+                    f"SELECT printf('u%031d', n), printf('sku%06d', n % {SKUS}), printf('SN%08d', n), "
+                    f"printf('loc%03d', (n / {SKUS}) % {LOCATIONS}), 'in_stock', {now}, {now} FROM g"
+                )
+            ),
+            {"last": units - 1},
+        )
+        conn.execute(
+            text(
+                "INSERT INTO stock_level (id, sku_id, location_id, on_hand, reserved, allocated, quarantined, "
+                "created_at, updated_at) "
+                f"SELECT {'md5(sku_id || location_id)' if pg else 'sku_id || location_id'}, sku_id, location_id, "
+                f"count(*), 0, 0, 0, {now}, {now} FROM stock_unit GROUP BY sku_id, location_id"
+            )
+        )
         # 5,000 holds of 3 units on random levels; half expired an hour ago and not yet swept
-        conn.execute(text(
-            "INSERT INTO stock_reservation (id, status, expires_at, created_at, updated_at) "
-            f"SELECT 'r' || substr(id, 2), 'held', {now}, {now}, {now} FROM stock_level WHERE on_hand >= 3 ORDER BY id LIMIT 5000"))
-        conn.execute(text(
-            "INSERT INTO stock_reservation_line (id, reservation_id, line_no, level_id, sku_id, location_id, "
-            "quantity, status, expires_at) SELECT 'l' || substr(id, 2), 'r' || substr(id, 2), 0, id, sku_id, location_id, 3, 'held', "
-            + ("CASE WHEN random() < 0.5 THEN now() - interval '1 hour' ELSE now() + interval '1 day' END "
-               if pg else
-               "CASE WHEN random() % 2 = 0 THEN '2000-01-01 00:00:00.000000' ELSE '2999-01-01 00:00:00.000000' END ")
-            + "FROM stock_level WHERE on_hand >= 3 ORDER BY id LIMIT 5000"))
-        conn.execute(text("UPDATE stock_level SET reserved = 3 WHERE id IN "
-                          "(SELECT level_id FROM stock_reservation_line)"))
+        conn.execute(
+            text(
+                "INSERT INTO stock_reservation (id, status, expires_at, created_at, updated_at) "
+                f"SELECT 'r' || substr(id, 2), 'held', {now}, {now}, {now} FROM stock_level WHERE on_hand >= 3 ORDER BY id LIMIT 5000"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO stock_reservation_line (id, reservation_id, line_no, level_id, sku_id, location_id, "
+                "quantity, status, expires_at) SELECT 'l' || substr(id, 2), 'r' || substr(id, 2), 0, id, sku_id, location_id, 3, 'held', "
+                + (
+                    "CASE WHEN random() < 0.5 THEN now() - interval '1 hour' ELSE now() + interval '1 day' END "
+                    if pg
+                    else "CASE WHEN random() % 2 = 0 THEN '2000-01-01 00:00:00.000000' ELSE '2999-01-01 00:00:00.000000' END "
+                )
+                + "FROM stock_level WHERE on_hand >= 3 ORDER BY id LIMIT 5000"
+            )
+        )
+        conn.execute(
+            text(
+                "UPDATE stock_level SET reserved = 3 WHERE id IN "
+                "(SELECT level_id FROM stock_reservation_line)"
+            )
+        )
     with engine.connect() as conn:
         conn.exec_driver_sql("ANALYZE")
         conn.commit()
@@ -116,10 +150,22 @@ def measure(url: str, units: int, checks: int) -> None:
         return [f"SN{rng.randrange(units):08d}" for _ in range(2)]
 
     def request() -> list[LineRequest]:
-        lines = [LineRequest(sku=f"SKU-{rng.randrange(SKUS):05d}", quantity=rng.randint(1, 5),
-                             location=f"LOC-{rng.randrange(LOCATIONS):03d}") for _ in range(4)]
-        lines += [LineRequest(sku=f"SKU-{rng.randrange(SKUS):05d}", quantity=rng.randint(1, 20),
-                              region=f"R{rng.randrange(REGIONS)}") for _ in range(3)]
+        lines = [
+            LineRequest(
+                sku=f"SKU-{rng.randrange(SKUS):05d}",
+                quantity=rng.randint(1, 5),
+                location=f"LOC-{rng.randrange(LOCATIONS):03d}",
+            )
+            for _ in range(4)
+        ]
+        lines += [
+            LineRequest(
+                sku=f"SKU-{rng.randrange(SKUS):05d}",
+                quantity=rng.randint(1, 20),
+                region=f"R{rng.randrange(REGIONS)}",
+            )
+            for _ in range(3)
+        ]
         for _ in range(3):
             serials = serial_pair()
             n = int(serials[0][2:])
@@ -158,14 +204,19 @@ def measure(url: str, units: int, checks: int) -> None:
     f50, f95, f99 = quantiles(full)
     print(f"  baseline SELECT 1 round trip:  p50={b50:.2f}ms p99={b99:.2f}ms", flush=True)
     print(f"  1-line check:                  p50={s50:.2f}ms p99={s99:.2f}ms", flush=True)
-    print(f"  10-line check ({checks} checks):   p50={f50:.2f}ms p95={f95:.2f}ms p99={f99:.2f}ms "
-          f"max={max(full) * 1000:.1f}ms; p99 = {f99 / b99:.1f}x SELECT 1, {f99 / s99:.1f}x 1-line check; "
-          f"target p99 <= 20 ms: {'met' if f99 <= 20 else 'MISSED'}", flush=True)
+    print(
+        f"  10-line check ({checks} checks):   p50={f50:.2f}ms p95={f95:.2f}ms p99={f99:.2f}ms "
+        f"max={max(full) * 1000:.1f}ms; p99 = {f99 / b99:.1f}x SELECT 1, {f99 / s99:.1f}x 1-line check; "
+        f"target p99 <= 20 ms: {'met' if f99 <= 20 else 'MISSED'}",
+        flush=True,
+    )
     engine.dispose()
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--db", nargs="+", default=["postgresql"], choices=["postgresql", "sqlite"])
     parser.add_argument("--units", type=int, default=1_000_000)
     parser.add_argument("--checks", type=int, default=300)
@@ -182,8 +233,11 @@ def main() -> None:
             url = f"sqlite:///{tmp.name}/bench.db"
         try:
             seconds = load(url, ns.units)
-            print(f"{db}: {ns.units:,} serialised units, {SKUS} SKUs x {LOCATIONS} locations, "
-                  f"5,000 holds (half expired, unswept); loaded in {seconds:.1f}s", flush=True)
+            print(
+                f"{db}: {ns.units:,} serialised units, {SKUS} SKUs x {LOCATIONS} locations, "
+                f"5,000 holds (half expired, unswept); loaded in {seconds:.1f}s",
+                flush=True,
+            )
             measure(url, ns.units, ns.checks)
         finally:
             if db == "postgresql":

@@ -22,15 +22,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
-from turnup.inventory.logical import fastpath, services  # noqa: E402
-from turnup.inventory.logical.benchkit import baseline_ms, bench_database, pct, raw_connection  # noqa: E402
-from turnup.inventory.logical.schemas import AllocationRequest, PoolCreate  # noqa: E402
-from turnup.kernel.db import make_engine, make_sessionmaker  # noqa: E402
-from turnup.kernel.errors import Conflict  # noqa: E402
+from turnup.inventory.logical import fastpath, services
+from turnup.inventory.logical.benchkit import baseline_ms, bench_database, pct, raw_connection
+from turnup.inventory.logical.schemas import AllocationRequest, PoolCreate
+from turnup.kernel.db import make_engine, make_sessionmaker
+from turnup.kernel.errors import Conflict
 
 
-def worker(url: str, pool_ids: list[str], threads: int, seconds: float, start_at: float, out: mp.Queue,
-           general: bool) -> None:
+def worker(
+    url: str, pool_ids: list[str], threads: int, seconds: float, start_at: float, out: mp.Queue, general: bool
+) -> None:
     fastpath.ENABLED = not general
     outcomes = {"served": 0, "declined": 0}
     counting = threading.Lock()
@@ -75,8 +76,9 @@ def worker(url: str, pool_ids: list[str], threads: int, seconds: float, start_at
     out.put((results, outcomes))
 
 
-def run(url: str, pools: list[str], clients: int, procs: int, seconds: float, general: bool
-        ) -> dict[str, float]:
+def run(
+    url: str, pools: list[str], clients: int, procs: int, seconds: float, general: bool
+) -> dict[str, float]:
     ctx = mp.get_context("fork")
     q: mp.Queue = ctx.Queue()
     start_at = time.time() + 2.0
@@ -93,22 +95,31 @@ def run(url: str, pools: list[str], clients: int, procs: int, seconds: float, ge
         p.join()
     ok = sum(r[0] for r in results)
     lat = [x for r in results for x in r[2]]
-    return {"ok": ok, "refused": sum(r[1] for r in results), "rate": ok / seconds,
-            "p50": pct(lat, 50) if lat else 0, "p99": pct(lat, 99) if lat else 0,
-            "served": sum(o["served"] for _, o in answers),
-            "declined": sum(o["declined"] for _, o in answers)}
+    return {
+        "ok": ok,
+        "refused": sum(r[1] for r in results),
+        "rate": ok / seconds,
+        "p50": pct(lat, 50) if lat else 0,
+        "p99": pct(lat, 99) if lat else 0,
+        "served": sum(o["served"] for _, o in answers),
+        "declined": sum(o["declined"] for _, o in answers),
+    }
 
 
 def verify(url: str, pools: list[str]) -> tuple[int, int, int]:
     with raw_connection(url) as conn:
-        allocated = conn.execute("SELECT count(*) FROM logical_block WHERE space_id = ANY(%s) AND "
-                                 "state = 'allocated'", (pools,)).fetchone()[0]
-        dup = conn.execute("SELECT count(*) - count(DISTINCT (space_id, lo)) FROM logical_block "
-                           "WHERE space_id = ANY(%s)", (pools,)).fetchone()[0]
+        allocated = conn.execute(
+            "SELECT count(*) FROM logical_block WHERE space_id = ANY(%s) AND state = 'allocated'", (pools,)
+        ).fetchone()[0]
+        dup = conn.execute(
+            "SELECT count(*) - count(DISTINCT (space_id, lo)) FROM logical_block WHERE space_id = ANY(%s)",
+            (pools,),
+        ).fetchone()[0]
         overlaps = conn.execute(
             "SELECT count(*) FROM (SELECT hi, lead(lo) OVER (PARTITION BY space_id ORDER BY lo) AS nxt "
             "FROM logical_block WHERE space_id = ANY(%s)) c WHERE hi IS NOT NULL AND hi <> nxt",
-            (pools,)).fetchone()[0]
+            (pools,),
+        ).fetchone()[0]
     return int(allocated), int(dup), int(overlaps)
 
 
@@ -119,28 +130,40 @@ def main() -> None:
     parser.add_argument("--general-path", action="store_true", help="switch the PostgreSQL fast path off")
     args = parser.parse_args()
     seconds = 3.0 if args.smoke else args.seconds
-    scenarios = [("1 client, 1 pool", 1, 1, 1), ("32 clients, 1 pool", 32, 4, 1),
-                 ("32 clients, 8 pools", 32, 4, 8), ("32 clients, 32 pools", 32, 4, 32)]
+    scenarios = [
+        ("1 client, 1 pool", 1, 1, 1),
+        ("32 clients, 1 pool", 32, 4, 1),
+        ("32 clients, 8 pools", 32, 4, 8),
+        ("32 clients, 32 pools", 32, 4, 32),
+    ]
     with bench_database() as (url, engine):
         base = baseline_ms(engine)
         print(f"baseline SELECT 1 round trip p50 = {base:.3f} ms")
         factory = make_sessionmaker(engine)
         for n, (label, clients, procs, npools) in enumerate(scenarios):
             with factory() as s:
-                services.create_pool(s, PoolCreate(poolType="ipAggregate", name=f"agg{n}",
-                                                   prefix=f"{20 + n}.0.0.0/8"), "b")
+                services.create_pool(
+                    s, PoolCreate(poolType="ipAggregate", name=f"agg{n}", prefix=f"{20 + n}.0.0.0/8"), "b"
+                )
                 size = 8 + (npools - 1).bit_length()
-                nets = [ipaddress.IPv4Network((((20 + n) << 24) + i * (1 << (32 - size)), size))
-                        for i in range(npools)]
-                pools = [services.create_pool(s, PoolCreate(poolType="ipPool", name=f"s{n}p{i}",
-                                                            prefix=str(net)), "b").id
-                         for i, net in enumerate(nets)]
+                nets = [
+                    ipaddress.IPv4Network((((20 + n) << 24) + i * (1 << (32 - size)), size))
+                    for i in range(npools)
+                ]
+                pools = [
+                    services.create_pool(
+                        s, PoolCreate(poolType="ipPool", name=f"s{n}p{i}", prefix=str(net)), "b"
+                    ).id
+                    for i, net in enumerate(nets)
+                ]
             r = run(url, pools, clients, procs, seconds, args.general_path)
             allocated, dup, overlaps = verify(url, pools)
-            print(f"{label:<22} {r['rate']:8.0f} alloc/s  p50={r['p50']:6.2f} ms p99={r['p99']:7.2f} ms  "
-                  f"successes={r['ok']} allocated rows={allocated} duplicates={dup} overlaps={overlaps} "
-                  f"refused={r['refused']}  p50/baseline={r['p50'] / base:5.1f}x  "
-                  f"fast path served/declined={r['served']}/{r['declined']}")
+            print(
+                f"{label:<22} {r['rate']:8.0f} alloc/s  p50={r['p50']:6.2f} ms p99={r['p99']:7.2f} ms  "
+                f"successes={r['ok']} allocated rows={allocated} duplicates={dup} overlaps={overlaps} "
+                f"refused={r['refused']}  p50/baseline={r['p50'] / base:5.1f}x  "
+                f"fast path served/declined={r['served']}/{r['declined']}"
+            )
             assert allocated == r["ok"] and dup == 0 and overlaps == 0
 
 

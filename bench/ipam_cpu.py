@@ -19,12 +19,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
-from sqlalchemy import text  # noqa: E402
+from sqlalchemy import text
 
-from turnup.inventory.logical import services  # noqa: E402
-from turnup.inventory.logical.benchkit import bench_database  # noqa: E402
-from turnup.inventory.logical.schemas import AllocationRequest, PoolCreate  # noqa: E402
-from turnup.kernel.db import make_sessionmaker  # noqa: E402
+from turnup.inventory.logical import services
+from turnup.inventory.logical.benchkit import bench_database
+from turnup.inventory.logical.schemas import AllocationRequest, PoolCreate
+from turnup.kernel.db import make_sessionmaker
 
 
 def backend_cpu_s(pid: int) -> float | None:
@@ -44,6 +44,7 @@ def main() -> None:
     if args.general_path:
         try:
             from turnup.inventory.logical import fastpath
+
             fastpath.ENABLED = False
         except ImportError:  # before the fast path existed
             pass
@@ -51,8 +52,9 @@ def main() -> None:
         factory = make_sessionmaker(engine)
         with factory() as s:
             services.create_pool(s, PoolCreate(poolType="ipAggregate", name="agg", prefix="10.0.0.0/8"), "b")
-            pool_id = services.create_pool(s, PoolCreate(poolType="ipPool", name="p", prefix="10.0.0.0/12"),
-                                           "b").id
+            pool_id = services.create_pool(
+                s, PoolCreate(poolType="ipPool", name="p", prefix="10.0.0.0/12"), "b"
+            ).id
         req = AllocationRequest(prefixLength=29)
         with factory() as s:
             for _ in range(args.warmup):
@@ -66,10 +68,13 @@ def main() -> None:
             same = s.execute(text("SELECT pg_backend_pid()")).scalar_one() == pid
             s.commit()
         path = "general path" if args.general_path else "default (fast path where eligible)"
-        backend = (f"{(b1 - b0) / args.n * 1000:.2f} ms" if b0 is not None and b1 is not None and same
-                   else "n/a")
-        print(f"{path}: n={args.n}  client CPU/allocation = {(c1 - c0) / args.n * 1000:.3f} ms  "
-              f"backend CPU/allocation = {backend}  wall/allocation = {(w1 - w0) / args.n * 1000:.3f} ms")
+        backend = (
+            f"{(b1 - b0) / args.n * 1000:.2f} ms" if b0 is not None and b1 is not None and same else "n/a"
+        )
+        print(
+            f"{path}: n={args.n}  client CPU/allocation = {(c1 - c0) / args.n * 1000:.3f} ms  "
+            f"backend CPU/allocation = {backend}  wall/allocation = {(w1 - w0) / args.n * 1000:.3f} ms"
+        )
 
 
 if __name__ == "__main__":

@@ -19,14 +19,19 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
-from turnup.inventory.logical import services  # noqa: E402
-from turnup.inventory.logical.benchkit import (  # noqa: E402
-    baseline_ms, bench_database, copy_blocks, raw_connection, report, timed,
+from turnup.inventory.logical import services
+from turnup.inventory.logical.benchkit import (
+    baseline_ms,
+    bench_database,
+    copy_blocks,
+    raw_connection,
+    report,
+    timed,
 )
-from turnup.inventory.logical.codec import decompose, hexkey  # noqa: E402
-from turnup.inventory.logical.schemas import AllocationRequest, PoolCreate  # noqa: E402
-from turnup.kernel.db import make_sessionmaker  # noqa: E402
-from turnup.kernel.ids import new_id  # noqa: E402
+from turnup.inventory.logical.codec import decompose, hexkey
+from turnup.inventory.logical.schemas import AllocationRequest, PoolCreate
+from turnup.kernel.db import make_sessionmaker
+from turnup.kernel.ids import new_id
 
 SLOTS = 1 << 21  # /29s in a /8
 
@@ -35,9 +40,11 @@ def chain_rows(space_id: str, base: int, taken_slots: list[int]) -> io.StringIO:
     """COPY text for a /8 chain: the taken /29 slots allocated, every gap as aligned free blocks."""
     out = io.StringIO()
     cursor = 0
+
     def free(a: int, b: int) -> None:
         for start, k in decompose(base + a * 8, base + b * 8):
             out.write(f"{new_id()}\t{space_id}\t{hexkey(start)}\t{hexkey(start + (1 << k))}\t{k}\tfree\n")
+
     for slot in taken_slots:
         if slot > cursor:
             free(cursor, slot)
@@ -60,9 +67,12 @@ def verify(url: str, space_id: str) -> tuple[int, int]:
     with raw_connection(url) as conn:
         broken = conn.execute(
             "SELECT count(*) FROM (SELECT hi, lead(lo) OVER (ORDER BY lo) AS nxt FROM logical_block "
-            "WHERE space_id = %s) c WHERE hi IS NOT NULL AND hi <> nxt", (space_id,)).fetchone()[0]
-        dup = conn.execute("SELECT count(*) - count(DISTINCT lo) FROM logical_block WHERE space_id = %s",
-                           (space_id,)).fetchone()[0]
+            "WHERE space_id = %s) c WHERE hi IS NOT NULL AND hi <> nxt",
+            (space_id,),
+        ).fetchone()[0]
+        dup = conn.execute(
+            "SELECT count(*) - count(DISTINCT lo) FROM logical_block WHERE space_id = %s", (space_id,)
+        ).fetchone()[0]
     return int(broken), int(dup)
 
 
@@ -81,14 +91,19 @@ def main() -> None:
         with factory() as s:
             for i, name in enumerate(("packed", "scattered")):
                 prefix = f"{10 + i}.0.0.0/8"
-                services.create_pool(s, PoolCreate(poolType="ipAggregate", name=f"agg-{name}", prefix=prefix), "b")
-                pools[name] = (services.create_pool(s, PoolCreate(poolType="ipPool", name=name, prefix=prefix),
-                                                    "b").id, (10 + i) << 24)
+                services.create_pool(
+                    s, PoolCreate(poolType="ipAggregate", name=f"agg-{name}", prefix=prefix), "b"
+                )
+                pools[name] = (
+                    services.create_pool(s, PoolCreate(poolType="ipPool", name=name, prefix=prefix), "b").id,
+                    (10 + i) << 24,
+                )
         t0 = time.perf_counter()
         n_rows = {}
         n_rows["packed"] = load(url, pools["packed"][0], pools["packed"][1], list(range(args.existing)))
-        n_rows["scattered"] = load(url, pools["scattered"][0], pools["scattered"][1],
-                                   sorted(rng.sample(range(SLOTS), args.existing)))
+        n_rows["scattered"] = load(
+            url, pools["scattered"][0], pools["scattered"][1], sorted(rng.sample(range(SLOTS), args.existing))
+        )
         print(f"loaded {args.existing:,} allocations per pool ({n_rows}) in {time.perf_counter() - t0:.1f} s")
         base = baseline_ms(engine)
         print(f"baseline SELECT 1 round trip p50 = {base:.3f} ms")

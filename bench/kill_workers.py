@@ -20,18 +20,27 @@ from pathlib import Path
 from sqlalchemy import func, select, text
 
 from turnup.kernel.db import make_engine, make_sessionmaker
-from turnup.ordering.orm import PlanItem, ProductOrder
 from turnup.orchestration import runtime
 from turnup.orchestration.testing import (
-    WorkerProcess, create_order_with_vlan, make_customer, make_offering, make_vlan_pool, order_body,
-    reservation_leaks, scratch_database, wait_until,
+    WorkerProcess,
+    create_order_with_vlan,
+    make_customer,
+    make_offering,
+    make_vlan_pool,
+    order_body,
+    reservation_leaks,
+    scratch_database,
+    wait_until,
 )
+from turnup.ordering.orm import PlanItem, ProductOrder
 from turnup.provisioning.orm import SimulatorLedgerEntry
 from turnup.service_inventory.orm import Service
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--orders", type=int, default=200)
     parser.add_argument("--kills", type=int, default=5)
     parser.add_argument("--workers", type=int, default=1)
@@ -43,9 +52,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp, scratch_database("postgresql", tmp) as url:
         factory = make_sessionmaker(make_engine(url))
         with factory() as s:
-            offering = make_offering(s, "Colocation", [
-                {"adapter": "network-simulator", "action": "cross-connect", "parameters": {}},
-                {"adapter": "network-simulator", "action": "power-on", "parameters": {}}])
+            offering = make_offering(
+                s,
+                "Colocation",
+                [
+                    {"adapter": "network-simulator", "action": "cross-connect", "parameters": {}},
+                    {"adapter": "network-simulator", "action": "power-on", "parameters": {}},
+                ],
+            )
             customer = make_customer(s)
             vlans = make_vlan_pool(s, 100, 100 + args.orders + 10)
         body = order_body(customer, offering)
@@ -53,12 +67,15 @@ def main() -> None:
         def accept(_: int) -> str:
             with factory() as s:
                 return create_order_with_vlan(s, body, vlans, "bench")
+
         with ThreadPoolExecutor(4) as pool:
             order_ids = list(pool.map(accept, range(args.orders)))
         env = {"TURNUP_SIMULATOR_LATENCY_MS": str(args.latency_ms)}
         logs = [Path(tmp) / f"w{i}.log" for i in range(args.workers)]
-        workers = [WorkerProcess(url, f"kill-w{i}", concurrency=args.concurrency, env=env, log_path=str(log))
-                   for i, log in enumerate(logs)]
+        workers = [
+            WorkerProcess(url, f"kill-w{i}", concurrency=args.concurrency, env=env, log_path=str(log))
+            for i, log in enumerate(logs)
+        ]
 
         def completed() -> int:
             with factory() as s:
@@ -76,8 +93,10 @@ def main() -> None:
                 before = completed()
                 victim.kill()
                 kills += 1
-                print(f"kill -9 #{kills} of {victim.executor_id} with {before}/{args.orders} orders completed",
-                      flush=True)
+                print(
+                    f"kill -9 #{kills} of {victim.executor_id} with {before}/{args.orders} orders completed",
+                    flush=True,
+                )
                 Path(victim.log_path or "").write_text("")
                 victim.start()
             wait_until(lambda: completed() == args.orders, 600, 0.2, "all orders completed")
@@ -87,23 +106,42 @@ def main() -> None:
                 w.stop()
         with factory() as s:
             ledger = s.scalars(select(SimulatorLedgerEntry)).all()
-            keys = {f"{p.id}:activate" for p in s.scalars(select(PlanItem).where(
-                PlanItem.order_id.in_(order_ids), PlanItem.kind == "serviceActivation"))}
+            keys = {
+                f"{p.id}:activate"
+                for p in s.scalars(
+                    select(PlanItem).where(
+                        PlanItem.order_id.in_(order_ids), PlanItem.kind == "serviceActivation"
+                    )
+                )
+            }
             leaks = reservation_leaks(s, len(order_ids))
-            service_states = dict(s.execute(select(Service.state, func.count()).group_by(Service.state)).all())
+            service_states = dict(
+                s.execute(select(Service.state, func.count()).group_by(Service.state)).all()
+            )
             schema = runtime.dbos_schema(url)
-            by_executor = dict(s.execute(text(
-                f'SELECT executor_id, count(*) FROM "{schema}".workflow_status '
-                "WHERE workflow_uuid LIKE 'order-%' GROUP BY executor_id")).all())
+            by_executor = dict(
+                s.execute(
+                    text(
+                        f'SELECT executor_id, count(*) FROM "{schema}".workflow_status '
+                        "WHERE workflow_uuid LIKE 'order-%' GROUP BY executor_id"
+                    )
+                ).all()
+            )
         repeated = sum(r.calls - 1 for r in ledger)
-        ok = ({r.idempotency_key for r in ledger} == keys and len(ledger) == len(keys)
-              and {r.status for r in ledger} == {"applied"} and service_states == {"active": len(keys)}
-              and not leaks)
-        print(f"{args.orders} orders completed in {elapsed:.1f}s after {kills} kills; "
-              f"ledger: {len(ledger)} effects for {len(keys)} planned, all applied once: {ok}; "
-              f"repeated calls (steps in flight at a kill, answered from the ledger): {repeated}; "
-              f"services: {service_states}; workflows by final executor: {by_executor}; "
-              f"reservation leaks: {leaks[:5] or 'none'}")
+        ok = (
+            {r.idempotency_key for r in ledger} == keys
+            and len(ledger) == len(keys)
+            and {r.status for r in ledger} == {"applied"}
+            and service_states == {"active": len(keys)}
+            and not leaks
+        )
+        print(
+            f"{args.orders} orders completed in {elapsed:.1f}s after {kills} kills; "
+            f"ledger: {len(ledger)} effects for {len(keys)} planned, all applied once: {ok}; "
+            f"repeated calls (steps in flight at a kill, answered from the ledger): {repeated}; "
+            f"services: {service_states}; workflows by final executor: {by_executor}; "
+            f"reservation leaks: {leaks[:5] or 'none'}"
+        )
         if not ok:
             raise SystemExit(1)
 

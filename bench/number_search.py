@@ -19,16 +19,33 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
-from turnup.inventory.logical import numbers  # noqa: E402
-from turnup.inventory.logical.benchkit import baseline_ms, bench_database, pct, raw_connection, report  # noqa: E402
-from turnup.inventory.logical.codec import number_features  # noqa: E402
-from turnup.inventory.logical.schemas import NumberSearch  # noqa: E402
-from turnup.kernel.db import make_sessionmaker  # noqa: E402
+from turnup.inventory.logical import numbers
+from turnup.inventory.logical.benchkit import baseline_ms, bench_database, pct, raw_connection, report
+from turnup.inventory.logical.codec import number_features
+from turnup.inventory.logical.schemas import NumberSearch
+from turnup.kernel.db import make_sessionmaker
 
 BACKREF = "\\1"
 RUN = " ".join(f"WHEN right(d, 7) ~ '(\\d){BACKREF * (n - 1)}' THEN {n}" for n in range(7, 1, -1))
-SEQ = ",".join(f"'{s}'" for s in ("0123", "1234", "2345", "3456", "4567", "5678", "6789",
-                                   "9876", "8765", "7654", "6543", "5432", "4321", "3210"))
+SEQ = ",".join(
+    f"'{s}'"
+    for s in (
+        "0123",
+        "1234",
+        "2345",
+        "3456",
+        "4567",
+        "5678",
+        "6789",
+        "9876",
+        "8765",
+        "7654",
+        "6543",
+        "5432",
+        "4321",
+        "3210",
+    )
+)
 WORDS = ["CAKE", "PIZZA", "TAXI", "HOME", "BEER", "LOVE", "FOOD", "CARS", "BIKE", "GOLF", "DOGS", "WINE"]
 
 
@@ -37,8 +54,12 @@ def load(url: str, total: int) -> None:
     with raw_connection(url) as conn:
         conn.execute("SET session_replication_role = replica")
         conn.execute("SET maintenance_work_mem = '256MB'")
-        for ix in ("ix_telephone_number_due", "ix_telephone_number_run", "ix_telephone_number_rdigits",
-                   "ix_telephone_number_block_id"):
+        for ix in (
+            "ix_telephone_number_due",
+            "ix_telephone_number_run",
+            "ix_telephone_number_rdigits",
+            "ix_telephone_number_block_id",
+        ):
             conn.execute(f"DROP INDEX IF EXISTS {ix}")
         conn.execute("ALTER TABLE telephone_number DROP CONSTRAINT IF EXISTS uq_telephone_number_digits")
         conn.execute("INSERT INTO number_class VALUES ('residential', 90, 'bench', now(), now())")
@@ -59,24 +80,30 @@ def load(url: str, total: int) -> None:
                                            ELSE '44' || (2000000000 + i - {us})::text END AS d
                             FROM generate_series({start}, {min(start + chunk, total) - 1}) AS i) g) f""")
             conn.commit()
-            print(f"  rows {start:>10,} .. {min(start + chunk, total):>10,} in {time.perf_counter() - t0:5.1f} s",
-                  flush=True)
+            print(
+                f"  rows {start:>10,} .. {min(start + chunk, total):>10,} in {time.perf_counter() - t0:5.1f} s",
+                flush=True,
+            )
         conn.execute("""INSERT INTO number_block (id, prefix, region, number_class, size, created_at)
                         SELECT block_id, substr(block_id, 2), min(region), 'residential', count(*), now()
                         FROM telephone_number GROUP BY block_id""")
         conn.commit()
-        for ddl in ("ALTER TABLE telephone_number ADD CONSTRAINT uq_telephone_number_digits UNIQUE (digits)",
-                    "CREATE INDEX ix_telephone_number_rdigits ON telephone_number (rdigits)",
-                    "CREATE INDEX ix_telephone_number_block_id ON telephone_number (block_id)",
-                    "CREATE INDEX ix_telephone_number_run ON telephone_number (max_run, digits)",
-                    "CREATE INDEX ix_telephone_number_due ON telephone_number (state, until)",
-                    "ANALYZE telephone_number", "ANALYZE number_block"):
+        for ddl in (
+            "ALTER TABLE telephone_number ADD CONSTRAINT uq_telephone_number_digits UNIQUE (digits)",
+            "CREATE INDEX ix_telephone_number_rdigits ON telephone_number (rdigits)",
+            "CREATE INDEX ix_telephone_number_block_id ON telephone_number (block_id)",
+            "CREATE INDEX ix_telephone_number_run ON telephone_number (max_run, digits)",
+            "CREATE INDEX ix_telephone_number_due ON telephone_number (state, until)",
+            "ANALYZE telephone_number",
+            "ANALYZE number_block",
+        ):
             t0 = time.perf_counter()
             conn.execute(ddl)
             conn.commit()
             print(f"  {ddl[:70]:<70} {time.perf_counter() - t0:5.1f} s", flush=True)
-        sample = conn.execute("SELECT digits, max_run, golden FROM telephone_number TABLESAMPLE SYSTEM (1) "
-                              "LIMIT 5000").fetchall()
+        sample = conn.execute(
+            "SELECT digits, max_run, golden FROM telephone_number TABLESAMPLE SYSTEM (1) LIMIT 5000"
+        ).fetchall()
         mismatches = [row for row in sample if number_features(row[0]) != (row[1], row[2])]
         print(f"  features checked on {len(sample)} sampled rows: {len(mismatches)} mismatches")
         assert not mismatches, mismatches[:5]
@@ -102,15 +129,21 @@ def main() -> None:
             blocks = [r[0] for r in conn.execute("SELECT id FROM number_block ORDER BY random() LIMIT 500")]
         queries = {
             "vanity suffix (*CAKE), any country": lambda: NumberSearch(pattern="*" + rng.choice(WORDS)),
-            "vanity suffix in country (US *WORD)": lambda: NumberSearch(country="US", pattern="*" + rng.choice(WORDS)),
-            "area + prefix (GB +442000 nn)": lambda: NumberSearch(country="GB",
-                                                                  prefix=f"+442000{rng.randint(0, 2)}{rng.randint(0, 9)}"),
-            "wildcards (US 2010d?d*)": lambda: NumberSearch(country="US",
-                                                         pattern=f"2010{rng.randint(0, 6)}?{rng.randint(0, 9)}*"),
+            "vanity suffix in country (US *WORD)": lambda: NumberSearch(
+                country="US", pattern="*" + rng.choice(WORDS)
+            ),
+            "area + prefix (GB +442000 nn)": lambda: NumberSearch(
+                country="GB", prefix=f"+442000{rng.randint(0, 2)}{rng.randint(0, 9)}"
+            ),
+            "wildcards (US 2010d?d*)": lambda: NumberSearch(
+                country="US", pattern=f"2010{rng.randint(0, 6)}?{rng.randint(0, 9)}*"
+            ),
             "repeated digits (US, run >= 5)": lambda: NumberSearch(country="US", minRepeat=5),
             "golden (GB)": lambda: NumberSearch(country="GB", golden=True),
             "block": lambda: NumberSearch(blockId=rng.choice(blocks)),
-            "contains, unanchored (GB *WORD*)": lambda: NumberSearch(country="GB", pattern="*" + rng.choice(WORDS) + "*"),
+            "contains, unanchored (GB *WORD*)": lambda: NumberSearch(
+                country="GB", pattern="*" + rng.choice(WORDS) + "*"
+            ),
         }
         all_samples: list[float] = []
         with factory() as s:
@@ -124,7 +157,9 @@ def main() -> None:
                     samples.append((time.perf_counter() - t) * 1000)
                 all_samples += samples
                 print(report(label, samples, base) + f"  avg hits={hits / args.samples:.1f}")
-        print(f"ALL QUERIES: n={len(all_samples)} p50={pct(all_samples, 50):.2f} ms p99={pct(all_samples, 99):.2f} ms")
+        print(
+            f"ALL QUERIES: n={len(all_samples)} p50={pct(all_samples, 50):.2f} ms p99={pct(all_samples, 99):.2f} ms"
+        )
 
 
 if __name__ == "__main__":

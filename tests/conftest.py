@@ -53,8 +53,10 @@ def pg_database() -> Iterator[str | None]:
 
 
 def pg_url(database: str, schema: str) -> str:
-    return (f"postgresql+psycopg://{PG_USER}@{PG_HOST}:{PG_PORT}/{database}"
-            f"?options=-csearch_path%3D{schema},public")
+    return (
+        f"postgresql+psycopg://{PG_USER}@{PG_HOST}:{PG_PORT}/{database}"
+        f"?options=-csearch_path%3D{schema},public"
+    )
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -16,8 +16,15 @@ import pytest
 from tests.support.live_server import LiveServer
 
 CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 
 @pytest.fixture
@@ -35,8 +42,10 @@ def chromium() -> Iterator[Any]:
     """One headless Debian chromium for the browser tests, closed when they are done: Playwright's sync API
     keeps an event loop running in the main thread, which DBOS (used by later tests) refuses to share."""
     if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} missing: run `./run test` (installs Debian's chromium) or "
-                    "`apt-get install -y chromium fonts-liberation`")
+        pytest.fail(
+            f"{CHROMIUM} missing: run `./run test` (installs Debian's chromium) or "
+            "`apt-get install -y chromium fonts-liberation`"
+        )
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
@@ -54,8 +63,10 @@ def page(chromium: Any, live_server: LiveServer) -> Iterator[Any]:
     context.set_default_timeout(15_000)
     pg = context.new_page()
     errors: list[str] = []
-    pg.on("console", lambda msg: errors.append(f"console.{msg.type}: {msg.text}")
-          if msg.type == "error" else None)
+    pg.on(
+        "console",
+        lambda msg: errors.append(f"console.{msg.type}: {msg.text}") if msg.type == "error" else None,
+    )
     pg.on("pageerror", lambda exc: errors.append(f"pageerror: {exc}"))
     pg.errors = errors  # type: ignore[attr-defined]
     try:

@@ -13,11 +13,10 @@ import pytest
 from playwright.sync_api import expect
 from sqlalchemy.orm import Session, sessionmaker
 
+from tests.browser.sample_catalog import publish_sample
 from turnup.accounts import services as accounts
 from turnup.accounts.schemas import CustomerCreate
 from turnup.security import create_user
-
-from tests.browser.sample_catalog import publish_sample
 
 pytestmark = pytest.mark.browser
 
@@ -47,8 +46,9 @@ def test_wrong_password_shows_error_and_stays_on_login(page: Any, operator: None
     assert [e for e in page.errors if "401" not in e] == []  # the 401 document itself is expected
 
 
-def test_customers_search_narrows_the_list(page: Any, operator: None,
-                                           session_factory: sessionmaker[Session]) -> None:
+def test_customers_search_narrows_the_list(
+    page: Any, operator: None, session_factory: sessionmaker[Session]
+) -> None:
     with session_factory() as s:
         for name in ("Acme Logistics", "Blue Fjord Fisheries", "Acorn Dental"):
             accounts.create_customer(s, CustomerCreate(name=name), "test")
@@ -68,8 +68,9 @@ def test_customers_search_narrows_the_list(page: Any, operator: None,
     assert page.errors == []
 
 
-def test_catalog_filter_detail_and_logout(page: Any, operator: None,
-                                          session_factory: sessionmaker[Session]) -> None:
+def test_catalog_filter_detail_and_logout(
+    page: Any, operator: None, session_factory: sessionmaker[Session]
+) -> None:
     with session_factory() as s:
         ids = publish_sample(s)
     # Given an anonymous visitor asking for the catalog, when they log in through the form,

@@ -74,8 +74,13 @@ def test_comparison_filters_on_dates(client: TestClient) -> None:
 
 
 def test_unknown_filter_and_bad_paging_are_tmf_400(client: TestClient) -> None:
-    for params in ({"colour": "red"}, {"limit": "0"}, {"offset": "-1"}, {"limit": "abc"},
-                   {"createdAt.gt": "yesterday"}):
+    for params in (
+        {"colour": "red"},
+        {"limit": "0"},
+        {"offset": "-1"},
+        {"limit": "abc"},
+        {"createdAt.gt": "yesterday"},
+    ):
         response = client.get(CUSTOMERS, params=params)
         assert response.status_code == 400, params
         body = response.json()
@@ -87,14 +92,18 @@ def test_patch_merge_patch_changes_fields_and_emits_events(
     client: TestClient, session_factory: sessionmaker[Session]
 ) -> None:
     created = _customer(client)
-    response = client.patch(f"{CUSTOMERS}/{created['id']}", json={"status": "active", "segment": None},
-                            headers={"Content-Type": "application/merge-patch+json"})
+    response = client.patch(
+        f"{CUSTOMERS}/{created['id']}",
+        json={"status": "active", "segment": None},
+        headers={"Content-Type": "application/merge-patch+json"},
+    )
     assert response.status_code == 200, response.text
     assert response.json()["status"] == "active"
     assert response.json()["segment"] is None
     with session_factory() as s:
-        types = sorted(s.scalars(select(OutboxEvent.event_type)
-                                 .where(OutboxEvent.resource_id == created["id"])))
+        types = sorted(
+            s.scalars(select(OutboxEvent.event_type).where(OutboxEvent.resource_id == created["id"]))
+        )
     assert types == ["CustomerAttributeValueChangeEvent", "CustomerCreateEvent", "CustomerStateChangeEvent"]
 
 
@@ -111,8 +120,12 @@ def test_illegal_lifecycle_transition_is_409_and_changes_nothing(
 
 
 def test_unknown_id_is_tmf_404(client: TestClient) -> None:
-    for method, path in (("GET", f"{CUSTOMERS}/nope"), ("PATCH", f"{CUSTOMERS}/nope"),
-                         ("DELETE", f"{SITES}/nope"), ("GET", "/tmf-api/nothing/v4/here")):
+    for method, path in (
+        ("GET", f"{CUSTOMERS}/nope"),
+        ("PATCH", f"{CUSTOMERS}/nope"),
+        ("DELETE", f"{SITES}/nope"),
+        ("GET", "/tmf-api/nothing/v4/here"),
+    ):
         response = client.request(method, path, json={} if method == "PATCH" else None)
         assert response.status_code == 404, (method, path)
         assert response.json()["@type"] == "Error"
@@ -147,12 +160,22 @@ def test_sites_and_contacts_belong_to_live_customers(
     client: TestClient, session_factory: sessionmaker[Session]
 ) -> None:
     customer = _customer(client)
-    site = client.post(SITES, json={"customerId": customer["id"], "name": "HQ", "country": "gb",
-                                    "city": "Leeds", "latitude": "53.8008", "longitude": "-1.5491"})
+    site = client.post(
+        SITES,
+        json={
+            "customerId": customer["id"],
+            "name": "HQ",
+            "country": "gb",
+            "city": "Leeds",
+            "latitude": "53.8008",
+            "longitude": "-1.5491",
+        },
+    )
     assert site.status_code == 201, site.text
     assert site.json()["country"] == "GB" and site.json()["latitude"] == "53.800800"
-    bad_lat = client.post(SITES, json={"customerId": customer["id"], "name": "X", "country": "GB",
-                                       "latitude": 91})
+    bad_lat = client.post(
+        SITES, json={"customerId": customer["id"], "name": "X", "country": "GB", "latitude": 91}
+    )
     assert bad_lat.status_code == 400 and "latitude" in bad_lat.json()["message"]
     orphan = client.post(SITES, json={"customerId": "missing", "name": "X", "country": "GB"})
     assert orphan.status_code == 404 and "customerId" in orphan.json()["message"]

@@ -18,11 +18,26 @@ def test_no_operation_answers_500(app: Any, admin_token: str, tmp_path: Path) ->
     server.start()
     try:
         result = subprocess.run(
-            [str(SCHEMATHESIS), "run", f"{server.url}/openapi.json",
-             "-H", f"Authorization: Bearer {admin_token}",
-             "--checks", "not_a_server_error", "--max-examples", "8", "--seed", "20261125",
-             "--phases", "examples,fuzzing", "--no-color"],
-            capture_output=True, text=True, timeout=600, cwd=tmp_path,
+            [
+                str(SCHEMATHESIS),
+                "run",
+                f"{server.url}/openapi.json",
+                "-H",
+                f"Authorization: Bearer {admin_token}",
+                "--checks",
+                "not_a_server_error",
+                "--max-examples",
+                "8",
+                "--seed",
+                "20261125",
+                "--phases",
+                "examples,fuzzing",
+                "--no-color",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            cwd=tmp_path,
         )
     finally:
         server.stop()

@@ -36,24 +36,37 @@ def _post(client: TestClient, path: str, body: dict[str, Any]) -> dict[str, Any]
 
 
 def _spec(client: TestClient, **overrides: Any) -> dict[str, Any]:
-    body = {"name": "Business Fibre Access", "lifecycleStatus": "active",
-            "deliveryRequirements": FIBRE_DELIVERY, "exportClassification": "5A991",
-            "channel": [{"id": "web"}]}
+    body = {
+        "name": "Business Fibre Access",
+        "lifecycleStatus": "active",
+        "deliveryRequirements": FIBRE_DELIVERY,
+        "exportClassification": "5A991",
+        "channel": [{"id": "web"}],
+    }
     body.update(overrides)
     return _post(client, SPECS, body)
 
 
 def _price(client: TestClient, **overrides: Any) -> dict[str, Any]:
-    body = {"name": "Monthly", "priceType": "recurring", "recurringChargePeriodType": "month",
-            "price": {"unit": "GBP", "value": "199.00"}, "lifecycleStatus": "active"}
+    body = {
+        "name": "Monthly",
+        "priceType": "recurring",
+        "recurringChargePeriodType": "month",
+        "price": {"unit": "GBP", "value": "199.00"},
+        "lifecycleStatus": "active",
+    }
     body.update(overrides)
     return _post(client, PRICES, body)
 
 
 def _offering(client: TestClient, spec: dict[str, Any] | None = None, **overrides: Any) -> dict[str, Any]:
     spec = spec or _spec(client, name=f"Spec for {overrides.get('name', 'Fibre 1G')}")
-    body = {"name": "Fibre 1G", "productSpecification": [{"id": spec["id"]}],
-            "productOfferingPrice": [{"id": _price(client)["id"]}], "lifecycleStatus": "active"}
+    body = {
+        "name": "Fibre 1G",
+        "productSpecification": [{"id": spec["id"]}],
+        "productOfferingPrice": [{"id": _price(client)["id"]}],
+        "lifecycleStatus": "active",
+    }
     body.update(overrides)
     return _post(client, OFFERINGS, body)
 
@@ -93,30 +106,39 @@ def test_acceptance_fields_and_limit_return_two_items_with_counts(client: TestCl
 def test_create_offering_renders_tmf_document_with_money_as_strings(
     client: TestClient, session_factory: sessionmaker[Session]
 ) -> None:
-    spec = _spec(client, revenueRecognition={"method": "overTime",
-                                             "standaloneSellingPrice": {"unit": "GBP", "value": 180}},
-                 reportingAttributes={"productLine": "connectivity", "weight": "1.5"})
+    spec = _spec(
+        client,
+        revenueRecognition={"method": "overTime", "standaloneSellingPrice": {"unit": "GBP", "value": 180}},
+        reportingAttributes={"productLine": "connectivity", "weight": "1.5"},
+    )
     category = _post(client, CATEGORIES, {"name": "Connectivity", "lifecycleStatus": "active"})
-    offering = _offering(client, spec, category=[{"id": category["id"]}],
-                         channel=[{"id": "web"}, {"id": "sales"}],
-                         discountRules=[{"kind": "approvalThreshold",
-                                         "maxDiscountPercentWithoutApproval": 10}])
+    offering = _offering(
+        client,
+        spec,
+        category=[{"id": category["id"]}],
+        channel=[{"id": "web"}, {"id": "sales"}],
+        discountRules=[{"kind": "approvalThreshold", "maxDiscountPercentWithoutApproval": 10}],
+    )
     assert offering["@type"] == "ProductOffering"
     assert offering["href"].endswith(f"{OFFERINGS}/{offering['id']}")
     assert offering["lifecycleStatus"] == "active" and offering["version"] == "1.0"
     assert [r["id"] for r in offering["productSpecification"]] == [spec["id"]]
     assert [c["id"] for c in offering["channel"]] == ["web", "sales"]
     assert offering["category"][0]["name"] == "Connectivity"
-    assert offering["discountRules"] == [{"kind": "approvalThreshold",
-                                          "maxDiscountPercentWithoutApproval": "10"}]
+    assert offering["discountRules"] == [
+        {"kind": "approvalThreshold", "maxDiscountPercentWithoutApproval": "10"}
+    ]
     price = client.get(f"{PRICES}/{offering['productOfferingPrice'][0]['id']}").json()
     assert price["price"] == {"unit": "GBP", "value": "199.00"}
     assert price["recurringChargePeriodType"] == "month" and price["recurringChargePeriodLength"] == 1
     got_spec = client.get(f"{SPECS}/{spec['id']}").json()
-    assert got_spec["revenueRecognition"] == {"method": "overTime",
-                                              "standaloneSellingPrice": {"unit": "GBP", "value": "180.00"}}
+    assert got_spec["revenueRecognition"] == {
+        "method": "overTime",
+        "standaloneSellingPrice": {"unit": "GBP", "value": "180.00"},
+    }
     assert got_spec["deliveryRequirements"]["logicalResources"] == [
-        {"kind": "ipv4Prefix", "quantity": 1, "parameters": {"prefixLength": 29}}]
+        {"kind": "ipv4Prefix", "quantity": 1, "parameters": {"prefixLength": 29}}
+    ]
     assert got_spec["exportClassification"] == "5A991"
     with session_factory() as s:
         audits = s.scalars(select(AuditEntry.action).where(AuditEntry.resource_id == offering["id"])).all()
@@ -125,13 +147,24 @@ def test_create_offering_renders_tmf_document_with_money_as_strings(
 
 
 def test_usage_price_with_tiers_is_exact(client: TestClient) -> None:
-    price = _price(client, name="Data", priceType="usage", recurringChargePeriodType=None,
-                   price={"unit": "GBP", "value": "0"}, unitOfMeasure={"units": "GB"},
-                   tiers=[{"from": 0, "to": 10, "rate": "0"}, {"from": 10, "to": 50, "rate": 1.5},
-                          {"from": 50, "rate": "0.0125"}])
-    assert price["tiers"] == [{"from": "0", "to": "10", "rate": "0.00"},
-                              {"from": "10", "to": "50", "rate": "1.50"},
-                              {"from": "50", "to": None, "rate": "0.0125"}]
+    price = _price(
+        client,
+        name="Data",
+        priceType="usage",
+        recurringChargePeriodType=None,
+        price={"unit": "GBP", "value": "0"},
+        unitOfMeasure={"units": "GB"},
+        tiers=[
+            {"from": 0, "to": 10, "rate": "0"},
+            {"from": 10, "to": 50, "rate": 1.5},
+            {"from": 50, "rate": "0.0125"},
+        ],
+    )
+    assert price["tiers"] == [
+        {"from": "0", "to": "10", "rate": "0.00"},
+        {"from": "10", "to": "50", "rate": "1.50"},
+        {"from": "50", "to": None, "rate": "0.0125"},
+    ]
     assert price["price"] == {"unit": "GBP", "value": "0.00"}
     assert price["recurringChargePeriodLength"] is None
 
@@ -158,8 +191,13 @@ def test_filters_by_status_name_version_comma_or_and_date(client: TestClient) ->
     assert names(**{"lastUpdate.lte": first["lastUpdate"]}) == ["Alpha"]
     assert names(isBundle="false", lifecycleStatus="active,inDesign") == ["Alpha", "Bravo", "Charlie"]
     # prices filter by type and amount; specs by ECCN
-    _price(client, name="Install", priceType="oneTime", recurringChargePeriodType=None,
-           price={"unit": "GBP", "value": "350"})
+    _price(
+        client,
+        name="Install",
+        priceType="oneTime",
+        recurringChargePeriodType=None,
+        price={"unit": "GBP", "value": "350"},
+    )
     cheap = client.get(PRICES, params={"price.value.lt": "300", "fields": "name"}).json()
     assert sorted(p["name"] for p in cheap) == ["Monthly"] * 3
     assert [p["name"] for p in client.get(PRICES, params={"priceType": "oneTime"}).json()] == ["Install"]
@@ -192,27 +230,74 @@ def test_malformed_json_wrong_types_and_unknown_fields_are_400_and_change_nothin
         (OFFERINGS, dict(json={"name": "x", "version": "one"})),
         (OFFERINGS, dict(json={"name": "x", "isBundle": True, "bundledProductOffering": [{"id": "a"}]})),
         (OFFERINGS, dict(json={"name": "x", "productSpecification": [{"id": spec["id"], "extra": 1}]})),
-        (OFFERINGS, dict(json={"name": "x", "discountRules": [{"kind": "volume", "minQuantity": 1,
-                                                               "discountPercent": 5}]})),
+        (
+            OFFERINGS,
+            dict(
+                json={
+                    "name": "x",
+                    "discountRules": [{"kind": "volume", "minQuantity": 1, "discountPercent": 5}],
+                }
+            ),
+        ),
         (OFFERINGS, dict(json=["not", "an", "object"])),
         (SPECS, dict(json={"name": "x", "exportClassification": "5X002"})),
-        (SPECS, dict(json={"name": "x", "deliveryRequirements": {"physical": [
-            {"sku": "A", "quantity": 1, "fulfilmentMethod": "drone"}]}})),
-        (SPECS, dict(json={"name": "x", "deliveryRequirements": {"logicalResources": [
-            {"kind": "ipv4Prefix", "parameters": {"prefixLength": 33}}]}})),
-        (SPECS, dict(json={"name": "x", "deliveryRequirements": {"logicalResources": [
-            {"kind": "teleporter"}]}})),
-        (SPECS, dict(json={"name": "x", "deliveryRequirements": {"fieldVisit": {
-            "workType": "install", "skills": [], "durationMinutes": 60}}})),
+        (
+            SPECS,
+            dict(
+                json={
+                    "name": "x",
+                    "deliveryRequirements": {
+                        "physical": [{"sku": "A", "quantity": 1, "fulfilmentMethod": "drone"}]
+                    },
+                }
+            ),
+        ),
+        (
+            SPECS,
+            dict(
+                json={
+                    "name": "x",
+                    "deliveryRequirements": {
+                        "logicalResources": [{"kind": "ipv4Prefix", "parameters": {"prefixLength": 33}}]
+                    },
+                }
+            ),
+        ),
+        (
+            SPECS,
+            dict(json={"name": "x", "deliveryRequirements": {"logicalResources": [{"kind": "teleporter"}]}}),
+        ),
+        (
+            SPECS,
+            dict(
+                json={
+                    "name": "x",
+                    "deliveryRequirements": {
+                        "fieldVisit": {"workType": "install", "skills": [], "durationMinutes": 60}
+                    },
+                }
+            ),
+        ),
         (SPECS, dict(json={"name": "x", "revenueRecognition": {"method": "percentComplete"}})),
         (PRICES, dict(json={"name": "x", "priceType": "recurring", "price": {"unit": "GBP", "value": "1"}})),
         (PRICES, dict(json={"name": "x", "priceType": "oneTime", "price": {"unit": "gbp", "value": "1"}})),
         (PRICES, dict(json={"name": "x", "priceType": "oneTime", "price": {"unit": "GBP", "value": "-1"}})),
-        (PRICES, dict(json={"name": "x", "priceType": "oneTime",
-                            "price": {"unit": "GBP", "value": "1.00001"}})),
-        (PRICES, dict(json={"name": "x", "priceType": "usage", "price": {"unit": "GBP", "value": "0"},
-                            "unitOfMeasure": {"units": "GB"},
-                            "tiers": [{"from": 0, "to": 10, "rate": 1}, {"from": 12, "rate": 1}]})),
+        (
+            PRICES,
+            dict(json={"name": "x", "priceType": "oneTime", "price": {"unit": "GBP", "value": "1.00001"}}),
+        ),
+        (
+            PRICES,
+            dict(
+                json={
+                    "name": "x",
+                    "priceType": "usage",
+                    "price": {"unit": "GBP", "value": "0"},
+                    "unitOfMeasure": {"units": "GB"},
+                    "tiers": [{"from": 0, "to": 10, "rate": 1}, {"from": 12, "rate": 1}],
+                }
+            ),
+        ),
         (CATEGORIES, dict(json={"name": "x", "lifecycleStatus": "deleted"})),
     ]
     for path, case in cases:
@@ -224,10 +309,16 @@ def test_malformed_json_wrong_types_and_unknown_fields_are_400_and_change_nothin
 
 
 def test_tier_gap_message_names_the_tier(client: TestClient) -> None:
-    response = client.post(PRICES, json={
-        "name": "x", "priceType": "usage", "price": {"unit": "GBP", "value": "0"},
-        "unitOfMeasure": {"units": "GB"},
-        "tiers": [{"from": 0, "to": 10, "rate": 1}, {"from": 12, "rate": 1}]})
+    response = client.post(
+        PRICES,
+        json={
+            "name": "x",
+            "priceType": "usage",
+            "price": {"unit": "GBP", "value": "0"},
+            "unitOfMeasure": {"units": "GB"},
+            "tiers": [{"from": 0, "to": 10, "rate": 1}, {"from": 12, "rate": 1}],
+        },
+    )
     assert response.status_code == 400
     assert "tiers[1].from: must equal the previous tier's 'to' (10), got 12" in response.json()["message"]
 
@@ -245,8 +336,15 @@ def test_references_must_exist_and_not_be_retired(client: TestClient) -> None:
 def test_lifecycle_transitions_and_409s(client: TestClient, session_factory: sessionmaker[Session]) -> None:
     spec = _spec(client, lifecycleStatus="inDesign")
     price = _price(client, lifecycleStatus="inDesign")
-    offering = _post(client, OFFERINGS, {"name": "Fibre 1G", "productSpecification": {"id": spec["id"]},
-                                         "productOfferingPrice": [{"id": price["id"]}]})
+    offering = _post(
+        client,
+        OFFERINGS,
+        {
+            "name": "Fibre 1G",
+            "productSpecification": {"id": spec["id"]},
+            "productOfferingPrice": [{"id": price["id"]}],
+        },
+    )
     assert offering["lifecycleStatus"] == "inDesign"
     url = f"{OFFERINGS}/{offering['id']}"
     # inDesign content can change
@@ -255,13 +353,19 @@ def test_lifecycle_transitions_and_409s(client: TestClient, session_factory: ses
     # activation needs active specifications and prices
     blocked = client.patch(url, json={"lifecycleStatus": "active"}, headers=MERGE)
     assert blocked.status_code == 409
-    assert blocked.json()["message"] == ("productSpecification[0].id: productSpecification "
-                                         "'Business Fibre Access' "
-                                         "is inDesign; an active offering only refers to active entities")
-    assert client.patch(f"{SPECS}/{spec['id']}", json={"lifecycleStatus": "active"},
-                        headers=MERGE).status_code == 200
-    assert client.patch(f"{PRICES}/{price['id']}", json={"lifecycleStatus": "active"},
-                        headers=MERGE).status_code == 200
+    assert blocked.json()["message"] == (
+        "productSpecification[0].id: productSpecification "
+        "'Business Fibre Access' "
+        "is inDesign; an active offering only refers to active entities"
+    )
+    assert (
+        client.patch(f"{SPECS}/{spec['id']}", json={"lifecycleStatus": "active"}, headers=MERGE).status_code
+        == 200
+    )
+    assert (
+        client.patch(f"{PRICES}/{price['id']}", json={"lifecycleStatus": "active"}, headers=MERGE).status_code
+        == 200
+    )
     active = client.patch(url, json={"lifecycleStatus": "active"}, headers=MERGE)
     assert active.status_code == 200 and active.json()["lifecycleStatus"] == "active"
     # an active offering's content is frozen
@@ -271,11 +375,13 @@ def test_lifecycle_transitions_and_409s(client: TestClient, session_factory: ses
     # active cannot go back to inDesign
     back = client.patch(url, json={"lifecycleStatus": "inDesign"}, headers=MERGE)
     assert back.status_code == 409 and back.json()["message"] == (
-        "lifecycleStatus: an active productOffering cannot become inDesign")
+        "lifecycleStatus: an active productOffering cannot become inDesign"
+    )
     # only inDesign entities can be deleted
     assert client.delete(url).status_code == 409
-    retired = client.patch(url, json={"lifecycleStatus": "retired", "statusReason": "end of sale"},
-                           headers=MERGE)
+    retired = client.patch(
+        url, json={"lifecycleStatus": "retired", "statusReason": "end of sale"}, headers=MERGE
+    )
     assert retired.status_code == 200 and retired.json()["statusReason"] == "end of sale"
     # retired is terminal
     again = client.patch(url, json={"lifecycleStatus": "active"}, headers=MERGE)
@@ -283,9 +389,12 @@ def test_lifecycle_transitions_and_409s(client: TestClient, session_factory: ses
     row = client.get(url).json()
     assert (row["lifecycleStatus"], row["description"]) == ("retired", "Fast")
     assert _events(session_factory, offering["id"]) == [
-        "ProductOfferingCreateEvent", "ProductOfferingAttributeValueChangeEvent",
-        "ProductOfferingStateChangeEvent", "ProductOfferingStateChangeEvent",
-        "ProductOfferingAttributeValueChangeEvent"]
+        "ProductOfferingCreateEvent",
+        "ProductOfferingAttributeValueChangeEvent",
+        "ProductOfferingStateChangeEvent",
+        "ProductOfferingStateChangeEvent",
+        "ProductOfferingAttributeValueChangeEvent",
+    ]
 
 
 def test_failed_requests_write_no_events(client: TestClient, session_factory: sessionmaker[Session]) -> None:
@@ -305,8 +414,11 @@ def test_delete_in_design_entities_emits_delete_events(
 ) -> None:
     spec = _spec(client, lifecycleStatus="inDesign")
     category = _post(client, CATEGORIES, {"name": "Drafts"})
-    offering = _post(client, OFFERINGS, {"name": "Draft", "productSpecification": [{"id": spec["id"]}],
-                                         "category": [{"id": category["id"]}]})
+    offering = _post(
+        client,
+        OFFERINGS,
+        {"name": "Draft", "productSpecification": [{"id": spec["id"]}], "category": [{"id": category["id"]}]},
+    )
     # a referenced specification cannot go
     refused = client.delete(f"{SPECS}/{spec['id']}")
     assert refused.status_code == 409 and offering["id"] in refused.json()["message"]
@@ -314,10 +426,14 @@ def test_delete_in_design_entities_emits_delete_events(
     assert client.delete(f"{SPECS}/{spec['id']}").status_code == 204
     assert client.delete(f"{CATEGORIES}/{category['id']}").status_code == 204
     assert client.get(f"{OFFERINGS}/{offering['id']}").status_code == 404
-    assert _events(session_factory, offering["id"]) == ["ProductOfferingCreateEvent",
-                                                        "ProductOfferingDeleteEvent"]
-    assert _events(session_factory, spec["id"]) == ["ProductSpecificationCreateEvent",
-                                                    "ProductSpecificationDeleteEvent"]
+    assert _events(session_factory, offering["id"]) == [
+        "ProductOfferingCreateEvent",
+        "ProductOfferingDeleteEvent",
+    ]
+    assert _events(session_factory, spec["id"]) == [
+        "ProductSpecificationCreateEvent",
+        "ProductSpecificationDeleteEvent",
+    ]
     assert _events(session_factory, category["id"]) == ["CategoryCreateEvent", "CategoryDeleteEvent"]
 
 
@@ -328,17 +444,25 @@ def test_event_families_for_category_specification_and_price(
     spec = _spec(client, lifecycleStatus="inDesign")
     price = _price(client, lifecycleStatus="inDesign")
     for path, item in ((CATEGORIES, category), (SPECS, spec), (PRICES, price)):
-        response = client.patch(f"{path}/{item['id']}", json={"lifecycleStatus": "active", "name": "Renamed"},
-                                headers=MERGE)
+        response = client.patch(
+            f"{path}/{item['id']}", json={"lifecycleStatus": "active", "name": "Renamed"}, headers=MERGE
+        )
         assert response.status_code == 200, response.text
     assert _events(session_factory, category["id"]) == [
-        "CategoryCreateEvent", "CategoryStateChangeEvent", "CategoryAttributeValueChangeEvent"]
+        "CategoryCreateEvent",
+        "CategoryStateChangeEvent",
+        "CategoryAttributeValueChangeEvent",
+    ]
     assert _events(session_factory, spec["id"]) == [
-        "ProductSpecificationCreateEvent", "ProductSpecificationStateChangeEvent",
-        "ProductSpecificationAttributeValueChangeEvent"]
+        "ProductSpecificationCreateEvent",
+        "ProductSpecificationStateChangeEvent",
+        "ProductSpecificationAttributeValueChangeEvent",
+    ]
     assert _events(session_factory, price["id"]) == [
-        "ProductOfferingPriceCreateEvent", "ProductOfferingPriceStateChangeEvent",
-        "ProductOfferingPriceAttributeValueChangeEvent"]
+        "ProductOfferingPriceCreateEvent",
+        "ProductOfferingPriceStateChangeEvent",
+        "ProductOfferingPriceAttributeValueChangeEvent",
+    ]
     with session_factory() as s:
         event = s.scalars(select(OutboxEvent).where(OutboxEvent.resource_id == price["id"])).first()
         assert event is not None and event.payload["event"]["productOfferingPrice"]["name"] == "Monthly"
@@ -364,38 +488,67 @@ def test_new_version_supersedes_previous_which_stays_readable(
     assert [s["id"] for s in old["productSpecification"]] == [spec_v1["id"]]  # still what was ordered
     # both versions are queryable
     by_name = client.get(OFFERINGS, params={"name": "Fibre 1G", "fields": "version,lifecycleStatus"}).json()
-    assert sorted((i["version"], i["lifecycleStatus"]) for i in by_name) == [("1.0", "retired"),
-                                                                             ("2.0", "active")]
+    assert sorted((i["version"], i["lifecycleStatus"]) for i in by_name) == [
+        ("1.0", "retired"),
+        ("2.0", "active"),
+    ]
     assert [i["id"] for i in client.get(OFFERINGS, params={"name": "Fibre 1G", "version": "1.0"}).json()] == [
-        offering_v1["id"]]
+        offering_v1["id"]
+    ]
     # an older version cannot be activated over a newer one
-    old_again = client.post(OFFERINGS, json={"name": "Fibre 1G", "version": "1.5",
-                                             "lifecycleStatus": "active",
-                                             "productSpecification": [{"id": spec_v2["id"]}],
-                                             "productOfferingPrice": offering_v2["productOfferingPrice"]})
+    old_again = client.post(
+        OFFERINGS,
+        json={
+            "name": "Fibre 1G",
+            "version": "1.5",
+            "lifecycleStatus": "active",
+            "productSpecification": [{"id": spec_v2["id"]}],
+            "productOfferingPrice": offering_v2["productOfferingPrice"],
+        },
+    )
     assert old_again.status_code == 409 and "version 2.0 is active" in old_again.json()["message"]
-    assert _events(session_factory, offering_v1["id"]) == ["ProductOfferingCreateEvent",
-                                                           "ProductOfferingStateChangeEvent"]
+    assert _events(session_factory, offering_v1["id"]) == [
+        "ProductOfferingCreateEvent",
+        "ProductOfferingStateChangeEvent",
+    ]
     with session_factory() as s:
         assert s.scalar(select(func.count()).select_from(ProductOffering)) == 2
-        assert s.scalar(select(func.count()).select_from(ProductSpecification)
-                        .where(ProductSpecification.lifecycle_status == "active")) == 1
+        assert (
+            s.scalar(
+                select(func.count())
+                .select_from(ProductSpecification)
+                .where(ProductSpecification.lifecycle_status == "active")
+            )
+            == 1
+        )
 
 
 def test_bundle_with_its_own_price(client: TestClient) -> None:
     fibre = _offering(client, name="Fibre")
     voice = _offering(client, name="Voice")
     bundle_price = _price(client, name="Bundle monthly", price={"unit": "GBP", "value": "249"})
-    bundle = _post(client, OFFERINGS, {
-        "name": "Fibre + Voice", "isBundle": True, "lifecycleStatus": "active",
-        "bundledProductOffering": [{"id": fibre["id"]}, {"id": voice["id"]}],
-        "productOfferingPrice": [{"id": bundle_price["id"]}],
-        "discountRules": [{"kind": "term", "minTermMonths": 24, "discountPercent": "10"}]})
+    bundle = _post(
+        client,
+        OFFERINGS,
+        {
+            "name": "Fibre + Voice",
+            "isBundle": True,
+            "lifecycleStatus": "active",
+            "bundledProductOffering": [{"id": fibre["id"]}, {"id": voice["id"]}],
+            "productOfferingPrice": [{"id": bundle_price["id"]}],
+            "discountRules": [{"kind": "term", "minTermMonths": 24, "discountPercent": "10"}],
+        },
+    )
     assert [m["name"] for m in bundle["bundledProductOffering"]] == ["Fibre", "Voice"]
     assert bundle["productOfferingPrice"][0]["name"] == "Bundle monthly"
-    nested = client.post(OFFERINGS, json={"name": "Mega", "isBundle": True,
-                                          "bundledProductOffering": [{"id": bundle["id"]},
-                                                                     {"id": fibre["id"]}]})
+    nested = client.post(
+        OFFERINGS,
+        json={
+            "name": "Mega",
+            "isBundle": True,
+            "bundledProductOffering": [{"id": bundle["id"]}, {"id": fibre["id"]}],
+        },
+    )
     assert nested.status_code == 400 and "is itself a bundle" in nested.json()["message"]
     in_use = client.delete(f"{OFFERINGS}/{fibre['id']}")
     assert in_use.status_code == 409
@@ -416,8 +569,12 @@ def test_category_tree_and_hub(client: TestClient) -> None:
 def test_single_get_honours_fields(client: TestClient) -> None:
     offering = _offering(client)
     body = client.get(f"{OFFERINGS}/{offering['id']}", params={"fields": "lifecycleStatus"}).json()
-    assert body == {"id": offering["id"], "href": offering["href"], "@type": "ProductOffering",
-                    "lifecycleStatus": "active"}
+    assert body == {
+        "id": offering["id"],
+        "href": offering["href"],
+        "@type": "ProductOffering",
+        "lifecycleStatus": "active",
+    }
 
 
 def test_viewer_reads_but_cannot_write(

@@ -32,7 +32,9 @@ def subscriber() -> Iterator[FakeSubscriber]:
 
 
 def test_catalog_subscriber_failing_three_times_gets_each_event_exactly_once(
-    client: TestClient, session_factory: sessionmaker[Session], settings: Settings,
+    client: TestClient,
+    session_factory: sessionmaker[Session],
+    settings: Settings,
     subscriber: FakeSubscriber,
 ) -> None:
     clock.freeze(datetime(2030, 3, 1, 12, 0, tzinfo=UTC))
@@ -43,11 +45,17 @@ def test_catalog_subscriber_failing_three_times_gets_each_event_exactly_once(
     with session_factory() as s:
         publish_catalog(s, load_catalog_file(DEMO_CATALOG), "test")
     with session_factory() as s:
-        event_ids = sorted(s.scalars(select(OutboxEvent.id)
-                                     .where(OutboxEvent.api == "productCatalogManagement")))
+        event_ids = sorted(
+            s.scalars(select(OutboxEvent.id).where(OutboxEvent.api == "productCatalogManagement"))
+        )
     assert len(event_ids) > 20
-    worker = DeliveryWorker(session_factory, settings.model_copy(update={
-        "delivery_backoff_base_seconds": 2.0, "delivery_backoff_cap_seconds": 600.0}), worker_id="w1")
+    worker = DeliveryWorker(
+        session_factory,
+        settings.model_copy(
+            update={"delivery_backoff_base_seconds": 2.0, "delivery_backoff_cap_seconds": 600.0}
+        ),
+        worker_id="w1",
+    )
     attempts_per_run = []
     for _ in range(6):  # the first run plus backoffs of 2, 4 and 8 seconds, then nothing is owed
         attempts_per_run.append(worker.run_once())

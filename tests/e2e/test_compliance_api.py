@@ -23,34 +23,53 @@ BASE = "/tmf-api/turnupCompliance/v1"
 
 def _held_case(factory: sessionmaker[Session], ref_id: str = "q-1") -> str:
     with factory() as s:
-        outcome = screen_parties(s, ref_type="quote", ref_id=ref_id, actor="sys", commit=True,
-                                 parties=[Party("customer", "Nebulon Wirecraft", "VE", "c1")])
+        outcome = screen_parties(
+            s,
+            ref_type="quote",
+            ref_id=ref_id,
+            actor="sys",
+            commit=True,
+            parties=[Party("customer", "Nebulon Wirecraft", "VE", "c1")],
+        )
         assert outcome.case_id
         return outcome.case_id
 
 
-def test_queue_list_get_clear_with_audit_and_event(client: TestClient,
-                                                   session_factory: sessionmaker[Session]) -> None:
+def test_queue_list_get_clear_with_audit_and_event(
+    client: TestClient, session_factory: sessionmaker[Session]
+) -> None:
     case_id = _held_case(session_factory)
     _held_case(session_factory, "q-2")
     listed = client.get(f"{BASE}/screeningCase", params={"state": "open", "refId": "q-1"})
     assert listed.status_code == 200 and listed.headers["X-Total-Count"] == "1"
     doc = listed.json()[0]
-    assert (doc["id"], doc["@type"], doc["onHold"], doc["refType"]) == (case_id, "ScreeningCase", True, "quote")
+    assert (doc["id"], doc["@type"], doc["onHold"], doc["refType"]) == (
+        case_id,
+        "ScreeningCase",
+        True,
+        "quote",
+    )
     assert doc["href"].endswith(f"{BASE}/screeningCase/{case_id}")
     assert [m["entryId"] for m in doc["match"]] == ["SYN-0007"]
 
-    cleared = client.post(f"{BASE}/screeningCase/{case_id}/clear", json={"reason": "registry shows a different firm"})
+    cleared = client.post(
+        f"{BASE}/screeningCase/{case_id}/clear", json={"reason": "registry shows a different firm"}
+    )
     assert cleared.status_code == 200, cleared.text
     assert (cleared.json()["state"], cleared.json()["resolvedBy"]) == ("cleared", "user:admin")
     assert client.get(f"{BASE}/screeningCase/{case_id}").json()["onHold"] is False
     with session_factory() as s:
-        entry = s.scalars(select(AuditEntry).where(AuditEntry.resource_id == case_id,
-                                                   AuditEntry.action == "screeningCase.clear")).one()
+        entry = s.scalars(
+            select(AuditEntry).where(
+                AuditEntry.resource_id == case_id, AuditEntry.action == "screeningCase.clear"
+            )
+        ).one()
         assert (entry.actor, entry.comment) == ("user:admin", "registry shows a different firm")
-        assert s.scalars(select(OutboxEvent.event_type).where(OutboxEvent.resource_id == case_id)
-                         .order_by(OutboxEvent.event_time)).all() == \
-            ["ScreeningCaseCreateEvent", "ScreeningCaseStateChangeEvent"]
+        assert s.scalars(
+            select(OutboxEvent.event_type)
+            .where(OutboxEvent.resource_id == case_id)
+            .order_by(OutboxEvent.event_time)
+        ).all() == ["ScreeningCaseCreateEvent", "ScreeningCaseStateChangeEvent"]
     again = client.post(f"{BASE}/screeningCase/{case_id}/confirm", json={"reason": "second thoughts"})
     assert again.status_code == 409 and again.json()["@type"] == "Error"
 
@@ -66,7 +85,9 @@ def test_reason_is_required(client: TestClient, session_factory: sessionmaker[Se
     assert client.post(f"{BASE}/screeningCase/nope/clear", json={"reason": "abc"}).status_code == 404
 
 
-def test_review_needs_the_review_permission(anon_client: TestClient, session_factory: sessionmaker[Session]) -> None:
+def test_review_needs_the_review_permission(
+    anon_client: TestClient, session_factory: sessionmaker[Session]
+) -> None:
     from turnup.security import create_api_token, create_user
 
     case_id = _held_case(session_factory)
@@ -74,11 +95,17 @@ def test_review_needs_the_review_permission(anon_client: TestClient, session_fac
         create_user(s, username="op", roles=["operator"])
         create_user(s, username="officer", roles=["compliance_officer"])
         op, officer = create_api_token(s, username="op"), create_api_token(s, username="officer")
-    denied = anon_client.post(f"{BASE}/screeningCase/{case_id}/clear", json={"reason": "looks fine"},
-                              headers={"Authorization": f"Bearer {op}"})
+    denied = anon_client.post(
+        f"{BASE}/screeningCase/{case_id}/clear",
+        json={"reason": "looks fine"},
+        headers={"Authorization": f"Bearer {op}"},
+    )
     assert denied.status_code == 403 and "compliance:review" in denied.json()["message"]
-    allowed = anon_client.post(f"{BASE}/screeningCase/{case_id}/clear", json={"reason": "looks fine"},
-                               headers={"Authorization": f"Bearer {officer}"})
+    allowed = anon_client.post(
+        f"{BASE}/screeningCase/{case_id}/clear",
+        json={"reason": "looks fine"},
+        headers={"Authorization": f"Bearer {officer}"},
+    )
     assert allowed.status_code == 200 and allowed.json()["resolvedBy"] == "user:officer"
 
 
@@ -88,16 +115,18 @@ def test_adhoc_screening_and_export_check(client: TestClient) -> None:
     assert (hit.json()["hit"], [m["entryId"] for m in hit.json()["match"]]) == (True, ["SYN-0001"])
     miss = client.post(f"{BASE}/screening", json={"name": "Quenterra Trading 12"})
     assert miss.json()["hit"] is False
-    check = client.post(f"{BASE}/exportCheck", json={"eccn": "5A002", "destinationCountry": "CN",
-                                                     "onDate": "2024-05-01"})
+    check = client.post(
+        f"{BASE}/exportCheck", json={"eccn": "5A002", "destinationCountry": "CN", "onDate": "2024-05-01"}
+    )
     assert check.json()["allowedWithoutLicence"] is False
     assert [f["ruleId"] for f in check.json()["finding"]] == ["LIC-5A002-RESTRICTED"]
     bad = client.post(f"{BASE}/exportCheck", json={"destinationCountry": "China"})
     assert bad.status_code == 400 and "destinationCountry" in bad.json()["message"]
 
 
-def test_upload_list_rescreens_and_bad_upload_writes_nothing(client: TestClient,
-                                                             session_factory: sessionmaker[Session]) -> None:
+def test_upload_list_rescreens_and_bad_upload_writes_nothing(
+    client: TestClient, session_factory: sessionmaker[Session]
+) -> None:
     bad = client.post(f"{BASE}/screeningList", json={"name": "bad.csv", "content": "source,title\nx,y\n"})
     assert bad.status_code == 400 and bad.json()["message"].startswith("line 1: missing column(s) name")
     with session_factory() as s:
@@ -117,8 +146,9 @@ def cli_env(db_url: str, engine, monkeypatch: pytest.MonkeyPatch):  # type: igno
     get_settings.cache_clear()
 
 
-def test_cli_screen_cases_clear_and_load_list(cli_env: CliRunner, session_factory: sessionmaker[Session],
-                                              tmp_path: Path) -> None:
+def test_cli_screen_cases_clear_and_load_list(
+    cli_env: CliRunner, session_factory: sessionmaker[Session], tmp_path: Path
+) -> None:
     from turnup.cli.main import app
 
     hit = cli_env.invoke(app, ["compliance", "screen", "Zorblax Dynamics GmbH", "--country", "AE"])

@@ -44,10 +44,21 @@ def _read_until(proc: subprocess.Popen[str], marker: str, deadline: float) -> li
 
 def test_demo_serves_the_demo_operator_and_prints_a_working_token(db_url: str, tmp_path: Path) -> None:
     port = _free_port()
-    env = {**os.environ, "TURNUP_DATABASE_URL": db_url, "TURNUP_PORT": str(port),
-           "TURNUP_HOST": "127.0.0.1", "COLUMNS": "200"}
-    proc = subprocess.Popen([sys.executable, "-m", "turnup.cli.main", "demo"], env=env, cwd=tmp_path,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    env = {
+        **os.environ,
+        "TURNUP_DATABASE_URL": db_url,
+        "TURNUP_PORT": str(port),
+        "TURNUP_HOST": "127.0.0.1",
+        "COLUMNS": "200",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "turnup.cli.main", "demo"],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         lines = _read_until(proc, "API token:", time.monotonic() + 120)
         token = lines[-1].split("API token:", 1)[1].strip()
@@ -56,8 +67,11 @@ def test_demo_serves_the_demo_operator_and_prints_a_working_token(db_url: str, t
         response = None
         for _ in range(100):
             try:
-                response = httpx.get(f"{base}{OFFERINGS}", params={"fields": "name", "limit": 2},
-                                     headers={"Authorization": f"Bearer {token}"})
+                response = httpx.get(
+                    f"{base}{OFFERINGS}",
+                    params={"fields": "name", "limit": 2},
+                    headers={"Authorization": f"Bearer {token}"},
+                )
                 break
             except httpx.TransportError:
                 time.sleep(0.1)
@@ -78,8 +92,14 @@ def test_demo_serves_the_demo_operator_and_prints_a_working_token(db_url: str, t
             proc.kill()
             proc.wait()
     # a second run keeps the data and issues a new token (the demo is re-runnable)
-    rerun = subprocess.run([sys.executable, "-m", "turnup.cli.main", "demo", "--no-serve"], env=env,
-                           cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    rerun = subprocess.run(
+        [sys.executable, "-m", "turnup.cli.main", "demo", "--no-serve"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
     assert "API token: tu_" in rerun.stdout
     engine = make_engine(db_url)
@@ -96,16 +116,27 @@ def _order_fibre_and_see_it_complete(base: str, token: str) -> None:
     """The demo runs order workflows in-process: an order placed through the API becomes active."""
     auth = {"Authorization": f"Bearer {token}"}
     fibre = httpx.get(f"{base}{OFFERINGS}", params={"name": "Business Fibre 1G"}, headers=auth).json()
-    customer = httpx.get(f"{base}/tmf-api/customerManagement/v4/customer",
-                         params={"name": "Brightwater Dental Group"}, headers=auth).json()
+    customer = httpx.get(
+        f"{base}/tmf-api/customerManagement/v4/customer",
+        params={"name": "Brightwater Dental Group"},
+        headers=auth,
+    ).json()
     assert len(fibre) == 1 and len(customer) == 1
-    created = httpx.post(f"{base}{ORDERS}", headers=auth, json={
-        "relatedParty": [{"id": customer[0]["id"], "role": "customer"}],
-        "productOrderItem": [{"id": "1", "action": "add", "productOffering": {"id": fibre[0]["id"]}}]})
+    created = httpx.post(
+        f"{base}{ORDERS}",
+        headers=auth,
+        json={
+            "relatedParty": [{"id": customer[0]["id"], "role": "customer"}],
+            "productOrderItem": [{"id": "1", "action": "add", "productOffering": {"id": fibre[0]["id"]}}],
+        },
+    )
     assert created.status_code == 201, created.text
     # the catalog's fibre needs a field visit (installation) before activation: the technician reports it
-    visit = httpx.post(f"{base}{ORDERS}/{created.json()['id']}/event", headers=auth,
-                       json={"eventType": "technicianCompleted", "reference": "demo-job"})
+    visit = httpx.post(
+        f"{base}{ORDERS}/{created.json()['id']}/event",
+        headers=auth,
+        json={"eventType": "technicianCompleted", "reference": "demo-job"},
+    )
     assert visit.status_code == 201, visit.text
     state = created.json()["state"]
     deadline = time.monotonic() + 60
@@ -117,6 +148,7 @@ def _order_fibre_and_see_it_complete(base: str, token: str) -> None:
 
 @pytest.mark.parametrize("command", [["--help"], ["catalog", "--help"], ["accounts", "--help"]])
 def test_cli_help_works(command: list[str]) -> None:
-    result = subprocess.run([sys.executable, "-m", "turnup.cli.main", *command], capture_output=True,
-                            text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "turnup.cli.main", *command], capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0 and "Usage" in result.stdout

@@ -40,8 +40,12 @@ def subscriber() -> Iterator[FakeSubscriber]:
 
 
 def _worker(session_factory: sessionmaker[Session], settings: Settings, **overrides: Any) -> DeliveryWorker:
-    values = {"delivery_backoff_base_seconds": 2.0, "delivery_backoff_cap_seconds": 600.0,
-              "delivery_max_attempts": 30, "delivery_timeout_seconds": 5.0}
+    values = {
+        "delivery_backoff_base_seconds": 2.0,
+        "delivery_backoff_cap_seconds": 600.0,
+        "delivery_max_attempts": 30,
+        "delivery_timeout_seconds": 5.0,
+    }
     values.update(overrides)
     return DeliveryWorker(session_factory, settings.model_copy(update=values), worker_id="test-worker")
 
@@ -81,7 +85,9 @@ def _deliveries(client: TestClient, hub_id: str, **params: Any) -> list[dict[str
 
 
 def test_subscriber_failing_three_times_gets_every_event_exactly_once_after_backoff(
-    client: TestClient, session_factory: sessionmaker[Session], settings: Settings,
+    client: TestClient,
+    session_factory: sessionmaker[Session],
+    settings: Settings,
     subscriber: FakeSubscriber,
 ) -> None:
     # Given a subscriber that answers 503 to the first 3 deliveries of every event
@@ -115,7 +121,11 @@ def test_subscriber_failing_three_times_gets_every_event_exactly_once_after_back
         assert {r.path for r in received} == {"/listener"}
     bodies = [r.body for r in subscriber.received if r.status == 200]
     assert sorted(b["eventType"] for b in bodies if b) == [
-        "CustomerCreateEvent", "CustomerCreateEvent", "CustomerCreateEvent", "CustomerStateChangeEvent"]
+        "CustomerCreateEvent",
+        "CustomerCreateEvent",
+        "CustomerCreateEvent",
+        "CustomerStateChangeEvent",
+    ]
     assert _count(session_factory, DeliveryAttempt) == 16
 
     # And the delivery endpoint shows it, attempt by attempt
@@ -133,15 +143,22 @@ def test_subscriber_failing_three_times_gets_every_event_exactly_once_after_back
         assert [a["error"] for a in d["attempt"]] == ["HTTP 503: temporarily unavailable"] * 3 + [None]
         assert d["href"].endswith(f"{HUB}/{hub['id']}/delivery/{d['id']}")
     state_change = _deliveries(client, hub["id"], eventType="CustomerStateChangeEvent", fields="eventId")
-    assert state_change == [{"id": state_change[0]["id"], "href": state_change[0]["href"],
-                             "@type": "EventDelivery",
-                             "eventId": _event_ids(session_factory, "CustomerStateChangeEvent")[0]}]
+    assert state_change == [
+        {
+            "id": state_change[0]["id"],
+            "href": state_change[0]["href"],
+            "@type": "EventDelivery",
+            "eventId": _event_ids(session_factory, "CustomerStateChangeEvent")[0],
+        }
+    ]
     one = client.get(f"{HUB}/{hub['id']}/delivery/{listed[0]['id']}")
     assert one.status_code == 200 and one.json() == listed[0]
 
 
 def test_subscriber_down_for_ten_minutes_loses_nothing(
-    client: TestClient, session_factory: sessionmaker[Session], settings: Settings,
+    client: TestClient,
+    session_factory: sessionmaker[Session],
+    settings: Settings,
     subscriber: FakeSubscriber,
 ) -> None:
     # Given a registered subscriber that then goes down (its port refuses connections)
@@ -188,7 +205,9 @@ def test_subscriber_down_for_ten_minutes_loses_nothing(
 
 
 def test_query_filters_event_types_and_delete_stops_new_events(
-    client: TestClient, session_factory: sessionmaker[Session], settings: Settings,
+    client: TestClient,
+    session_factory: sessionmaker[Session],
+    settings: Settings,
     subscriber: FakeSubscriber,
 ) -> None:
     # Given a subscription to customer creations only
@@ -222,13 +241,16 @@ def test_query_filters_event_types_and_delete_stops_new_events(
     assert client.get(f"{HUB}/{hub['id']}").status_code == 404
     assert client.get(f"{HUB}/{hub['id']}/delivery").status_code == 404
     with session_factory() as s:
-        audits = s.scalars(select(AuditEntry.action).where(AuditEntry.resource_id == hub["id"])
-                           .order_by(AuditEntry.at)).all()
+        audits = s.scalars(
+            select(AuditEntry.action).where(AuditEntry.resource_id == hub["id"]).order_by(AuditEntry.at)
+        ).all()
     assert audits == ["hub.subscribe", "hub.unsubscribe"]
 
 
 def test_attribute_query_filter_matches_resource_fields(
-    client: TestClient, session_factory: sessionmaker[Session], settings: Settings,
+    client: TestClient,
+    session_factory: sessionmaker[Session],
+    settings: Settings,
     subscriber: FakeSubscriber,
 ) -> None:
     _subscribe(client, subscriber.url, query="eventType=CustomerCreateEvent&event.customer.name=Wanted Ltd")
@@ -239,7 +261,9 @@ def test_attribute_query_filter_matches_resource_fields(
 
 
 def test_failed_request_writes_no_event_and_no_delivery(
-    client: TestClient, session_factory: sessionmaker[Session], settings: Settings,
+    client: TestClient,
+    session_factory: sessionmaker[Session],
+    settings: Settings,
     subscriber: FakeSubscriber,
 ) -> None:
     # Given a subscriber and one delivered customer event
@@ -264,7 +288,9 @@ def test_failed_request_writes_no_event_and_no_delivery(
 
 
 def test_max_attempts_dead_letters_and_redeliver_requeues(
-    client: TestClient, session_factory: sessionmaker[Session], settings: Settings,
+    client: TestClient,
+    session_factory: sessionmaker[Session],
+    settings: Settings,
     subscriber: FakeSubscriber,
 ) -> None:
     # Given a subscriber that always fails and a worker allowed 3 attempts
@@ -306,7 +332,8 @@ def test_max_attempts_dead_letters_and_redeliver_requeues(
     with session_factory() as s:
         audit = s.scalars(select(AuditEntry).where(AuditEntry.action == "hub.redeliver")).all()
     assert [(a.actor, a.resource_id, a.details["eventId"]) for a in audit] == [
-        ("user:admin", dead["id"], event_id)]
+        ("user:admin", dead["id"], event_id)
+    ]
 
     # And a delivered one cannot be redelivered
     again = client.post(redeliver)
@@ -315,7 +342,9 @@ def test_max_attempts_dead_letters_and_redeliver_requeues(
 
 
 def test_redeliver_gives_a_fresh_retry_budget(
-    client: TestClient, session_factory: sessionmaker[Session], settings: Settings,
+    client: TestClient,
+    session_factory: sessionmaker[Session],
+    settings: Settings,
     subscriber: FakeSubscriber,
 ) -> None:
     subscriber.fail_always = True
@@ -366,17 +395,18 @@ def test_bad_hub_input_is_tmf_400_and_creates_nothing(
     assert _count(session_factory, HubSubscription) == 0
 
 
-def test_unknown_hub_and_delivery_ids_are_tmf_404(
-    client: TestClient, subscriber: FakeSubscriber
-) -> None:
+def test_unknown_hub_and_delivery_ids_are_tmf_404(client: TestClient, subscriber: FakeSubscriber) -> None:
     hub = _subscribe(client, subscriber.url)
     for method, path in (
-        ("GET", f"{HUB}/nope"), ("DELETE", f"{HUB}/nope"), ("GET", f"{HUB}/nope/delivery"),
+        ("GET", f"{HUB}/nope"),
+        ("DELETE", f"{HUB}/nope"),
+        ("GET", f"{HUB}/nope/delivery"),
         ("GET", f"{HUB}/{hub['id']}/delivery/nope"),
         ("POST", f"{HUB}/nope/delivery/x/redeliver"),
         ("POST", f"{HUB}/{hub['id']}/delivery/nope/redeliver"),
         # a customerManagement subscription is not visible under another API's hub
-        ("GET", f"{SITE_HUB}/{hub['id']}"), ("DELETE", f"{SITE_HUB}/{hub['id']}"),
+        ("GET", f"{SITE_HUB}/{hub['id']}"),
+        ("DELETE", f"{SITE_HUB}/{hub['id']}"),
         ("GET", f"{SITE_HUB}/{hub['id']}/delivery"),
     ):
         response = client.request(method, path)
@@ -386,7 +416,9 @@ def test_unknown_hub_and_delivery_ids_are_tmf_404(
 
 
 def test_delivery_of_another_subscription_is_404(
-    client: TestClient, session_factory: sessionmaker[Session], settings: Settings,
+    client: TestClient,
+    session_factory: sessionmaker[Session],
+    settings: Settings,
     subscriber: FakeSubscriber,
 ) -> None:
     subscriber.fail_always = True
@@ -404,7 +436,9 @@ def test_delivery_of_another_subscription_is_404(
 
 
 def test_viewer_cannot_see_or_redeliver_hub_deliveries(
-    client: TestClient, anon_client: TestClient, session_factory: sessionmaker[Session],
+    client: TestClient,
+    anon_client: TestClient,
+    session_factory: sessionmaker[Session],
     subscriber: FakeSubscriber,
 ) -> None:
     from turnup.security import create_api_token, create_user
@@ -425,7 +459,9 @@ CATEGORIES = "/tmf-api/productCatalogManagement/v4/category"
 
 
 def test_catalog_events_reach_a_catalog_subscriber_exactly_once(
-    client: TestClient, session_factory: sessionmaker[Session], settings: Settings,
+    client: TestClient,
+    session_factory: sessionmaker[Session],
+    settings: Settings,
     subscriber: FakeSubscriber,
 ) -> None:
     # Given a catalog subscriber interested in category state changes only, which fails twice per event
@@ -433,8 +469,11 @@ def test_catalog_events_reach_a_catalog_subscriber_exactly_once(
     hub = _subscribe(client, subscriber.url, query="eventType=CategoryStateChangeEvent", hub=CATALOG_HUB)
     created = client.post(CATEGORIES, json={"name": "Broadband"})
     assert created.status_code == 201, created.text
-    activated = client.patch(f"{CATEGORIES}/{created.json()['id']}", json={"lifecycleStatus": "active"},
-                             headers={"Content-Type": "application/merge-patch+json"})
+    activated = client.patch(
+        f"{CATEGORIES}/{created.json()['id']}",
+        json={"lifecycleStatus": "active"},
+        headers={"Content-Type": "application/merge-patch+json"},
+    )
     assert activated.status_code == 200, activated.text
     bad = client.post(CATEGORIES, json={"name": "X", "lifecycleStatus": "bogus"})
     assert bad.status_code == 400
@@ -449,8 +488,9 @@ def test_catalog_events_reach_a_catalog_subscriber_exactly_once(
     # Then only the state change was delivered, once, after 3 attempts
     assert runs == [1, 1, 1]
     with session_factory() as s:
-        state_changes = list(s.scalars(select(OutboxEvent.id).where(
-            OutboxEvent.event_type == "CategoryStateChangeEvent")))
+        state_changes = list(
+            s.scalars(select(OutboxEvent.id).where(OutboxEvent.event_type == "CategoryStateChangeEvent"))
+        )
     assert subscriber.accepted == state_changes
     (received,) = [r for r in subscriber.received if r.status == 200]
     assert received.body is not None

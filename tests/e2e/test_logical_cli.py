@@ -44,12 +44,15 @@ def test_ip_commands(cli: None, session_factory: sessionmaker[Session]) -> None:
     assert "prefixLength: /7 is outside pool" in bad
     _run("ip", "pool", "10.1.0.1/16", "--name", "x", code=1)
     with session_factory() as s:
-        assert s.scalar(select(func.count()).select_from(LogicalBlock)
-                        .where(LogicalBlock.state == "allocated")) == 3
+        assert (
+            s.scalar(select(func.count()).select_from(LogicalBlock).where(LogicalBlock.state == "allocated"))
+            == 3
+        )
 
 
-def test_numbers_bulk_import_search_and_pools(cli: None, tmp_path: Path,
-                                              session_factory: sessionmaker[Session]) -> None:
+def test_numbers_bulk_import_search_and_pools(
+    cli: None, tmp_path: Path, session_factory: sessionmaker[Session]
+) -> None:
     ranges = tmp_path / "ranges.csv"
     ranges.write_text("# start,end\n+12125550000,+12125550999\n+12125551000,+12125551099\n")
     assert "Imported 1100 numbers" in _run("numbers", "import", "--file", str(ranges))
@@ -57,7 +60,9 @@ def test_numbers_bulk_import_search_and_pools(cli: None, tmp_path: Path,
     assert "+12125550222" in out
     bad = tmp_path / "bad.csv"
     bad.write_text("+12125552000,+12125552009\n+1212,+1213\n")
-    assert "line 2: start: '+1212' is not a valid E.164" in _run("numbers", "import", "--file", str(bad), code=1)
+    assert "line 2: start: '+1212' is not a valid E.164" in _run(
+        "numbers", "import", "--file", str(bad), code=1
+    )
     with session_factory() as s:
         assert s.scalar(select(func.count()).select_from(TelephoneNumber)) == 1100
     out = _run("pools", "vlan", "100", "199", "--name", "metro")

@@ -33,8 +33,10 @@ COMPLIANCE = "/tmf-api/turnupCompliance/v1"
 class Inbox:
     messages: list[tuple[str, list[str], Message]] = field(default_factory=list)
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
-        self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), message_from_bytes(envelope.content)))
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.messages.append(
+            (envelope.mail_from, list(envelope.rcpt_tos), message_from_bytes(envelope.content))
+        )
         return "250 OK"
 
 
@@ -62,8 +64,10 @@ def smtp(monkeypatch: pytest.MonkeyPatch) -> Iterator[Inbox]:
 def _body(**overrides: Any) -> dict[str, Any]:
     body: dict[str, Any] = {
         "customer": {"name": "Northwind Fibre Ltd", "country": "GB", "segment": "smb"},
-        "sites": [{"name": "Leeds Exchange", "city": "Leeds", "country": "GB"},
-                  {"name": "York Office", "city": "York", "country": "GB"}],
+        "sites": [
+            {"name": "Leeds Exchange", "city": "Leeds", "country": "GB"},
+            {"name": "York Office", "city": "York", "country": "GB"},
+        ],
         "primaryContact": {"name": "Pat Example", "email": "pat@northwind.test"},
     }
     body.update(overrides)
@@ -89,7 +93,11 @@ def test_onboarding_end_to_end_sends_the_exact_welcome_mail(
     doc = response.json()
     assert (doc["@type"], doc["state"], doc["screeningCase"]) == ("Onboarding", "completed", None)
     assert [(s["name"], s["state"]) for s in doc["step"]] == [
-        ("createAccount", "done"), ("screenParties", "done"), ("invitePortalUser", "done"), ("sendWelcome", "done")]
+        ("createAccount", "done"),
+        ("screenParties", "done"),
+        ("invitePortalUser", "done"),
+        ("sendWelcome", "done"),
+    ]
     assert all(s["time"].endswith("Z") and s["outcome"] for s in doc["step"])
     assert doc["step"][3]["outcome"] == "welcome mail sent to pat@northwind.test (attempt 1)"
 
@@ -113,19 +121,26 @@ def test_onboarding_end_to_end_sends_the_exact_welcome_mail(
         assert (user.username, user.roles, user.password_hash) == ("pat@northwind.test", ["customer"], None)
         customer = s.get(Customer, doc["customer"]["id"])
         assert (customer.name, customer.status) == ("Northwind Fibre Ltd", "prospective")
-        assert sorted(x.name for x in s.scalars(select(Site).where(Site.customer_id == customer.id))) == \
-            ["Leeds Exchange", "York Office"]
+        assert sorted(x.name for x in s.scalars(select(Site).where(Site.customer_id == customer.id))) == [
+            "Leeds Exchange",
+            "York Office",
+        ]
         assert s.scalars(select(Contact.email)).all() == ["pat@northwind.test"]
-        assert s.scalars(select(AuditEntry.action).where(AuditEntry.resource_id == doc["id"])).all() == \
-            ["compliance.screen", "onboarding.start"]
+        assert s.scalars(select(AuditEntry.action).where(AuditEntry.resource_id == doc["id"])).all() == [
+            "compliance.screen",
+            "onboarding.start",
+        ]
 
     # GET shows the same record
     again = client.get(f"{BASE}/onboarding/{doc['id']}").json()
     assert [s["state"] for s in again["step"]] == ["done"] * 4
 
     # the invited person sets a password and sees only their own account
-    accepted = client.post(f"{BASE}/invitation/accept", json={"token": links[0], "password": "a-long-password"},
-                           headers={"Authorization": ""})
+    accepted = client.post(
+        f"{BASE}/invitation/accept",
+        json={"token": links[0], "password": "a-long-password"},
+        headers={"Authorization": ""},
+    )
     assert accepted.status_code == 200, accepted.text
     reused = client.post(f"{BASE}/invitation/accept", json={"token": links[0], "password": "a-long-password"})
     assert reused.status_code == 409
@@ -140,13 +155,16 @@ def test_onboarding_end_to_end_sends_the_exact_welcome_mail(
     assert client.get(f"{BASE}/onboarding", headers=portal).status_code == 403
 
 
-@pytest.mark.parametrize("mutate, field", [
-    (lambda b: b["primaryContact"].pop("email"), "primaryContact.email"),
-    (lambda b: b["customer"].update(country="Britain"), "customer.country"),
-    (lambda b: b["sites"][1].update(latitude=123), "sites.1.latitude"),
-    (lambda b: b.update(colour="red"), "colour"),
-    (lambda b: b["sites"][1].update(name="leeds exchange"), "sites[1].name"),
-])
+@pytest.mark.parametrize(
+    "mutate, field",
+    [
+        (lambda b: b["primaryContact"].pop("email"), "primaryContact.email"),
+        (lambda b: b["customer"].update(country="Britain"), "customer.country"),
+        (lambda b: b["sites"][1].update(latitude=123), "sites.1.latitude"),
+        (lambda b: b.update(colour="red"), "colour"),
+        (lambda b: b["sites"][1].update(name="leeds exchange"), "sites[1].name"),
+    ],
+)
 def test_bad_input_is_a_tmf_400_naming_the_field_and_nothing_is_written_or_sent(
     client: TestClient, smtp: Inbox, session_factory: sessionmaker[Session], mutate: Any, field: str
 ) -> None:
@@ -181,8 +199,11 @@ def test_screening_hit_holds_the_onboarding_then_clear_and_resume(
     doc = response.json()
     assert doc["state"] == "onHold"  # held, not rejected: the account exists
     assert [(s["name"], s["state"]) for s in doc["step"]] == [
-        ("createAccount", "done"), ("screenParties", "held"), ("invitePortalUser", "pending"),
-        ("sendWelcome", "pending")]
+        ("createAccount", "done"),
+        ("screenParties", "held"),
+        ("invitePortalUser", "pending"),
+        ("sendWelcome", "pending"),
+    ]
     assert "Zorblax Dynamics LLC" in doc["step"][1]["outcome"]
     case_id = doc["screeningCase"]["id"]
     assert smtp.messages == [] and _count(session_factory, OutboundMail) == 0
@@ -193,8 +214,13 @@ def test_screening_hit_holds_the_onboarding_then_clear_and_resume(
 
     case = client.get(f"{COMPLIANCE}/screeningCase/{case_id}").json()
     assert (case["refType"], case["refId"], case["state"]) == ("onboarding", doc["id"], "open")
-    assert client.post(f"{COMPLIANCE}/screeningCase/{case_id}/clear",
-                       json={"reason": "trade registry: unrelated company"}).status_code == 200
+    assert (
+        client.post(
+            f"{COMPLIANCE}/screeningCase/{case_id}/clear",
+            json={"reason": "trade registry: unrelated company"},
+        ).status_code
+        == 200
+    )
     resumed = client.post(f"{BASE}/onboarding/{doc['id']}/resume")
     assert resumed.status_code == 200, resumed.text
     assert resumed.json()["state"] == "completed"
@@ -229,8 +255,9 @@ def test_failed_send_is_visible_and_retried(
     assert len(smtp.messages) == 1
 
 
-def test_cli_start_and_show(smtp: Inbox, db_url: str, engine: Any, tmp_path: Path,
-                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cli_start_and_show(
+    smtp: Inbox, db_url: str, engine: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import yaml
     from typer.testing import CliRunner
 

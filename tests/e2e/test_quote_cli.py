@@ -14,7 +14,14 @@ from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 
 from tests.e2e.test_quote_to_order import (
-    QUOTES, RULES_YAML, customer_and_site, dbos_cleanup, post, publish_demo_catalog, quote_body, seed_inventory,
+    QUOTES,
+    RULES_YAML,
+    customer_and_site,
+    dbos_cleanup,
+    post,
+    publish_demo_catalog,
+    quote_body,
+    seed_inventory,
 )
 from turnup.cli.main import app
 from turnup.kernel import clock
@@ -38,8 +45,9 @@ def _run(*args: str, code: int = 0) -> str:
     return " ".join(result.output.split())
 
 
-def test_quotes_cli(cli: None, client: TestClient, session_factory: sessionmaker[Session], tmp_path: Path,
-                    dbos_cleanup: None) -> None:
+def test_quotes_cli(
+    cli: None, client: TestClient, session_factory: sessionmaker[Session], tmp_path: Path, dbos_cleanup: None
+) -> None:
     offerings = publish_demo_catalog(session_factory)
     seed_inventory(client)
     rules = tmp_path / "rules.yaml"
@@ -47,11 +55,21 @@ def test_quotes_cli(cli: None, client: TestClient, session_factory: sessionmaker
     assert _run("import-rules", str(rules)) == "Approval rules: 2 created, 0 updated"
     customer_id, site_id = customer_and_site(client)
     quote = post(client, QUOTES, quote_body(customer_id, site_id, offerings["Fibre + Voice"], discount="20"))
-    doomed = post(client, QUOTES, quote_body(customer_id, site_id, offerings["Fibre + Voice"], discount="20",
-                                             validFor={"endDateTime": (clock.now() + timedelta(hours=1)).isoformat()}))
+    doomed = post(
+        client,
+        QUOTES,
+        quote_body(
+            customer_id,
+            site_id,
+            offerings["Fibre + Voice"],
+            discount="20",
+            validFor={"endDateTime": (clock.now() + timedelta(hours=1)).isoformat()},
+        ),
+    )
 
-    assert _run("price", quote["id"]) == (f"Quote {quote['id']} v2 is pending: recurring GBP 199.20, "
-                                          "one-time GBP 159.20")
+    assert _run("price", quote["id"]) == (
+        f"Quote {quote['id']} v2 is pending: recurring GBP 199.20, one-time GBP 159.20"
+    )
     _run("price", doomed["id"])
     assert quote["id"] in _run("list", "--state", "pending")
     shown = json.loads(runner.invoke(app, ["quotes", "show", quote["id"]]).output)
@@ -61,7 +79,8 @@ def test_quotes_cli(cli: None, client: TestClient, session_factory: sessionmaker
     assert "is for salesManager, not finance" in refused
     _run("approve", quote["id"], "--role", "salesManager", "--comment", "fine")
     assert _run("approve", quote["id"], "--role", "finance", "--comment", "fine") == (
-        f"Quote {quote['id']} is approved (approval approved)")
+        f"Quote {quote['id']} is approved (approval approved)"
+    )
     accepted = _run("accept", quote["id"], "--signer-name", "Priya", "--signer-email", "priya@example.org")
     assert accepted.startswith(f"Quote {quote['id']} accepted: agreement ")
 

@@ -49,6 +49,7 @@ rules:
 
 # --- helpers (shared by the quote tests) ------------------------------------------------------------
 
+
 def post(client: TestClient, path: str, body: dict[str, Any], status: int = 201) -> Any:
     response = client.post(path, json=body)
     assert response.status_code == status, response.text
@@ -68,59 +69,134 @@ def publish_demo_catalog(factory: sessionmaker[Session]) -> dict[str, str]:
     with factory() as s:
         result = publish_catalog(s, load_catalog_file(DEMO_CATALOG), "test")
         from turnup.catalog.orm import ProductOffering
-        return {o.name: o.id for o in s.scalars(select(ProductOffering).where(
-            ProductOffering.id.in_(result.offerings)))}
+
+        return {
+            o.name: o.id
+            for o in s.scalars(select(ProductOffering).where(ProductOffering.id.in_(result.offerings)))
+        }
 
 
-def seed_inventory(client: TestClient, *, cpe: int = 5, handsets: int = 5, ipv4_pool: str = "10.20.0.0/24"
-                   ) -> None:
+def seed_inventory(
+    client: TestClient, *, cpe: int = 5, handsets: int = 5, ipv4_pool: str = "10.20.0.0/24"
+) -> None:
     """Stock in a Yorkshire warehouse, customer IPv4/IPv6 pools, a VLAN pool and Leeds (0113) numbers."""
     post(client, f"{STOCK}/sku", {"code": "CPE-NW-FTTP-R1", "name": "Managed fibre router"})
     post(client, f"{STOCK}/sku", {"code": "HANDSET-NW-DESK-2", "name": "IP desk handset"})
-    post(client, f"{STOCK}/location", {"code": "WH-LEEDS", "name": "Leeds warehouse", "locationType": "warehouse",
-                                       "region": "Yorkshire"})
-    post(client, f"{STOCK}/adjustProductStock", {"kind": "receipt", "sku": "CPE-NW-FTTP-R1", "location": "WH-LEEDS",
-                                                 "quantity": cpe})
-    post(client, f"{STOCK}/adjustProductStock", {"kind": "receipt", "sku": "HANDSET-NW-DESK-2",
-                                                 "location": "WH-LEEDS", "quantity": handsets})
-    post(client, f"{POOLS}/resourcePool", {"poolType": "ipAggregate", "name": "rfc1918", "prefix": "10.0.0.0/8"})
-    post(client, f"{POOLS}/resourcePool", {"poolType": "ipPool", "name": "customer v4", "prefix": ipv4_pool,
-                                           "purpose": "customer"})
-    post(client, f"{POOLS}/resourcePool", {"poolType": "ipAggregate", "name": "doc6", "prefix": "2001:db8::/32"})
-    post(client, f"{POOLS}/resourcePool", {"poolType": "ipPool", "name": "customer v6", "prefix": "2001:db8::/40",
-                                           "purpose": "customer"})
-    post(client, f"{POOLS}/resourcePool", {"poolType": "vlanPool", "name": "access vlans", "start": 100, "end": 199})
+    post(
+        client,
+        f"{STOCK}/location",
+        {"code": "WH-LEEDS", "name": "Leeds warehouse", "locationType": "warehouse", "region": "Yorkshire"},
+    )
+    post(
+        client,
+        f"{STOCK}/adjustProductStock",
+        {"kind": "receipt", "sku": "CPE-NW-FTTP-R1", "location": "WH-LEEDS", "quantity": cpe},
+    )
+    post(
+        client,
+        f"{STOCK}/adjustProductStock",
+        {"kind": "receipt", "sku": "HANDSET-NW-DESK-2", "location": "WH-LEEDS", "quantity": handsets},
+    )
+    post(
+        client,
+        f"{POOLS}/resourcePool",
+        {"poolType": "ipAggregate", "name": "rfc1918", "prefix": "10.0.0.0/8"},
+    )
+    post(
+        client,
+        f"{POOLS}/resourcePool",
+        {"poolType": "ipPool", "name": "customer v4", "prefix": ipv4_pool, "purpose": "customer"},
+    )
+    post(
+        client,
+        f"{POOLS}/resourcePool",
+        {"poolType": "ipAggregate", "name": "doc6", "prefix": "2001:db8::/32"},
+    )
+    post(
+        client,
+        f"{POOLS}/resourcePool",
+        {"poolType": "ipPool", "name": "customer v6", "prefix": "2001:db8::/40", "purpose": "customer"},
+    )
+    post(
+        client,
+        f"{POOLS}/resourcePool",
+        {"poolType": "vlanPool", "name": "access vlans", "start": 100, "end": 199},
+    )
     post(client, f"{POOLS}/numberImport", {"start": "0113 496 0000", "end": "0113 496 0199", "country": "GB"})
 
 
-def customer_and_site(client: TestClient, name: str = "Brightwater Dental Group", country: str = "GB"
-                      ) -> tuple[str, str]:
-    customer = post(client, "/tmf-api/customerManagement/v4/customer",
-                    {"name": name, "status": "active", "segment": "smb", "country": country})
-    site = post(client, "/tmf-api/geographicSiteManagement/v4/geographicSite",
-                {"customerId": customer["id"], "name": "Leeds surgery", "street": "12 Park Row", "city": "Leeds",
-                 "postcode": "LS1 5AB", "region": "Yorkshire", "country": country})
+def customer_and_site(
+    client: TestClient, name: str = "Brightwater Dental Group", country: str = "GB"
+) -> tuple[str, str]:
+    customer = post(
+        client,
+        "/tmf-api/customerManagement/v4/customer",
+        {"name": name, "status": "active", "segment": "smb", "country": country},
+    )
+    site = post(
+        client,
+        "/tmf-api/geographicSiteManagement/v4/geographicSite",
+        {
+            "customerId": customer["id"],
+            "name": "Leeds surgery",
+            "street": "12 Park Row",
+            "city": "Leeds",
+            "postcode": "LS1 5AB",
+            "region": "Yorkshire",
+            "country": country,
+        },
+    )
     return customer["id"], site["id"]
 
 
-def quote_body(customer_id: str, site_id: str, offering_id: str, *, discount: str = "0", quantity: int = 1,
-               term: int = 24, characteristics: list[dict[str, Any]] | None = None, **extra: Any) -> dict[str, Any]:
-    chars = characteristics if characteristics is not None else [
-        {"name": "numberArea", "value": "0113"}, {"name": "estimatedUsage.minute", "value": "1500"}]
-    return {"description": "Fibre and voice for the Leeds surgery", "contractTermMonths": term,
-            "relatedParty": [{"id": customer_id, "role": "customer"}],
-            "quoteItem": [{"id": "1", "quantity": quantity, "productOffering": {"id": offering_id},
-                           "discountPercent": discount,
-                           "product": {"place": [{"id": site_id}], "productCharacteristic": chars}}],
-            **extra}
+def quote_body(
+    customer_id: str,
+    site_id: str,
+    offering_id: str,
+    *,
+    discount: str = "0",
+    quantity: int = 1,
+    term: int = 24,
+    characteristics: list[dict[str, Any]] | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    chars = (
+        characteristics
+        if characteristics is not None
+        else [{"name": "numberArea", "value": "0113"}, {"name": "estimatedUsage.minute", "value": "1500"}]
+    )
+    return {
+        "description": "Fibre and voice for the Leeds surgery",
+        "contractTermMonths": term,
+        "relatedParty": [{"id": customer_id, "role": "customer"}],
+        "quoteItem": [
+            {
+                "id": "1",
+                "quantity": quantity,
+                "productOffering": {"id": offering_id},
+                "discountPercent": discount,
+                "product": {"place": [{"id": site_id}], "productCharacteristic": chars},
+            }
+        ],
+        **extra,
+    }
 
 
 def counts(factory: sessionmaker[Session]) -> dict[str, int]:
     """Row counts of everything a quote action may write (for 'nothing changed' checks)."""
-    models = {"quote": Quote, "version": QuoteVersion, "approval": QuoteApproval, "agreement": Agreement,
-              "document": AgreementDocument, "signature": AgreementSignature, "order": ProductOrder,
-              "audit": AuditEntry, "event": OutboxEvent, "stockReservation": Reservation,
-              "resourceReservation": ResourceReservation}
+    models = {
+        "quote": Quote,
+        "version": QuoteVersion,
+        "approval": QuoteApproval,
+        "agreement": Agreement,
+        "document": AgreementDocument,
+        "signature": AgreementSignature,
+        "order": ProductOrder,
+        "audit": AuditEntry,
+        "event": OutboxEvent,
+        "stockReservation": Reservation,
+        "resourceReservation": ResourceReservation,
+    }
     with factory() as s:
         return {k: s.scalar(select(func.count()).select_from(m)) or 0 for k, m in models.items()}
 
@@ -139,10 +215,20 @@ def logical_state(factory: sessionmaker[Session], reservation_id: str) -> str:
         return row.state
 
 
-def decide(client: TestClient, quote_id: str, role: str, decision: str = "approved", status: int = 201,
-           comment: str = "ok") -> Any:
-    return post(client, f"{APPROVAL}/approvalDecision",
-                {"quoteId": quote_id, "role": role, "decision": decision, "comment": comment}, status)
+def decide(
+    client: TestClient,
+    quote_id: str,
+    role: str,
+    decision: str = "approved",
+    status: int = 201,
+    comment: str = "ok",
+) -> Any:
+    return post(
+        client,
+        f"{APPROVAL}/approvalDecision",
+        {"quoteId": quote_id, "role": role, "decision": decision, "comment": comment},
+        status,
+    )
 
 
 SIGNER = {"signer": {"name": "Priya Natarajan", "email": "priya@brightwater-dental.example"}}
@@ -150,8 +236,10 @@ SIGNER = {"signer": {"name": "Priya Natarajan", "email": "priya@brightwater-dent
 
 # --- the happy path ---------------------------------------------------------------------------------
 
+
 def test_quote_with_holds_and_approval_chain_becomes_signed_agreement_and_order(
-        client: TestClient, session_factory: sessionmaker[Session], dbos_cleanup: None) -> None:
+    client: TestClient, session_factory: sessionmaker[Session], dbos_cleanup: None
+) -> None:
     # given the demo catalog, inventory and approval rules
     offerings = publish_demo_catalog(session_factory)
     seed_inventory(client)
@@ -175,7 +263,8 @@ def test_quote_with_holds_and_approval_chain_becomes_signed_agreement_and_order(
     assert item["pricing"]["appliedDiscountPercent"] == "20"
     assert item["pricing"]["bundleAllocation"] == [
         {"offering": "Business Fibre 1G", "recurring": "185.24", "oneTime": "148.04"},
-        {"offering": "Hosted Voice Seat", "recurring": "13.96", "oneTime": "11.16"}]
+        {"offering": "Hosted Voice Seat", "recurring": "13.96", "oneTime": "11.16"},
+    ]
     totals = {t["priceType"]: t["price"]["dutyFreeAmount"]["value"] for t in priced["quoteTotalPrice"]}
     assert totals == {"recurring": "199.20", "oneTime": "159.20", "usage": "27.50"}
     assert priced["contractValue"] == {"unit": "GBP", "value": "4940.00"}
@@ -183,8 +272,9 @@ def test_quote_with_holds_and_approval_chain_becomes_signed_agreement_and_order(
     # and every resource is held until the quote expires, visible per line
     held = {h["resource"]: h for h in item["reservedResource"]}
     assert set(held) == {"stock", "ipv4Prefix", "ipv6Prefix", "vlan", "phoneNumber"}
-    skus = sorted((h["sku"], h["quantity"], h["location"]) for h in item["reservedResource"]
-                  if h["resource"] == "stock")
+    skus = sorted(
+        (h["sku"], h["quantity"], h["location"]) for h in item["reservedResource"] if h["resource"] == "stock"
+    )
     assert skus == [("CPE-NW-FTTP-R1", 1, "WH-LEEDS"), ("HANDSET-NW-DESK-2", 1, "WH-LEEDS")]
     assert held["ipv4Prefix"]["value"].startswith("10.20.0.") and held["ipv4Prefix"]["value"].endswith("/29")
     assert held["ipv6Prefix"]["value"].endswith("/48")
@@ -214,7 +304,9 @@ def test_quote_with_holds_and_approval_chain_becomes_signed_agreement_and_order(
     approved = decide(client, quote["id"], "finance", comment="margin acceptable")
     assert approved["state"] == "approved" and approved["approvalStatus"] == "approved"
     assert [(a["name"], a["state"], a["comment"]) for a in approved["authorization"]] == [
-        ("salesManager", "approved", "strategic customer"), ("finance", "approved", "margin acceptable")]
+        ("salesManager", "approved", "strategic customer"),
+        ("finance", "approved", "margin acceptable"),
+    ]
 
     # and the customer accepts
     accepted = post(client, f"{QUOTES}/{quote['id']}/accept", SIGNER, 200)
@@ -229,7 +321,9 @@ def test_quote_with_holds_and_approval_chain_becomes_signed_agreement_and_order(
     assert agreement["termMonths"] == 24
     assert agreement["renewal"]["noticePeriodDays"] == 90
     signature = agreement["agreementAuthorization"][0]
-    assert signature["signer"]["email"] == "priya@brightwater-dental.example" and signature["role"] == "customer"
+    assert (
+        signature["signer"]["email"] == "priya@brightwater-dental.example" and signature["role"] == "customer"
+    )
     document = client.get(f"{AGREEMENTS}/{agreement_id}/document")
     assert document.status_code == 200
     assert signature["signatureRepresentation"] == f"sha256:{document.headers['X-Content-SHA256']}"
@@ -242,16 +336,20 @@ def test_quote_with_holds_and_approval_chain_becomes_signed_agreement_and_order(
     assert order["state"] == "acknowledged"
     assert order["quote"][0]["id"] == quote["id"]
     assert order["agreement"][0]["id"] == agreement_id
-    assert sorted(r["@referredType"] for r in order["reservation"]) == ["ReserveProductStock",
-                                                                        "ResourceReservation"]
+    assert sorted(r["@referredType"] for r in order["reservation"]) == [
+        "ReserveProductStock",
+        "ResourceReservation",
+    ]
     assert [(i["productOffering"]["id"], i["quantity"]) for i in order["productOrderItem"]] == [
-        (offerings["Fibre + Voice"], 1)]
+        (offerings["Fibre + Voice"], 1)
+    ]
     # and the holds were converted into allocations for the order
     assert stock_status(session_factory, accepted["holds"]["stockReservationId"]) == "committed"
     assert logical_state(session_factory, accepted["holds"]["resourceReservationId"]) == "committed"
     with session_factory() as s:
-        number = s.scalar(select(TelephoneNumber).where(
-            TelephoneNumber.digits == held["phoneNumber"]["value"].lstrip("+")))
+        number = s.scalar(
+            select(TelephoneNumber).where(TelephoneNumber.digits == held["phoneNumber"]["value"].lstrip("+"))
+        )
         assert number is not None and number.state == "assigned"
     # and accepting again is an illegal transition
     again = client.post(f"{QUOTES}/{quote['id']}/accept", json=SIGNER)
@@ -267,12 +365,17 @@ def test_quote_events_reach_hub_listeners(client: TestClient, session_factory: s
     offerings = publish_demo_catalog(session_factory)
     seed_inventory(client)
     customer_id, site_id = customer_and_site(client)
-    hub = post(client, "/tmf-api/quoteManagement/v4/hub",
-               {"callback": "http://listener.example/quotes", "query": "eventType=QuoteStateChangeEvent"})
+    hub = post(
+        client,
+        "/tmf-api/quoteManagement/v4/hub",
+        {"callback": "http://listener.example/quotes", "query": "eventType=QuoteStateChangeEvent"},
+    )
     quote = post(client, QUOTES, quote_body(customer_id, site_id, offerings["Fibre + Voice"]))
     post(client, f"{QUOTES}/{quote['id']}/price", {}, 200)
     with session_factory() as s:
-        rows = s.execute(select(OutboxEvent.event_type, OutboxEvent.payload).join(
-            EventDelivery, EventDelivery.event_id == OutboxEvent.id).where(
-            EventDelivery.subscription_id == hub["id"])).all()
+        rows = s.execute(
+            select(OutboxEvent.event_type, OutboxEvent.payload)
+            .join(EventDelivery, EventDelivery.event_id == OutboxEvent.id)
+            .where(EventDelivery.subscription_id == hub["id"])
+        ).all()
     assert [(t, p["event"]["quote"]["state"]) for t, p in rows] == [("QuoteStateChangeEvent", "approved")]

@@ -35,8 +35,9 @@ def test_tokens_are_stored_hashed(admin_token: str, session_factory: sessionmake
     assert len(stored) == 1 and admin_token not in stored[0] and len(stored[0]) == 64
 
 
-def test_viewer_can_read_but_not_write(anon_client: TestClient, session_factory: sessionmaker[Session]
-                                       ) -> None:
+def test_viewer_can_read_but_not_write(
+    anon_client: TestClient, session_factory: sessionmaker[Session]
+) -> None:
     with session_factory() as s:
         create_user(s, username="val", roles=["viewer"])
         token = create_api_token(s, username="val")

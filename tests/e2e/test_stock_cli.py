@@ -47,16 +47,19 @@ def _base() -> None:
     _ok("location-add", "WH2", "York", "--type", "warehouse", "--region", "north")
 
 
-def test_csv_imports_with_progress_all_or_nothing(cli: None, tmp_path: Path,
-                                                  session_factory: sessionmaker[Session]) -> None:
+def test_csv_imports_with_progress_all_or_nothing(
+    cli: None, tmp_path: Path, session_factory: sessionmaker[Session]
+) -> None:
     _base()
     stock = tmp_path / "stock.csv"
     stock.write_text("sku,location,quantity\nCABLE,WH1,5\nCABLE,WH1,3\nCABLE,WH2,2\n")
     out = _ok("import-stock", str(stock))
     assert "Imported 3 row(s) as 2 receipt(s)" in out and "importing stock.csv" in out
     serials = tmp_path / "serials.csv"
-    serials.write_text("sku,location,serial,mac,imei\n" + "".join(
-        f"ONT,WH1,S{i:04d},00:00:00:00:{i // 256:02X}:{i % 256:02X},\n" for i in range(1200)))
+    serials.write_text(
+        "sku,location,serial,mac,imei\n"
+        + "".join(f"ONT,WH1,S{i:04d},00:00:00:00:{i // 256:02X}:{i % 256:02X},\n" for i in range(1200))
+    )
     assert "Imported 1200 row(s) as 2 receipt(s)" in _ok("import-serials", str(serials))
     bad = tmp_path / "bad.csv"
     bad.write_text("sku,location,serial\nONT,WH1,NEW-1\nONT,WH1,S0005\n")
@@ -70,7 +73,9 @@ def test_csv_imports_with_progress_all_or_nothing(cli: None, tmp_path: Path,
         assert sorted(s.scalars(select(StockLevel.on_hand))) == [2, 8, 1200]
 
 
-def test_reserve_check_sweep_and_history_from_the_cli(cli: None, session_factory: sessionmaker[Session]) -> None:
+def test_reserve_check_sweep_and_history_from_the_cli(
+    cli: None, session_factory: sessionmaker[Session]
+) -> None:
     _base()
     _ok("move", "receipt", "CABLE", "--location", "WH1", "--quantity", "10")
     _ok("move", "receipt", "ONT", "--location", "WH1", "--serial", "A1", "--serial", "A2")

@@ -37,8 +37,11 @@ def test_integrity_error_is_a_tmf_409(app: Any) -> None:
 
 
 def test_unsupported_content_type_is_a_tmf_error(client: TestClient) -> None:
-    response = client.post("/tmf-api/customerManagement/v4/customer", content=b"name=x",
-                           headers={"Content-Type": "application/x-www-form-urlencoded"})
+    response = client.post(
+        "/tmf-api/customerManagement/v4/customer",
+        content=b"name=x",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
     assert 400 <= response.status_code < 500
     assert set(response.json()) >= TMF_ERROR_KEYS
 

@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from tests.browser.sample_catalog import publish_sample
 from turnup.accounts import services as accounts
 from turnup.accounts.schemas import ContactCreate, CustomerCreate, SiteCreate
 from turnup.api.deps import SESSION_COOKIE
@@ -17,8 +18,6 @@ from turnup.kernel.audit import AuditEntry
 from turnup.security import create_user
 from turnup.security.orm import WebSession
 from turnup.security.permissions import ROLE_PERMISSIONS
-
-from tests.browser.sample_catalog import publish_sample
 
 PAGES = ["/", "/customers", "/customers/_rows", "/catalog", "/catalog/_offerings", "/catalog/offerings/x"]
 
@@ -34,14 +33,16 @@ def users(session_factory: sessionmaker[Session], monkeypatch: pytest.MonkeyPatc
     # Every built-in role reads everything; a narrow role shows what a missing permission looks like.
     monkeypatch.setitem(ROLE_PERMISSIONS, "catalog-reader", {"console:read", "catalog:read"})
     with session_factory() as s:
-        create_user(s, username="olga", display_name="Olga Operator", password="olga-pass",
-                    roles=["operator"])
+        create_user(
+            s, username="olga", display_name="Olga Operator", password="olga-pass", roles=["operator"]
+        )
         create_user(s, username="nora", password="nora-pass", roles=["catalog-reader"])
 
 
 def _login(client: TestClient, username: str = "olga", password: str = "olga-pass", next: str = "/") -> Any:
-    return client.post("/login", data={"username": username, "password": password, "next": next},
-                       follow_redirects=False)
+    return client.post(
+        "/login", data={"username": username, "password": password, "next": next}, follow_redirects=False
+    )
 
 
 def _rows(html: str) -> list[str]:
@@ -52,13 +53,23 @@ def _rows(html: str) -> list[str]:
 @pytest.fixture
 def customers(session_factory: sessionmaker[Session]) -> dict[str, str]:
     with session_factory() as s:
-        acme = accounts.create_customer(s, CustomerCreate(
-            name="Acme Logistics", country="GB", segment="enterprise", email="ops@acme.example",
-            status="active"), "test")
-        accounts.create_customer(s, CustomerCreate(name="Blue Fjord Fisheries", country="NO", segment="smb"),
-                                 "test")
-        accounts.create_customer(s, CustomerCreate(name="100%_Discount <Shop>", country="DE", segment="smb"),
-                                 "test")
+        acme = accounts.create_customer(
+            s,
+            CustomerCreate(
+                name="Acme Logistics",
+                country="GB",
+                segment="enterprise",
+                email="ops@acme.example",
+                status="active",
+            ),
+            "test",
+        )
+        accounts.create_customer(
+            s, CustomerCreate(name="Blue Fjord Fisheries", country="NO", segment="smb"), "test"
+        )
+        accounts.create_customer(
+            s, CustomerCreate(name="100%_Discount <Shop>", country="DE", segment="smb"), "test"
+        )
         accounts.create_site(s, SiteCreate(customerId=acme.id, name="HQ", country="GB"), "test")
         accounts.create_site(s, SiteCreate(customerId=acme.id, name="Depot", country="GB"), "test")
         accounts.create_contact(s, ContactCreate(customerId=acme.id, name="Ada"), "test")
@@ -77,8 +88,9 @@ def test_login_page_is_public_and_has_the_form(web: TestClient) -> None:
     assert "Log out" not in response.text  # no navigation bar for anonymous visitors
 
 
-def test_login_success_sets_httponly_lax_cookie_and_redirects(web: TestClient, users: None,
-                                                              session_factory: sessionmaker[Session]) -> None:
+def test_login_success_sets_httponly_lax_cookie_and_redirects(
+    web: TestClient, users: None, session_factory: sessionmaker[Session]
+) -> None:
     response = _login(web, next="/customers?q=acme")
     assert response.status_code == 303
     assert response.headers["location"] == "/customers?q=acme"
@@ -96,8 +108,9 @@ def test_login_success_sets_httponly_lax_cookie_and_redirects(web: TestClient, u
     assert '<span class="who" data-testid="current-user">olga</span>' in home.text
 
 
-def test_login_failure_rerenders_form_without_session(web: TestClient, users: None,
-                                                      session_factory: sessionmaker[Session]) -> None:
+def test_login_failure_rerenders_form_without_session(
+    web: TestClient, users: None, session_factory: sessionmaker[Session]
+) -> None:
     for username, password in [("olga", "wrong"), ("nobody", "olga-pass"), ("", "")]:
         response = _login(web, username, password)
         assert response.status_code == 401
@@ -119,14 +132,19 @@ def test_login_never_redirects_off_site(web: TestClient, users: None) -> None:
 
 
 def test_cross_site_login_post_is_refused(web: TestClient, users: None) -> None:
-    response = web.post("/login", data={"username": "olga", "password": "olga-pass"},
-                        headers={"Origin": "https://evil.example"}, follow_redirects=False)
+    response = web.post(
+        "/login",
+        data={"username": "olga", "password": "olga-pass"},
+        headers={"Origin": "https://evil.example"},
+        follow_redirects=False,
+    )
     assert response.status_code == 403
     assert "set-cookie" not in response.headers
 
 
-def test_logout_ends_the_session(web: TestClient, users: None,
-                                 session_factory: sessionmaker[Session]) -> None:
+def test_logout_ends_the_session(
+    web: TestClient, users: None, session_factory: sessionmaker[Session]
+) -> None:
     _login(web)
     assert web.get("/", follow_redirects=False).status_code == 200
     old_cookie = web.cookies.get(SESSION_COOKIE)
@@ -157,8 +175,11 @@ def test_redirect_keeps_the_query_string(web: TestClient) -> None:
 
 
 def test_anonymous_htmx_fragment_request_gets_hx_redirect(web: TestClient) -> None:
-    response = web.get("/customers/_rows?q=a", follow_redirects=False,
-                       headers={"HX-Request": "true", "HX-Current-URL": "http://testserver/customers?q=a"})
+    response = web.get(
+        "/customers/_rows?q=a",
+        follow_redirects=False,
+        headers={"HX-Request": "true", "HX-Current-URL": "http://testserver/customers?q=a"},
+    )
     assert response.status_code == 401
     assert response.headers["HX-Redirect"] == "/login?next=/customers%3Fq%3Da"
     assert response.text == ""
@@ -199,8 +220,9 @@ def test_web_routes_declare_page_permissions(app: Any) -> None:
     for info in iter_api_routes(app):
         if info.route.tags == ["web"]:
             for method in info.methods:
-                declared[(method, info.path)] = [p for p in map(declared_permission,
-                                                                dependency_calls(info.route.dependant)) if p]
+                declared[(method, info.path)] = [
+                    p for p in map(declared_permission, dependency_calls(info.route.dependant)) if p
+                ]
     assert declared[("GET", "/login")] == ["public"]
     assert declared[("POST", "/login")] == ["public"]
     assert declared[("POST", "/logout")] == ["public"]
@@ -244,20 +266,22 @@ def test_layout_has_navigation_and_no_external_assets(web: TestClient, users: No
 # --- customers ------------------------------------------------------------------------------------------
 
 
-def test_customers_page_lists_customers_with_counts(web: TestClient, users: None,
-                                                    customers: dict[str, str]) -> None:
+def test_customers_page_lists_customers_with_counts(
+    web: TestClient, users: None, customers: dict[str, str]
+) -> None:
     _login(web)
     html = web.get("/customers").text
     assert _rows(html) == ["100%_Discount &lt;Shop&gt;", "Acme Logistics", "Blue Fjord Fisheries"]
     assert '<p class="result-count" data-testid="customer-count">3 customers</p>' in html
-    acme_row = html[html.index("Acme Logistics"):html.index("Blue Fjord")]
+    acme_row = html[html.index("Acme Logistics") : html.index("Blue Fjord")]
     assert re.findall(r'<td class="num">(\d+)</td>', acme_row) == ["2", "1"]  # sites, contacts
     assert '<span class="badge badge-active">active</span>' in acme_row
     assert 'hx-get="/customers/_rows"' in html
 
 
-def test_customers_search_fragment_is_a_partial(web: TestClient, users: None,
-                                                customers: dict[str, str]) -> None:
+def test_customers_search_fragment_is_a_partial(
+    web: TestClient, users: None, customers: dict[str, str]
+) -> None:
     _login(web)
     response = web.get("/customers/_rows", params={"q": "FJORD"}, headers={"HX-Request": "true"})
     assert response.status_code == 200
@@ -267,11 +291,14 @@ def test_customers_search_fragment_is_a_partial(web: TestClient, users: None,
 
 
 def test_customers_search_matches_email_segment_country_and_literal_wildcards(
-        web: TestClient, users: None, customers: dict[str, str]) -> None:
+    web: TestClient, users: None, customers: dict[str, str]
+) -> None:
     _login(web)
     assert _rows(web.get("/customers/_rows", params={"q": "acme.example"}).text) == ["Acme Logistics"]
     assert _rows(web.get("/customers/_rows", params={"q": "smb"}).text) == [
-        "100%_Discount &lt;Shop&gt;", "Blue Fjord Fisheries"]
+        "100%_Discount &lt;Shop&gt;",
+        "Blue Fjord Fisheries",
+    ]
     assert _rows(web.get("/customers/_rows", params={"q": "%"}).text) == ["100%_Discount &lt;Shop&gt;"]
     assert _rows(web.get("/customers/_rows", params={"q": "_"}).text) == ["100%_Discount &lt;Shop&gt;"]
     empty = web.get("/customers/_rows", params={"q": "zzz"})
@@ -279,8 +306,9 @@ def test_customers_search_matches_email_segment_country_and_literal_wildcards(
     assert empty.headers["HX-Replace-Url"] == "/customers?q=zzz"
 
 
-def test_customers_page_with_query_renders_filtered_without_js(web: TestClient, users: None,
-                                                               customers: dict[str, str]) -> None:
+def test_customers_page_with_query_renders_filtered_without_js(
+    web: TestClient, users: None, customers: dict[str, str]
+) -> None:
     _login(web)
     html = web.get("/customers", params={"q": "acme"}).text
     assert _rows(html) == ["Acme Logistics"]
@@ -321,15 +349,16 @@ def test_catalog_page_lists_offerings(web: TestClient, users: None, offerings: d
     assert _offering_names(html) == ["Business Fibre 1G", "Hosted Voice Seat", "Legacy ADSL"]
     assert '<p class="result-count" data-testid="offering-count">3 offerings</p>' in html
     assert f'href="/catalog/offerings/{offerings["Business Fibre 1G"]}"' in html
-    legacy = html[html.index("Legacy ADSL"):]
+    legacy = html[html.index("Legacy ADSL") :]
     assert '<span class="badge badge-inDesign">inDesign</span>' in legacy
     assert '<span class="chip">partner</span>' in legacy
     assert '<td class="mono">5A991</td>' in html
     assert 'hx-get="/catalog/_offerings"' in html and 'name="status"' in html
 
 
-def test_catalog_filter_fragment_narrows_by_text_and_status(web: TestClient, users: None,
-                                                            offerings: dict[str, str]) -> None:
+def test_catalog_filter_fragment_narrows_by_text_and_status(
+    web: TestClient, users: None, offerings: dict[str, str]
+) -> None:
     _login(web)
     by_text = web.get("/catalog/_offerings", params={"q": "FIBRE"}, headers={"HX-Request": "true"})
     assert by_text.status_code == 200
@@ -349,8 +378,9 @@ def test_catalog_filter_fragment_narrows_by_text_and_status(web: TestClient, use
     assert "No offerings match “fibre” with status retired." in none.text
 
 
-def test_catalog_ignores_unknown_status_value(web: TestClient, users: None,
-                                              offerings: dict[str, str]) -> None:
+def test_catalog_ignores_unknown_status_value(
+    web: TestClient, users: None, offerings: dict[str, str]
+) -> None:
     _login(web)
     response = web.get("/catalog/_offerings", params={"status": "<script>"})
     assert response.status_code == 200
@@ -359,8 +389,9 @@ def test_catalog_ignores_unknown_status_value(web: TestClient, users: None,
     assert response.headers["HX-Replace-Url"] == "/catalog"
 
 
-def test_catalog_page_with_filters_renders_without_js(web: TestClient, users: None,
-                                                      offerings: dict[str, str]) -> None:
+def test_catalog_page_with_filters_renders_without_js(
+    web: TestClient, users: None, offerings: dict[str, str]
+) -> None:
     _login(web)
     html = web.get("/catalog", params={"q": "voice", "status": "active"}).text
     assert _offering_names(html) == ["Hosted Voice Seat"]
@@ -369,29 +400,31 @@ def test_catalog_page_with_filters_renders_without_js(web: TestClient, users: No
 
 
 def test_offering_detail_shows_specs_delivery_prices_revenue_eccn_channels(
-        web: TestClient, users: None, offerings: dict[str, str]) -> None:
+    web: TestClient, users: None, offerings: dict[str, str]
+) -> None:
     _login(web)
     response = web.get(f"/catalog/offerings/{offerings['Business Fibre 1G']}")
     assert response.status_code == 200
     html = response.text
     assert '<h1 data-testid="offering-name">Business Fibre 1G</h1>' in html
     assert '<dd data-testid="offering-eccn">5A991</dd>' in html
-    channels = html[html.index('data-testid="offering-channels"'):]
+    channels = html[html.index('data-testid="offering-channels"') :]
     assert channels.index('<span class="chip">web</span>') < channels.index('<span class="chip">sales</span>')
     # prices
-    assert re.findall(r'<td class="num">([^<]*)</td>', html[html.index('data-testid="prices"'):
-                                                          html.index("Discount rules")]) == [
-        "199.00 GBP / month", "450.00 GBP"]
+    assert re.findall(
+        r'<td class="num">([^<]*)</td>',
+        html[html.index('data-testid="prices"') : html.index("Discount rules")],
+    ) == ["199.00 GBP / month", "450.00 GBP"]
     assert "10% off for terms of 36+ months" in html
     # revenue recognition of the offering
-    revenue = html[html.index('data-testid="offering-revenue"'):html.index("Product specifications</h2>")]
+    revenue = html[html.index('data-testid="offering-revenue"') : html.index("Product specifications</h2>")]
     assert "<dd>overTime</dd>" in revenue and "<dd>2400.00 GBP</dd>" in revenue
     # the specification and its delivery requirements
     assert html.count('data-testid="spec"') == 1
     assert "<h3>Business Fibre Access</h3>" in html and "NW-FIB-1G" in html
-    delivery = html[html.index('data-testid="delivery"'):]
+    delivery = html[html.index('data-testid="delivery"') :]
     assert '<td class="mono">ont-xgs</td><td class="num">1</td><td>technician</td>' in delivery
-    assert "<td>ipv4Prefix</td><td class=\"num\">1</td><td class=\"small\">prefixLength=29</td>" in delivery
+    assert '<td>ipv4Prefix</td><td class="num">1</td><td class="small">prefixLength=29</td>' in delivery
     assert "fibre-install · 180 min" in delivery
     assert '<span class="mono">olt.activate-port</span>' in delivery
 
@@ -416,8 +449,9 @@ def test_catalog_empty_state(web: TestClient, users: None) -> None:
     assert '<p class="empty">No offerings.</p>' in html
 
 
-def test_catalog_pages_through_results(web: TestClient, users: None, offerings: dict[str, str],
-                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_catalog_pages_through_results(
+    web: TestClient, users: None, offerings: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     from turnup.web import routes
 
     monkeypatch.setattr(routes, "PAGE_SIZE", 2)
@@ -433,8 +467,9 @@ def test_catalog_pages_through_results(web: TestClient, users: None, offerings: 
     assert "Previous" in second.text and "Next" not in second.text
 
 
-def test_every_demo_catalog_offering_renders(web: TestClient, users: None,
-                                             session_factory: sessionmaker[Session]) -> None:
+def test_every_demo_catalog_offering_renders(
+    web: TestClient, users: None, session_factory: sessionmaker[Session]
+) -> None:
     """The shipped demo catalog exercises every capability: each of its pages must render."""
     from turnup.catalog import list_offerings, load_catalog_file, publish_catalog
     from turnup.demo.loader import DEMO_DIR

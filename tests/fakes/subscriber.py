@@ -36,8 +36,15 @@ class Received:
 
 
 class FakeSubscriber:
-    def __init__(self, *, fail_first_per_event: int = 0, fail_first_global: int = 0,
-                 fail_status: int = 503, delay_seconds: float = 0.0, port: int = 0) -> None:
+    def __init__(
+        self,
+        *,
+        fail_first_per_event: int = 0,
+        fail_first_global: int = 0,
+        fail_status: int = 503,
+        delay_seconds: float = 0.0,
+        port: int = 0,
+    ) -> None:
         self.delay_seconds = delay_seconds  # sleep before answering (to provoke client timeouts)
         self.fail_first_per_event = fail_first_per_event
         self.fail_first_global = fail_first_global
@@ -96,8 +103,12 @@ class FakeSubscriber:
         server = ThreadingHTTPServer(("127.0.0.1", self._port), _handler_for(self))
         server.daemon_threads = True
         self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name=f"fake-subscriber-{self._port}", daemon=True)
+        self._thread = threading.Thread(
+            target=server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"fake-subscriber-{self._port}",
+            daemon=True,
+        )
         self._thread.start()
         return self
 
@@ -145,7 +156,7 @@ def _handler_for(sub: FakeSubscriber) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.0"  # one request per connection: stopping really closes everything
 
-        def do_POST(self) -> None:  # noqa: N802 (stdlib naming)
+        def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             raw = self.rfile.read(length) if length else b""
             try:
@@ -157,12 +168,17 @@ def _handler_for(sub: FakeSubscriber) -> type[BaseHTTPRequestHandler]:
             status = sub._decide(event_id)
             if sub.delay_seconds:
                 time.sleep(sub.delay_seconds)
-            sub._record(Received(
-                path=self.path, event_id=event_id,
-                event_type=body.get("eventType") if isinstance(body, dict) else None,
-                attempt=int(attempt_header) if attempt_header and attempt_header.isdigit() else None,
-                header_event_id=self.headers.get("X-Turnup-Event-Id"), body=body, status=status,
-            ))
+            sub._record(
+                Received(
+                    path=self.path,
+                    event_id=event_id,
+                    event_type=body.get("eventType") if isinstance(body, dict) else None,
+                    attempt=int(attempt_header) if attempt_header and attempt_header.isdigit() else None,
+                    header_event_id=self.headers.get("X-Turnup-Event-Id"),
+                    body=body,
+                    status=status,
+                )
+            )
             payload = b"ok" if status < 300 else b"temporarily unavailable"
             try:
                 self.send_response(status)

@@ -28,33 +28,71 @@ def _small() -> dict[str, Any]:
         "catalog": "Test Telco",
         "categories": [{"name": "Connectivity"}, {"name": "Fibre", "parent": "Connectivity"}],
         "productSpecifications": [
-            {"name": "Fibre Access", "version": "1.0",
-             "deliveryRequirements": {
-                 "physical": [{"sku": "CPE-1", "quantity": 1, "fulfilmentMethod": "ship"}],
-                 "logicalResources": [{"kind": "ipv4Prefix", "parameters": {"prefixLength": 29}}]},
-             "exportClassification": "5A991", "channels": ["web"]},
-            {"name": "Voice Seat", "deliveryRequirements": {
-                "logicalResources": [{"kind": "phoneNumber", "parameters": {"area": "buyer"}}]}},
+            {
+                "name": "Fibre Access",
+                "version": "1.0",
+                "deliveryRequirements": {
+                    "physical": [{"sku": "CPE-1", "quantity": 1, "fulfilmentMethod": "ship"}],
+                    "logicalResources": [{"kind": "ipv4Prefix", "parameters": {"prefixLength": 29}}],
+                },
+                "exportClassification": "5A991",
+                "channels": ["web"],
+            },
+            {
+                "name": "Voice Seat",
+                "deliveryRequirements": {
+                    "logicalResources": [{"kind": "phoneNumber", "parameters": {"area": "buyer"}}]
+                },
+            },
         ],
         "productOfferings": [
-            {"name": "Fibre 1G", "categories": ["Fibre"], "productSpecifications": ["Fibre Access"],
-             "prices": [{"name": "Monthly", "priceType": "recurring", "recurringChargePeriodType": "month",
-                         "price": {"unit": "GBP", "value": "199.00"}}]},
-            {"name": "Voice", "productSpecifications": ["Voice Seat"],
-             "prices": [{"name": "Minutes", "priceType": "usage", "price": {"unit": "GBP", "value": "0"},
-                         "unitOfMeasure": {"units": "minute"},
-                         "tiers": [{"from": 0, "to": 100, "rate": "0.02"}, {"from": 100, "rate": "0.01"}]}]},
-            {"name": "Fibre + Voice", "bundledProductOfferings": ["Fibre 1G", "Voice"],
-             "prices": [{"name": "Bundle", "priceType": "recurring", "recurringChargePeriodType": "month",
-                         "price": {"unit": "GBP", "value": "220"}}],
-             "discountRules": [{"kind": "approvalThreshold", "maxDiscountPercentWithoutApproval": 10}]},
+            {
+                "name": "Fibre 1G",
+                "categories": ["Fibre"],
+                "productSpecifications": ["Fibre Access"],
+                "prices": [
+                    {
+                        "name": "Monthly",
+                        "priceType": "recurring",
+                        "recurringChargePeriodType": "month",
+                        "price": {"unit": "GBP", "value": "199.00"},
+                    }
+                ],
+            },
+            {
+                "name": "Voice",
+                "productSpecifications": ["Voice Seat"],
+                "prices": [
+                    {
+                        "name": "Minutes",
+                        "priceType": "usage",
+                        "price": {"unit": "GBP", "value": "0"},
+                        "unitOfMeasure": {"units": "minute"},
+                        "tiers": [{"from": 0, "to": 100, "rate": "0.02"}, {"from": 100, "rate": "0.01"}],
+                    }
+                ],
+            },
+            {
+                "name": "Fibre + Voice",
+                "bundledProductOfferings": ["Fibre 1G", "Voice"],
+                "prices": [
+                    {
+                        "name": "Bundle",
+                        "priceType": "recurring",
+                        "recurringChargePeriodType": "month",
+                        "price": {"unit": "GBP", "value": "220"},
+                    }
+                ],
+                "discountRules": [{"kind": "approvalThreshold", "maxDiscountPercentWithoutApproval": 10}],
+            },
         ],
     }
 
 
 def _counts(session: Session) -> dict[str, int]:
-    counts = {m.__tablename__: session.scalar(select(func.count()).select_from(m)) or 0
-              for m in CATALOG_TABLES}
+    counts = {
+        m.__tablename__: session.scalar(select(func.count()).select_from(m)) or 0 for m in CATALOG_TABLES
+    }
     counts["outbox_event"] = session.scalar(select(func.count()).select_from(OutboxEvent)) or 0
     counts["audit_entry"] = session.scalar(select(func.count()).select_from(AuditEntry)) or 0
     return counts
@@ -70,11 +108,16 @@ def test_publish_small_catalog_creates_everything_with_events(session: Session) 
     assert bundle["productOfferingPrice"][0]["price"] == {"unit": "GBP", "value": "220.00"}
     fibre = get_offering_detail(session, result.offerings[0])
     assert fibre["productSpecification"][0]["deliveryRequirements"]["logicalResources"][0]["parameters"] == {
-        "prefixLength": 29}
+        "prefixLength": 29
+    }
     assert fibre["category"][0]["parentId"] == result.categories[0]
     types = sorted(session.scalars(select(OutboxEvent.event_type)))
-    assert types == sorted(["CategoryCreateEvent"] * 2 + ["ProductSpecificationCreateEvent"] * 2
-                           + ["ProductOfferingPriceCreateEvent"] * 3 + ["ProductOfferingCreateEvent"] * 3)
+    assert types == sorted(
+        ["CategoryCreateEvent"] * 2
+        + ["ProductSpecificationCreateEvent"] * 2
+        + ["ProductOfferingPriceCreateEvent"] * 3
+        + ["ProductOfferingCreateEvent"] * 3
+    )
 
 
 def test_file_with_three_errors_reports_all_three_and_changes_nothing(session: Session) -> None:
@@ -85,17 +128,21 @@ def test_file_with_three_errors_reports_all_three_and_changes_nothing(session: S
     document["productOfferings"][0]["productSpecifications"].append("X")
     document["productOfferings"][1]["prices"][0]["tiers"][1]["rate"] = "-0.01"
     document["productSpecifications"][0]["deliveryRequirements"]["logicalResources"][0]["parameters"][
-        "prefixLength"] = 33
+        "prefixLength"
+    ] = 33
     # when publishing it
     with pytest.raises(InvalidInput) as caught:
         publish_catalog(session, document, "test")
     # then every problem is reported with its path
     problems = caught.value.details
     assert len(problems) == 3, problems
-    assert problems[0] == ("productSpecifications[0].deliveryRequirements.logicalResources[0].parameters"
-                           ".prefixLength: Input should be less than or equal to 32")
-    assert problems[1] == ("productOfferings[1].prices[0].tiers[1].rate: "
-                           "Input should be greater than or equal to 0")
+    assert problems[0] == (
+        "productSpecifications[0].deliveryRequirements.logicalResources[0].parameters"
+        ".prefixLength: Input should be less than or equal to 32"
+    )
+    assert problems[1] == (
+        "productOfferings[1].prices[0].tiers[1].rate: Input should be greater than or equal to 0"
+    )
     assert problems[2] == "productOfferings[0].productSpecifications[1]: unknown specification 'X'"
     assert "3 problems" in caught.value.message
     # and no catalog table (nor the outbox or audit) changed
@@ -113,17 +160,19 @@ def test_semantic_errors_have_paths(session: Session) -> None:
     document["colour"] = "blue"
     with pytest.raises(InvalidInput) as caught:
         publish_catalog(session, document, "test")
-    assert sorted(caught.value.details) == sorted([
-        "colour: unknown section; expected one of catalog, categories, description, productOfferings, "
-        "productSpecifications",
-        "productOfferings[0].prices[0].recurringChargePeriodType: not allowed on a oneTime price",
-        "productOfferings[1].prices[0].tiers[1].from: must equal the previous tier's 'to' (100), got 150",
-        "categories[2].name: 'Fibre' is already declared at categories[1]",
-        "productSpecifications[1].revenueRecognition.method: percentComplete needs "
-        "deliveryRequirements.implementationProject (its milestones measure progress)",
-        "productOfferings[2].categories[0]: unknown category 'Nowhere'",
-        "productOfferings[2].bundledProductOfferings: a bundle needs at least 2 offerings",
-    ])
+    assert sorted(caught.value.details) == sorted(
+        [
+            "colour: unknown section; expected one of catalog, categories, description, productOfferings, "
+            "productSpecifications",
+            "productOfferings[0].prices[0].recurringChargePeriodType: not allowed on a oneTime price",
+            "productOfferings[1].prices[0].tiers[1].from: must equal the previous tier's 'to' (100), got 150",
+            "categories[2].name: 'Fibre' is already declared at categories[1]",
+            "productSpecifications[1].revenueRecognition.method: percentComplete needs "
+            "deliveryRequirements.implementationProject (its milestones measure progress)",
+            "productOfferings[2].categories[0]: unknown category 'Nowhere'",
+            "productOfferings[2].bundledProductOfferings: a bundle needs at least 2 offerings",
+        ]
+    )
     assert _counts(session)["catalog_category"] == 0
 
 
@@ -156,8 +205,9 @@ def test_demo_catalog_publishes_and_exercises_every_capability(session: Session)
     assert {m["name"] for m in detail["bundledProductOffering"]} == {"Business Fibre 1G", "Hosted Voice Seat"}
     assert detail["productOfferingPrice"][0]["price"] == {"unit": "GBP", "value": "249.00"}
     assert {r["kind"] for r in detail["discountRules"]} == {"approvalThreshold", "term", "volume"}
-    price_types = {p["priceType"] for o in page for p in get_offering_detail(session, o["id"])[
-        "productOfferingPrice"]}
+    price_types = {
+        p["priceType"] for o in page for p in get_offering_detail(session, o["id"])["productOfferingPrice"]
+    }
     assert price_types == {"recurring", "oneTime", "usage"}
     # publishing the same file again is refused: the versions already exist
     with pytest.raises(InvalidInput) as again:
@@ -185,8 +235,10 @@ def test_publishing_a_new_version_supersedes_the_old_one(session: Session) -> No
     # an equal or older version is refused with its path
     with pytest.raises(InvalidInput) as caught:
         publish_catalog(session, {"productSpecifications": [{"name": "Fibre Access", "version": "1.5"}]}, "t")
-    assert caught.value.details == ["productSpecifications[0].version: productSpecification 'Fibre Access' "
-                                    "version 2.0 is active; a new version must be higher than that, not 1.5"]
+    assert caught.value.details == [
+        "productSpecifications[0].version: productSpecification 'Fibre Access' "
+        "version 2.0 is active; a new version must be higher than that, not 1.5"
+    ]
 
 
 def test_list_offerings_search_category_paging(session: Session) -> None:
@@ -215,6 +267,7 @@ def test_bad_yaml_is_a_clear_error(tmp_path: Path) -> None:
 
 
 # --- CLI --------------------------------------------------------------------------------------------
+
 
 @pytest.fixture
 def cli_env(db_url: str, engine: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
@@ -252,13 +305,16 @@ def test_cli_publish_reports_every_error_and_publishes_nothing(
 ) -> None:
     text = DEMO.read_text()
     text = text.replace("prefixLength: 29", "prefixLength: 40").replace(
-        "productSpecifications: [Mobile Line]", "productSpecifications: [Mobile Line, X]")
+        "productSpecifications: [Mobile Line]", "productSpecifications: [Mobile Line, X]"
+    )
     broken = tmp_path / "broken.yaml"
     broken.write_text(text)
     result = cli_env.invoke(cli_app, ["catalog", "publish", str(broken)])
     assert result.exit_code == 1
-    assert ("productSpecifications[0].deliveryRequirements.logicalResources[0].parameters.prefixLength"
-            in result.output)
+    assert (
+        "productSpecifications[0].deliveryRequirements.logicalResources[0].parameters.prefixLength"
+        in result.output
+    )
     assert "productOfferings[4].productSpecifications[1]: unknown specification 'X'" in result.output
     with session_factory() as s:
         assert all(v == 0 for k, v in _counts(s).items() if k != "audit_entry")

@@ -28,8 +28,12 @@ def _backend_pid(engine) -> int:  # type: ignore[no-untyped-def]
 def _one_connection_engine(pg_database: str | None, ping_after_idle_seconds: float):  # type: ignore[no-untyped-def]
     if pg_database is None:
         pytest.skip("PostgreSQL not reachable")
-    return make_engine(pg_url(pg_database, "public"), pool_size=1, max_overflow=0,
-                       ping_after_idle_seconds=ping_after_idle_seconds)
+    return make_engine(
+        pg_url(pg_database, "public"),
+        pool_size=1,
+        max_overflow=0,
+        ping_after_idle_seconds=ping_after_idle_seconds,
+    )
 
 
 def test_a_connection_dropped_while_idle_is_replaced_transparently(pg_database: str | None) -> None:

@@ -32,10 +32,15 @@ def subscriber() -> Iterator[FakeSubscriber]:
 
 
 def _settings(db_url: str, **overrides: Any) -> Settings:
-    values: dict[str, Any] = {"database_url": db_url, "run_worker": False,
-                              "delivery_backoff_base_seconds": 2.0, "delivery_backoff_cap_seconds": 600.0,
-                              "delivery_max_attempts": 30, "delivery_timeout_seconds": 5.0,
-                              "worker_poll_seconds": 0.05}
+    values: dict[str, Any] = {
+        "database_url": db_url,
+        "run_worker": False,
+        "delivery_backoff_base_seconds": 2.0,
+        "delivery_backoff_cap_seconds": 600.0,
+        "delivery_max_attempts": 30,
+        "delivery_timeout_seconds": 5.0,
+        "worker_poll_seconds": 0.05,
+    }
     values.update(overrides)
     return Settings(**values)
 
@@ -52,8 +57,13 @@ def _publish(factory: sessionmaker[Session], count: int) -> list[str]:
     ids = []
     with factory() as s:
         for i in range(count):
-            event = publish(s, api=API, event_type="CustomerCreateEvent", resource_type="customer",
-                            resource={"id": new_id(), "name": f"Customer {i}"})
+            event = publish(
+                s,
+                api=API,
+                event_type="CustomerCreateEvent",
+                resource_type="customer",
+                resource={"id": new_id(), "name": f"Customer {i}"},
+            )
             ids.append(event.id)
         s.commit()
     return sorted(ids)
@@ -114,10 +124,14 @@ def test_concurrent_workers_deliver_each_event_exactly_once(
     assert len(subscriber.received) == 400
     with session_factory() as s:
         pairs = s.execute(select(DeliveryAttempt.delivery_id, DeliveryAttempt.attempt_no)).all()
-        statuses = s.execute(select(EventDelivery.status, EventDelivery.attempts, func.count())
-                             .group_by(EventDelivery.status, EventDelivery.attempts)).all()
-        leftover_leases = s.scalar(select(func.count()).select_from(EventDelivery)
-                                   .where(EventDelivery.locked_by.is_not(None)))
+        statuses = s.execute(
+            select(EventDelivery.status, EventDelivery.attempts, func.count()).group_by(
+                EventDelivery.status, EventDelivery.attempts
+            )
+        ).all()
+        leftover_leases = s.scalar(
+            select(func.count()).select_from(EventDelivery).where(EventDelivery.locked_by.is_not(None))
+        )
     assert len(pairs) == 400 and len(set(pairs)) == 400
     assert sorted(n for _, n in pairs) == [1] * 200 + [2] * 200
     assert [tuple(r) for r in statuses] == [("delivered", 2, 200)]

@@ -10,10 +10,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 
 from tests.fakes.subscriber import FakeSubscriber
+from turnup.cli.events import app
 from turnup.kernel import clock
 from turnup.kernel.audit import AuditEntry
 from turnup.kernel.delivery import DeliveryWorker
-from turnup.kernel.events_cli import app
 from turnup.kernel.ids import new_id
 from turnup.kernel.outbox import EventDelivery, HubSubscription, publish
 from turnup.kernel.settings import Settings, get_settings
@@ -35,11 +35,23 @@ def test_events_cli_lists_and_redelivers_a_dead_letter(
     with FakeSubscriber() as sub:
         sub.fail_always = True
         with session_factory() as s:
-            s.add(HubSubscription(id=new_id(), api="customerManagement", callback=sub.url, query=None,
-                                  created_at=clock.now()))
+            s.add(
+                HubSubscription(
+                    id=new_id(),
+                    api="customerManagement",
+                    callback=sub.url,
+                    query=None,
+                    created_at=clock.now(),
+                )
+            )
             s.flush()
-            event = publish(s, api="customerManagement", event_type="CustomerCreateEvent",
-                            resource_type="customer", resource={"id": "c1", "name": "Acme"})
+            event = publish(
+                s,
+                api="customerManagement",
+                event_type="CustomerCreateEvent",
+                resource_type="customer",
+                resource={"id": "c1", "name": "Acme"},
+            )
             s.commit()
         settings = Settings(database_url=db_url, delivery_max_attempts=1)
         assert DeliveryWorker(session_factory, settings).run_once() == 1
@@ -65,8 +77,9 @@ def test_events_cli_lists_and_redelivers_a_dead_letter(
     with session_factory() as s:
         again = s.get(EventDelivery, delivery.id)
         assert again is not None and (again.status, again.attempts) == ("pending", 1)
-        actors = s.execute(select(AuditEntry.actor, AuditEntry.action)
-                           .where(AuditEntry.resource_id == delivery.id)).all()
+        actors = s.execute(
+            select(AuditEntry.actor, AuditEntry.action).where(AuditEntry.resource_id == delivery.id)
+        ).all()
     assert [tuple(a) for a in actors] == [("cli", "hub.redeliver")]
 
     # And a second redeliver, or an unknown id, is refused with exit code 1 and changes nothing

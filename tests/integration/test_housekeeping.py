@@ -50,27 +50,36 @@ from turnup.kernel.settings import Settings, get_settings
 from turnup.quoting.orm import Quote
 
 ACTOR = "system:housekeeping"
-NOTHING = {"quotes": {"expired": []}, "stock": {"lines_released": 0, "reservations_expired": 0,
-                                                "rack_holds_expired": 0},
-           "numbers": {"aging_ended": 0, "reservations_ended": 0}}
+NOTHING = {
+    "quotes": {"expired": []},
+    "stock": {"lines_released": 0, "reservations_expired": 0, "rack_holds_expired": 0},
+    "numbers": {"aging_ended": 0, "reservations_ended": 0},
+}
 
 
 # --- helpers ------------------------------------------------------------------------------------------------
+
 
 def _seed_stock(factory: sessionmaker[Session], locations: int = 1, on_hand: int = 20) -> None:
     with factory() as s:
         S.create_sku(s, SkuCreate(code="CABLE", name="Cable"), "t")
         for i in range(1, locations + 1):
             S.create_location(s, LocationCreate(code=f"WH{i}", name=f"WH{i}", locationType="warehouse"), "t")
-            S.apply_movement(s, MovementCreate(kind="receipt", sku="CABLE", location=f"WH{i}",
-                                               quantity=on_hand), "t")
+            S.apply_movement(
+                s, MovementCreate(kind="receipt", sku="CABLE", location=f"WH{i}", quantity=on_hand), "t"
+            )
 
 
 def _hold(factory: sessionmaker[Session], quantity: int, ttl: timedelta, location: str = "WH1") -> str:
     with factory() as s:
-        view = R.create_reservation(s, ReservationCreate(
-            lines=[{"sku": "CABLE", "quantity": quantity, "location": location}],
-            expiresAt=clock.now() + ttl), "t")
+        view = R.create_reservation(
+            s,
+            ReservationCreate(
+                lines=[{"sku": "CABLE", "quantity": quantity, "location": location}],
+                expiresAt=clock.now() + ttl,
+            ),
+            "t",
+        )
         return view.id
 
 
@@ -90,14 +99,25 @@ def _results(report: dict[str, Any]) -> dict[str, Any]:
 
 
 def _releases(s: Session, reservation_id: str) -> list[tuple[int, str | None, str]]:
-    return [(m.reserved_delta, m.reason, m.actor) for m in s.scalars(
-        select(StockMovement).where(StockMovement.reservation_id == reservation_id,
-                                    StockMovement.kind == "release").order_by(StockMovement.id))]
+    return [
+        (m.reserved_delta, m.reason, m.actor)
+        for m in s.scalars(
+            select(StockMovement)
+            .where(StockMovement.reservation_id == reservation_id, StockMovement.kind == "release")
+            .order_by(StockMovement.id)
+        )
+    ]
 
 
 def _reserved(s: Session, location: str = "WH1") -> int:
-    return s.scalar(select(StockLevel.reserved).join(Sku, Sku.id == StockLevel.sku_id)
-                    .where(Sku.code == "CABLE", StockLevel.location_id == _location_id(s, location))) or 0
+    return (
+        s.scalar(
+            select(StockLevel.reserved)
+            .join(Sku, Sku.id == StockLevel.sku_id)
+            .where(Sku.code == "CABLE", StockLevel.location_id == _location_id(s, location))
+        )
+        or 0
+    )
 
 
 def _location_id(s: Session, code: str) -> str:
@@ -106,8 +126,10 @@ def _location_id(s: Session, code: str) -> str:
 
 # --- run_once -----------------------------------------------------------------------------------------------
 
+
 def test_run_once_releases_expired_stock_holds_and_ends_number_aging(
-        session_factory: sessionmaker[Session]) -> None:
+    session_factory: sessionmaker[Session],
+) -> None:
     # given a hold that expires in an hour, one that lives for a year, and a number aging for 90 days
     _seed_stock(session_factory)
     expiring = _hold(session_factory, 7, timedelta(hours=1))
@@ -134,11 +156,15 @@ def test_run_once_releases_expired_stock_holds_and_ends_number_aging(
         assert _reserved(s) == 3
         assert s.get(Reservation, expiring).status == "expired"
         assert s.get(Reservation, live).status == "held"
-        assert [ln.status for ln in s.scalars(select(ReservationLine).where(
-            ReservationLine.reservation_id == expiring))] == ["expired"]
-        assert s.scalars(select(AuditEntry.actor).where(AuditEntry.resource_id == expiring,
-                                                        AuditEntry.action == "stock.reservation.expire")).all() \
-            == [ACTOR]
+        assert [
+            ln.status
+            for ln in s.scalars(select(ReservationLine).where(ReservationLine.reservation_id == expiring))
+        ] == ["expired"]
+        assert s.scalars(
+            select(AuditEntry.actor).where(
+                AuditEntry.resource_id == expiring, AuditEntry.action == "stock.reservation.expire"
+            )
+        ).all() == [ACTOR]
         number = s.get(TelephoneNumber, number_id)
         assert (number.state, number.until, number.service_id) == ("available", None, None)
 
@@ -150,24 +176,30 @@ def test_run_once_releases_expired_stock_holds_and_ends_number_aging(
 
 
 def test_run_once_cancels_an_expired_quote_and_releases_its_holds(
-        client: TestClient, session_factory: sessionmaker[Session]) -> None:
+    client: TestClient, session_factory: sessionmaker[Session]
+) -> None:
     # given a priced quote valid for two days, holding a router, a handset, IP space, a VLAN and a number
     offerings = publish_demo_catalog(session_factory)
     seed_inventory(client)
     customer_id, site_id = customer_and_site(client)
     end = (clock.now() + timedelta(days=2)).isoformat()
-    created = post(client, QUOTES, quote_body(customer_id, site_id, offerings["Fibre + Voice"],
-                                              validFor={"endDateTime": end}))
+    created = post(
+        client,
+        QUOTES,
+        quote_body(customer_id, site_id, offerings["Fibre + Voice"], validFor={"endDateTime": end}),
+    )
     quote = post(client, f"{QUOTES}/{created['id']}/price", {}, 200)
     assert quote["state"] == "approved" and quote["holds"]["state"] == "held"
     stock_id = quote["holds"]["stockReservationId"]
     logical_id = quote["holds"]["resourceReservationId"]
     with session_factory() as s:
         reserved_before = sum(s.scalars(select(StockLevel.reserved)))
-        held_numbers = s.scalars(select(TelephoneNumber.id).where(TelephoneNumber.reservation_id == logical_id)
-                                 ).all()
-        stock_lines = s.scalars(select(ReservationLine.quantity).where(ReservationLine.reservation_id == stock_id)
-                                ).all()
+        held_numbers = s.scalars(
+            select(TelephoneNumber.id).where(TelephoneNumber.reservation_id == logical_id)
+        ).all()
+        stock_lines = s.scalars(
+            select(ReservationLine.quantity).where(ReservationLine.reservation_id == stock_id)
+        ).all()
     assert reserved_before == 2 and stock_lines == [1, 1] and len(held_numbers) == 1
 
     # when the validity has passed and housekeeping runs
@@ -178,7 +210,11 @@ def test_run_once_cancels_an_expired_quote_and_releases_its_holds(
     assert _results(report) == {**NOTHING, "quotes": {"expired": [quote["id"]]}}
     with session_factory() as s:
         q = s.get(Quote, quote["id"])
-        assert q.state == "cancelled" and q.state_reason.startswith("expired at ") and q.holds_state == "released"
+        assert (
+            q.state == "cancelled"
+            and q.state_reason.startswith("expired at ")
+            and q.holds_state == "released"
+        )
         assert sum(s.scalars(select(StockLevel.reserved))) == 0
         assert [(d, r) for d, r, _ in _releases(s, stock_id)] == [(-1, "expired"), (-1, "expired")]
         number = s.get(TelephoneNumber, held_numbers[0])
@@ -194,13 +230,16 @@ def test_run_once_cancels_an_expired_quote_and_releases_its_holds(
 
 
 def test_a_failing_sweep_is_reported_and_logged_and_the_others_still_run(
-        session_factory: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch) -> None:
+    session_factory: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch
+) -> None:
     _seed_stock(session_factory)
     expiring = _hold(session_factory, 5, timedelta(minutes=10))
     number_id = _aging_number(session_factory)
 
     def boom(session: Session) -> Any:
-        audit.record(session, actor=ACTOR, action="housekeeping.half-done", resource_type="test", resource_id="x")
+        audit.record(
+            session, actor=ACTOR, action="housekeeping.half-done", resource_type="test", resource_id="x"
+        )
         session.flush()
         raise RuntimeError("boom")
 
@@ -220,8 +259,14 @@ def test_a_failing_sweep_is_reported_and_logged_and_the_others_still_run(
     assert [(e["sweep"], e["log_level"]) for e in failures] == [("quotes", "error")]
     assert "exc_info" in failures[0]
     with session_factory() as s:
-        assert s.scalar(select(func.count()).select_from(AuditEntry)
-                        .where(AuditEntry.action == "housekeeping.half-done")) == 0
+        assert (
+            s.scalar(
+                select(func.count())
+                .select_from(AuditEntry)
+                .where(AuditEntry.action == "housekeeping.half-done")
+            )
+            == 0
+        )
         assert s.get(Reservation, expiring).status == "expired"
         assert _reserved(s) == 0
         assert s.get(TelephoneNumber, number_id).state == "available"
@@ -229,14 +274,18 @@ def test_a_failing_sweep_is_reported_and_logged_and_the_others_still_run(
 
 # --- PostgreSQL: several processes ------------------------------------------------------------------------
 
+
 def _postgres_only(engine: Engine) -> None:
     if engine.dialect.name != "postgresql":
-        pytest.skip("advisory locks between housekeeping processes are PostgreSQL-only; SQLite serialises "
-                    "writers and takes no lock")
+        pytest.skip(
+            "advisory locks between housekeeping processes are PostgreSQL-only; SQLite serialises "
+            "writers and takes no lock"
+        )
 
 
 def test_concurrent_runs_release_each_expired_line_exactly_once(
-        engine: Engine, session_factory: sessionmaker[Session]) -> None:
+    engine: Engine, session_factory: sessionmaker[Session]
+) -> None:
     _postgres_only(engine)
     # given 60 expired one-line holds over 6 levels and 6 live ones
     _seed_stock(session_factory, locations=6, on_hand=100)
@@ -256,7 +305,7 @@ def test_concurrent_runs_release_each_expired_line_exactly_once(
         try:
             barrier.wait(30)
             reports.append(housekeeping.run_once(session_factory))
-        except BaseException as exc:  # noqa: BLE001 - surfaced by the assertion below
+        except BaseException as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=run) for _ in range(2)]
@@ -284,12 +333,15 @@ def test_concurrent_runs_release_each_expired_line_exactly_once(
             assert _releases(s, reservation_id) == [] and s.get(Reservation, reservation_id).status == "held"
         levels = {loc: _reserved(s, loc) for loc in sorted(set(live.values()))}
         assert levels == {loc: 2 for loc in levels}  # only the live holds remain reserved, never below zero
-        assert s.scalar(select(func.count()).select_from(StockMovement)
-                        .where(StockMovement.kind == "release")) == 60
+        assert (
+            s.scalar(select(func.count()).select_from(StockMovement).where(StockMovement.kind == "release"))
+            == 60
+        )
 
 
 def test_a_sweep_locked_by_another_process_is_skipped_and_the_locks_are_released(
-        engine: Engine, session_factory: sessionmaker[Session]) -> None:
+    engine: Engine, session_factory: sessionmaker[Session]
+) -> None:
     _postgres_only(engine)
     _seed_stock(session_factory)
     expiring = _hold(session_factory, 4, timedelta(minutes=5))
@@ -328,6 +380,7 @@ def test_a_sweep_locked_by_another_process_is_skipped_and_the_locks_are_released
 
 # --- the periodic job -------------------------------------------------------------------------------------
 
+
 def _wait_for(predicate: Any, deadline: float = 30.0) -> bool:
     end = time.monotonic() + deadline
     while time.monotonic() < end:
@@ -364,11 +417,14 @@ def test_housekeeper_sweeps_on_its_own_and_stops_when_asked(session_factory: ses
     assert not thread.is_alive()
     with session_factory() as s:
         assert _reserved(s) == 0
-        assert [d for d, _, _ in _releases(s, first)] == [-6] and [d for d, _, _ in _releases(s, second)] == [-2]
+        assert [d for d, _, _ in _releases(s, first)] == [-6] and [d for d, _, _ in _releases(s, second)] == [
+            -2
+        ]
 
 
 def test_interval_comes_from_settings_and_zero_disables_housekeeping(
-        db_url: str, session_factory: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch) -> None:
+    db_url: str, session_factory: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("TURNUP_SWEEP_INTERVAL_SECONDS", "0")
     assert Settings().sweep_interval_seconds == 0
     monkeypatch.delenv("TURNUP_SWEEP_INTERVAL_SECONDS")
@@ -391,9 +447,11 @@ def test_interval_comes_from_settings_and_zero_disables_housekeeping(
     thread = housekeeping.start_housekeeper(stop, Settings(database_url=db_url, sweep_interval_seconds=0.05))
     assert thread is not None and thread.name == "housekeeping"
     try:
+
         def swept() -> bool:
             with session_factory() as s:
                 return s.get(Reservation, expiring).status == "expired"
+
         assert _wait_for(swept)
     finally:
         stop.set()
@@ -415,7 +473,8 @@ def cli(db_url: str, engine: Engine, monkeypatch: pytest.MonkeyPatch) -> Iterato
 
 
 def test_housekeeping_run_prints_each_sweep_and_fails_when_one_fails(
-        cli: None, session_factory: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch) -> None:
+    cli: None, session_factory: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch
+) -> None:
     _seed_stock(session_factory)
     expiring = _hold(session_factory, 3, timedelta(minutes=5))
     clock.advance(timedelta(minutes=10))
@@ -423,8 +482,19 @@ def test_housekeeping_run_prints_each_sweep_and_fails_when_one_fails(
     result = runner.invoke(cli_app, ["housekeeping", "run"])
     assert result.exit_code == 0, result.output
     out = " ".join(result.output.split())
-    for expected in ("sweep", "status", "details", "quotes", "stock", "numbers", "expired=0",
-                     "lines_released=1;", "reservations_expired=1;", "rack_holds_expired=0", "aging_ended=0;"):
+    for expected in (
+        "sweep",
+        "status",
+        "details",
+        "quotes",
+        "stock",
+        "numbers",
+        "expired=0",
+        "lines_released=1;",
+        "reservations_expired=1;",
+        "rack_holds_expired=0",
+        "aging_ended=0;",
+    ):
         assert expected in out, (expected, result.output)
     assert out.count(" ok ") == 3
     with session_factory() as s:

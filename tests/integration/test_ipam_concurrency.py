@@ -25,8 +25,9 @@ CLIENTS = 32
 def _setup(factory: sessionmaker[Session], *prefixes: str) -> list[str]:
     with factory() as s:
         services.create_pool(s, PoolCreate(poolType="ipAggregate", name="agg", prefix="10.0.0.0/8"), "t")
-        return [services.create_pool(s, PoolCreate(poolType="ipPool", name=p, prefix=p), "t").id
-                for p in prefixes]
+        return [
+            services.create_pool(s, PoolCreate(poolType="ipPool", name=p, prefix=p), "t").id for p in prefixes
+        ]
 
 
 @pytest.mark.slow
@@ -48,7 +49,9 @@ def test_32_clients_on_one_pool_never_duplicate_or_overlap(db_url: str, engine: 
         with factory() as session:
             while True:
                 try:
-                    taken, _ = services.allocate(session, pool_id, AllocationRequest(prefixLength=length), f"c{n}")
+                    taken, _ = services.allocate(
+                        session, pool_id, AllocationRequest(prefixLength=length), f"c{n}"
+                    )
                 except Conflict as exc:
                     session.rollback()
                     if exc.reason == "Pool exhausted":
@@ -80,15 +83,27 @@ def test_32_clients_on_one_pool_never_duplicate_or_overlap(db_url: str, engine: 
         assert sum(b - a for a, b in spans) == 2048
         assert all(exc.status == 409 for exc in refusals) and len(refusals) >= CLIENTS
         with factory() as s:
-            rows = s.execute(select(LogicalBlock.id, LogicalBlock.lo, LogicalBlock.k)
-                             .where(LogicalBlock.space_id == pool_id, LogicalBlock.state == "allocated")).all()
+            rows = s.execute(
+                select(LogicalBlock.id, LogicalBlock.lo, LogicalBlock.k).where(
+                    LogicalBlock.space_id == pool_id, LogicalBlock.state == "allocated"
+                )
+            ).all()
             assert sorted((r.id, unhex(r.lo), r.k) for r in rows) == sorted(results)
             # every success recorded once in the audit trail
-            audited = Counter(s.scalars(select(AuditEntry.resource_id)
-                                        .where(AuditEntry.action == "logicalResource.allocate")))
+            audited = Counter(
+                s.scalars(
+                    select(AuditEntry.resource_id).where(AuditEntry.action == "logicalResource.allocate")
+                )
+            )
             assert audited == Counter(r[0] for r in results)
-            assert s.scalar(select(func.count()).select_from(LogicalBlock)
-                            .where(LogicalBlock.space_id == pool_id, LogicalBlock.state == "free")) == 0
+            assert (
+                s.scalar(
+                    select(func.count())
+                    .select_from(LogicalBlock)
+                    .where(LogicalBlock.space_id == pool_id, LogicalBlock.state == "free")
+                )
+                == 0
+            )
     finally:
         eng.dispose()
 

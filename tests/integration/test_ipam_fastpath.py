@@ -35,34 +35,74 @@ def spy(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return fast_path_outcomes(monkeypatch, fastpath, "allocate")
 
 
-def _pool(s: Session, domain: str, prefix: str = "10.0.0.0/16", aggregate: str = "10.0.0.0/8",
-          **extra: Any) -> str:
-    services.create_pool(s, PoolCreate(poolType="ipAggregate", name="agg", prefix=aggregate,
-                                       routingDomain=domain), "t")
-    return services.create_pool(s, PoolCreate(poolType="ipPool", name="pool", prefix=prefix,
-                                              routingDomain=domain, **extra), "t").id
+def _pool(
+    s: Session, domain: str, prefix: str = "10.0.0.0/16", aggregate: str = "10.0.0.0/8", **extra: Any
+) -> str:
+    services.create_pool(
+        s, PoolCreate(poolType="ipAggregate", name="agg", prefix=aggregate, routingDomain=domain), "t"
+    )
+    return services.create_pool(
+        s, PoolCreate(poolType="ipPool", name="pool", prefix=prefix, routingDomain=domain, **extra), "t"
+    ).id
 
 
 def _subscribe(s: Session) -> None:
-    s.add_all([
-        HubSubscription(id="sub-all", api=INVENTORY_API, callback="http://x/a", query=None, created_at=T0),
-        HubSubscription(id="sub-empty", api=INVENTORY_API, callback="http://x/e", query="", created_at=T0),
-        HubSubscription(id="sub-create", api=INVENTORY_API, callback="http://x/c",
-                        query="eventType=ResourceCreateEvent", created_at=T0),
-        HubSubscription(id="sub-first", api=INVENTORY_API, callback="http://x/f", query="value=10.0.0.0/29",
-                        created_at=T0),
-        HubSubscription(id="sub-reserved", api=INVENTORY_API, callback="http://x/r",
-                        query="lifecycleState=reserved", created_at=T0),
-        HubSubscription(id="sub-other", api="resourcePoolManagement", callback="http://x/o", query=None,
-                        created_at=T0)])
+    s.add_all(
+        [
+            HubSubscription(
+                id="sub-all", api=INVENTORY_API, callback="http://x/a", query=None, created_at=T0
+            ),
+            HubSubscription(
+                id="sub-empty", api=INVENTORY_API, callback="http://x/e", query="", created_at=T0
+            ),
+            HubSubscription(
+                id="sub-create",
+                api=INVENTORY_API,
+                callback="http://x/c",
+                query="eventType=ResourceCreateEvent",
+                created_at=T0,
+            ),
+            HubSubscription(
+                id="sub-first",
+                api=INVENTORY_API,
+                callback="http://x/f",
+                query="value=10.0.0.0/29",
+                created_at=T0,
+            ),
+            HubSubscription(
+                id="sub-reserved",
+                api=INVENTORY_API,
+                callback="http://x/r",
+                query="lifecycleState=reserved",
+                created_at=T0,
+            ),
+            HubSubscription(
+                id="sub-other", api="resourcePoolManagement", callback="http://x/o", query=None, created_at=T0
+            ),
+        ]
+    )
     s.commit()
 
 
 def _chain(s: Session, pool_id: str, names: dict[str, str]) -> list[tuple[Any, ...]]:
     """The pool's blocks in order; ids of taken blocks by name (``names``), other ids left out."""
     rows = s.execute(select(LogicalBlock).where(LogicalBlock.space_id == pool_id).order_by(LogicalBlock.lo))
-    return [(names.get(b.id, "-"), b.lo, b.hi, b.k, b.state, b.until, b.reservation_id, b.service_id,
-             b.description, b.allocated_at, b.child_space_id) for (b,) in rows]
+    return [
+        (
+            names.get(b.id, "-"),
+            b.lo,
+            b.hi,
+            b.k,
+            b.state,
+            b.until,
+            b.reservation_id,
+            b.service_id,
+            b.description,
+            b.allocated_at,
+            b.child_space_id,
+        )
+        for (b,) in rows
+    ]
 
 
 def _writes(s: Session, pool_id: str, taken_ids: list[str]) -> dict[str, Any]:
@@ -79,8 +119,10 @@ def _writes(s: Session, pool_id: str, taken_ids: list[str]) -> dict[str, Any]:
                 value = value.replace(real, name)
         return value
 
-    audits = [(a.at, a.actor, a.action, a.resource_type, names[a.resource_id], scrub(a.details), a.comment)
-              for a in s.scalars(select(AuditEntry).where(AuditEntry.resource_id.in_(taken_ids)))]
+    audits = [
+        (a.at, a.actor, a.action, a.resource_type, names[a.resource_id], scrub(a.details), a.comment)
+        for a in s.scalars(select(AuditEntry).where(AuditEntry.resource_id.in_(taken_ids)))
+    ]
     events = s.scalars(select(OutboxEvent).where(OutboxEvent.resource_id.in_(taken_ids))).all()
     event_names = {e.id: names[e.resource_id] for e in events}
     out_events = []
@@ -88,21 +130,37 @@ def _writes(s: Session, pool_id: str, taken_ids: list[str]) -> dict[str, Any]:
         payload = dict(e.payload)
         assert payload.pop("eventId") == e.id
         payload["event"]["resource"]["routingDomain"] = "DOMAIN"
-        out_events.append((e.api, e.event_type, e.event_time, e.resource_type, names[e.resource_id],
-                           scrub(payload)))
-    deliveries = [(event_names[d.event_id], d.subscription_id, d.status, d.attempts, d.next_attempt_at,
-                   d.delivered_at, d.last_error, d.locked_by, d.locked_until, d.requeued_after)
-                  for d in s.scalars(select(EventDelivery)
-                                     .where(EventDelivery.event_id.in_(list(event_names))))]
-    return {"chain": _chain(s, pool_id, names), "audit": sorted(audits, key=repr),
-            "events": sorted(out_events, key=repr), "deliveries": sorted(deliveries, key=repr)}
+        out_events.append(
+            (e.api, e.event_type, e.event_time, e.resource_type, names[e.resource_id], scrub(payload))
+        )
+    deliveries = [
+        (
+            event_names[d.event_id],
+            d.subscription_id,
+            d.status,
+            d.attempts,
+            d.next_attempt_at,
+            d.delivered_at,
+            d.last_error,
+            d.locked_by,
+            d.locked_until,
+            d.requeued_after,
+        )
+        for d in s.scalars(select(EventDelivery).where(EventDelivery.event_id.in_(list(event_names))))
+    ]
+    return {
+        "chain": _chain(s, pool_id, names),
+        "audit": sorted(audits, key=repr),
+        "events": sorted(out_events, key=repr),
+        "deliveries": sorted(deliveries, key=repr),
+    }
 
 
 REQUESTS = [
-    AllocationRequest(prefixLength=29),                      # splits the /16 down to a /29
+    AllocationRequest(prefixLength=29),  # splits the /16 down to a /29
     AllocationRequest(prefixLength=29, serviceId="SVC-1", description="uplink"),  # the /29 buddy: k == r
     AllocationRequest(prefixLength=24, allocationPolicy="first-fit"),
-    AllocationRequest(),                                     # one address: /32, r = 0
+    AllocationRequest(),  # one address: /32, r = 0
     AllocationRequest(prefixLength=30, reservedUntil=T0 + timedelta(hours=1)),  # a reservation
     AllocationRequest(prefixLength=16 + 4),
 ]
@@ -119,8 +177,8 @@ def _run(factory: sessionmaker[Session], pool_id: str) -> tuple[list[str], list[
 
 
 def test_fast_path_writes_exactly_what_the_general_path_writes(
-        db_url: str, session_factory: sessionmaker[Session], spy: list[str],
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    db_url: str, session_factory: sessionmaker[Session], spy: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     # given two identical pools in two routing domains, hub subscriptions (some filtered) and a frozen clock
     clock.freeze(T0)
     with session_factory() as s:
@@ -139,8 +197,14 @@ def test_fast_path_writes_exactly_what_the_general_path_writes(
             assert doc.pop("resourcePool")["id"] == pool_id
             doc.pop("routingDomain")
         assert fast == general
-    assert [d["value"] for d in fast_docs] == ["10.0.0.0/29", "10.0.0.8/29", "10.0.1.0/24", "10.0.0.16/32",
-                                               "10.0.0.20/30", "10.0.16.0/20"]
+    assert [d["value"] for d in fast_docs] == [
+        "10.0.0.0/29",
+        "10.0.0.8/29",
+        "10.0.1.0/24",
+        "10.0.0.16/32",
+        "10.0.0.20/30",
+        "10.0.16.0/20",
+    ]
     with session_factory() as s:
         fast_writes, general_writes = _writes(s, fast_pool, fast_ids), _writes(s, general_pool, general_ids)
     assert fast_writes == general_writes
@@ -149,13 +213,18 @@ def test_fast_path_writes_exactly_what_the_general_path_writes(
     for event, sub, *_ in fast_writes["deliveries"]:
         per_sub.setdefault(sub, []).append(event)
     assert {k: sorted(v) for k, v in per_sub.items()} == {
-        "sub-all": [f"taken{i}" for i in range(6)], "sub-empty": [f"taken{i}" for i in range(6)],
-        "sub-create": [f"taken{i}" for i in range(6)], "sub-first": ["taken0"], "sub-reserved": ["taken4"]}
+        "sub-all": [f"taken{i}" for i in range(6)],
+        "sub-empty": [f"taken{i}" for i in range(6)],
+        "sub-create": [f"taken{i}" for i in range(6)],
+        "sub-first": ["taken0"],
+        "sub-reserved": ["taken4"],
+    }
     assert len(fast_writes["chain"]) == len(general_writes["chain"]) > len(REQUESTS)
 
 
 def test_a_due_quarantine_is_reclaimed_by_the_general_path(
-        session_factory: sessionmaker[Session], spy: list[str], db_url: str) -> None:
+    session_factory: sessionmaker[Session], spy: list[str], db_url: str
+) -> None:
     # given a released /29 whose quarantine has ended
     clock.freeze(T0)
     with session_factory() as s:
@@ -172,15 +241,23 @@ def test_a_due_quarantine_is_reclaimed_by_the_general_path(
     assert spy == ([] if is_sqlite(db_url) else ["declined"])
     assert (taken.lo, taken.k) == (10 << 24, 3)
     with session_factory() as s:
-        states = s.execute(select(LogicalBlock.state).where(LogicalBlock.space_id == pool_id)
-                           .order_by(LogicalBlock.lo)).scalars().all()
+        states = (
+            s.execute(
+                select(LogicalBlock.state).where(LogicalBlock.space_id == pool_id).order_by(LogicalBlock.lo)
+            )
+            .scalars()
+            .all()
+        )
         assert states == ["allocated", "allocated", "end"]
-        assert s.scalar(select(func.count()).select_from(AuditEntry)
-                        .where(AuditEntry.resource_id == taken.id)) == 1
+        assert (
+            s.scalar(select(func.count()).select_from(AuditEntry).where(AuditEntry.resource_id == taken.id))
+            == 1
+        )
 
 
 def test_a_changed_pool_is_read_again_and_a_deleted_one_is_not_found(
-        session_factory: sessionmaker[Session], spy: list[str], db_url: str) -> None:
+    session_factory: sessionmaker[Session], spy: list[str], db_url: str
+) -> None:
     # given a pool this process has allocated from (and so cached)
     with session_factory() as s:
         pool_id = _pool(s, "c")
@@ -195,14 +272,16 @@ def test_a_changed_pool_is_read_again_and_a_deleted_one_is_not_found(
     assert spy == ([] if is_sqlite(db_url) else ["declined", "served"])
     assert space.name == "renamed"
     with session_factory() as s:
-        payloads = s.scalars(select(OutboxEvent.payload)
-                             .where(OutboxEvent.resource_id.in_([taken.id, again.id])))
+        payloads = s.scalars(
+            select(OutboxEvent.payload).where(OutboxEvent.resource_id.in_([taken.id, again.id]))
+        )
         assert [p["event"]["resource"]["resourcePool"]["name"] for p in payloads] == ["renamed", "renamed"]
         # when the pool is emptied and deleted, an allocation is a 404 and writes nothing
         for block_id in (taken.id, again.id):
             services.release(s, block_id, "t")
-        first = s.scalar(select(LogicalBlock.id).where(LogicalBlock.space_id == pool_id,
-                                                       LogicalBlock.state == "allocated"))
+        first = s.scalar(
+            select(LogicalBlock.id).where(LogicalBlock.space_id == pool_id, LogicalBlock.state == "allocated")
+        )
         assert first is not None
         services.release(s, first, "t")
         services.delete_pool(s, pool_id, "t")
@@ -214,7 +293,8 @@ def test_a_changed_pool_is_read_again_and_a_deleted_one_is_not_found(
 
 
 def test_a_pool_renamed_by_another_client_is_read_again_by_a_long_lived_session(
-        session_factory: sessionmaker[Session], spy: list[str], db_url: str) -> None:
+    session_factory: sessionmaker[Session], spy: list[str], db_url: str
+) -> None:
     # given a session that allocated from a pool (and holds its row), and another client that renames it
     long_lived = session_factory()
     try:
@@ -234,32 +314,38 @@ def test_a_pool_renamed_by_another_client_is_read_again_by_a_long_lived_session(
         assert spy == ["declined", "served"]
         assert (space.name, again.name) == ("renamed", "renamed")
         with session_factory() as s:
-            names = s.scalars(select(OutboxEvent.payload)
-                              .where(OutboxEvent.resource_id.in_([first.id, second.id])))
+            names = s.scalars(
+                select(OutboxEvent.payload).where(OutboxEvent.resource_id.in_([first.id, second.id]))
+            )
             assert [p["event"]["resource"]["resourcePool"]["name"] for p in names] == ["renamed", "renamed"]
 
 
 def test_an_exhausted_pool_is_a_409_from_the_general_path(
-        session_factory: sessionmaker[Session], spy: list[str], db_url: str) -> None:
+    session_factory: sessionmaker[Session], spy: list[str], db_url: str
+) -> None:
     with session_factory() as s:
         pool_id = _pool(s, "x", prefix="10.0.0.0/29")
         services.allocate(s, pool_id, AllocationRequest(prefixLength=29), "t")
         audits = s.scalar(select(func.count()).select_from(AuditEntry))
-    with session_factory() as s, pytest.raises(Conflict,
-                                               match="prefixLength: pool 'pool' has no free /29 left"):
+    with (
+        session_factory() as s,
+        pytest.raises(Conflict, match="prefixLength: pool 'pool' has no free /29 left"),
+    ):
         services.allocate(s, pool_id, AllocationRequest(prefixLength=29), "t")
     assert spy == ([] if is_sqlite(db_url) else ["served", "declined"])
     with session_factory() as s:
         assert s.scalar(select(func.count()).select_from(AuditEntry)) == audits
 
 
-def test_other_requests_never_reach_the_fast_path(session_factory: sessionmaker[Session],
-                                                  spy: list[str]) -> None:
+def test_other_requests_never_reach_the_fast_path(
+    session_factory: sessionmaker[Session], spy: list[str]
+) -> None:
     with session_factory() as s:
         pool_id = _pool(s, "o")
         services.create_pool(s, PoolCreate(poolType="ipAggregate", name="v6", prefix="2001:db8::/32"), "t")
-        v6 = services.create_pool(s, PoolCreate(poolType="ipPool", name="v6p", prefix="2001:db8::/48"),
-                                  "t").id
+        v6 = services.create_pool(
+            s, PoolCreate(poolType="ipPool", name="v6p", prefix="2001:db8::/48"), "t"
+        ).id
         vlan = services.create_pool(s, PoolCreate(poolType="vlanPool", name="v", start=100, end=199), "t").id
         spy.clear()
         a, _ = services.allocate(s, pool_id, AllocationRequest(prefix="10.0.5.0/24"), "t")
@@ -272,8 +358,8 @@ def test_other_requests_never_reach_the_fast_path(session_factory: sessionmaker[
 
 
 def test_locked_candidates_send_the_request_to_the_general_path(
-        db_url: str, session_factory: sessionmaker[Session], spy: list[str],
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    db_url: str, session_factory: sessionmaker[Session], spy: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     if is_sqlite(db_url):
         pytest.skip("row locks and SKIP LOCKED are PostgreSQL's")
     tried = threading.Event()
@@ -292,8 +378,10 @@ def test_locked_candidates_send_the_request_to_the_general_path(
     outcome: list[Any] = []
     try:
         # given another transaction holding the pool's only free block locked
-        holder.execute(text("SELECT id FROM logical_block WHERE space_id = :p AND state = 'free' FOR UPDATE"),
-                       {"p": pool_id})
+        holder.execute(
+            text("SELECT id FROM logical_block WHERE space_id = :p AND state = 'free' FOR UPDATE"),
+            {"p": pool_id},
+        )
 
         def client() -> None:
             with session_factory() as s:
@@ -313,8 +401,9 @@ def test_locked_candidates_send_the_request_to_the_general_path(
 
 
 @pytest.mark.slow
-def test_concurrent_threads_on_one_pool_never_duplicate_or_overlap(db_url: str, engine: object,
-                                                                   spy: list[str]) -> None:
+def test_concurrent_threads_on_one_pool_never_duplicate_or_overlap(
+    db_url: str, engine: object, spy: list[str]
+) -> None:
     # given a /20 pool (4096 addresses) and 16 threads asking for /29s and /28s until it is full
     eng = make_engine(db_url, pool_size=18, max_overflow=0)
     factory = make_sessionmaker(eng)
@@ -363,18 +452,25 @@ def test_concurrent_threads_on_one_pool_never_duplicate_or_overlap(db_url: str, 
         if not is_sqlite(db_url):
             assert spy.count("served") > 0
         with factory() as s:
-            rows = s.execute(select(LogicalBlock.id, LogicalBlock.lo, LogicalBlock.hi, LogicalBlock.k,
-                                    LogicalBlock.state).where(LogicalBlock.space_id == pool_id)
-                             .order_by(LogicalBlock.lo)).all()
+            rows = s.execute(
+                select(LogicalBlock.id, LogicalBlock.lo, LogicalBlock.hi, LogicalBlock.k, LogicalBlock.state)
+                .where(LogicalBlock.space_id == pool_id)
+                .order_by(LogicalBlock.lo)
+            ).all()
             assert [r.state for r in rows] == ["allocated"] * len(results) + ["end"]
             assert all(a.hi == b.lo for a, b in zip(rows, rows[1:]))  # an unbroken chain
             assert sorted((r.id, unhex(r.lo), r.k) for r in rows[:-1]) == sorted(results)
             ids = [r[0] for r in results]
-            assert s.scalar(select(func.count()).select_from(AuditEntry)
-                            .where(AuditEntry.resource_id.in_(ids))) == len(results)
-            assert s.scalar(select(func.count(func.distinct(OutboxEvent.resource_id)))
-                            .where(OutboxEvent.resource_id.in_(ids))) == len(results)
-            assert s.scalar(select(func.count()).select_from(OutboxEvent)
-                            .where(OutboxEvent.resource_id.in_(ids))) == len(results)
+            assert s.scalar(
+                select(func.count()).select_from(AuditEntry).where(AuditEntry.resource_id.in_(ids))
+            ) == len(results)
+            assert s.scalar(
+                select(func.count(func.distinct(OutboxEvent.resource_id))).where(
+                    OutboxEvent.resource_id.in_(ids)
+                )
+            ) == len(results)
+            assert s.scalar(
+                select(func.count()).select_from(OutboxEvent).where(OutboxEvent.resource_id.in_(ids))
+            ) == len(results)
     finally:
         eng.dispose()

@@ -22,11 +22,19 @@ from turnup.kernel.outbox import OutboxEvent
 
 
 def _pool(session: Session, prefix: str = "10.1.0.0/16", **extra: object) -> LogicalSpace:
-    if session.scalar(select(func.count()).select_from(LogicalSpace).where(LogicalSpace.role == "aggregate")) == 0:
-        services.create_pool(session, PoolCreate(poolType="ipAggregate", name="rfc1918", prefix="10.0.0.0/8"), "t")
-        services.create_pool(session, PoolCreate(poolType="ipAggregate", name="doc6", prefix="2001:db8::/32"), "t")
-    return services.create_pool(session, PoolCreate(poolType="ipPool", name=f"pool {prefix}", prefix=prefix,
-                                                    **extra), "t")  # type: ignore[arg-type]
+    if (
+        session.scalar(select(func.count()).select_from(LogicalSpace).where(LogicalSpace.role == "aggregate"))
+        == 0
+    ):
+        services.create_pool(
+            session, PoolCreate(poolType="ipAggregate", name="rfc1918", prefix="10.0.0.0/8"), "t"
+        )
+        services.create_pool(
+            session, PoolCreate(poolType="ipAggregate", name="doc6", prefix="2001:db8::/32"), "t"
+        )
+    return services.create_pool(
+        session, PoolCreate(poolType="ipPool", name=f"pool {prefix}", prefix=prefix, **extra), "t"
+    )  # type: ignore[arg-type]
 
 
 def _alloc(session: Session, pool: LogicalSpace, **req: object) -> str:
@@ -35,9 +43,11 @@ def _alloc(session: Session, pool: LogicalSpace, **req: object) -> str:
 
 
 def _counts(session: Session) -> tuple[int, int, int]:
-    return (session.scalar(select(func.count()).select_from(LogicalBlock)) or 0,
-            session.scalar(select(func.count()).select_from(AuditEntry)) or 0,
-            session.scalar(select(func.count()).select_from(OutboxEvent)) or 0)
+    return (
+        session.scalar(select(func.count()).select_from(LogicalBlock)) or 0,
+        session.scalar(select(func.count()).select_from(AuditEntry)) or 0,
+        session.scalar(select(func.count()).select_from(OutboxEvent)) or 0,
+    )
 
 
 def test_best_fit_uses_the_smallest_hole_and_first_fit_the_lowest(session: Session) -> None:
@@ -67,7 +77,9 @@ def test_ipv6_allocation_and_host_addresses_from_a_subnet(session: Session) -> N
     assert _alloc(session, v6, prefixLength=64) == "2001:db8:100::/64"
     assert _alloc(session, v6, prefixLength=56) == "2001:db8:100:100::/56"
     _pool(session)
-    subnet = services.create_pool(session, PoolCreate(poolType="ipSubnet", name="lan", prefix="10.1.7.0/29"), "t")
+    subnet = services.create_pool(
+        session, PoolCreate(poolType="ipSubnet", name="lan", prefix="10.1.7.0/29"), "t"
+    )
     hosts = [_alloc(session, subnet) for _ in range(6)]
     assert hosts == [f"10.1.7.{i}/32" for i in range(1, 7)]  # .0 network and .7 broadcast are system
     with pytest.raises(Conflict, match="no free address left"):
@@ -77,7 +89,9 @@ def test_ipv6_allocation_and_host_addresses_from_a_subnet(session: Session) -> N
 def test_subnet_from_an_allocated_prefix(session: Session) -> None:
     pool = _pool(session)
     taken, _ = services.allocate(session, pool.id, AllocationRequest(prefixLength=30), "t")
-    subnet = services.create_pool(session, PoolCreate(poolType="ipSubnet", name="p2p", fromResourceId=taken.id), "t")
+    subnet = services.create_pool(
+        session, PoolCreate(poolType="ipSubnet", name="p2p", fromResourceId=taken.id), "t"
+    )
     assert subnet.prefix == "10.1.0.0/30"
     assert [_alloc(session, subnet), _alloc(session, subnet)] == ["10.1.0.1/32", "10.1.0.2/32"]
 
@@ -114,11 +128,16 @@ def test_release_of_something_not_allocated_is_an_error_naming_the_id(session: S
 
 def test_released_buddies_merge_back(session: Session) -> None:
     pool = _pool(session, "10.1.0.0/24")
-    ids = [services.allocate(session, pool.id, AllocationRequest(prefixLength=26), "t")[0].id for _ in range(4)]
+    ids = [
+        services.allocate(session, pool.id, AllocationRequest(prefixLength=26), "t")[0].id for _ in range(4)
+    ]
     for block_id in ids:
         services.release(session, block_id, "t")
-    rows = session.execute(select(LogicalBlock.state, LogicalBlock.k).where(LogicalBlock.space_id == pool.id)
-                           .order_by(LogicalBlock.lo)).all()
+    rows = session.execute(
+        select(LogicalBlock.state, LogicalBlock.k)
+        .where(LogicalBlock.space_id == pool.id)
+        .order_by(LogicalBlock.lo)
+    ).all()
     assert [tuple(r) for r in rows] == [("free", 8), ("end", None)]
 
 
@@ -141,15 +160,18 @@ def test_expired_reservation_returns_to_the_pool(session: Session) -> None:
     assert _alloc(session, pool, prefixLength=30) == "10.1.0.0/30"
 
 
-@pytest.mark.parametrize(("req", "message"), [
-    ({"prefixLength": 15}, "prefixLength: /15 is outside pool 10.1.0.0/16"),
-    ({"prefixLength": 33}, "prefixLength: /33 is outside pool"),
-    ({"prefix": "10.1.0.1/24"}, "prefix: '10.1.0.1/24' has host bits set"),
-    ({"prefix": "10.2.0.0/24"}, "prefix: 10.2.0.0/24 is outside pool 10.1.0.0/16"),
-    ({"prefix": "banana"}, "prefix: 'banana' is not a valid IP address"),
-    ({"prefix": "2001:db8::/64"}, "prefix: 2001:db8::/64 is ipv6 but pool"),
-    ({"value": 5}, "value: not used for IP pools"),
-])
+@pytest.mark.parametrize(
+    ("req", "message"),
+    [
+        ({"prefixLength": 15}, "prefixLength: /15 is outside pool 10.1.0.0/16"),
+        ({"prefixLength": 33}, "prefixLength: /33 is outside pool"),
+        ({"prefix": "10.1.0.1/24"}, "prefix: '10.1.0.1/24' has host bits set"),
+        ({"prefix": "10.2.0.0/24"}, "prefix: 10.2.0.0/24 is outside pool 10.1.0.0/16"),
+        ({"prefix": "banana"}, "prefix: 'banana' is not a valid IP address"),
+        ({"prefix": "2001:db8::/64"}, "prefix: 2001:db8::/64 is ipv6 but pool"),
+        ({"value": 5}, "value: not used for IP pools"),
+    ],
+)
 def test_bad_allocation_input_names_the_field_and_changes_nothing(
     session: Session, req: dict[str, object], message: str
 ) -> None:
@@ -165,16 +187,36 @@ def test_bad_pool_definitions(session: Session) -> None:
     _pool(session)
     before = _counts(session)
     cases = [
-        (PoolCreate(poolType="ipAggregate", name="x", prefix="10.0.0.0/7"), Conflict,
-         "prefix: 10.0.0.0/7 overlaps an existing aggregate"),
-        (PoolCreate(poolType="ipAggregate", name="x", prefix="10.5.0.0/16"), Conflict, "prefix: 10.5.0.0/16 overlaps"),
-        (PoolCreate(poolType="ipPool", name="x", prefix="10.0.0.0/15"), Conflict,
-         "prefix: 10.0.0.0/15 overlaps an existing pool"),
-        (PoolCreate(poolType="ipPool", name="x", prefix="172.16.0.0/12"), InvalidInput,
-         "prefix: 172.16.0.0/12 is not inside any ipAggregate"),
-        (PoolCreate(poolType="ipPool", name="x", prefix="10.9.0.1/16"), InvalidInput, "prefix: .* host bits set"),
-        (PoolCreate(poolType="ipPool", name="pool 10.1.0.0/16", prefix="10.9.0.0/16"), Conflict,
-         "name: a ipv4 pool named"),
+        (
+            PoolCreate(poolType="ipAggregate", name="x", prefix="10.0.0.0/7"),
+            Conflict,
+            "prefix: 10.0.0.0/7 overlaps an existing aggregate",
+        ),
+        (
+            PoolCreate(poolType="ipAggregate", name="x", prefix="10.5.0.0/16"),
+            Conflict,
+            "prefix: 10.5.0.0/16 overlaps",
+        ),
+        (
+            PoolCreate(poolType="ipPool", name="x", prefix="10.0.0.0/15"),
+            Conflict,
+            "prefix: 10.0.0.0/15 overlaps an existing pool",
+        ),
+        (
+            PoolCreate(poolType="ipPool", name="x", prefix="172.16.0.0/12"),
+            InvalidInput,
+            "prefix: 172.16.0.0/12 is not inside any ipAggregate",
+        ),
+        (
+            PoolCreate(poolType="ipPool", name="x", prefix="10.9.0.1/16"),
+            InvalidInput,
+            "prefix: .* host bits set",
+        ),
+        (
+            PoolCreate(poolType="ipPool", name="pool 10.1.0.0/16", prefix="10.9.0.0/16"),
+            Conflict,
+            "name: a ipv4 pool named",
+        ),
     ]
     for data, error, message in cases:
         with pytest.raises(error, match=message):
@@ -182,36 +224,52 @@ def test_bad_pool_definitions(session: Session) -> None:
         session.rollback()
     assert _counts(session) == before
     # the same prefix in another routing domain (VRF) is fine
-    services.create_pool(session, PoolCreate(poolType="ipAggregate", name="cust-a", prefix="10.0.0.0/8",
-                                             routingDomain="cust-a"), "t")
+    services.create_pool(
+        session,
+        PoolCreate(poolType="ipAggregate", name="cust-a", prefix="10.0.0.0/8", routingDomain="cust-a"),
+        "t",
+    )
 
 
 def test_the_database_rejects_overlapping_blocks_even_without_the_service(session: Session) -> None:
     """Unique (space, lo), unique (space, hi), hi > lo and the deferred chain key admit no overlap."""
     pool = _pool(session, "10.1.0.0/24")
     session.commit()
-    head = session.scalars(select(LogicalBlock).where(LogicalBlock.space_id == pool.id)
-                           .order_by(LogicalBlock.lo)).first()
+    head = session.scalars(
+        select(LogicalBlock).where(LogicalBlock.space_id == pool.id).order_by(LogicalBlock.lo)
+    ).first()
     assert head is not None and head.k == 8
     base = 0x0A010000
     attempts = [
         # a /29 inside the free /24 (its hi links to nothing)
-        lambda: session.execute(insert(LogicalBlock.__table__).values(
-            id="x1", space_id=pool.id, lo=hexkey(base + 8), hi=hexkey(base + 16), k=3, state="allocated")),
+        lambda: session.execute(
+            insert(LogicalBlock.__table__).values(
+                id="x1", space_id=pool.id, lo=hexkey(base + 8), hi=hexkey(base + 16), k=3, state="allocated"
+            )
+        ),
         # the same start twice
-        lambda: session.execute(insert(LogicalBlock.__table__).values(
-            id="x2", space_id=pool.id, lo=hexkey(base), hi=hexkey(base + 8), k=3, state="allocated")),
+        lambda: session.execute(
+            insert(LogicalBlock.__table__).values(
+                id="x2", space_id=pool.id, lo=hexkey(base), hi=hexkey(base + 8), k=3, state="allocated"
+            )
+        ),
         # shrinking a block leaves a hole the chain cannot cross
-        lambda: session.execute(update(LogicalBlock.__table__).where(LogicalBlock.id == head.id)
-                                .values(hi=hexkey(base + 128), k=7)),
+        lambda: session.execute(
+            update(LogicalBlock.__table__)
+            .where(LogicalBlock.id == head.id)
+            .values(hi=hexkey(base + 128), k=7)
+        ),
         # a block ending before it starts
-        lambda: session.execute(update(LogicalBlock.__table__).where(LogicalBlock.id == head.id)
-                                .values(hi=hexkey(base - 1))),
+        lambda: session.execute(
+            update(LogicalBlock.__table__).where(LogicalBlock.id == head.id).values(hi=hexkey(base - 1))
+        ),
     ]
     for attempt in attempts:
         with pytest.raises(IntegrityError):
             attempt()
             session.commit()  # the chain key is checked at commit
         session.rollback()
-    assert session.scalar(select(func.count()).select_from(LogicalBlock)
-                          .where(LogicalBlock.space_id == pool.id)) == 2
+    assert (
+        session.scalar(select(func.count()).select_from(LogicalBlock).where(LogicalBlock.space_id == pool.id))
+        == 2
+    )

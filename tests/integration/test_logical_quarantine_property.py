@@ -23,10 +23,14 @@ QUARANTINE = 3600
 _names = itertools.count()
 
 ops_strategy = st.lists(
-    st.one_of(st.tuples(st.just("alloc"), st.integers(0, 1)),
-              st.tuples(st.just("release"), st.integers(0, 50)),
-              st.tuples(st.just("advance"), st.integers(0, 2 * QUARANTINE))),
-    min_size=1, max_size=30)
+    st.one_of(
+        st.tuples(st.just("alloc"), st.integers(0, 1)),
+        st.tuples(st.just("release"), st.integers(0, 50)),
+        st.tuples(st.just("advance"), st.integers(0, 2 * QUARANTINE)),
+    ),
+    min_size=1,
+    max_size=30,
+)
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -39,8 +43,13 @@ def test_no_prefix_is_reallocated_before_its_quarantine_ends(
     with session_factory() as s:
         if s.scalar(select(LogicalSpace.id).where(LogicalSpace.name == "agg")) is None:
             services.create_pool(s, PoolCreate(poolType="ipAggregate", name="agg", prefix="10.0.0.0/8"), "t")
-        pool = services.create_pool(s, PoolCreate(poolType="ipPool", name=f"p{n}", prefix=f"10.{n}.0.0/29",
-                                                  quarantineSeconds=QUARANTINE), "t")
+        pool = services.create_pool(
+            s,
+            PoolCreate(
+                poolType="ipPool", name=f"p{n}", prefix=f"10.{n}.0.0/29", quarantineSeconds=QUARANTINE
+            ),
+            "t",
+        )
         live: dict[str, tuple[int, int]] = {}
         quarantined: list[tuple[int, int, datetime]] = []  # (lo, hi, until)
         for op, arg in ops:
@@ -52,10 +61,14 @@ def test_no_prefix_is_reallocated_before_its_quarantine_ends(
                 except Exhausted:
                     s.rollback()
                     held = sum(hi - lo for lo, hi in live.values()) + sum(
-                        hi - lo for lo, hi, until in quarantined if until > now)
+                        hi - lo for lo, hi, until in quarantined if until > now
+                    )
                     # exhausted means no aligned block of that size is left, never a false refusal
-                    assert held > 8 - (1 << (32 - length)) or held == 8 or _fragmented(live, quarantined, now,
-                                                                                    32 - length)
+                    assert (
+                        held > 8 - (1 << (32 - length))
+                        or held == 8
+                        or _fragmented(live, quarantined, now, 32 - length)
+                    )
                     continue
                 lo, hi = taken.lo, taken.lo + (1 << taken.k)
                 for qlo, qhi, until in quarantined:
@@ -72,8 +85,9 @@ def test_no_prefix_is_reallocated_before_its_quarantine_ends(
                 clock.freeze(now + timedelta(seconds=arg))
 
 
-def _fragmented(live: dict[str, tuple[int, int]], quarantined: list[tuple[int, int, datetime]],
-                now: datetime, k: int) -> bool:
+def _fragmented(
+    live: dict[str, tuple[int, int]], quarantined: list[tuple[int, int, datetime]], now: datetime, k: int
+) -> bool:
     """True when every aligned block of size 2**k in the /29 touches something held."""
     base = min([lo for lo, _ in live.values()] + [lo for lo, _, _ in quarantined] or [0]) & ~7
     held = list(live.values()) + [(lo, hi) for lo, hi, until in quarantined if until > now]
@@ -84,9 +98,17 @@ def _fragmented(live: dict[str, tuple[int, int]], quarantined: list[tuple[int, i
 
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(ops=st.lists(st.one_of(st.tuples(st.just("take"), st.just(0)),
-                              st.tuples(st.just("release"), st.integers(0, 20)),
-                              st.tuples(st.just("advance"), st.integers(0, 120))), min_size=1, max_size=20))
+@given(
+    ops=st.lists(
+        st.one_of(
+            st.tuples(st.just("take"), st.just(0)),
+            st.tuples(st.just("release"), st.integers(0, 20)),
+            st.tuples(st.just("advance"), st.integers(0, 120)),
+        ),
+        min_size=1,
+        max_size=20,
+    )
+)
 def test_no_number_is_reserved_again_before_its_aging_ends(
     session_factory: sessionmaker[Session], ops: list[tuple[str, int]]
 ) -> None:
@@ -101,9 +123,16 @@ def test_no_number_is_reserved_again_before_its_aging_ends(
             now = clock.now()
             if op == "take":
                 try:
-                    r = reservations.reserve(s, [reservations.ReserveLine(
-                        "telephoneNumber", {"country": "GB", "pattern": f"0207946{n:03d}?"})],
-                        now + timedelta(hours=1), "t")
+                    r = reservations.reserve(
+                        s,
+                        [
+                            reservations.ReserveLine(
+                                "telephoneNumber", {"country": "GB", "pattern": f"0207946{n:03d}?"}
+                            )
+                        ],
+                        now + timedelta(hours=1),
+                        "t",
+                    )
                 except Conflict:
                     assert len(assigned) + sum(1 for end in aging.values() if end > now) == 3
                     continue

@@ -24,8 +24,11 @@ def _digits(found: list[TelephoneNumber]) -> list[str]:
 
 
 def test_import_national_range_and_thousands_block(session: Session) -> None:
-    result = numbers.import_numbers(session, NumberImport(start="020 7946 0000", end="020 7946 0099",
-                                                          country="GB", numberClass="business"), "t")
+    result = numbers.import_numbers(
+        session,
+        NumberImport(start="020 7946 0000", end="020 7946 0099", country="GB", numberClass="business"),
+        "t",
+    )
     assert (result["first"], result["last"], result["count"]) == ("+442079460000", "+442079460099", 100)
     numbers.import_numbers(session, NumberImport(thousandsBlock="+12125551"), "t")
     assert _count(session) == 1100
@@ -33,16 +36,20 @@ def test_import_national_range_and_thousands_block(session: Session) -> None:
     assert blocks == {"442079460": 100, "12125551": 1000}
 
 
-@pytest.mark.parametrize(("data", "message"), [
-    (NumberImport(start="2079460000"), "start: '2079460000' is a national number; give country"),
-    (NumberImport(start="+44 20 7946", country="GB"), "start: '\\+44 20 7946' is not a valid E.164"),
-    (NumberImport(start="+442079460000", end="+4420794600000"), "end: .* not a valid|differ in length"),
-    (NumberImport(start="+442079460010", end="+442079460000"), "end: \\+442079460000 is below start"),
-    (NumberImport(start="+442079460000", numberClass="vip"), "numberClass: number class 'vip' not found"),
-    (NumberImport(start="+12125550000", end="+12126550000"), "end: at most 100000 numbers"),
-])
-def test_invalid_imports_name_the_field_and_import_nothing(session: Session, data: NumberImport,
-                                                           message: str) -> None:
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (NumberImport(start="2079460000"), "start: '2079460000' is a national number; give country"),
+        (NumberImport(start="+44 20 7946", country="GB"), "start: '\\+44 20 7946' is not a valid E.164"),
+        (NumberImport(start="+442079460000", end="+4420794600000"), "end: .* not a valid|differ in length"),
+        (NumberImport(start="+442079460010", end="+442079460000"), "end: \\+442079460000 is below start"),
+        (NumberImport(start="+442079460000", numberClass="vip"), "numberClass: number class 'vip' not found"),
+        (NumberImport(start="+12125550000", end="+12126550000"), "end: at most 100000 numbers"),
+    ],
+)
+def test_invalid_imports_name_the_field_and_import_nothing(
+    session: Session, data: NumberImport, message: str
+) -> None:
     with pytest.raises((InvalidInput, Exception), match=message):
         numbers.import_numbers(session, data, "t")
     session.rollback()
@@ -95,7 +102,10 @@ def test_search_by_country_area_block_vanity_repeats_and_golden(session: Session
     # vanity: 212-555-CAKE -> 2253
     assert _digits(numbers.search(session, NumberSearch(pattern="*CAKE"))) == ["12125552253"]
     assert _digits(numbers.search(session, NumberSearch(country="US", pattern="212555?0?0", limit=3))) == [
-        "12125550000", "12125550010", "12125550020"]
+        "12125550000",
+        "12125550010",
+        "12125550020",
+    ]
     repeats = numbers.search(session, NumberSearch(country="GB", minRepeat=4, limit=100))
     assert _digits(repeats) == ["442079460000"]
     golden = numbers.search(session, NumberSearch(country="GB", golden=True, limit=100))

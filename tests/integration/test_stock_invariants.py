@@ -13,10 +13,20 @@ from sqlalchemy.orm import Session, sessionmaker
 from turnup.inventory.physical import reservations as R
 from turnup.inventory.physical import services as S
 from turnup.inventory.physical.orm import (
-    Location, RackUnitHold, Reservation, ReservationLine, StockLevel, StockMovement, StockUnit,
+    Location,
+    RackUnitHold,
+    Reservation,
+    ReservationLine,
+    StockLevel,
+    StockMovement,
+    StockUnit,
 )
 from turnup.inventory.physical.schemas import (
-    LineRequest, LocationCreate, MovementCreate, ReservationCreate, SkuCreate,
+    LineRequest,
+    LocationCreate,
+    MovementCreate,
+    ReservationCreate,
+    SkuCreate,
 )
 from turnup.kernel import clock
 from turnup.kernel.errors import Conflict
@@ -27,8 +37,11 @@ def _seed(s: Session) -> None:
     S.create_sku(s, SkuCreate(code="ONT", name="ONT", serialised=True), "t")
     S.create_location(s, LocationCreate(code="WH1", name="WH1", locationType="warehouse"), "t")
     S.apply_movement(s, MovementCreate(kind="receipt", sku="CABLE", location="WH1", quantity=3), "t")
-    S.apply_movement(s, MovementCreate(kind="receipt", sku="ONT", location="WH1",
-                                       units=[{"serial": "A"}, {"serial": "B"}]), "t")
+    S.apply_movement(
+        s,
+        MovementCreate(kind="receipt", sku="ONT", location="WH1", units=[{"serial": "A"}, {"serial": "B"}]),
+        "t",
+    )
 
 
 def _violates(s: Session, stmt: object) -> None:
@@ -56,15 +69,24 @@ def test_a_rack_unit_is_in_one_live_hold_only(session: Session) -> None:
     from turnup.inventory.physical import racks
     from turnup.inventory.physical.schemas import RackHoldCreate
 
-    S.create_location(session, LocationCreate(code="R", name="R", locationType="rack", rackUnits=4,
-                                              powerBudgetWatts=100), "t")
-    hold = racks.reserve_rack_space(session, RackHoldCreate(rack="R", units=2, powerWatts=10,
-                                                            expiresAt=clock.now() + timedelta(hours=1)), "t")
+    S.create_location(
+        session,
+        LocationCreate(code="R", name="R", locationType="rack", rackUnits=4, powerBudgetWatts=100),
+        "t",
+    )
+    hold = racks.reserve_rack_space(
+        session,
+        RackHoldCreate(rack="R", units=2, powerWatts=10, expiresAt=clock.now() + timedelta(hours=1)),
+        "t",
+    )
     rack_id = hold.rack_id
-    _violates(session, RackUnitHold.__table__.insert().values(id="x", hold_id=hold.id, rack_id=rack_id, u=1,
-                                                              active=True))
-    session.execute(RackUnitHold.__table__.insert().values(id="y", hold_id=hold.id, rack_id=rack_id, u=1,
-                                                           active=False))
+    _violates(
+        session,
+        RackUnitHold.__table__.insert().values(id="x", hold_id=hold.id, rack_id=rack_id, u=1, active=True),
+    )
+    session.execute(
+        RackUnitHold.__table__.insert().values(id="y", hold_id=hold.id, rack_id=rack_id, u=1, active=False)
+    )
     session.rollback()
 
 
@@ -74,33 +96,60 @@ def test_python_api_inside_a_callers_transaction(session_factory: sessionmaker[S
     expires = clock.now() + timedelta(hours=1)
     # the caller's other step fails after the physical hold: rolling back undoes the hold
     with session_factory() as s:
-        view = R.create_reservation(s, ReservationCreate(
-            lines=[{"sku": "CABLE", "quantity": 2, "location": "WH1"}], expiresAt=expires), "quote", commit=False)
+        view = R.create_reservation(
+            s,
+            ReservationCreate(lines=[{"sku": "CABLE", "quantity": 2, "location": "WH1"}], expiresAt=expires),
+            "quote",
+            commit=False,
+        )
         assert view.status == "held"
         s.rollback()
     with session_factory() as s:
         assert s.scalar(select(func.count()).select_from(Reservation)) == 0
-        assert R.check_availability(s, [LineRequest(sku="CABLE", quantity=3, location="WH1")])[0].available == 3
+        assert (
+            R.check_availability(s, [LineRequest(sku="CABLE", quantity=3, location="WH1")])[0].available == 3
+        )
     # both steps succeed: one commit by the caller
     with session_factory() as s:
-        view = R.create_reservation(s, ReservationCreate(
-            lines=[{"sku": "CABLE", "quantity": 3, "location": "WH1"}, {"sku": "ONT", "serials": ["B"]}],
-            expiresAt=expires, quoteId="Q-9"), "quote", commit=False)
+        view = R.create_reservation(
+            s,
+            ReservationCreate(
+                lines=[{"sku": "CABLE", "quantity": 3, "location": "WH1"}, {"sku": "ONT", "serials": ["B"]}],
+                expiresAt=expires,
+                quoteId="Q-9",
+            ),
+            "quote",
+            commit=False,
+        )
         s.commit()
     with session_factory() as s:
         with pytest.raises(Conflict) as refused:
-            R.create_reservation(s, ReservationCreate(
-                lines=[{"sku": "CABLE", "quantity": 1, "location": "WH1"}], expiresAt=expires), "quote")
-        assert refused.value.details == [{"line": 0, "sku": "CABLE", "location": "WH1", "region": None,
-                                          "requested": 1, "available": 0}]
+            R.create_reservation(
+                s,
+                ReservationCreate(
+                    lines=[{"sku": "CABLE", "quantity": 1, "location": "WH1"}], expiresAt=expires
+                ),
+                "quote",
+            )
+        assert refused.value.details == [
+            {"line": 0, "sku": "CABLE", "location": "WH1", "region": None, "requested": 1, "available": 0}
+        ]
         extended = R.extend_reservation(s, view.id, expires + timedelta(days=1), "quote")
         assert extended.reservation.expires_at == expires + timedelta(days=1)
         committed = R.commit_reservation(s, view.id, "ORD-1", "quote")
         assert committed.status == "committed" and committed.allocation is not None
-        lines = s.scalars(select(ReservationLine.status).where(ReservationLine.reservation_id == view.id)).all()
+        lines = s.scalars(
+            select(ReservationLine.status).where(ReservationLine.reservation_id == view.id)
+        ).all()
         assert sorted(lines) == ["committed", "committed"]
-        ledger = s.execute(select(StockMovement.kind, func.sum(StockMovement.reserved_delta),
-                                  func.sum(StockMovement.allocated_delta))
-                           .where(StockMovement.reservation_id == view.id)
-                           .group_by(StockMovement.kind).order_by(StockMovement.kind)).all()
+        ledger = s.execute(
+            select(
+                StockMovement.kind,
+                func.sum(StockMovement.reserved_delta),
+                func.sum(StockMovement.allocated_delta),
+            )
+            .where(StockMovement.reservation_id == view.id)
+            .group_by(StockMovement.kind)
+            .order_by(StockMovement.kind)
+        ).all()
         assert [tuple(r) for r in ledger] == [("commit", -4, 4), ("reserve", 4, 0)]

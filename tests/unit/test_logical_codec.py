@@ -7,7 +7,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from turnup.inventory.logical.codec import (
-    check_template, decompose, hexkey, next_prefix, number_features, parse_network, split_plan, unhex,
+    check_template,
+    decompose,
+    hexkey,
+    next_prefix,
+    number_features,
+    parse_network,
+    split_plan,
+    unhex,
     vanity_to_digits,
 )
 from turnup.inventory.logical.numbers import parse_pattern

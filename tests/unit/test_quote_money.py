@@ -9,18 +9,28 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from turnup.quoting.money import (
-    CENT, TierSpec, add_totals, allocate, component, discounted, q2, tiered_charge, totals,
+    CENT,
+    TierSpec,
+    add_totals,
+    allocate,
+    component,
+    discounted,
+    q2,
+    tiered_charge,
+    totals,
 )
 
 cents = st.integers(min_value=0, max_value=10**9).map(lambda n: Decimal(n) * CENT)
-signed_cents = st.integers(min_value=-10**9, max_value=10**9).map(lambda n: Decimal(n) * CENT)
+signed_cents = st.integers(min_value=-(10**9), max_value=10**9).map(lambda n: Decimal(n) * CENT)
 weights = st.lists(st.integers(min_value=0, max_value=10**6).map(Decimal), min_size=1, max_size=12)
 percents = st.integers(min_value=0, max_value=1_000_000).map(lambda n: Decimal(n) / 10_000)
 prices = st.integers(min_value=0, max_value=10**8).map(lambda n: Decimal(n) / 10_000)
 
 
 @given(total=signed_cents, ws=weights)
-def test_allocation_sums_exactly_and_each_part_is_within_a_cent_of_its_share(total: Decimal, ws: list[Decimal]) -> None:
+def test_allocation_sums_exactly_and_each_part_is_within_a_cent_of_its_share(
+    total: Decimal, ws: list[Decimal]
+) -> None:
     parts = allocate(total, ws)
     assert sum(parts) == total
     assert len(parts) == len(ws)
@@ -44,7 +54,11 @@ def test_largest_remainders_get_the_leftover_cents(total: Decimal, ws: list[Deci
 
 
 def test_allocation_worked_example_and_refusals() -> None:
-    assert allocate(Decimal("100.00"), [Decimal(1)] * 3) == [Decimal("33.34"), Decimal("33.33"), Decimal("33.33")]
+    assert allocate(Decimal("100.00"), [Decimal(1)] * 3) == [
+        Decimal("33.34"),
+        Decimal("33.33"),
+        Decimal("33.33"),
+    ]
     assert allocate(Decimal("199.20"), [Decimal(199), Decimal(15)]) == [Decimal("185.24"), Decimal("13.96")]
     assert allocate(Decimal("0.01"), [Decimal(0), Decimal(0)]) == [Decimal("0.01"), Decimal("0.00")]
     with pytest.raises(ValueError):
@@ -53,11 +67,25 @@ def test_allocation_worked_example_and_refusals() -> None:
         allocate(Decimal("1.00"), [])
 
 
-@given(lines=st.lists(st.lists(st.tuples(st.sampled_from(["recurring", "oneTime"]), prices,
-                                         st.integers(min_value=1, max_value=500), percents),
-                               min_size=1, max_size=5), min_size=1, max_size=8))
+@given(
+    lines=st.lists(
+        st.lists(
+            st.tuples(
+                st.sampled_from(["recurring", "oneTime"]),
+                prices,
+                st.integers(min_value=1, max_value=500),
+                percents,
+            ),
+            min_size=1,
+            max_size=5,
+        ),
+        min_size=1,
+        max_size=8,
+    )
+)
 def test_quote_totals_equal_the_sum_of_line_totals_which_equal_the_sum_of_components(
-        lines: list[list[tuple[str, Decimal, int, Decimal]]]) -> None:
+    lines: list[list[tuple[str, Decimal, int, Decimal]]],
+) -> None:
     line_totals = []
     for line in lines:
         comps = [component("p", kind, price, Decimal(qty), pct) for kind, price, qty, pct in line]
@@ -81,17 +109,20 @@ def test_a_larger_discount_never_costs_more(amount: Decimal, low: Decimal, high:
     assert discounted(amount, Decimal(0)) == amount and discounted(amount, Decimal(100)) == 0
 
 
-TIERS = [TierSpec(Decimal(0), Decimal(1000), Decimal("0.0200")),
-         TierSpec(Decimal(1000), Decimal(10000), Decimal("0.0150")),
-         TierSpec(Decimal(10000), None, Decimal("0.0100"))]
+TIERS = [
+    TierSpec(Decimal(0), Decimal(1000), Decimal("0.0200")),
+    TierSpec(Decimal(1000), Decimal(10000), Decimal("0.0150")),
+    TierSpec(Decimal(10000), None, Decimal("0.0100")),
+]
 
 
 @given(a=st.integers(min_value=0, max_value=10**6), b=st.integers(min_value=0, max_value=10**6))
 def test_graduated_tiers_are_monotonic_and_additive_across_boundaries(a: int, b: int) -> None:
     lo, hi = sorted((Decimal(a), Decimal(b)))
     assert tiered_charge(lo, TIERS) <= tiered_charge(hi, TIERS)
-    exact = sum(((min(hi, t.end) if t.end is not None else hi) - t.start) * t.rate
-                for t in TIERS if hi > t.start) + Decimal(0)
+    exact = sum(
+        ((min(hi, t.end) if t.end is not None else hi) - t.start) * t.rate for t in TIERS if hi > t.start
+    ) + Decimal(0)
     assert tiered_charge(hi, TIERS) == q2(exact)
 
 

@@ -26,20 +26,24 @@ def hits(index: ScreeningIndex, name: str, country: str | None = None) -> list[s
 
 # --- normalisation ----------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("raw, expected", [
-    ("Zorblax Dynamics LLC", "zorblax dynamics"),
-    ("ZORBLAX DYNAMICS, L.L.C.", "zorblax dynamics"),
-    ("  zorblax   dynamics  ", "zorblax dynamics"),
-    ("Nebulon Wirecraft S.A.", "nebulon wirecraft"),
-    ("Brindlewood Photonics AG", "brindlewood photonics"),
-    ("Vantrobe Optical Systems GmbH", "vantrobe optical systems"),
-    ("Société Imaginaire d'Électronique Fictive", "societe imaginaire delectronique fictive"),
-    ("Smith & Jones Inc.", "smith and jones"),
-    ("Quenterra-Trading/21 Ltd", "quenterra trading 21"),
-    ("Straße Ltd", "strasse"),
-    ("LLC", "llc"),  # a name made only of legal-form words keeps them
-    ("", ""),
-])
+
+@pytest.mark.parametrize(
+    "raw, expected",
+    [
+        ("Zorblax Dynamics LLC", "zorblax dynamics"),
+        ("ZORBLAX DYNAMICS, L.L.C.", "zorblax dynamics"),
+        ("  zorblax   dynamics  ", "zorblax dynamics"),
+        ("Nebulon Wirecraft S.A.", "nebulon wirecraft"),
+        ("Brindlewood Photonics AG", "brindlewood photonics"),
+        ("Vantrobe Optical Systems GmbH", "vantrobe optical systems"),
+        ("Société Imaginaire d'Électronique Fictive", "societe imaginaire delectronique fictive"),
+        ("Smith & Jones Inc.", "smith and jones"),
+        ("Quenterra-Trading/21 Ltd", "quenterra trading 21"),
+        ("Straße Ltd", "strasse"),
+        ("LLC", "llc"),  # a name made only of legal-form words keeps them
+        ("", ""),
+    ],
+)
 def test_normalize_name(raw: str, expected: str) -> None:
     assert normalize_name(raw) == expected
 
@@ -52,15 +56,21 @@ def test_normalisation_is_idempotent(raw: str) -> None:
 
 
 WORDS = st.text(alphabet=st.characters(categories=("Lu", "Ll", "Nd")), min_size=1, max_size=12).filter(
-    lambda w: normalize_name(w) not in LEGAL_FORMS and normalize_name(w) != "")
+    lambda w: normalize_name(w) not in LEGAL_FORMS and normalize_name(w) != ""
+)
 
 
-@given(st.lists(WORDS, min_size=1, max_size=4), st.sampled_from(
-    ["LLC", "Ltd", "Ltd.", "GmbH", "AG", "S.A.", "Inc", "Inc.", "Corp", "PLC", "B.V.", "L.L.C."]),
-    st.sampled_from([None, "AE", "DE", "CN"]))
+@given(
+    st.lists(WORDS, min_size=1, max_size=4),
+    st.sampled_from(
+        ["LLC", "Ltd", "Ltd.", "GmbH", "AG", "S.A.", "Inc", "Inc.", "Corp", "PLC", "B.V.", "L.L.C."]
+    ),
+    st.sampled_from([None, "AE", "DE", "CN"]),
+)
 @settings(max_examples=150, deadline=None)
-def test_adding_a_legal_form_suffix_never_changes_the_decision(words: list[str], suffix: str,
-                                                               country: str | None) -> None:
+def test_adding_a_legal_form_suffix_never_changes_the_decision(
+    words: list[str], suffix: str, country: str | None
+) -> None:
     index = ScreeningIndex.from_csv(SAMPLE_LIST.read_text(encoding="utf-8"))
     name = " ".join(words)
     assert normalize_name(f"{name} {suffix}") == normalize_name(name)
@@ -69,22 +79,31 @@ def test_adding_a_legal_form_suffix_never_changes_the_decision(words: list[str],
 
 
 def test_adding_a_legal_form_suffix_keeps_a_real_hit(index: ScreeningIndex) -> None:
-    for name in ("Zorblax Dynamics", "Zorblax Dynamics GmbH", "Zorblax Dynamics, S.A.", "ZORBLAX DYNAMICS INC"):
+    for name in (
+        "Zorblax Dynamics",
+        "Zorblax Dynamics GmbH",
+        "Zorblax Dynamics, S.A.",
+        "ZORBLAX DYNAMICS INC",
+    ):
         assert hits(index, name) == ["SYN-0001"], name
 
 
 # --- fuzzy matching ---------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("name, expected", [
-    ("Zorblax Dynamics", "SYN-0001"),  # legal form dropped
-    ("Zorblaxx Dynamics", "SYN-0001"),  # typo
-    ("Dynamics Zorblax", "SYN-0001"),  # word order
-    ("ZBX Dynamics Co", "SYN-0001"),  # alternative name
-    ("Vantrobe Optical Sistems", "SYN-0003"),  # typo
-    ("Kessarine Microwave Lab", "SYN-0011"),
-    ("Societe Imaginaire d'Electronique Fictive", "SYN-0013"),  # accents
-    ("Marigold Quimbleworth", "SYN-0004"),
-])
+
+@pytest.mark.parametrize(
+    "name, expected",
+    [
+        ("Zorblax Dynamics", "SYN-0001"),  # legal form dropped
+        ("Zorblaxx Dynamics", "SYN-0001"),  # typo
+        ("Dynamics Zorblax", "SYN-0001"),  # word order
+        ("ZBX Dynamics Co", "SYN-0001"),  # alternative name
+        ("Vantrobe Optical Sistems", "SYN-0003"),  # typo
+        ("Kessarine Microwave Lab", "SYN-0011"),
+        ("Societe Imaginaire d'Electronique Fictive", "SYN-0013"),  # accents
+        ("Marigold Quimbleworth", "SYN-0004"),
+    ],
+)
 def test_fuzzy_hits(index: ScreeningIndex, name: str, expected: str) -> None:
     assert hits(index, name) == [expected]
 
@@ -108,11 +127,15 @@ def test_threshold_is_configurable(index: ScreeningIndex) -> None:
 
 # --- false-positive guards --------------------------------------------------------------------------
 
+
 def test_guard_numbers_must_agree(index: ScreeningIndex) -> None:
     assert hits(index, "Quenterra Trading 21") == ["SYN-0002"]
     assert hits(index, "Quenterra Trading 12") == []
     assert hits(index, "Quenterra Trading 211") == []
-    assert index.explain("Quenterra Trading 12", "Quenterra Trading 21 Ltd").veto == "numbers in the names differ"
+    assert (
+        index.explain("Quenterra Trading 12", "Quenterra Trading 21 Ltd").veto
+        == "numbers in the names differ"
+    )
 
 
 def test_guard_very_short_names_need_an_exact_match(index: ScreeningIndex) -> None:
@@ -132,10 +155,14 @@ def test_guard_generic_words_alone_never_fuzzy_match(index: ScreeningIndex) -> N
     # a customer sharing only generic words with an entry is not a hit
     assert hits(index, "Kessarine Holdings International") == []  # distinctive word, but too different
     assert index.explain("Nova Optical Systems", "Vantrobe Optical Systems").veto is None  # 'optical'
-    assert index.explain("Nova Systems International", "Vantrobe Optical Systems").veto == \
-        "no distinctive word in common"
-    assert index.explain("Zorblax Trading Group", "Global Trading Group").veto == \
-        "only generic words: only an exact match counts"
+    assert (
+        index.explain("Nova Systems International", "Vantrobe Optical Systems").veto
+        == "no distinctive word in common"
+    )
+    assert (
+        index.explain("Zorblax Trading Group", "Global Trading Group").veto
+        == "only generic words: only an exact match counts"
+    )
     assert "SYN-0006" not in hits(index, "Zorblax Trading Group")
     assert {"trading", "global", "group"} <= GENERIC_WORDS
 
@@ -162,6 +189,7 @@ def test_ten_thousand_names_screen_without_error(index: ScreeningIndex) -> None:
 
 # --- CSL parsing ------------------------------------------------------------------------------------
 
+
 def test_sample_list_is_in_csl_layout_and_synthetic() -> None:
     text = SAMPLE_LIST.read_text(encoding="utf-8")
     assert text.splitlines()[0].split(",") == list(CSL_COLUMNS)
@@ -179,10 +207,13 @@ def test_bad_list_names_the_line() -> None:
     with pytest.raises(InvalidInput, match="line 3: name is empty"):
         parse_csl(csv_text([{"_id": "A", "source": "S", "name": "Fine Name"}, {"_id": "B", "source": "S"}]))
     with pytest.raises(InvalidInput, match="line 3: duplicate id 'A'"):
-        parse_csl(csv_text([{"_id": "A", "source": "S", "name": "One"}, {"_id": "A", "source": "S", "name": "Two"}]))
+        parse_csl(
+            csv_text([{"_id": "A", "source": "S", "name": "One"}, {"_id": "A", "source": "S", "name": "Two"}])
+        )
 
 
 # --- dated export rules -----------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def rules():  # type: ignore[no-untyped-def]
@@ -197,8 +228,9 @@ def test_embargo_applies_from_its_start_date(rules) -> None:  # type: ignore[no-
 
 
 def test_embargo_that_ended_no_longer_applies(rules) -> None:  # type: ignore[no-untyped-def]
-    assert [f.rule_id for f in evaluate(rules, eccn=None, destination_country="SY", on_date=date(2025, 6, 30))] \
-        == ["EMB-SY"]
+    assert [
+        f.rule_id for f in evaluate(rules, eccn=None, destination_country="SY", on_date=date(2025, 6, 30))
+    ] == ["EMB-SY"]
     assert evaluate(rules, eccn=None, destination_country="SY", on_date=date(2025, 7, 1)) == []
 
 

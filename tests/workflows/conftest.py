@@ -13,8 +13,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from turnup.orchestration import runtime
 from turnup.orchestration.testing import in_process, make_customer, make_offering
 
-FAST_RETRIES = {"TURNUP_STEP_MAX_ATTEMPTS": "3", "TURNUP_STEP_BACKOFF_SECONDS": "0.05",
-                "TURNUP_STEP_BACKOFF_CAP_SECONDS": "0.2"}
+FAST_RETRIES = {
+    "TURNUP_STEP_MAX_ATTEMPTS": "3",
+    "TURNUP_STEP_BACKOFF_SECONDS": "0.05",
+    "TURNUP_STEP_BACKOFF_CAP_SECONDS": "0.2",
+}
 
 
 def drop_dbos_schema(db_url: str) -> None:
@@ -22,8 +25,9 @@ def drop_dbos_schema(db_url: str) -> None:
     if schema is None:
         return
     url = make_url(db_url)
-    with psycopg.connect(host=url.host, port=url.port, user=url.username, dbname=url.database,
-                         autocommit=True) as conn:
+    with psycopg.connect(
+        host=url.host, port=url.port, user=url.username, dbname=url.database, autocommit=True
+    ) as conn:
         conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
@@ -44,24 +48,66 @@ def orchestrator(engine: Any, db_url: str, dbos_schema_cleanup: None) -> Iterato
 def catalog(session_factory: sessionmaker[Session]) -> dict[str, str]:
     with session_factory() as s:
         return {
-            "fibre": make_offering(s, "Business Fibre 1G", [
-                {"adapter": "network-simulator", "action": "activate-access", "parameters": {"mbps": 1000}}]),
-            "voice": make_offering(s, "Hosted Voice Seat", [
-                {"adapter": "voice-platform", "action": "create-seat", "parameters": {"codec": "g722"}}]),
-            "colo": make_offering(s, "Colocation 4U", [
-                {"adapter": "network-simulator", "action": "cross-connect", "parameters": {"ports": 1}},
-                {"adapter": "network-simulator", "action": "power-on", "parameters": {"amps": 16}}]),
-            "flaky": make_offering(s, "Flaky Link", [
-                {"adapter": "network-simulator", "action": "activate", "parameters": {"simulateFailFirst": 2}}]),
-            "broken": make_offering(s, "Broken Link", [
-                {"adapter": "network-simulator", "action": "activate", "parameters": {"simulateFailFirst": 3}}]),
-            "garbled": make_offering(s, "Garbled Link", [
-                {"adapter": "network-simulator", "action": "activate", "parameters": {"simulateMalformed": True}}]),
-            "retired": make_offering(s, "Old Link", [
-                {"adapter": "network-simulator", "action": "activate", "parameters": {}}],
-                lifecycle_status="retired"),
-            "alien": make_offering(s, "Alien Link", [
-                {"adapter": "carrier-pigeon", "action": "activate", "parameters": {}}]),
+            "fibre": make_offering(
+                s,
+                "Business Fibre 1G",
+                [{"adapter": "network-simulator", "action": "activate-access", "parameters": {"mbps": 1000}}],
+            ),
+            "voice": make_offering(
+                s,
+                "Hosted Voice Seat",
+                [{"adapter": "voice-platform", "action": "create-seat", "parameters": {"codec": "g722"}}],
+            ),
+            "colo": make_offering(
+                s,
+                "Colocation 4U",
+                [
+                    {"adapter": "network-simulator", "action": "cross-connect", "parameters": {"ports": 1}},
+                    {"adapter": "network-simulator", "action": "power-on", "parameters": {"amps": 16}},
+                ],
+            ),
+            "flaky": make_offering(
+                s,
+                "Flaky Link",
+                [
+                    {
+                        "adapter": "network-simulator",
+                        "action": "activate",
+                        "parameters": {"simulateFailFirst": 2},
+                    }
+                ],
+            ),
+            "broken": make_offering(
+                s,
+                "Broken Link",
+                [
+                    {
+                        "adapter": "network-simulator",
+                        "action": "activate",
+                        "parameters": {"simulateFailFirst": 3},
+                    }
+                ],
+            ),
+            "garbled": make_offering(
+                s,
+                "Garbled Link",
+                [
+                    {
+                        "adapter": "network-simulator",
+                        "action": "activate",
+                        "parameters": {"simulateMalformed": True},
+                    }
+                ],
+            ),
+            "retired": make_offering(
+                s,
+                "Old Link",
+                [{"adapter": "network-simulator", "action": "activate", "parameters": {}}],
+                lifecycle_status="retired",
+            ),
+            "alien": make_offering(
+                s, "Alien Link", [{"adapter": "carrier-pigeon", "action": "activate", "parameters": {}}]
+            ),
         }
 
 

@@ -39,7 +39,7 @@ class Handler(BaseHTTPRequestHandler):
     def log_message(self, *args: Any) -> None:  # quiet
         pass
 
-    def do_POST(self) -> None:  # noqa: N802 (http.server API)
+    def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         element = self.server.element  # type: ignore[attr-defined]
         timestamp = self.headers.get("X-Turnup-Timestamp") or ""
@@ -57,8 +57,12 @@ class Handler(BaseHTTPRequestHandler):
                 element.fail_next -= 1
                 return self._answer(503, {"error": "busy"})
             if key not in element.effects:
-                element.effects[key] = {"status": "done", "networkRef": f"ext-{doc['serviceId'][:8]}",
-                                        "operation": doc["operation"], "effect": len(element.effects) + 1}
+                element.effects[key] = {
+                    "status": "done",
+                    "networkRef": f"ext-{doc['serviceId'][:8]}",
+                    "operation": doc["operation"],
+                    "effect": len(element.effects) + 1,
+                }
             return self._answer(200, element.effects[key])
 
     def _answer(self, code: int, doc: dict[str, Any]) -> None:
@@ -87,8 +91,13 @@ def element() -> Iterator[tuple[Element, str]]:
 def test_signed_calls_are_applied_once_per_idempotency_key(element: tuple[Element, str]) -> None:
     state, url = element
     adapter = HttpAdapter(url, SECRET)
-    request = AdapterRequest(idempotency_key="p1:activate", service_id="svc-123456789", action="activate-access",
-                             parameters={"mbps": 100}, order_id="o1")
+    request = AdapterRequest(
+        idempotency_key="p1:activate",
+        service_id="svc-123456789",
+        action="activate-access",
+        parameters={"mbps": 100},
+        order_id="o1",
+    )
     first = adapter.activate(request)
     second = adapter.activate(request)
     assert first == second
@@ -99,41 +108,60 @@ def test_signed_calls_are_applied_once_per_idempotency_key(element: tuple[Elemen
     # a transient 503 is a retryable AdapterError; the retry with the same key gets the same single effect
     state.fail_next = 1
     with pytest.raises(AdapterError) as failed:
-        adapter.deactivate(AdapterRequest(idempotency_key="p1:deactivate", service_id="svc-123456789", action="x"))
+        adapter.deactivate(
+            AdapterRequest(idempotency_key="p1:deactivate", service_id="svc-123456789", action="x")
+        )
     assert not isinstance(failed.value, AdapterAnswerMalformed) and "503" in str(failed.value)
-    adapter.deactivate(AdapterRequest(idempotency_key="p1:deactivate", service_id="svc-123456789", action="x"))
+    adapter.deactivate(
+        AdapterRequest(idempotency_key="p1:deactivate", service_id="svc-123456789", action="x")
+    )
     assert sorted(state.effects) == ["p1:activate", "p1:deactivate"]
 
 
 def test_a_wrong_secret_is_refused_by_the_endpoint_and_not_retried(element: tuple[Element, str]) -> None:
     state, url = element
     with pytest.raises(AdapterAnswerMalformed, match="401"):
-        HttpAdapter(url, "wrong-secret").activate(AdapterRequest(idempotency_key="k", service_id="s", action="a"))
+        HttpAdapter(url, "wrong-secret").activate(
+            AdapterRequest(idempotency_key="k", service_id="s", action="a")
+        )
     assert state.refused_signatures == 1 and state.effects == {}
     # and an unreachable endpoint is a retryable failure
     with pytest.raises(AdapterError):
         HttpAdapter("http://127.0.0.1:9/nothing", SECRET, timeout_seconds=2).activate(
-            AdapterRequest(idempotency_key="k", service_id="s", action="a"))
+            AdapterRequest(idempotency_key="k", service_id="s", action="a")
+        )
 
 
 def test_orders_through_the_http_adapter_entry_point(
-    element: tuple[Element, str], client: TestClient, customer_id: str, session_factory: sessionmaker[Session],
-    orchestrator: None, monkeypatch: pytest.MonkeyPatch,
+    element: tuple[Element, str],
+    client: TestClient,
+    customer_id: str,
+    session_factory: sessionmaker[Session],
+    orchestrator: None,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     state, url = element
     monkeypatch.setenv("TURNUP_HTTP_ADAPTER_URL", url)
     monkeypatch.setenv("TURNUP_HTTP_ADAPTER_SECRET", SECRET)
     with session_factory() as s:
-        offering = make_offering(s, "External Link", [
-            {"adapter": "http", "action": "activate-access", "parameters": {"mbps": 300}}])
+        offering = make_offering(
+            s,
+            "External Link",
+            [{"adapter": "http", "action": "activate-access", "parameters": {"mbps": 300}}],
+        )
     # Given the endpoint is busy for the first 2 calls (3 attempts allowed)
     state.fail_next = 2
     order = client.post(ORDERS, json=order_body(customer_id, offering))
     assert order.status_code == 201, order.text
     order_id = order.json()["id"]
-    done = wait_until(lambda: client.get(f"{ORDERS}/{order_id}").json()
-                      if client.get(f"{ORDERS}/{order_id}").json()["state"] in ("completed", "held", "failed")
-                      else None, 60)
+    done = wait_until(
+        lambda: (
+            client.get(f"{ORDERS}/{order_id}").json()
+            if client.get(f"{ORDERS}/{order_id}").json()["state"] in ("completed", "held", "failed")
+            else None
+        ),
+        60,
+    )
     # Then the order completes and the element applied the activation once, under the plan item's key
     assert done["state"] == "completed", done
     plan = client.get(f"{ORDERS}/{order_id}/plan").json()
@@ -142,11 +170,20 @@ def test_orders_through_the_http_adapter_entry_point(
     assert [r["key"] for r in state.requests] == [key, key, key]
     assert state.refused_signatures == 0
     service = client.get(f"{SERVICES}/{plan[0]['service']['id']}").json()
-    assert service["state"] == "active" and service["externalReference"]["networkRef"] == state.effects[key][
-        "networkRef"]
+    assert (
+        service["state"] == "active"
+        and service["externalReference"]["networkRef"] == state.effects[key]["networkRef"]
+    )
     # When the service is suspended through an order, the element gets a signed suspend call
-    suspend = client.post(ORDERS, json={"relatedParty": [{"id": customer_id}], "productOrderItem": [
-        {"id": "1", "action": "modify", "product": {"id": service["id"], "status": "suspended"}}]})
+    suspend = client.post(
+        ORDERS,
+        json={
+            "relatedParty": [{"id": customer_id}],
+            "productOrderItem": [
+                {"id": "1", "action": "modify", "product": {"id": service["id"], "status": "suspended"}}
+            ],
+        },
+    )
     assert suspend.status_code == 201, suspend.text
     wait_until(lambda: client.get(f"{ORDERS}/{suspend.json()['id']}").json()["state"] == "completed", 60)
     assert [r["path"] for r in state.requests][-1] == "/element/suspend"

@@ -16,22 +16,29 @@ from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from turnup.kernel.outbox import OutboxEvent
+from turnup.orchestration import runtime
+from turnup.orchestration.testing import (
+    WorkerProcess,
+    create_order_with_vlan,
+    make_customer,
+    make_offering,
+    make_vlan_pool,
+    order_body,
+    reservation_leaks,
+    wait_until,
+)
 from turnup.ordering import services as ordering
 from turnup.ordering.orm import PlanItem, ProductOrder
 from turnup.ordering.schemas import ProductOrderCreate
-from turnup.orchestration import runtime
-from turnup.orchestration.testing import (
-    WorkerProcess, create_order_with_vlan, make_customer, make_offering, make_vlan_pool, order_body,
-    reservation_leaks, wait_until,
-)
 from turnup.provisioning.orm import SimulatorLedgerEntry
 from turnup.service_inventory.orm import Service
 
 CONCURRENCY = 4
 
 
-def _submit(factory: sessionmaker[Session], n: int, offering: str, customer: str,
-            vlan_pool: str | None = None) -> list[str]:
+def _submit(
+    factory: sessionmaker[Session], n: int, offering: str, customer: str, vlan_pool: str | None = None
+) -> list[str]:
     """``n`` orders; with ``vlan_pool`` each carries a VLAN its "quote" committed to it."""
     ids = []
     for _ in range(n):
@@ -39,8 +46,11 @@ def _submit(factory: sessionmaker[Session], n: int, offering: str, customer: str
             if vlan_pool:
                 ids.append(create_order_with_vlan(s, order_body(customer, offering), vlan_pool))
             else:
-                ids.append(ordering.create_order(
-                    s, ProductOrderCreate.model_validate(order_body(customer, offering)), "test").id)
+                ids.append(
+                    ordering.create_order(
+                        s, ProductOrderCreate.model_validate(order_body(customer, offering)), "test"
+                    ).id
+                )
     return ids
 
 
@@ -50,8 +60,11 @@ def _states(factory: sessionmaker[Session]) -> dict[str, int]:
 
 
 def _wait_ready(log: Path, timeout: float = 60) -> None:
-    wait_until(lambda: log.exists() and "running" in log.read_text(errors="replace"), timeout,
-               message=f"worker log {log}")
+    wait_until(
+        lambda: log.exists() and "running" in log.read_text(errors="replace"),
+        timeout,
+        message=f"worker log {log}",
+    )
 
 
 @pytest.fixture
@@ -68,15 +81,21 @@ def test_kill_9_at_random_moments_every_order_completes_with_each_effect_once(
     # Given 40 orders of two activation steps each, each carrying a VLAN its quote committed (so a resource
     # assignment step too), and a simulator taking 20 ms per call
     with session_factory() as s:
-        offering = make_offering(s, "Colocation", [
-            {"adapter": "network-simulator", "action": "cross-connect", "parameters": {}},
-            {"adapter": "network-simulator", "action": "power-on", "parameters": {}}])
+        offering = make_offering(
+            s,
+            "Colocation",
+            [
+                {"adapter": "network-simulator", "action": "cross-connect", "parameters": {}},
+                {"adapter": "network-simulator", "action": "power-on", "parameters": {}},
+            ],
+        )
         customer = make_customer(s)
         pool = make_vlan_pool(s)
     order_ids = _submit(session_factory, 40, offering, customer, vlan_pool=pool)
     env = {"TURNUP_SIMULATOR_LATENCY_MS": "20", "TURNUP_STEP_BACKOFF_SECONDS": "0.05"}
-    worker = WorkerProcess(pg_only, "kill-test-w1", concurrency=CONCURRENCY, env=env,
-                           log_path=str(tmp_path / "worker.log"))
+    worker = WorkerProcess(
+        pg_only, "kill-test-w1", concurrency=CONCURRENCY, env=env, log_path=str(tmp_path / "worker.log")
+    )
     rng = random.Random(6)
     kills = 0
     try:
@@ -97,8 +116,12 @@ def test_kill_9_at_random_moments_every_order_completes_with_each_effect_once(
     assert in_flight.get("completed", 0) < 40
     with session_factory() as s:
         ledger = s.scalars(select(SimulatorLedgerEntry)).all()
-        plan_keys = {f"{p.id}:activate" for p in s.scalars(select(PlanItem).where(
-            PlanItem.order_id.in_(order_ids), PlanItem.kind == "serviceActivation"))}
+        plan_keys = {
+            f"{p.id}:activate"
+            for p in s.scalars(
+                select(PlanItem).where(PlanItem.order_id.in_(order_ids), PlanItem.kind == "serviceActivation")
+            )
+        }
         # every planned effect applied exactly once, nothing else applied
         assert len(plan_keys) == 80
         assert {r.idempotency_key for r in ledger} == plan_keys
@@ -108,10 +131,14 @@ def test_kill_9_at_random_moments_every_order_completes_with_each_effect_once(
         assert repeated <= kills * CONCURRENCY
         # every service active once, every order completed with one completion event
         assert set(s.scalars(select(Service.state))) == {"active"}
-        changes = s.scalars(select(OutboxEvent.payload).where(
-            OutboxEvent.event_type == "ProductOrderStateChangeEvent")).all()
-        completed = sorted(p["event"]["productOrder"]["id"] for p in changes
-                           if p["event"]["productOrder"]["state"] == "completed")
+        changes = s.scalars(
+            select(OutboxEvent.payload).where(OutboxEvent.event_type == "ProductOrderStateChangeEvent")
+        ).all()
+        completed = sorted(
+            p["event"]["productOrder"]["id"]
+            for p in changes
+            if p["event"]["productOrder"]["state"] == "completed"
+        )
         assert completed == sorted(order_ids)
     # and no reservation leaked: each order's VLAN is assigned to one of its services
     with session_factory() as s:
@@ -122,13 +149,16 @@ def test_two_workers_share_the_orders_without_running_any_step_twice(
     pg_only: str, session_factory: sessionmaker[Session], tmp_path: Path
 ) -> None:
     with session_factory() as s:
-        offering = make_offering(s, "Fibre", [
-            {"adapter": "network-simulator", "action": "activate-access", "parameters": {}}])
+        offering = make_offering(
+            s, "Fibre", [{"adapter": "network-simulator", "action": "activate-access", "parameters": {}}]
+        )
         customer = make_customer(s)
     env = {"TURNUP_SIMULATOR_LATENCY_MS": "10"}
     logs = [tmp_path / "w1.log", tmp_path / "w2.log"]
-    workers = [WorkerProcess(pg_only, f"share-w{n + 1}", concurrency=CONCURRENCY, env=env,
-                             log_path=str(logs[n])) for n in range(2)]
+    workers = [
+        WorkerProcess(pg_only, f"share-w{n + 1}", concurrency=CONCURRENCY, env=env, log_path=str(logs[n]))
+        for n in range(2)
+    ]
     try:
         for w, log in zip(workers, logs, strict=True):
             w.start()
@@ -141,9 +171,14 @@ def test_two_workers_share_the_orders_without_running_any_step_twice(
             w.stop()
     schema = runtime.dbos_schema(pg_only)
     with session_factory() as s:
-        by_executor = dict(s.execute(text(
-            f'SELECT executor_id, count(*) FROM "{schema}".workflow_status WHERE workflow_uuid LIKE \'order-%\' '
-            "GROUP BY executor_id")).all())
+        by_executor = dict(
+            s.execute(
+                text(
+                    f"SELECT executor_id, count(*) FROM \"{schema}\".workflow_status WHERE workflow_uuid LIKE 'order-%' "
+                    "GROUP BY executor_id"
+                )
+            ).all()
+        )
         ledger = s.scalars(select(SimulatorLedgerEntry)).all()
     # Then both workers ran orders, and every activation was requested exactly once
     assert set(by_executor) == {"share-w1", "share-w2"}, by_executor

@@ -9,8 +9,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from turnup.kernel.outbox import OutboxEvent
-from turnup.ordering.orm import PlanItem, ProductOrder
 from turnup.orchestration.testing import order_body, wait_until
+from turnup.ordering.orm import PlanItem, ProductOrder
 from turnup.provisioning.orm import FalloutEntry, SimulatorLedgerEntry
 from turnup.service_inventory.orm import Service
 
@@ -30,12 +30,17 @@ def _wait_state(client: TestClient, order_id: str, *states: str, timeout: float 
     def check() -> dict[str, Any] | None:
         body = client.get(f"{ORDERS}/{order_id}").json()
         return body if body["state"] in states else None
+
     return wait_until(check, timeout, message=f"order {order_id} in {states}")
 
 
-def _events(factory: sessionmaker[Session], event_type: str, resource_id: str | None = None) -> list[OutboxEvent]:
+def _events(
+    factory: sessionmaker[Session], event_type: str, resource_id: str | None = None
+) -> list[OutboxEvent]:
     with factory() as s:
-        stmt = select(OutboxEvent).where(OutboxEvent.event_type == event_type).order_by(OutboxEvent.event_time)
+        stmt = (
+            select(OutboxEvent).where(OutboxEvent.event_type == event_type).order_by(OutboxEvent.event_time)
+        )
         if resource_id:
             stmt = stmt.where(OutboxEvent.resource_id == resource_id)
         return list(s.scalars(stmt))
@@ -45,11 +50,15 @@ def _open_fallout(client: TestClient, order_id: str) -> dict[str, Any]:
     def check() -> dict[str, Any] | None:
         items = client.get(FALLOUT, params={"productOrder.id": order_id, "state": "open"}).json()
         return items[0] if items else None
+
     return wait_until(check, 60, message=f"open fallout for {order_id}")
 
 
 def test_plan_is_inspectable_before_the_workflow_runs(
-    client: TestClient, catalog: dict[str, str], customer_id: str, session_factory: sessionmaker[Session],
+    client: TestClient,
+    catalog: dict[str, str],
+    customer_id: str,
+    session_factory: sessionmaker[Session],
     dbos_schema_cleanup: None,
 ) -> None:
     # Given no orchestrator running, when an order for fibre and 2 colocation units is accepted
@@ -60,19 +69,26 @@ def test_plan_is_inspectable_before_the_workflow_runs(
     assert [i["state"] for i in order["productOrderItem"]] == ["acknowledged"]
     plan = client.get(f"{ORDERS}/{colo['id']}/plan").json()
     assert [(p["adapterAction"], p["state"]) for p in plan] == [
-        ("cross-connect", "acknowledged"), ("power-on", "acknowledged")] * 2
+        ("cross-connect", "acknowledged"),
+        ("power-on", "acknowledged"),
+    ] * 2
     assert plan[0]["dependsOn"] == [] and plan[1]["dependsOn"] == [plan[0]["id"]]
     assert plan[2]["dependsOn"] == [] and plan[3]["dependsOn"] == [plan[2]["id"]]
     service = client.get(f"{SERVICES}/{plan[0]['service']['id']}").json()
     assert service["state"] == "designed" and service["startDate"] is None
     with session_factory() as s:
         assert s.scalar(select(func.count()).select_from(SimulatorLedgerEntry)) == 0
-    assert [e.payload["event"]["productOrder"]["state"]
-            for e in _events(session_factory, "ProductOrderCreateEvent", order["id"])] == ["acknowledged"]
+    assert [
+        e.payload["event"]["productOrder"]["state"]
+        for e in _events(session_factory, "ProductOrderCreateEvent", order["id"])
+    ] == ["acknowledged"]
 
 
 def test_orders_go_from_acknowledged_to_completed_with_active_services_and_events(
-    client: TestClient, catalog: dict[str, str], customer_id: str, session_factory: sessionmaker[Session],
+    client: TestClient,
+    catalog: dict[str, str],
+    customer_id: str,
+    session_factory: sessionmaker[Session],
     orchestrator: None,
 ) -> None:
     # Given fibre, voice (x2) and colocation orders
@@ -93,8 +109,10 @@ def test_orders_go_from_acknowledged_to_completed_with_active_services_and_event
             assert service["state"] == "active" and service["startDate"] is not None
             assert [h["state"] for h in service["serviceOrderItem"]] == ["designed", "active"]
         # and the order went through acknowledged -> inProgress -> completed, published once each
-        states = [e.payload["event"]["productOrder"]["state"]
-                  for e in _events(session_factory, "ProductOrderStateChangeEvent", order["id"])]
+        states = [
+            e.payload["event"]["productOrder"]["state"]
+            for e in _events(session_factory, "ProductOrderStateChangeEvent", order["id"])
+        ]
         assert states == ["inProgress", "completed"]
     with session_factory() as s:
         ledger = s.scalars(select(SimulatorLedgerEntry)).all()
@@ -102,12 +120,17 @@ def test_orders_go_from_acknowledged_to_completed_with_active_services_and_event
     assert len(ledger) == 5
     assert {(r.status, r.calls, r.failures) for r in ledger} == {("applied", 1, 0)}
     activated = _events(session_factory, "ServiceActivatedEvent")
-    assert len(activated) == 5 and all(e.payload["event"]["serviceDelivery"]["activationDate"] for e in activated)
+    assert len(activated) == 5 and all(
+        e.payload["event"]["serviceDelivery"]["activationDate"] for e in activated
+    )
     assert len(_events(session_factory, "ServiceStateChangeEvent")) == 5
 
 
 def test_transient_adapter_failures_are_retried_with_backoff(
-    client: TestClient, catalog: dict[str, str], customer_id: str, session_factory: sessionmaker[Session],
+    client: TestClient,
+    catalog: dict[str, str],
+    customer_id: str,
+    session_factory: sessionmaker[Session],
     orchestrator: None,
 ) -> None:
     # Given an offering whose network element refuses the first 2 calls (3 attempts allowed)
@@ -123,7 +146,10 @@ def test_transient_adapter_failures_are_retried_with_backoff(
 
 
 def test_failing_for_good_lands_in_fallout_and_retry_completes(
-    client: TestClient, catalog: dict[str, str], customer_id: str, session_factory: sessionmaker[Session],
+    client: TestClient,
+    catalog: dict[str, str],
+    customer_id: str,
+    session_factory: sessionmaker[Session],
     orchestrator: None,
 ) -> None:
     # Given an element refusing 3 calls and 3 attempts allowed
@@ -139,8 +165,10 @@ def test_failing_for_good_lands_in_fallout_and_retry_completes(
     assert retried.json()["state"] == "retried"
     done = _wait_state(client, order["id"], "completed", "failed", "partial")
     assert done["state"] == "completed"
-    states = [e.payload["event"]["productOrder"]["state"]
-              for e in _events(session_factory, "ProductOrderStateChangeEvent", order["id"])]
+    states = [
+        e.payload["event"]["productOrder"]["state"]
+        for e in _events(session_factory, "ProductOrderStateChangeEvent", order["id"])
+    ]
     assert states == ["inProgress", "held", "inProgress", "completed"]
     # And a decision cannot be taken twice
     again = client.post(f"{FALLOUT}/{entry['id']}/abort", json={})
@@ -148,7 +176,10 @@ def test_failing_for_good_lands_in_fallout_and_retry_completes(
 
 
 def test_skip_needs_a_reason_and_leaves_the_order_partial(
-    client: TestClient, catalog: dict[str, str], customer_id: str, session_factory: sessionmaker[Session],
+    client: TestClient,
+    catalog: dict[str, str],
+    customer_id: str,
+    session_factory: sessionmaker[Session],
     orchestrator: None,
 ) -> None:
     # Given an order for fibre and a link whose adapter answers garbage (not retried)
@@ -167,12 +198,17 @@ def test_skip_needs_a_reason_and_leaves_the_order_partial(
     assert [i["state"] for i in done["productOrderItem"]] == ["completed", "failed"]
     plan = client.get(f"{ORDERS}/{order['id']}/plan").json()
     assert [(p["state"], p["skipReason"]) for p in plan] == [
-        ("completed", None), ("cancelled", "customer declined the link")]
+        ("completed", None),
+        ("cancelled", "customer declined the link"),
+    ]
     assert client.get(f"{SERVICES}/{plan[1]['service']['id']}").json()["state"] == "terminated"
 
 
 def test_abort_compensates_what_was_activated(
-    client: TestClient, catalog: dict[str, str], customer_id: str, session_factory: sessionmaker[Session],
+    client: TestClient,
+    catalog: dict[str, str],
+    customer_id: str,
+    session_factory: sessionmaker[Session],
     orchestrator: None,
 ) -> None:
     # Given fibre then a broken link: the fibre gets activated, the link falls out
@@ -198,7 +234,10 @@ def test_abort_compensates_what_was_activated(
 
 
 def test_bad_orders_are_refused_and_leave_nothing_behind(
-    client: TestClient, catalog: dict[str, str], customer_id: str, session_factory: sessionmaker[Session],
+    client: TestClient,
+    catalog: dict[str, str],
+    customer_id: str,
+    session_factory: sessionmaker[Session],
     dbos_schema_cleanup: None,
 ) -> None:
     cases = [
@@ -207,10 +246,26 @@ def test_bad_orders_are_refused_and_leave_nothing_behind(
         (order_body(customer_id, catalog["alien"]), 400, "carrier-pigeon"),
         (order_body("nobody", catalog["fibre"]), 400, "relatedParty[0].id"),
         ({**order_body(customer_id, catalog["fibre"]), "colour": "red"}, 400, ""),
-        ({"relatedParty": [{"id": customer_id}], "productOrderItem": [
-            {"id": "1", "action": "modify", "productOffering": {"id": catalog["fibre"]}}]}, 400, "action"),
-        ({"relatedParty": [{"id": customer_id}], "productOrderItem": [
-            {"id": "1", "productOffering": {"id": catalog["fibre"], "name": "Wrong"}}]}, 400, "name"),
+        (
+            {
+                "relatedParty": [{"id": customer_id}],
+                "productOrderItem": [
+                    {"id": "1", "action": "modify", "productOffering": {"id": catalog["fibre"]}}
+                ],
+            },
+            400,
+            "action",
+        ),
+        (
+            {
+                "relatedParty": [{"id": customer_id}],
+                "productOrderItem": [
+                    {"id": "1", "productOffering": {"id": catalog["fibre"], "name": "Wrong"}}
+                ],
+            },
+            400,
+            "name",
+        ),
     ]
     for body, status, text in cases:
         response = client.post(ORDERS, json=body)
@@ -223,7 +278,10 @@ def test_bad_orders_are_refused_and_leave_nothing_behind(
 
 
 def test_cancel_before_start_and_illegal_transitions_are_409(
-    client: TestClient, catalog: dict[str, str], customer_id: str, session_factory: sessionmaker[Session],
+    client: TestClient,
+    catalog: dict[str, str],
+    customer_id: str,
+    session_factory: sessionmaker[Session],
     dbos_schema_cleanup: None,
 ) -> None:
     order = _order(client, customer_id, catalog["fibre"])

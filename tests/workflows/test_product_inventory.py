@@ -18,9 +18,16 @@ PRODUCTS = "/tmf-api/productInventory/v4/product"
 
 
 def _final(client: TestClient, order_id: str) -> dict[str, Any]:
-    return wait_until(lambda: client.get(f"{ORDERS}/{order_id}").json()
-                      if client.get(f"{ORDERS}/{order_id}").json()["state"] in
-                      ("completed", "failed", "partial", "cancelled") else None, 60, message="order end")
+    return wait_until(
+        lambda: (
+            client.get(f"{ORDERS}/{order_id}").json()
+            if client.get(f"{ORDERS}/{order_id}").json()["state"]
+            in ("completed", "failed", "partial", "cancelled")
+            else None
+        ),
+        60,
+        message="order end",
+    )
 
 
 def _products(client: TestClient, order_id: str) -> list[dict[str, Any]]:
@@ -30,15 +37,22 @@ def _products(client: TestClient, order_id: str) -> list[dict[str, Any]]:
 
 
 def _change(client: TestClient, customer_id: str, product_id: str, action: str, **product: Any) -> None:
-    order = client.post(ORDERS, json={"relatedParty": [{"id": customer_id, "role": "customer"}],
-                                      "productOrderItem": [{"id": "1", "action": action,
-                                                            "product": {"id": product_id, **product}}]})
+    order = client.post(
+        ORDERS,
+        json={
+            "relatedParty": [{"id": customer_id, "role": "customer"}],
+            "productOrderItem": [{"id": "1", "action": action, "product": {"id": product_id, **product}}],
+        },
+    )
     assert order.status_code == 201, order.text
     assert _final(client, order.json()["id"])["state"] == "completed"
 
 
 def test_products_follow_their_services_through_the_lifecycle(
-    client: TestClient, catalog: dict[str, str], customer_id: str, session_factory: sessionmaker[Session],
+    client: TestClient,
+    catalog: dict[str, str],
+    customer_id: str,
+    session_factory: sessionmaker[Session],
     orchestrator: None,
 ) -> None:
     # Given an order for a one-service fibre and a two-service colocation
@@ -46,8 +60,10 @@ def test_products_follow_their_services_through_the_lifecycle(
     plan = client.get(f"{ORDERS}/{order['id']}/plan").json()
     # Then there is one product per order item, created, realised by that item's services
     created = _products(client, order["id"])
-    assert [(p["name"], p["status"]) for p in created] == [("Business Fibre 1G", "created"),
-                                                          ("Colocation 4U", "created")]
+    assert [(p["name"], p["status"]) for p in created] == [
+        ("Business Fibre 1G", "created"),
+        ("Colocation 4U", "created"),
+    ]
     fibre, colo = created
     assert [s["id"] for s in fibre["realizingService"]] == [plan[0]["service"]["id"]]
     assert [s["id"] for s in colo["realizingService"]] == [plan[1]["service"]["id"], plan[2]["service"]["id"]]
@@ -71,26 +87,45 @@ def test_products_follow_their_services_through_the_lifecycle(
     assert client.get(f"{PRODUCTS}/{colo['id']}").json()["status"] == "active"  # untouched
     # and every status change was published
     with session_factory() as s:
-        changes = [e.payload["event"]["product"]["status"] for e in s.scalars(
-            select(OutboxEvent).where(OutboxEvent.event_type == "ProductStateChangeEvent",
-                                      OutboxEvent.resource_id == fibre["id"]).order_by(OutboxEvent.event_time))]
+        changes = [
+            e.payload["event"]["product"]["status"]
+            for e in s.scalars(
+                select(OutboxEvent)
+                .where(
+                    OutboxEvent.event_type == "ProductStateChangeEvent",
+                    OutboxEvent.resource_id == fibre["id"],
+                )
+                .order_by(OutboxEvent.event_time)
+            )
+        ]
     assert changes == ["active", "suspended", "active", "terminated"]
     # TMF conventions: filters, field selection, 404
-    mine = client.get(PRODUCTS, params={"relatedParty.id": customer_id, "productOffering.id": catalog["colo"]})
+    mine = client.get(
+        PRODUCTS, params={"relatedParty.id": customer_id, "productOffering.id": catalog["colo"]}
+    )
     assert [(p["id"], p["status"]) for p in mine.json()] == [(colo["id"], "active")]
     assert client.get(PRODUCTS, params={"relatedParty.id": "someone-else"}).json() == []
     assert client.get(PRODUCTS, params={"fields": "status", "id": colo["id"]}).json() == [
-        {"id": colo["id"], "href": colo["href"], "@type": "Product", "status": "active"}]
+        {"id": colo["id"], "href": colo["href"], "@type": "Product", "status": "active"}
+    ]
     assert client.get(f"{PRODUCTS}/nope").status_code == 404
 
 
 def test_a_product_whose_order_is_cancelled_before_activation_is_cancelled(
-    client: TestClient, customer_id: str, session_factory: sessionmaker[Session], orchestrator: None,
+    client: TestClient,
+    customer_id: str,
+    session_factory: sessionmaker[Session],
+    orchestrator: None,
 ) -> None:
     with session_factory() as s:
-        offering = make_offering(s, "Fibre with install", [
-            {"kind": "fieldVisit", "jeopardySeconds": 3600},
-            {"adapter": "network-simulator", "action": "activate-access", "parameters": {}}])
+        offering = make_offering(
+            s,
+            "Fibre with install",
+            [
+                {"kind": "fieldVisit", "jeopardySeconds": 3600},
+                {"adapter": "network-simulator", "action": "activate-access", "parameters": {}},
+            ],
+        )
     order = client.post(ORDERS, json=order_body(customer_id, offering)).json()
     wait_until(lambda: client.get(f"{ORDERS}/{order['id']}/plan").json()[0]["state"] == "inProgress", 30)
     assert client.post(CANCEL, json={"productOrder": {"id": order["id"]}}).status_code == 201

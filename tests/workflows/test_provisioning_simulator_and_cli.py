@@ -55,7 +55,12 @@ def test_repeated_key_is_answered_from_the_ledger_without_a_new_effect(
     assert check_result("network-simulator", "activate", answers[0]).network_ref == "sim-svc-1"
     with session_factory() as s:
         row = s.scalars(select(SimulatorLedgerEntry)).one()
-        assert (row.idempotency_key, row.status, row.calls, row.failures) == ("item-1:activate", "applied", 3, 0)
+        assert (row.idempotency_key, row.status, row.calls, row.failures) == (
+            "item-1:activate",
+            "applied",
+            3,
+            0,
+        )
     # the same key for another operation is refused, not silently reused
     with pytest.raises(Exception, match="was used for activate"):
         sim.deactivate(AdapterRequest(idempotency_key="item-1:activate", service_id="svc-1", action="x"))
@@ -77,10 +82,15 @@ def cli_env(db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[CliRunner]
 
 
 def test_fallout_cli_lists_and_retries(
-    client: TestClient, catalog: dict[str, str], customer_id: str, orchestrator: None, cli_env: CliRunner,
+    client: TestClient,
+    catalog: dict[str, str],
+    customer_id: str,
+    orchestrator: None,
+    cli_env: CliRunner,
 ) -> None:
-    order = client.post("/tmf-api/productOrderingManagement/v4/productOrder",
-                        json=order_body(customer_id, catalog["broken"])).json()
+    order = client.post(
+        "/tmf-api/productOrderingManagement/v4/productOrder", json=order_body(customer_id, catalog["broken"])
+    ).json()
     fallout = "/tmf-api/turnupOrchestration/v1/fallout"
     entry = wait_until(lambda: (client.get(fallout, params={"state": "open"}).json() or [None])[0], 60)
     listed = cli_env.invoke(cli, ["fallout", "list"])
@@ -91,8 +101,13 @@ def test_fallout_cli_lists_and_retries(
     retried = cli_env.invoke(cli, ["fallout", "retry", entry["id"]])
     assert retried.exit_code == 0, retried.output
     assert "retried" in retried.output
-    done = wait_until(lambda: client.get(f"/tmf-api/productOrderingManagement/v4/productOrder/{order['id']}")
-                      .json()["state"] == "completed", 60)
+    done = wait_until(
+        lambda: (
+            client.get(f"/tmf-api/productOrderingManagement/v4/productOrder/{order['id']}").json()["state"]
+            == "completed"
+        ),
+        60,
+    )
     assert done
     twice = cli_env.invoke(cli, ["fallout", "retry", entry["id"]])
     assert twice.exit_code == 1 and "already retried" in twice.output

@@ -14,9 +14,9 @@ from turnup.inventory.logical import services as pools
 from turnup.inventory.logical.orm import LogicalBlock, ResourceReservation
 from turnup.inventory.logical.schemas import PoolCreate
 from turnup.kernel import clock
+from turnup.orchestration.testing import make_offering, order_body, wait_until
 from turnup.ordering import services as ordering
 from turnup.ordering.schemas import ProductOrderCreate
-from turnup.orchestration.testing import make_offering, order_body, wait_until
 
 ORDERS = "/tmf-api/productOrderingManagement/v4/productOrder"
 CANCEL = "/tmf-api/productOrderingManagement/v4/cancelProductOrder"
@@ -27,17 +27,25 @@ FALLOUT = "/tmf-api/turnupOrchestration/v1/fallout"
 def _vlan_hold(factory: sessionmaker[Session]) -> str:
     with factory() as s:
         pool = pools.create_pool(s, PoolCreate(poolType="vlanPool", name="access", start=100, end=199), "t")
-        held = logical.reserve(s, [{"resourceType": "vlan", "poolId": pool.id}],
-                               clock.now() + timedelta(hours=1), "t")
+        held = logical.reserve(
+            s, [{"resourceType": "vlan", "poolId": pool.id}], clock.now() + timedelta(hours=1), "t"
+        )
         return held.id
 
 
-def _order(factory: sessionmaker[Session], customer_id: str, offering: str, reservation_id: str, *,
-           committed_by_quote: bool) -> str:
+def _order(
+    factory: sessionmaker[Session],
+    customer_id: str,
+    offering: str,
+    reservation_id: str,
+    *,
+    committed_by_quote: bool,
+) -> str:
     """Like quote acceptance (``quoting.holds.commit``): the order is created and, in the same transaction,
     the hold is committed to ``order:<id>``; or the order carries a live hold."""
     body: dict[str, Any] = order_body(customer_id, offering) | {
-        "reservation": [{"id": reservation_id, "@referredType": "ResourceReservation"}]}
+        "reservation": [{"id": reservation_id, "@referredType": "ResourceReservation"}]
+    }
     with factory() as s:
         order = ordering.create_order(s, ProductOrderCreate.model_validate(body), "test", commit=False)
         if committed_by_quote:
@@ -56,25 +64,42 @@ def _block(factory: sessionmaker[Session], reservation_id: str) -> tuple[str, st
 
 
 def _final(client: TestClient, order_id: str) -> dict[str, Any]:
-    return wait_until(lambda: client.get(f"{ORDERS}/{order_id}").json()
-                      if client.get(f"{ORDERS}/{order_id}").json()["state"] in ("completed", "failed", "partial",
-                                                                                 "cancelled") else None,
-                      30, message="order final")
+    return wait_until(
+        lambda: (
+            client.get(f"{ORDERS}/{order_id}").json()
+            if client.get(f"{ORDERS}/{order_id}").json()["state"]
+            in ("completed", "failed", "partial", "cancelled")
+            else None
+        ),
+        30,
+        message="order final",
+    )
 
 
 def test_committed_reservations_are_assigned_to_the_service_before_activation(
-    client: TestClient, catalog: dict[str, str], customer_id: str, session_factory: sessionmaker[Session],
+    client: TestClient,
+    catalog: dict[str, str],
+    customer_id: str,
+    session_factory: sessionmaker[Session],
     orchestrator: None,
 ) -> None:
     # Given an order whose quote committed a VLAN to the order
     reservation_id = _vlan_hold(session_factory)
     order_id = _order(session_factory, customer_id, catalog["fibre"], reservation_id, committed_by_quote=True)
-    assert _block(session_factory, reservation_id)[1:] == (f"order:{order_id}", "allocated", f"order:{order_id}")
+    assert _block(session_factory, reservation_id)[1:] == (
+        f"order:{order_id}",
+        "allocated",
+        f"order:{order_id}",
+    )
     # Then the plan shows the resource work first, the activation depending on it
     plan = client.get(f"{ORDERS}/{order_id}/plan").json()
-    assert [(p["kind"], p["adapterAction"]) for p in plan] == [("resourceAssignment", "assign"),
-                                                             ("serviceActivation", "activate-access")]
-    assert plan[0]["parameters"] == {"reservation": {"id": reservation_id, "@referredType": "ResourceReservation"}}
+    assert [(p["kind"], p["adapterAction"]) for p in plan] == [
+        ("resourceAssignment", "assign"),
+        ("serviceActivation", "activate-access"),
+    ]
+    assert plan[0]["parameters"] == {
+        "reservation": {"id": reservation_id, "@referredType": "ResourceReservation"}
+    }
     assert plan[1]["dependsOn"] == [plan[0]["id"]]
     service_id = plan[1]["service"]["id"]
     assert plan[0]["service"]["id"] == service_id
@@ -85,22 +110,34 @@ def test_committed_reservations_are_assigned_to_the_service_before_activation(
     service = client.get(f"{SERVICES}/{service_id}").json()
     assert service["state"] == "active"
     assert [(r["resourceType"], r["value"], r["reservationId"]) for r in service["supportingResource"]] == [
-        ("logicalResource", "100", reservation_id)]
+        ("logicalResource", "100", reservation_id)
+    ]
     assert [p["state"] for p in client.get(f"{ORDERS}/{order_id}/plan").json()] == ["completed", "completed"]
 
 
 def test_a_cancelled_order_releases_its_reservations(
-    client: TestClient, customer_id: str, session_factory: sessionmaker[Session], orchestrator: None,
+    client: TestClient,
+    customer_id: str,
+    session_factory: sessionmaker[Session],
+    orchestrator: None,
 ) -> None:
     # Given an order carrying a live VLAN hold, waiting for a technician after the VLAN was assigned
     with session_factory() as s:
-        offering = make_offering(s, "Fibre with install", [
-            {"kind": "fieldVisit", "jeopardySeconds": 3600},
-            {"adapter": "network-simulator", "action": "activate-access", "parameters": {}}])
+        offering = make_offering(
+            s,
+            "Fibre with install",
+            [
+                {"kind": "fieldVisit", "jeopardySeconds": 3600},
+                {"adapter": "network-simulator", "action": "activate-access", "parameters": {}},
+            ],
+        )
     reservation_id = _vlan_hold(session_factory)
     order_id = _order(session_factory, customer_id, offering, reservation_id, committed_by_quote=False)
-    wait_until(lambda: client.get(f"{ORDERS}/{order_id}/plan").json()[1]["state"] == "inProgress", 30,
-               message="field visit waiting")
+    wait_until(
+        lambda: client.get(f"{ORDERS}/{order_id}/plan").json()[1]["state"] == "inProgress",
+        30,
+        message="field visit waiting",
+    )
     plan = client.get(f"{ORDERS}/{order_id}/plan").json()
     service_id = plan[2]["service"]["id"]
     assert _block(session_factory, reservation_id) == ("committed", service_id, "allocated", service_id)
@@ -114,7 +151,10 @@ def test_a_cancelled_order_releases_its_reservations(
 
 
 def test_a_cancelled_order_releases_reservations_it_had_not_assigned_yet(
-    client: TestClient, customer_id: str, session_factory: sessionmaker[Session], dbos_schema_cleanup: None,
+    client: TestClient,
+    customer_id: str,
+    session_factory: sessionmaker[Session],
+    dbos_schema_cleanup: None,
 ) -> None:
     # Given an accepted order (no worker running) whose quote committed a VLAN to it
     reservation_id = _vlan_hold(session_factory)
@@ -129,15 +169,25 @@ def test_a_cancelled_order_releases_reservations_it_had_not_assigned_yet(
 
 
 def test_a_lost_reservation_goes_to_fallout_before_anything_is_activated(
-    client: TestClient, catalog: dict[str, str], customer_id: str, session_factory: sessionmaker[Session],
+    client: TestClient,
+    catalog: dict[str, str],
+    customer_id: str,
+    session_factory: sessionmaker[Session],
     orchestrator: None,
 ) -> None:
     reservation_id = _vlan_hold(session_factory)
     with session_factory() as s:
         logical.release(s, reservation_id, "t")
-    order_id = _order(session_factory, customer_id, catalog["fibre"], reservation_id, committed_by_quote=False)
-    entry = wait_until(lambda: (client.get(FALLOUT, params={"productOrder.id": order_id, "state": "open"})
-                                .json() or [None])[0], 30, message="fallout")
+    order_id = _order(
+        session_factory, customer_id, catalog["fibre"], reservation_id, committed_by_quote=False
+    )
+    entry = wait_until(
+        lambda: (client.get(FALLOUT, params={"productOrder.id": order_id, "state": "open"}).json() or [None])[
+            0
+        ],
+        30,
+        message="fallout",
+    )
     assert entry["error"] == f"resourceReservation {reservation_id} is released"
     plan = client.get(f"{ORDERS}/{order_id}/plan").json()
     assert [p["state"] for p in plan] == ["held", "acknowledged"]
@@ -149,7 +199,10 @@ def test_a_lost_reservation_goes_to_fallout_before_anything_is_activated(
 
 
 def test_a_cancelled_order_gives_its_stock_back(
-    client: TestClient, customer_id: str, session_factory: sessionmaker[Session], orchestrator: None,
+    client: TestClient,
+    customer_id: str,
+    session_factory: sessionmaker[Session],
+    orchestrator: None,
 ) -> None:
     from turnup.inventory.physical import reservations as stock
     from turnup.inventory.physical import services as physical
@@ -160,21 +213,38 @@ def test_a_cancelled_order_gives_its_stock_back(
     # Given 3 routers in a warehouse, and an order carrying a live hold on 2 of them (from its quote)
     with session_factory() as s:
         physical.create_sku(s, SkuCreate(code="CPE-T1", name="Test router"), "t")
-        physical.create_location(s, LocationCreate(code="WH-T", name="Test warehouse", locationType="warehouse"),
-                                 "t")
-        physical.apply_movement(s, MovementCreate(kind="receipt", sku="CPE-T1", location="WH-T", quantity=3), "t")
-        held = stock.create_reservation(s, ReservationCreate(
-            reserveProductStockItem=[{"sku": "CPE-T1", "quantity": 2, "location": "WH-T"}],
-            expiresAt=clock.now() + timedelta(hours=1)), "t")
-        offering = make_offering(s, "Fibre with install", [
-            {"kind": "fieldVisit", "jeopardySeconds": 3600},
-            {"adapter": "network-simulator", "action": "activate-access", "parameters": {}}])
+        physical.create_location(
+            s, LocationCreate(code="WH-T", name="Test warehouse", locationType="warehouse"), "t"
+        )
+        physical.apply_movement(
+            s, MovementCreate(kind="receipt", sku="CPE-T1", location="WH-T", quantity=3), "t"
+        )
+        held = stock.create_reservation(
+            s,
+            ReservationCreate(
+                reserveProductStockItem=[{"sku": "CPE-T1", "quantity": 2, "location": "WH-T"}],
+                expiresAt=clock.now() + timedelta(hours=1),
+            ),
+            "t",
+        )
+        offering = make_offering(
+            s,
+            "Fibre with install",
+            [
+                {"kind": "fieldVisit", "jeopardySeconds": 3600},
+                {"adapter": "network-simulator", "action": "activate-access", "parameters": {}},
+            ],
+        )
     body: dict[str, Any] = order_body(customer_id, offering) | {
-        "reservation": [{"id": held.id, "@referredType": "ReserveProductStock"}]}
+        "reservation": [{"id": held.id, "@referredType": "ReserveProductStock"}]
+    }
     with session_factory() as s:
         order_id = ordering.create_order(s, ProductOrderCreate.model_validate(body), "test").id
-    wait_until(lambda: client.get(f"{ORDERS}/{order_id}/plan").json()[1]["state"] == "inProgress", 30,
-               message="field visit waiting")
+    wait_until(
+        lambda: client.get(f"{ORDERS}/{order_id}/plan").json()[1]["state"] == "inProgress",
+        30,
+        message="field visit waiting",
+    )
 
     def available() -> int:
         with session_factory() as s:

@@ -23,7 +23,8 @@ def render_customer(c: Customer) -> dict[str, Any]:
         "phone": c.phone,
         "billingAccount": (
             {"id": c.billing_account_id, "name": c.billing_account_name, "@referredType": "BillingAccount"}
-            if c.billing_account_id else None
+            if c.billing_account_id
+            else None
         ),
         "createdAt": iso(c.created_at),
         "lastUpdate": iso(c.updated_at),

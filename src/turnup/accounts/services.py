@@ -12,7 +12,12 @@ from sqlalchemy.orm import Session
 from turnup.accounts.orm import Contact, Customer, Site
 from turnup.accounts.render import render_contact, render_customer, render_site
 from turnup.accounts.schemas import (
-    ContactCreate, ContactUpdate, CustomerCreate, CustomerUpdate, SiteCreate, SiteUpdate,
+    ContactCreate,
+    ContactUpdate,
+    CustomerCreate,
+    CustomerUpdate,
+    SiteCreate,
+    SiteUpdate,
 )
 from turnup.kernel import audit, clock
 from turnup.kernel.errors import Conflict, InvalidInput, NotFound, TurnupError
@@ -38,8 +43,9 @@ def get_customer(session: Session, customer_id: str) -> Customer:
     return customer
 
 
-def live_customer(session: Session, customer_id: str, field: str = "customerId", *,
-                  unknown: type[TurnupError] = NotFound) -> Customer:
+def live_customer(
+    session: Session, customer_id: str, field: str = "customerId", *, unknown: type[TurnupError] = NotFound
+) -> Customer:
     """A customer that exists and is not closed; errors name ``field`` (``unknown`` when it does not exist)."""
     customer = session.get(Customer, customer_id)
     if customer is None:
@@ -52,18 +58,36 @@ def live_customer(session: Session, customer_id: str, field: str = "customerId",
 def create_customer(session: Session, data: CustomerCreate, actor: str, *, commit: bool = True) -> Customer:
     now = clock.now()
     customer = Customer(
-        id=new_id(), name=data.name, customer_type=data.customerType, status=data.status,
-        segment=data.segment, country=data.country, email=data.email, phone=data.phone,
+        id=new_id(),
+        name=data.name,
+        customer_type=data.customerType,
+        status=data.status,
+        segment=data.segment,
+        country=data.country,
+        email=data.email,
+        phone=data.phone,
         billing_account_id=data.billingAccount.id if data.billingAccount else None,
         billing_account_name=data.billingAccount.name if data.billingAccount else None,
-        created_at=now, updated_at=now,
+        created_at=now,
+        updated_at=now,
     )
     session.add(customer)
     session.flush()
-    audit.record(session, actor=actor, action="customer.create", resource_type="customer",
-                 resource_id=customer.id, details={"name": data.name})
-    publish(session, api=CUSTOMER_API, event_type="CustomerCreateEvent", resource_type="customer",
-            resource=render_customer(customer))
+    audit.record(
+        session,
+        actor=actor,
+        action="customer.create",
+        resource_type="customer",
+        resource_id=customer.id,
+        details={"name": data.name},
+    )
+    publish(
+        session,
+        api=CUSTOMER_API,
+        event_type="CustomerCreateEvent",
+        resource_type="customer",
+        resource=render_customer(customer),
+    )
     if commit:
         session.commit()
     return customer
@@ -76,12 +100,20 @@ def update_customer(session: Session, customer_id: str, data: CustomerUpdate, ac
     if "status" in changes and changes["status"] != old_status:
         new_status = changes["status"]
         if new_status not in TRANSITIONS[old_status]:
-            raise Conflict(f"status: a {old_status} customer cannot become {new_status}",
-                           reason="Illegal state transition")
+            raise Conflict(
+                f"status: a {old_status} customer cannot become {new_status}",
+                reason="Illegal state transition",
+            )
     if customer.status == "closed" and changes:
         raise Conflict("a closed customer cannot be changed", reason="Illegal state transition")
-    columns = {"name": "name", "status": "status", "segment": "segment", "country": "country",
-               "email": "email", "phone": "phone"}
+    columns = {
+        "name": "name",
+        "status": "status",
+        "segment": "segment",
+        "country": "country",
+        "email": "email",
+        "phone": "phone",
+    }
     for key, column in columns.items():
         if key in changes:
             setattr(customer, column, changes[key])
@@ -91,15 +123,31 @@ def update_customer(session: Session, customer_id: str, data: CustomerUpdate, ac
         customer.billing_account_name = ref.get("name") if ref else None
     customer.updated_at = clock.now()
     session.flush()
-    audit.record(session, actor=actor, action="customer.update", resource_type="customer",
-                 resource_id=customer.id, details=_jsonable(changes))
+    audit.record(
+        session,
+        actor=actor,
+        action="customer.update",
+        resource_type="customer",
+        resource_id=customer.id,
+        details=_jsonable(changes),
+    )
     document = render_customer(customer)
     if customer.status != old_status:
-        publish(session, api=CUSTOMER_API, event_type="CustomerStateChangeEvent",
-                resource_type="customer", resource=document)
+        publish(
+            session,
+            api=CUSTOMER_API,
+            event_type="CustomerStateChangeEvent",
+            resource_type="customer",
+            resource=document,
+        )
     if set(changes) - {"status"}:
-        publish(session, api=CUSTOMER_API, event_type="CustomerAttributeValueChangeEvent",
-                resource_type="customer", resource=document)
+        publish(
+            session,
+            api=CUSTOMER_API,
+            event_type="CustomerAttributeValueChangeEvent",
+            resource_type="customer",
+            resource=document,
+        )
     session.commit()
     return customer
 
@@ -107,14 +155,22 @@ def update_customer(session: Session, customer_id: str, data: CustomerUpdate, ac
 def delete_customer(session: Session, customer_id: str, actor: str) -> None:
     customer = get_customer(session, customer_id)
     if customer.status != "prospective":
-        raise Conflict(f"only prospective customers can be deleted; this one is {customer.status}: "
-                       "close it instead", reason="Illegal state transition")
+        raise Conflict(
+            f"only prospective customers can be deleted; this one is {customer.status}: close it instead",
+            reason="Illegal state transition",
+        )
     document = render_customer(customer)
     session.delete(customer)
-    audit.record(session, actor=actor, action="customer.delete", resource_type="customer",
-                 resource_id=customer_id)
-    publish(session, api=CUSTOMER_API, event_type="CustomerDeleteEvent", resource_type="customer",
-            resource=document)
+    audit.record(
+        session, actor=actor, action="customer.delete", resource_type="customer", resource_id=customer_id
+    )
+    publish(
+        session,
+        api=CUSTOMER_API,
+        event_type="CustomerDeleteEvent",
+        resource_type="customer",
+        resource=document,
+    )
     session.commit()
 
 
@@ -131,10 +187,18 @@ class _Kind:
     columns: tuple[str, ...]
 
 
-CONTACT = _Kind(Contact, CUSTOMER_API, "contact", "Contact", "contact", render_contact,
-                ("name", "role", "email", "phone"))
-SITE = _Kind(Site, SITE_API, "geographicSite", "GeographicSite", "site", render_site,
-             ("name", "street", "city", "postcode", "region", "country", "latitude", "longitude"))
+CONTACT = _Kind(
+    Contact, CUSTOMER_API, "contact", "Contact", "contact", render_contact, ("name", "role", "email", "phone")
+)
+SITE = _Kind(
+    Site,
+    SITE_API,
+    "geographicSite",
+    "GeographicSite",
+    "site",
+    render_site,
+    ("name", "street", "city", "postcode", "region", "country", "latitude", "longitude"),
+)
 
 
 def _load(session: Session, kind: _Kind, item_id: str) -> Any:
@@ -144,25 +208,56 @@ def _load(session: Session, kind: _Kind, item_id: str) -> Any:
     return obj
 
 
-def _announce(session: Session, kind: _Kind, verb: str, event: str, document: dict[str, Any],
-              actor: str, details: dict[str, Any] | None = None) -> None:
+def _announce(
+    session: Session,
+    kind: _Kind,
+    verb: str,
+    event: str,
+    document: dict[str, Any],
+    actor: str,
+    details: dict[str, Any] | None = None,
+) -> None:
     """Audit a change and publish its event, inside the caller's transaction."""
-    audit.record(session, actor=actor, action=f"{kind.audit_prefix}.{verb}", resource_type=kind.resource_type,
-                 resource_id=document["id"], details=details)
-    publish(session, api=kind.api, event_type=f"{kind.event_prefix}{event}Event",
-            resource_type=kind.resource_type, resource=document)
+    audit.record(
+        session,
+        actor=actor,
+        action=f"{kind.audit_prefix}.{verb}",
+        resource_type=kind.resource_type,
+        resource_id=document["id"],
+        details=details,
+    )
+    publish(
+        session,
+        api=kind.api,
+        event_type=f"{kind.event_prefix}{event}Event",
+        resource_type=kind.resource_type,
+        resource=document,
+    )
 
 
-def _create_child(session: Session, kind: _Kind, data: ContactCreate | SiteCreate, actor: str,
-                  commit: bool) -> Any:
+def _create_child(
+    session: Session, kind: _Kind, data: ContactCreate | SiteCreate, actor: str, commit: bool
+) -> Any:
     live_customer(session, data.customerId)
     now = clock.now()
-    obj = kind.model(id=new_id(), customer_id=data.customerId, created_at=now, updated_at=now,
-                     **{c: getattr(data, c) for c in kind.columns})
+    obj = kind.model(
+        id=new_id(),
+        customer_id=data.customerId,
+        created_at=now,
+        updated_at=now,
+        **{c: getattr(data, c) for c in kind.columns},
+    )
     session.add(obj)
     session.flush()
-    _announce(session, kind, "create", "Create", kind.render(obj), actor,
-              {"customerId": data.customerId, "name": data.name})
+    _announce(
+        session,
+        kind,
+        "create",
+        "Create",
+        kind.render(obj),
+        actor,
+        {"customerId": data.customerId, "name": data.name},
+    )
     if commit:
         session.commit()
     return obj
@@ -225,5 +320,7 @@ def count_customers(session: Session) -> int:
 
 
 def _jsonable(changes: dict[str, Any]) -> dict[str, Any]:
-    return {k: (str(v) if v is not None and not isinstance(v, (str, int, bool, dict, list)) else v)
-            for k, v in changes.items()}
+    return {
+        k: (str(v) if v is not None and not isinstance(v, (str, int, bool, dict, list)) else v)
+        for k, v in changes.items()
+    }

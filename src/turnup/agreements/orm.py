@@ -34,9 +34,11 @@ class Agreement(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
     documents: Mapped[list[AgreementDocument]] = relationship(
-        order_by="AgreementDocument.version", lazy="selectin", viewonly=True)
+        order_by="AgreementDocument.version", lazy="selectin", viewonly=True
+    )
     signatures: Mapped[list[AgreementSignature]] = relationship(
-        order_by="(AgreementSignature.signed_at, AgreementSignature.id)", lazy="selectin", viewonly=True)
+        order_by="(AgreementSignature.signed_at, AgreementSignature.id)", lazy="selectin", viewonly=True
+    )
 
 
 class AgreementDocument(Base):

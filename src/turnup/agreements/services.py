@@ -30,8 +30,12 @@ MEDIA_TYPE = "text/markdown; charset=utf-8"
 PROVIDER = "Turnup operator"
 RENEWAL_TERM_MONTHS = 12
 NOTICE_PERIOD_DAYS = 90
-_env = Environment(loader=FileSystemLoader(str(TEMPLATES)), undefined=StrictUndefined, autoescape=False,
-                   keep_trailing_newline=True)
+_env = Environment(
+    loader=FileSystemLoader(str(TEMPLATES)),
+    undefined=StrictUndefined,
+    autoescape=False,
+    keep_trailing_newline=True,
+)
 
 
 def sha256(content: bytes) -> str:
@@ -54,45 +58,96 @@ def get_agreement(session: Session, agreement_id: str, *, lock: bool = False) ->
 def get_document(session: Session, agreement_id: str, version: int | None = None) -> AgreementDocument:
     agreement = get_agreement(session, agreement_id)
     wanted = agreement.current_version if version is None else version
-    doc = session.scalar(select(AgreementDocument).where(AgreementDocument.agreement_id == agreement_id,
-                                                         AgreementDocument.version == wanted))
+    doc = session.scalar(
+        select(AgreementDocument).where(
+            AgreementDocument.agreement_id == agreement_id, AgreementDocument.version == wanted
+        )
+    )
     if doc is None:
         raise NotFound(f"version: agreement {agreement_id!r} has no version {wanted}")
     return doc
 
 
-def generate_for_quote(session: Session, *, quote: Any, customer: Any, lines: list[dict[str, Any]],
-                       totals: dict[str, str], currency: str, actor: str) -> Agreement:
+def generate_for_quote(
+    session: Session,
+    *,
+    quote: Any,
+    customer: Any,
+    lines: list[dict[str, Any]],
+    totals: dict[str, str],
+    currency: str,
+    actor: str,
+) -> Agreement:
     """Create the agreement and its version 1 from the template (no commit: part of quote acceptance)."""
     now = clock.now()
     start = now.date()
     end = add_months(start, quote.contract_term_months)
     number = f"AGR-{start:%Y%m%d}-{quote.id[:8].upper()}"
     agreement = Agreement(
-        id=new_id(), document_number=number, name=f"Service agreement for {customer.name}",
-        agreement_type="commercial", status="inProgress", customer_id=customer.id, quote_id=quote.id,
-        current_version=1, term_months=quote.contract_term_months, start_date=start, end_date=end,
-        renewal="automatic", renewal_term_months=RENEWAL_TERM_MONTHS, notice_period_days=NOTICE_PERIOD_DAYS,
-        notice_date=end - timedelta(days=NOTICE_PERIOD_DAYS), created_at=now, updated_at=now)
+        id=new_id(),
+        document_number=number,
+        name=f"Service agreement for {customer.name}",
+        agreement_type="commercial",
+        status="inProgress",
+        customer_id=customer.id,
+        quote_id=quote.id,
+        current_version=1,
+        term_months=quote.contract_term_months,
+        start_date=start,
+        end_date=end,
+        renewal="automatic",
+        renewal_term_months=RENEWAL_TERM_MONTHS,
+        notice_period_days=NOTICE_PERIOD_DAYS,
+        notice_date=end - timedelta(days=NOTICE_PERIOD_DAYS),
+        created_at=now,
+        updated_at=now,
+    )
     session.add(agreement)
     text = _env.get_template("agreement.md.j2").render(
-        agreement=agreement, version=1, provider=PROVIDER, customer=customer, quote=quote, lines=lines,
-        totals=totals, currency=currency)
+        agreement=agreement,
+        version=1,
+        provider=PROVIDER,
+        customer=customer,
+        quote=quote,
+        lines=lines,
+        totals=totals,
+        currency=currency,
+    )
     _store_version(session, agreement, 1, text.encode("utf-8"), "generated from the accepted quote", actor)
     session.flush()
-    audit.record(session, actor=actor, action="agreement.create", resource_type="agreement",
-                 resource_id=agreement.id, details={"quoteId": quote.id, "documentNumber": number})
+    audit.record(
+        session,
+        actor=actor,
+        action="agreement.create",
+        resource_type="agreement",
+        resource_id=agreement.id,
+        details={"quoteId": quote.id, "documentNumber": number},
+    )
     session.expire(agreement, ["documents", "signatures"])
-    publish(session, api=API, event_type="AgreementCreateEvent", resource_type="agreement",
-            resource=render_agreement(agreement))
+    publish(
+        session,
+        api=API,
+        event_type="AgreementCreateEvent",
+        resource_type="agreement",
+        resource=render_agreement(agreement),
+    )
     return agreement
 
 
-def _store_version(session: Session, agreement: Agreement, version: int, content: bytes, note: str | None,
-                   actor: str) -> AgreementDocument:
-    doc = AgreementDocument(id=new_id(), agreement_id=agreement.id, version=version, media_type=MEDIA_TYPE,
-                            content=content, sha256=sha256(content), note=note, created_by=actor,
-                            created_at=clock.now())
+def _store_version(
+    session: Session, agreement: Agreement, version: int, content: bytes, note: str | None, actor: str
+) -> AgreementDocument:
+    doc = AgreementDocument(
+        id=new_id(),
+        agreement_id=agreement.id,
+        version=version,
+        media_type=MEDIA_TYPE,
+        content=content,
+        sha256=sha256(content),
+        note=note,
+        created_by=actor,
+        created_at=clock.now(),
+    )
     session.add(doc)
     return doc
 
@@ -112,52 +167,91 @@ def add_version(session: Session, agreement_id: str, data: DocumentVersionCreate
     agreement.updated_at = clock.now()
     session.flush()
     session.expire(agreement, ["documents", "signatures"])
-    audit.record(session, actor=actor, action="agreement.version", resource_type="agreement",
-                 resource_id=agreement.id, details={"version": version, "note": data.note})
+    audit.record(
+        session,
+        actor=actor,
+        action="agreement.version",
+        resource_type="agreement",
+        resource_id=agreement.id,
+        details={"version": version, "note": data.note},
+    )
     document = render_agreement(agreement)
-    publish(session, api=API, event_type="AgreementAttributeValueChangeEvent", resource_type="agreement",
-            resource=document)
+    publish(
+        session,
+        api=API,
+        event_type="AgreementAttributeValueChangeEvent",
+        resource_type="agreement",
+        resource=document,
+    )
     if old_status != agreement.status:
-        publish(session, api=API, event_type="AgreementStateChangeEvent", resource_type="agreement",
-                resource=document)
+        publish(
+            session,
+            api=API,
+            event_type="AgreementStateChangeEvent",
+            resource_type="agreement",
+            resource=document,
+        )
     session.commit()
     return agreement
 
 
-def redline(session: Session, agreement_id: str, from_version: int, to_version: int, fmt: str = "unified"
-            ) -> str:
+def redline(
+    session: Session, agreement_id: str, from_version: int, to_version: int, fmt: str = "unified"
+) -> str:
     """A readable diff between two versions: ``unified`` (text) or ``html`` (side-by-side table)."""
     old = get_document(session, agreement_id, from_version)
     new = get_document(session, agreement_id, to_version)
     a = old.content.decode("utf-8").splitlines(keepends=True)
     b = new.content.decode("utf-8").splitlines(keepends=True)
     if fmt == "unified":
-        return "".join(difflib.unified_diff(a, b, fromfile=f"version {from_version}", tofile=f"version {to_version}"))
+        return "".join(
+            difflib.unified_diff(a, b, fromfile=f"version {from_version}", tofile=f"version {to_version}")
+        )
     if fmt == "html":
-        return difflib.HtmlDiff(wrapcolumn=100).make_file(a, b, f"version {from_version}", f"version {to_version}")
+        return difflib.HtmlDiff(wrapcolumn=100).make_file(
+            a, b, f"version {from_version}", f"version {to_version}"
+        )
     raise InvalidInput(f"format: {fmt!r} is not one of unified, html")
 
 
-def sign(session: Session, agreement_id: str, data: SignatureCreate, actor: str, *, commit: bool = True
-         ) -> AgreementSignature:
+def sign(
+    session: Session, agreement_id: str, data: SignatureCreate, actor: str, *, commit: bool = True
+) -> AgreementSignature:
     """Record a signature over the current version's exact bytes."""
     agreement = get_agreement(session, agreement_id, lock=True)
     version = data.version or agreement.current_version
     if version != agreement.current_version:
-        raise Conflict(f"version: only the current version ({agreement.current_version}) can be signed, not "
-                       f"{version}", reason="Superseded version")
+        raise Conflict(
+            f"version: only the current version ({agreement.current_version}) can be signed, not {version}",
+            reason="Superseded version",
+        )
     doc = get_document(session, agreement_id, version)
-    already = session.scalar(select(func.count()).select_from(AgreementSignature).where(
-        AgreementSignature.agreement_id == agreement_id, AgreementSignature.version == version,
-        AgreementSignature.signer_role == data.role))
+    already = session.scalar(
+        select(func.count())
+        .select_from(AgreementSignature)
+        .where(
+            AgreementSignature.agreement_id == agreement_id,
+            AgreementSignature.version == version,
+            AgreementSignature.signer_role == data.role,
+        )
+    )
     if already:
-        raise Conflict(f"role: version {version} already has a {data.role} signature",
-                       reason="Already signed")
+        raise Conflict(
+            f"role: version {version} already has a {data.role} signature", reason="Already signed"
+        )
     now = clock.now()
     signature = AgreementSignature(
-        id=new_id(), agreement_id=agreement_id, version=version, signer_role=data.role,
-        signer_name=data.signerName, signer_email=data.signerEmail, organisation=data.organisation, actor=actor,
-        signed_at=now, sha256=sha256(doc.content))
+        id=new_id(),
+        agreement_id=agreement_id,
+        version=version,
+        signer_role=data.role,
+        signer_name=data.signerName,
+        signer_email=data.signerEmail,
+        organisation=data.organisation,
+        actor=actor,
+        signed_at=now,
+        sha256=sha256(doc.content),
+    )
     session.add(signature)
     old_status = agreement.status
     if data.role == "customer":
@@ -165,14 +259,30 @@ def sign(session: Session, agreement_id: str, data: SignatureCreate, actor: str,
     agreement.updated_at = now
     session.flush()
     session.expire(agreement, ["documents", "signatures"])
-    audit.record(session, actor=actor, action="agreement.sign", resource_type="agreement", resource_id=agreement_id,
-                 details={**render_signature(signature)})
+    audit.record(
+        session,
+        actor=actor,
+        action="agreement.sign",
+        resource_type="agreement",
+        resource_id=agreement_id,
+        details={**render_signature(signature)},
+    )
     document = render_agreement(agreement)
-    publish(session, api=API, event_type="AgreementAttributeValueChangeEvent", resource_type="agreement",
-            resource=document)
+    publish(
+        session,
+        api=API,
+        event_type="AgreementAttributeValueChangeEvent",
+        resource_type="agreement",
+        resource=document,
+    )
     if old_status != agreement.status:
-        publish(session, api=API, event_type="AgreementStateChangeEvent", resource_type="agreement",
-                resource=document)
+        publish(
+            session,
+            api=API,
+            event_type="AgreementStateChangeEvent",
+            resource_type="agreement",
+            resource=document,
+        )
     if commit:
         session.commit()
     return signature
@@ -181,21 +291,41 @@ def sign(session: Session, agreement_id: str, data: SignatureCreate, actor: str,
 def verify(session: Session, agreement_id: str) -> dict[str, Any]:
     """Recompute every signed version's SHA-256 from the stored bytes and compare with each signature."""
     agreement = get_agreement(session, agreement_id)
-    docs = {d.version: d for d in session.scalars(
-        select(AgreementDocument).where(AgreementDocument.agreement_id == agreement_id)
-        .execution_options(populate_existing=True))}
+    docs = {
+        d.version: d
+        for d in session.scalars(
+            select(AgreementDocument)
+            .where(AgreementDocument.agreement_id == agreement_id)
+            .execution_options(populate_existing=True)
+        )
+    }
     results = []
-    for s in session.scalars(select(AgreementSignature).where(AgreementSignature.agreement_id == agreement_id)
-                             .order_by(AgreementSignature.signed_at, AgreementSignature.id)):
+    for s in session.scalars(
+        select(AgreementSignature)
+        .where(AgreementSignature.agreement_id == agreement_id)
+        .order_by(AgreementSignature.signed_at, AgreementSignature.id)
+    ):
         doc = docs.get(s.version)
         actual = sha256(doc.content) if doc is not None else None
         stored_ok = doc is not None and doc.sha256 == s.sha256
-        results.append({"signatureId": s.id, "version": s.version, "role": s.signer_role,
-                        "signer": s.signer_email, "signedAt": s.signed_at.isoformat(),
-                        "sha256Signed": s.sha256, "sha256Now": actual,
-                        "valid": actual == s.sha256 and stored_ok,
-                        "current": s.version == agreement.current_version})
+        results.append(
+            {
+                "signatureId": s.id,
+                "version": s.version,
+                "role": s.signer_role,
+                "signer": s.signer_email,
+                "signedAt": s.signed_at.isoformat(),
+                "sha256Signed": s.sha256,
+                "sha256Now": actual,
+                "valid": actual == s.sha256 and stored_ok,
+                "current": s.version == agreement.current_version,
+            }
+        )
     current_signed = any(r["valid"] and r["current"] and r["role"] == "customer" for r in results)
-    return {"agreementId": agreement_id, "currentVersion": agreement.current_version,
-            "valid": bool(results) and all(r["valid"] for r in results),
-            "currentVersionSigned": current_signed, "signatures": results}
+    return {
+        "agreementId": agreement_id,
+        "currentVersion": agreement.current_version,
+        "valid": bool(results) and all(r["valid"] for r in results),
+        "currentVersionSigned": current_signed,
+        "signatures": results,
+    }

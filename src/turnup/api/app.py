@@ -12,20 +12,20 @@ from sqlalchemy import Engine, text
 
 import turnup.models  # noqa: F401  (complete metadata)
 from turnup import __version__
-from turnup.accounts.routes import router as accounts_router
-from turnup.agreements.routes import router as agreements_router
-from turnup.quoting.routes import router as quoting_router
 from turnup.api.deps import public
-from turnup.catalog.routes import router as catalog_router
-from turnup.compliance.routes import router as compliance_router
-from turnup.onboarding.routes import router as onboarding_router
-from turnup.ordering.routes import router as ordering_router
-from turnup.provisioning.routes import router as fallout_router
-from turnup.service_inventory.routes import router as service_inventory_router
-from turnup.product_inventory.routes import router as product_inventory_router
 from turnup.api.errors import install_error_handlers
-from turnup.inventory.physical.routes import router as physical_inventory_router
-from turnup.inventory.logical.routes import router as logical_inventory_router
+from turnup.api.routes.accounts import router as accounts_router
+from turnup.api.routes.agreements import router as agreements_router
+from turnup.api.routes.catalog import router as catalog_router
+from turnup.api.routes.compliance import router as compliance_router
+from turnup.api.routes.fallout import router as fallout_router
+from turnup.api.routes.logical_inventory import router as logical_inventory_router
+from turnup.api.routes.onboarding import router as onboarding_router
+from turnup.api.routes.ordering import router as ordering_router
+from turnup.api.routes.physical_inventory import router as physical_inventory_router
+from turnup.api.routes.product_inventory import router as product_inventory_router
+from turnup.api.routes.quoting import router as quoting_router
+from turnup.api.routes.service_inventory import router as service_inventory_router
 from turnup.kernel.db import make_engine, make_sessionmaker
 from turnup.kernel.settings import Settings, get_settings
 from turnup.web.access import install_web_error_handlers
@@ -36,8 +36,11 @@ from turnup.web.routes import router as web_router
 def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:
     settings = settings or get_settings()
     engine = engine or make_engine(settings.database_url)
-    app = FastAPI(title="Turnup", version=__version__,
-                  description="Service delivery: quote accepted -> service active, billed and recognised.")
+    app = FastAPI(
+        title="Turnup",
+        version=__version__,
+        description="Service delivery: quote accepted -> service active, billed and recognised.",
+    )
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessionmaker = make_sessionmaker(engine)

@@ -40,13 +40,19 @@ class CrudSpec:
 def add_crud_routes(router: APIRouter, spec: CrudSpec) -> None:
     read, write = requires(f"{spec.area}:read"), requires(f"{spec.area}:write")
 
-    def list_items(request: Request, response: Response, session: Session = Depends(get_session),
-                   principal: Principal = read) -> list[dict[str, Any]]:
-        return list_resources(request, response, session, spec.select(), spec.filterable, spec.render,
-                              spec.default_order)
+    def list_items(
+        request: Request,
+        response: Response,
+        session: Session = Depends(get_session),
+        principal: Principal = read,
+    ) -> list[dict[str, Any]]:
+        return list_resources(
+            request, response, session, spec.select(), spec.filterable, spec.render, spec.default_order
+        )
 
-    def get_item(item_id: str, request: Request, session: Session = Depends(get_session),
-                 principal: Principal = read) -> dict[str, Any]:
+    def get_item(
+        item_id: str, request: Request, session: Session = Depends(get_session), principal: Principal = read
+    ) -> dict[str, Any]:
         return render_one(request, spec.render(get_or_404(session, spec.model, item_id, spec.label)))
 
     router.add_api_route(spec.path, list_items, methods=["GET"], name=f"list {spec.label}")
@@ -55,33 +61,45 @@ def add_crud_routes(router: APIRouter, spec: CrudSpec) -> None:
     if spec.create and spec.create_schema:
         create_fn, schema = spec.create, spec.create_schema
 
-        def create_item(body: schema = Body(...),  # type: ignore[valid-type]
-                        session: Session = Depends(get_session), principal: Principal = write
-                        ) -> dict[str, Any]:
+        def create_item(
+            body: schema = Body(...),  # type: ignore[valid-type]
+            session: Session = Depends(get_session),
+            principal: Principal = write,
+        ) -> dict[str, Any]:
             return spec.render(create_fn(session, body, principal.actor))
 
-        router.add_api_route(spec.path, create_item, methods=["POST"], status_code=201,
-                             name=f"create {spec.label}")
+        router.add_api_route(
+            spec.path, create_item, methods=["POST"], status_code=201, name=f"create {spec.label}"
+        )
 
     if spec.update and spec.update_schema:
         update_fn, patch_schema = spec.update, spec.update_schema
 
-        def patch_item(item_id: str,
-                       body: patch_schema = Body(..., media_type="application/merge-patch+json"),  # type: ignore[valid-type]
-                       session: Session = Depends(get_session), principal: Principal = write
-                       ) -> dict[str, Any]:
+        def patch_item(
+            item_id: str,
+            body: patch_schema = Body(..., media_type="application/merge-patch+json"),  # type: ignore[valid-type]
+            session: Session = Depends(get_session),
+            principal: Principal = write,
+        ) -> dict[str, Any]:
             return spec.render(update_fn(session, item_id, body, principal.actor))
 
-        router.add_api_route(spec.path + "/{item_id}", patch_item, methods=["PATCH"],
-                             name=f"patch {spec.label}")
+        router.add_api_route(
+            spec.path + "/{item_id}", patch_item, methods=["PATCH"], name=f"patch {spec.label}"
+        )
 
     if spec.delete:
         delete_fn = spec.delete
 
-        def delete_item(item_id: str, session: Session = Depends(get_session),
-                        principal: Principal = write) -> Response:
+        def delete_item(
+            item_id: str, session: Session = Depends(get_session), principal: Principal = write
+        ) -> Response:
             delete_fn(session, item_id, principal.actor)
             return Response(status_code=204)
 
-        router.add_api_route(spec.path + "/{item_id}", delete_item, methods=["DELETE"], status_code=204,
-                             name=f"delete {spec.label}")
+        router.add_api_route(
+            spec.path + "/{item_id}",
+            delete_item,
+            methods=["DELETE"],
+            status_code=204,
+            name=f"delete {spec.label}",
+        )

@@ -15,13 +15,29 @@ from turnup.kernel.errors import TurnupError
 
 log = structlog.get_logger(__name__)
 
-_REASONS = {400: "Bad request", 401: "Unauthorized", 403: "Forbidden", 404: "Not found",
-            405: "Method not allowed", 406: "Not acceptable", 409: "Conflict", 413: "Payload too large",
-            415: "Unsupported media type", 422: "Unprocessable entity", 500: "Internal error"}
+_REASONS = {
+    400: "Bad request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not found",
+    405: "Method not allowed",
+    406: "Not acceptable",
+    409: "Conflict",
+    413: "Payload too large",
+    415: "Unsupported media type",
+    422: "Unprocessable entity",
+    500: "Internal error",
+}
 
 
-def tmf_error(status: int, message: str, reason: str | None = None, code: str | None = None,
-              details: Any = None, headers: dict[str, str] | None = None) -> JSONResponse:
+def tmf_error(
+    status: int,
+    message: str,
+    reason: str | None = None,
+    code: str | None = None,
+    details: Any = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
     body: dict[str, Any] = {
         "@type": "Error",
         "code": code or f"ERR{status}",
@@ -86,8 +102,7 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _statement(request: Request, exc: StatementError) -> JSONResponse:
         if isinstance(exc.orig, (OverflowError, ValueError)):  # e.g. an integer too large for SQLite
             log.warning("statement_value_error", path=request.url.path, error=str(exc.orig))
-            return tmf_error(400, "a value is out of range or of the wrong type for storage",
-                             "Invalid input")
+            return tmf_error(400, "a value is out of range or of the wrong type for storage", "Invalid input")
         log.exception("statement_error", path=request.url.path)
         return tmf_error(500, "internal error; the request changed nothing", "Internal error")
 

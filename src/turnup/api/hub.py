@@ -97,9 +97,11 @@ def render_delivery(delivery: EventDelivery) -> dict[str, Any]:
 
 
 def _delivery_select() -> Any:
-    return (select(EventDelivery)
-            .join(OutboxEvent, OutboxEvent.id == EventDelivery.event_id)
-            .options(selectinload(EventDelivery.event), selectinload(EventDelivery.attempt_log)))
+    return (
+        select(EventDelivery)
+        .join(OutboxEvent, OutboxEvent.id == EventDelivery.event_id)
+        .options(selectinload(EventDelivery.event), selectinload(EventDelivery.attempt_log))
+    )
 
 
 def hub_router(api: str, area: str) -> APIRouter:
@@ -108,30 +110,49 @@ def hub_router(api: str, area: str) -> APIRouter:
 
     @router.post("", status_code=201)
     def register_listener(
-        body: HubCreate, session: Session = Depends(get_session),
+        body: HubCreate,
+        session: Session = Depends(get_session),
         principal: Principal = requires(f"{area}:subscribe"),
     ) -> dict[str, Any]:
-        sub = HubSubscription(id=new_id(), api=api, callback=body.callback, query=body.query,
-                              created_at=clock.now())
+        sub = HubSubscription(
+            id=new_id(), api=api, callback=body.callback, query=body.query, created_at=clock.now()
+        )
         session.add(sub)
-        audit.record(session, actor=principal.actor, action="hub.subscribe", resource_type="hub",
-                     resource_id=sub.id, details={"api": api, "callback": body.callback})
+        audit.record(
+            session,
+            actor=principal.actor,
+            action="hub.subscribe",
+            resource_type="hub",
+            resource_id=sub.id,
+            details={"api": api, "callback": body.callback},
+        )
         session.commit()
         return render_subscription(sub)
 
     @router.get("")
     def list_listeners(
-        request: Request, response: Response, session: Session = Depends(get_session),
+        request: Request,
+        response: Response,
+        session: Session = Depends(get_session),
         principal: Principal = requires(f"{area}:subscribe"),
     ) -> list[dict[str, Any]]:
         stmt = select(HubSubscription).where(HubSubscription.api == api)
         filterable = {"callback": HubSubscription.callback, "id": HubSubscription.id}
-        return list_resources(request, response, session, stmt, filterable, render_subscription,
-                              (HubSubscription.created_at, HubSubscription.id))
+        return list_resources(
+            request,
+            response,
+            session,
+            stmt,
+            filterable,
+            render_subscription,
+            (HubSubscription.created_at, HubSubscription.id),
+        )
 
     @router.get("/{sub_id}")
     def get_listener(
-        sub_id: str, request: Request, session: Session = Depends(get_session),
+        sub_id: str,
+        request: Request,
+        session: Session = Depends(get_session),
         principal: Principal = requires(f"{area}:subscribe"),
     ) -> dict[str, Any]:
         sub = _own(session, api, sub_id)
@@ -139,42 +160,68 @@ def hub_router(api: str, area: str) -> APIRouter:
 
     @router.delete("/{sub_id}", status_code=204)
     def unregister_listener(
-        sub_id: str, session: Session = Depends(get_session),
+        sub_id: str,
+        session: Session = Depends(get_session),
         principal: Principal = requires(f"{area}:subscribe"),
     ) -> Response:
         sub = _own(session, api, sub_id)
         session.delete(sub)
-        audit.record(session, actor=principal.actor, action="hub.unsubscribe", resource_type="hub",
-                     resource_id=sub_id, details={"api": api})
+        audit.record(
+            session,
+            actor=principal.actor,
+            action="hub.unsubscribe",
+            resource_type="hub",
+            resource_id=sub_id,
+            details={"api": api},
+        )
         session.commit()
         return Response(status_code=204)
 
     @router.get("/{sub_id}/delivery")
     def list_deliveries(
-        sub_id: str, request: Request, response: Response, session: Session = Depends(get_session),
+        sub_id: str,
+        request: Request,
+        response: Response,
+        session: Session = Depends(get_session),
         principal: Principal = requires(f"{area}:subscribe"),
     ) -> list[dict[str, Any]]:
         sub = _own(session, api, sub_id)
         stmt = _delivery_select().where(EventDelivery.subscription_id == sub.id)
         filterable = {
-            "id": EventDelivery.id, "eventId": EventDelivery.event_id, "eventType": OutboxEvent.event_type,
-            "eventTime": OutboxEvent.event_time, "status": EventDelivery.status,
-            "attempts": EventDelivery.attempts, "nextAttemptAt": EventDelivery.next_attempt_at,
+            "id": EventDelivery.id,
+            "eventId": EventDelivery.event_id,
+            "eventType": OutboxEvent.event_type,
+            "eventTime": OutboxEvent.event_time,
+            "status": EventDelivery.status,
+            "attempts": EventDelivery.attempts,
+            "nextAttemptAt": EventDelivery.next_attempt_at,
             "deliveredAt": EventDelivery.delivered_at,
         }
-        return list_resources(request, response, session, stmt, filterable, render_delivery,
-                              (OutboxEvent.event_time, EventDelivery.id))
+        return list_resources(
+            request,
+            response,
+            session,
+            stmt,
+            filterable,
+            render_delivery,
+            (OutboxEvent.event_time, EventDelivery.id),
+        )
 
     @router.get("/{sub_id}/delivery/{delivery_id}")
     def get_delivery(
-        sub_id: str, delivery_id: str, request: Request, session: Session = Depends(get_session),
+        sub_id: str,
+        delivery_id: str,
+        request: Request,
+        session: Session = Depends(get_session),
         principal: Principal = requires(f"{area}:subscribe"),
     ) -> dict[str, Any]:
         return render_one(request, render_delivery(_own_delivery(session, api, sub_id, delivery_id)))
 
     @router.post("/{sub_id}/delivery/{delivery_id}/redeliver")
     def redeliver_delivery(
-        sub_id: str, delivery_id: str, session: Session = Depends(get_session),
+        sub_id: str,
+        delivery_id: str,
+        session: Session = Depends(get_session),
         principal: Principal = requires(f"{area}:subscribe"),
     ) -> dict[str, Any]:
         _own(session, api, sub_id)
@@ -186,9 +233,9 @@ def hub_router(api: str, area: str) -> APIRouter:
 
 def _own_delivery(session: Session, api: str, sub_id: str, delivery_id: str) -> EventDelivery:
     _own(session, api, sub_id)
-    delivery = session.scalars(_delivery_select().where(EventDelivery.id == delivery_id,
-                                                        EventDelivery.subscription_id == sub_id)
-                               ).one_or_none()
+    delivery = session.scalars(
+        _delivery_select().where(EventDelivery.id == delivery_id, EventDelivery.subscription_id == sub_id)
+    ).one_or_none()
     if delivery is None:
         raise NotFound(f"delivery {delivery_id!r} not found for hub subscription {sub_id!r}")
     return delivery

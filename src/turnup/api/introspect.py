@@ -24,7 +24,9 @@ def iter_api_routes(app: FastAPI) -> Iterator[RouteInfo]:
     for ctx in iter_route_contexts(app.routes):
         route = ctx.route
         if isinstance(route, APIRoute):
-            yield RouteInfo(path=ctx.path, methods=frozenset(route.methods or ()), name=route.name, route=route)
+            yield RouteInfo(
+                path=ctx.path, methods=frozenset(route.methods or ()), name=route.name, route=route
+            )
 
 
 def dependency_calls(dependant: Dependant) -> Iterator[Callable[..., Any]]:

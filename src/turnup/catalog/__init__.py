@@ -29,5 +29,11 @@ def get_offering_detail(session: Session, offering_id: str) -> dict[str, Any]:
     return render_offering_detail(get_offering(session, offering_id))
 
 
-__all__ = ["OfferingPage", "PublishResult", "get_offering_detail", "list_offerings", "load_catalog_file",
-           "publish_catalog"]
+__all__ = [
+    "OfferingPage",
+    "PublishResult",
+    "get_offering_detail",
+    "list_offerings",
+    "load_catalog_file",
+    "publish_catalog",
+]

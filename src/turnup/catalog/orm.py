@@ -28,7 +28,8 @@ class Category(Base):
     name: Mapped[str] = mapped_column(String(200), index=True)
     description: Mapped[str | None] = mapped_column(Text, nullable=True)
     parent_id: Mapped[str | None] = mapped_column(
-        ForeignKey("catalog_category.id", ondelete="RESTRICT"), nullable=True, index=True)
+        ForeignKey("catalog_category.id", ondelete="RESTRICT"), nullable=True, index=True
+    )
     is_root: Mapped[bool] = mapped_column(Boolean, default=True)
     version: Mapped[str] = mapped_column(String(20))
     lifecycle_status: Mapped[str] = mapped_column(String(20), index=True)
@@ -118,23 +119,31 @@ class ProductOffering(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
     spec_links: Mapped[list[OfferingSpecification]] = relationship(
-        order_by="OfferingSpecification.position", cascade="all, delete-orphan", lazy="selectin")
+        order_by="OfferingSpecification.position", cascade="all, delete-orphan", lazy="selectin"
+    )
     price_links: Mapped[list[OfferingPrice]] = relationship(
-        order_by="OfferingPrice.position", cascade="all, delete-orphan", lazy="selectin")
+        order_by="OfferingPrice.position", cascade="all, delete-orphan", lazy="selectin"
+    )
     category_links: Mapped[list[OfferingCategory]] = relationship(
-        order_by="OfferingCategory.position", cascade="all, delete-orphan", lazy="selectin")
+        order_by="OfferingCategory.position", cascade="all, delete-orphan", lazy="selectin"
+    )
     bundle_links: Mapped[list[BundledOffering]] = relationship(
-        order_by="BundledOffering.position", cascade="all, delete-orphan", lazy="selectin",
-        foreign_keys="BundledOffering.bundle_id")
+        order_by="BundledOffering.position",
+        cascade="all, delete-orphan",
+        lazy="selectin",
+        foreign_keys="BundledOffering.bundle_id",
+    )
 
 
 class OfferingSpecification(Base):
     __tablename__ = "catalog_offering_specification"
 
     offering_id: Mapped[str] = mapped_column(
-        ForeignKey("catalog_product_offering.id", ondelete="CASCADE"), primary_key=True)
+        ForeignKey("catalog_product_offering.id", ondelete="CASCADE"), primary_key=True
+    )
     specification_id: Mapped[str] = mapped_column(
-        ForeignKey("catalog_product_specification.id", ondelete="RESTRICT"), primary_key=True, index=True)
+        ForeignKey("catalog_product_specification.id", ondelete="RESTRICT"), primary_key=True, index=True
+    )
     position: Mapped[int] = mapped_column(Integer)
 
     specification: Mapped[ProductSpecification] = relationship(lazy="joined")
@@ -144,9 +153,11 @@ class OfferingPrice(Base):
     __tablename__ = "catalog_offering_price"
 
     offering_id: Mapped[str] = mapped_column(
-        ForeignKey("catalog_product_offering.id", ondelete="CASCADE"), primary_key=True)
+        ForeignKey("catalog_product_offering.id", ondelete="CASCADE"), primary_key=True
+    )
     price_id: Mapped[str] = mapped_column(
-        ForeignKey("catalog_product_offering_price.id", ondelete="RESTRICT"), primary_key=True, index=True)
+        ForeignKey("catalog_product_offering_price.id", ondelete="RESTRICT"), primary_key=True, index=True
+    )
     position: Mapped[int] = mapped_column(Integer)
 
     price: Mapped[ProductOfferingPrice] = relationship(lazy="joined")
@@ -156,9 +167,11 @@ class OfferingCategory(Base):
     __tablename__ = "catalog_offering_category"
 
     offering_id: Mapped[str] = mapped_column(
-        ForeignKey("catalog_product_offering.id", ondelete="CASCADE"), primary_key=True)
+        ForeignKey("catalog_product_offering.id", ondelete="CASCADE"), primary_key=True
+    )
     category_id: Mapped[str] = mapped_column(
-        ForeignKey("catalog_category.id", ondelete="RESTRICT"), primary_key=True, index=True)
+        ForeignKey("catalog_category.id", ondelete="RESTRICT"), primary_key=True, index=True
+    )
     position: Mapped[int] = mapped_column(Integer)
 
     category: Mapped[Category] = relationship(lazy="joined")
@@ -168,13 +181,23 @@ class BundledOffering(Base):
     __tablename__ = "catalog_bundled_offering"
 
     bundle_id: Mapped[str] = mapped_column(
-        ForeignKey("catalog_product_offering.id", ondelete="CASCADE"), primary_key=True)
+        ForeignKey("catalog_product_offering.id", ondelete="CASCADE"), primary_key=True
+    )
     member_id: Mapped[str] = mapped_column(
-        ForeignKey("catalog_product_offering.id", ondelete="RESTRICT"), primary_key=True, index=True)
+        ForeignKey("catalog_product_offering.id", ondelete="RESTRICT"), primary_key=True, index=True
+    )
     position: Mapped[int] = mapped_column(Integer)
 
     member: Mapped[ProductOffering] = relationship(foreign_keys=[member_id], lazy="joined")
 
 
-CATALOG_TABLES = (Category, ProductSpecification, ProductOfferingPrice, ProductOffering,
-                  OfferingSpecification, OfferingPrice, OfferingCategory, BundledOffering)
+CATALOG_TABLES = (
+    Category,
+    ProductSpecification,
+    ProductOfferingPrice,
+    ProductOffering,
+    OfferingSpecification,
+    OfferingPrice,
+    OfferingCategory,
+    BundledOffering,
+)

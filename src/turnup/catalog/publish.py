@@ -47,9 +47,23 @@ from sqlalchemy.orm import Session
 from turnup.catalog import services
 from turnup.catalog.orm import Category, ProductOffering, ProductSpecification
 from turnup.catalog.schemas import (
-    DISCOUNT_KINDS, LOGICAL_KINDS, CategoryCreate, Channels, DeliveryRequirements, DiscountRule,
-    LifecycleStatus, Name, ProductOfferingCreate, ProductOfferingPriceCreate, ProductSpecificationCreate,
-    Strict, TimePeriod, Version, _ComponentFields, _PriceFields, check_recognition,
+    DISCOUNT_KINDS,
+    LOGICAL_KINDS,
+    CategoryCreate,
+    Channels,
+    DeliveryRequirements,
+    DiscountRule,
+    LifecycleStatus,
+    Name,
+    ProductOfferingCreate,
+    ProductOfferingPriceCreate,
+    ProductSpecificationCreate,
+    Strict,
+    TimePeriod,
+    Version,
+    _ComponentFields,
+    _PriceFields,
+    check_recognition,
 )
 from turnup.kernel.errors import Conflict, InvalidInput, TurnupError
 
@@ -70,6 +84,7 @@ FileVersion = Annotated[Version, BeforeValidator(_text_version)]
 
 
 # --- file shapes ------------------------------------------------------------------------------------
+
 
 class FileCategory(Strict):
     name: Name
@@ -119,6 +134,7 @@ class FileOffering(_ComponentFields):
 
 # --- error paths ------------------------------------------------------------------------------------
 
+
 def join_path(prefix: str, loc: tuple[Any, ...] | list[Any]) -> str:
     path = prefix
     previous: Any = None
@@ -142,14 +158,18 @@ def format_errors(exc: ValidationError, prefix: str = "") -> list[str]:
         for part in message.split("; "):
             match = _SUBPATH.match(part)
             if match and error.get("type") == "value_error":
-                problems.append(f"{path}.{match.group(1)}: {match.group(2)}" if path
-                                else f"{match.group(1)}: {match.group(2)}")
+                problems.append(
+                    f"{path}.{match.group(1)}: {match.group(2)}"
+                    if path
+                    else f"{match.group(1)}: {match.group(2)}"
+                )
             else:
                 problems.append(f"{path or '(document)'}: {part}")
     return problems
 
 
 # --- loading ----------------------------------------------------------------------------------------
+
 
 class _DecimalLoader(yaml.SafeLoader):
     """YAML with exact decimals: ``45.10`` becomes Decimal('45.10'), never a float."""
@@ -174,19 +194,22 @@ def load_catalog_file(path: str | Path) -> dict[str, Any]:
     except (OSError, UnicodeDecodeError) as exc:
         raise InvalidInput(f"{path}: cannot read catalog file: {exc}") from None
     try:
-        document = yaml.load(text, Loader=_DecimalLoader)  # noqa: S506 (a SafeLoader subclass)
+        document = yaml.load(text, Loader=_DecimalLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}, column {mark.column + 1}:" if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc)
         raise InvalidInput(f"{path}:{where} not valid YAML: {problem}") from None
     if not isinstance(document, dict):
-        raise InvalidInput(f"{path}: a catalog file must be a mapping with categories, "
-                           "productSpecifications and productOfferings")
+        raise InvalidInput(
+            f"{path}: a catalog file must be a mapping with categories, "
+            "productSpecifications and productOfferings"
+        )
     return document
 
 
 # --- publishing -------------------------------------------------------------------------------------
+
 
 @dataclass
 class PublishResult:
@@ -199,10 +222,12 @@ class PublishResult:
     superseded: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
-        return (f"{len(self.categories)} categories ({len(self.reused_categories)} reused), "
-                f"{len(self.specifications)} product specifications, {len(self.prices)} prices, "
-                f"{len(self.offerings)} product offerings; "
-                f"{len(self.superseded)} earlier versions superseded")
+        return (
+            f"{len(self.categories)} categories ({len(self.reused_categories)} reused), "
+            f"{len(self.specifications)} product specifications, {len(self.prices)} prices, "
+            f"{len(self.offerings)} product offerings; "
+            f"{len(self.superseded)} earlier versions superseded"
+        )
 
 
 @dataclass
@@ -217,8 +242,9 @@ class _Parsed:
 def _parse(document: Any, errors: list[str]) -> _Parsed:
     parsed = _Parsed()
     if not isinstance(document, dict):
-        errors.append("(document): must be a mapping with categories, productSpecifications, "
-                      "productOfferings")
+        errors.append(
+            "(document): must be a mapping with categories, productSpecifications, productOfferings"
+        )
         return parsed
     for key in document:
         if key not in TOP_LEVEL:
@@ -266,8 +292,9 @@ def _latest(items: list[tuple[int, Any]], name: str) -> tuple[int, Any] | None:
 
 
 def _active_in_db(session: Session, model: type[Any], name: str) -> Any:
-    return session.scalar(select(model).where(model.name == name, model.lifecycle_status == "active")
-                          .order_by(model.id))
+    return session.scalar(
+        select(model).where(model.name == name, model.lifecycle_status == "active").order_by(model.id)
+    )
 
 
 def _check(session: Session, parsed: _Parsed, errors: list[str]) -> None:
@@ -278,27 +305,40 @@ def _check(session: Session, parsed: _Parsed, errors: list[str]) -> None:
     file_categories = {c.name for _, c in parsed.categories} | parsed.invalid["categories"]
 
     for i, cat in parsed.categories:
-        if cat.parent is not None and cat.parent not in file_categories and _category_in_db(
-                session, cat.parent) is None:
+        if (
+            cat.parent is not None
+            and cat.parent not in file_categories
+            and _category_in_db(session, cat.parent) is None
+        ):
             errors.append(f"categories[{i}].parent: unknown category {cat.parent!r}")
         if cat.parent == cat.name:
             errors.append(f"categories[{i}].parent: a category cannot be its own parent")
 
-    for section, model, items in (("productSpecifications", ProductSpecification, parsed.specifications),
-                                  ("productOfferings", ProductOffering, parsed.offerings)):
+    for section, model, items in (
+        ("productSpecifications", ProductSpecification, parsed.specifications),
+        ("productOfferings", ProductOffering, parsed.offerings),
+    ):
         label = "productSpecification" if model is ProductSpecification else "productOffering"
         for i, item in items:
-            existing = session.scalar(select(model).where(model.name == item.name,
-                                                          model.version == item.version))
+            existing = session.scalar(
+                select(model).where(model.name == item.name, model.version == item.version)
+            )
             if existing is not None:
-                errors.append(f"{section}[{i}].version: {label} {item.name!r} version {item.version} is "
-                              f"already published (id {existing.id}); give the file a new version")
+                errors.append(
+                    f"{section}[{i}].version: {label} {item.name!r} version {item.version} is "
+                    f"already published (id {existing.id}); give the file a new version"
+                )
                 continue
             active = _active_in_db(session, model, item.name)
-            if (item.lifecycleStatus == "active" and active is not None
-                    and services.version_key(active.version) >= services.version_key(item.version)):
-                errors.append(f"{section}[{i}].version: {label} {item.name!r} version {active.version} is "
-                              f"active; a new version must be higher than that, not {item.version}")
+            if (
+                item.lifecycleStatus == "active"
+                and active is not None
+                and services.version_key(active.version) >= services.version_key(item.version)
+            ):
+                errors.append(
+                    f"{section}[{i}].version: {label} {item.name!r} version {active.version} is "
+                    f"active; a new version must be higher than that, not {item.version}"
+                )
 
     for i, spec in parsed.specifications:
         try:
@@ -317,10 +357,13 @@ def _check(session: Session, parsed: _Parsed, errors: list[str]) -> None:
                 continue
             if found is None and _active_in_db(session, ProductSpecification, name) is None:
                 errors.append(f"{path}.productSpecifications[{j}]: unknown specification {name!r}")
-            elif (found is not None and off.lifecycleStatus == "active"
-                  and found[1].lifecycleStatus != "active"):
-                errors.append(f"{path}.productSpecifications[{j}]: specification {name!r} is "
-                              f"{found[1].lifecycleStatus}; an active offering needs active specifications")
+            elif (
+                found is not None and off.lifecycleStatus == "active" and found[1].lifecycleStatus != "active"
+            ):
+                errors.append(
+                    f"{path}.productSpecifications[{j}]: specification {name!r} is "
+                    f"{found[1].lifecycleStatus}; an active offering needs active specifications"
+                )
         for j, name in enumerate(off.bundledProductOfferings):
             found = _latest([(k, o) for k, o in parsed.offerings if k != i], name)
             member = found[1] if found else _active_in_db(session, ProductOffering, name)
@@ -328,9 +371,11 @@ def _check(session: Session, parsed: _Parsed, errors: list[str]) -> None:
                 continue
             if member is None:
                 errors.append(f"{path}.bundledProductOfferings[{j}]: unknown offering {name!r}")
-            elif (member.bundle if isinstance(member, FileOffering) else member.is_bundle):
-                errors.append(f"{path}.bundledProductOfferings[{j}]: {name!r} is itself a bundle; "
-                              "bundles contain single offerings")
+            elif member.bundle if isinstance(member, FileOffering) else member.is_bundle:
+                errors.append(
+                    f"{path}.bundledProductOfferings[{j}]: {name!r} is itself a bundle; "
+                    "bundles contain single offerings"
+                )
         if len(set(off.bundledProductOfferings)) != len(off.bundledProductOfferings):
             errors.append(f"{path}.bundledProductOfferings: an offering is listed twice")
         if len(set(off.productSpecifications)) != len(off.productSpecifications):
@@ -346,13 +391,16 @@ def _check(session: Session, parsed: _Parsed, errors: list[str]) -> None:
 
 
 def _category_in_db(session: Session, name: str) -> Category | None:
-    return session.scalar(select(Category).where(Category.name == name,
-                                                 Category.lifecycle_status != "retired")
-                          .order_by(Category.id))
+    return session.scalar(
+        select(Category)
+        .where(Category.name == name, Category.lifecycle_status != "retired")
+        .order_by(Category.id)
+    )
 
 
-def _category_order(categories: list[tuple[int, FileCategory]], errors: list[str]
-                    ) -> list[tuple[int, FileCategory]]:
+def _category_order(
+    categories: list[tuple[int, FileCategory]], errors: list[str]
+) -> list[tuple[int, FileCategory]]:
     """Parents before children; a cycle is an error."""
     by_name = {c.name: (i, c) for i, c in categories}
     ordered: list[tuple[int, FileCategory]] = []
@@ -384,8 +432,10 @@ def publish_catalog(session: Session, document: dict[str, Any], actor: str) -> P
     except IntegrityError:
         # a concurrent publisher created the same name and version between our checks and our writes
         session.rollback()
-        raise Conflict("the catalog changed while publishing (an entity with the same name and version "
-                       "was created concurrently); nothing was published, try again") from None
+        raise Conflict(
+            "the catalog changed while publishing (an entity with the same name and version "
+            "was created concurrently); nothing was published, try again"
+        ) from None
 
 
 def _publish(session: Session, document: dict[str, Any], actor: str) -> PublishResult:
@@ -413,8 +463,9 @@ def _publish(session: Session, document: dict[str, Any], actor: str) -> PublishR
         return None
 
     for i, cat in ordered_categories:
-        existing = session.scalar(select(Category).where(Category.name == cat.name,
-                                                         Category.version == cat.version))
+        existing = session.scalar(
+            select(Category).where(Category.name == cat.name, Category.version == cat.version)
+        )
         if existing is not None:
             category_ids[cat.name] = existing.id
             result.reused_categories.append(existing.id)
@@ -423,10 +474,22 @@ def _publish(session: Session, document: dict[str, Any], actor: str) -> PublishR
         if cat.parent and parent_id is None:
             found = _category_in_db(session, cat.parent)
             parent_id = found.id if found else None
-        created = attempt(f"categories[{i}]", lambda cat=cat, parent_id=parent_id: services.create_category(
-            session, CategoryCreate(name=cat.name, description=cat.description, version=cat.version,
-                                    lifecycleStatus=cat.lifecycleStatus, parentId=parent_id,
-                                    validFor=cat.validFor), actor, commit=False))
+        created = attempt(
+            f"categories[{i}]",
+            lambda cat=cat, parent_id=parent_id: services.create_category(
+                session,
+                CategoryCreate(
+                    name=cat.name,
+                    description=cat.description,
+                    version=cat.version,
+                    lifecycleStatus=cat.lifecycleStatus,
+                    parentId=parent_id,
+                    validFor=cat.validFor,
+                ),
+                actor,
+                commit=False,
+            ),
+        )
         if created is not None:
             category_ids[cat.name] = created.id
             result.categories.append(created.id)
@@ -434,8 +497,12 @@ def _publish(session: Session, document: dict[str, Any], actor: str) -> PublishR
     for i, spec in sorted(parsed.specifications, key=lambda p: services.version_key(p[1].version)):
         values = spec.model_dump(exclude={"channels"}, exclude_unset=False)
         values["channel"] = [{"id": c} for c in spec.channels]
-        created = attempt(f"productSpecifications[{i}]", lambda values=values: services.create_specification(
-            session, ProductSpecificationCreate.model_validate(values), actor, commit=False))
+        created = attempt(
+            f"productSpecifications[{i}]",
+            lambda values=values: services.create_specification(
+                session, ProductSpecificationCreate.model_validate(values), actor, commit=False
+            ),
+        )
         if created is not None:
             spec_ids[spec.name] = created.id  # ascending versions: the highest wins
             result.specifications.append(created.id)
@@ -447,26 +514,47 @@ def _publish(session: Session, document: dict[str, Any], actor: str) -> PublishR
         for j, price in enumerate(off.prices):
             values = price.model_dump(by_alias=True, exclude_none=True)
             values["lifecycleStatus"] = "active" if off.lifecycleStatus == "active" else "inDesign"
-            created_price = attempt(f"{path}.prices[{j}]", lambda values=values: services.create_price(
-                session, ProductOfferingPriceCreate.model_validate(values), actor, commit=False))
+            created_price = attempt(
+                f"{path}.prices[{j}]",
+                lambda values=values: services.create_price(
+                    session, ProductOfferingPriceCreate.model_validate(values), actor, commit=False
+                ),
+            )
             if created_price is not None:
                 price_refs.append({"id": created_price.id})
                 result.prices.append(created_price.id)
         refs = {
             "category": _refs(off.categories, category_ids, session, Category),
             "productSpecification": _refs(off.productSpecifications, spec_ids, session, ProductSpecification),
-            "bundledProductOffering": _refs(off.bundledProductOfferings, offering_ids, session,
-                                            ProductOffering),
+            "bundledProductOffering": _refs(
+                off.bundledProductOfferings, offering_ids, session, ProductOffering
+            ),
         }
         if any(r is None for group in refs.values() for r in group):
             failed.add(off.name)
             continue  # the missing reference was itself reported
-        values = off.model_dump(exclude={"categories", "productSpecifications", "bundledProductOfferings",
-                                         "prices", "channels", "isBundle"})
-        values.update(refs, isBundle=off.bundle, productOfferingPrice=price_refs,
-                      channel=[{"id": c} for c in off.channels])
-        created = attempt(path, lambda values=values: services.create_offering(
-            session, ProductOfferingCreate.model_validate(values), actor, commit=False))
+        values = off.model_dump(
+            exclude={
+                "categories",
+                "productSpecifications",
+                "bundledProductOfferings",
+                "prices",
+                "channels",
+                "isBundle",
+            }
+        )
+        values.update(
+            refs,
+            isBundle=off.bundle,
+            productOfferingPrice=price_refs,
+            channel=[{"id": c} for c in off.channels],
+        )
+        created = attempt(
+            path,
+            lambda values=values: services.create_offering(
+                session, ProductOfferingCreate.model_validate(values), actor, commit=False
+            ),
+        )
         if created is not None:
             offering_ids[off.name] = created.id
             result.offerings.append(created.id)
@@ -478,23 +566,28 @@ def _publish(session: Session, document: dict[str, Any], actor: str) -> PublishR
         raise InvalidInput(_summary(errors), reason="Invalid catalog", details=errors)
     session.flush()
     result.superseded = sorted(
-        session.scalars(select(ProductSpecification.id).where(
-            ProductSpecification.superseded_by_id.in_(result.specifications))).all()
-        + session.scalars(select(ProductOffering.id).where(
-            ProductOffering.superseded_by_id.in_(result.offerings))).all())
+        session.scalars(
+            select(ProductSpecification.id).where(
+                ProductSpecification.superseded_by_id.in_(result.specifications)
+            )
+        ).all()
+        + session.scalars(
+            select(ProductOffering.id).where(ProductOffering.superseded_by_id.in_(result.offerings))
+        ).all()
+    )
     session.commit()
     return result
 
 
-def _refs(names: list[str], created: dict[str, str], session: Session, model: type[Any]
-          ) -> list[dict[str, str] | None]:
+def _refs(
+    names: list[str], created: dict[str, str], session: Session, model: type[Any]
+) -> list[dict[str, str] | None]:
     refs: list[dict[str, str] | None] = []
     for name in names:
         if name in created:
             refs.append({"id": created[name]})
             continue
-        found = (_category_in_db(session, name) if model is Category
-                 else _active_in_db(session, model, name))
+        found = _category_in_db(session, name) if model is Category else _active_in_db(session, model, name)
         refs.append({"id": found.id} if found is not None else None)
     return refs
 

@@ -35,15 +35,23 @@ def _channels(channels: list[str]) -> list[dict[str, str]]:
 
 
 def _ref(api_resource: str, referred: str, obj: Any, **extra: Any) -> dict[str, Any]:
-    return {"id": obj.id, "href": href(API, api_resource, obj.id), "name": obj.name,
-            "@referredType": referred, **extra}
+    return {
+        "id": obj.id,
+        "href": href(API, api_resource, obj.id),
+        "name": obj.name,
+        "@referredType": referred,
+        **extra,
+    }
 
 
 def _superseded(obj: Any, resource: str, referred: str) -> dict[str, Any] | None:
     if not obj.superseded_by_id:
         return None
-    return {"id": obj.superseded_by_id, "href": href(API, resource, obj.superseded_by_id),
-            "@referredType": referred}
+    return {
+        "id": obj.superseded_by_id,
+        "href": href(API, resource, obj.superseded_by_id),
+        "@referredType": referred,
+    }
 
 
 def render_category(c: Category) -> dict[str, Any]:
@@ -121,16 +129,28 @@ def render_offering(o: ProductOffering) -> dict[str, Any]:
         "isSellable": o.is_sellable,
         "validFor": _valid_for(o),
         "productSpecification": [
-            _ref("productSpecification", "ProductSpecification", link.specification,
-                 version=link.specification.version) for link in o.spec_links],
+            _ref(
+                "productSpecification",
+                "ProductSpecification",
+                link.specification,
+                version=link.specification.version,
+            )
+            for link in o.spec_links
+        ],
         "bundledProductOffering": [
-            {**_ref("productOffering", "ProductOffering", link.member),
-             "lifecycleStatus": link.member.lifecycle_status} for link in o.bundle_links],
+            {
+                **_ref("productOffering", "ProductOffering", link.member),
+                "lifecycleStatus": link.member.lifecycle_status,
+            }
+            for link in o.bundle_links
+        ],
         "productOfferingPrice": [
-            _ref("productOfferingPrice", "ProductOfferingPrice", link.price) for link in o.price_links],
+            _ref("productOfferingPrice", "ProductOfferingPrice", link.price) for link in o.price_links
+        ],
         "category": [
             _ref("category", "Category", link.category, version=link.category.version)
-            for link in o.category_links],
+            for link in o.category_links
+        ],
         "channel": _channels(o.channels),
         "discountRules": o.discount_rules,
         "revenueRecognition": o.revenue_recognition,

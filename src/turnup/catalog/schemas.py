@@ -10,7 +10,15 @@ from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    AfterValidator, AwareDatetime, BeforeValidator, BaseModel, ConfigDict, Field, StrictBool, StrictInt, model_validator,
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    model_validator,
 )
 
 LifecycleStatus = Literal["inDesign", "active", "retired"]
@@ -77,6 +85,7 @@ class Strict(BaseModel):
 
 # --- common TMF pieces -------------------------------------------------------------------------------
 
+
 class Money(Strict):
     unit: Currency
     value: Amount
@@ -125,6 +134,7 @@ class ChannelRef(Strict):
 
 # --- delivery requirements ---------------------------------------------------------------------------
 
+
 class PhysicalItem(Strict):
     sku: Slug
     quantity: StrictInt = Field(ge=1, le=10_000)
@@ -141,8 +151,12 @@ class PrefixV6Parameters(Strict):
 
 
 class PhoneNumberParameters(Strict):
-    area: str = Field(default="buyer", min_length=1, max_length=20,
-                      description="'buyer' (the buyer's area) or an area code such as '0113'")
+    area: str = Field(
+        default="buyer",
+        min_length=1,
+        max_length=20,
+        description="'buyer' (the buyer's area) or an area code such as '0113'",
+    )
 
     @model_validator(mode="after")
     def _area(self) -> PhoneNumberParameters:
@@ -198,7 +212,11 @@ class CircuitIdResource(_Logical):
 
 
 LogicalResource = Annotated[
-    Ipv4PrefixResource | Ipv6PrefixResource | PhoneNumberResource | VlanResource | AsnResource
+    Ipv4PrefixResource
+    | Ipv6PrefixResource
+    | PhoneNumberResource
+    | VlanResource
+    | AsnResource
     | CircuitIdResource,
     Field(discriminator="kind"),
 ]
@@ -253,13 +271,15 @@ class DeliveryRequirements(Strict):
 
 # --- commercial attributes shared by specifications and offerings ------------------------------------
 
+
 class RevenueRecognition(Strict):
     method: RecognitionMethod
     standaloneSellingPrice: Money | None = None
 
 
-ReportingAttributes = Annotated[dict[Annotated[str, Field(min_length=1, max_length=100)],
-                                     ReportingValue], Field(max_length=50)]
+ReportingAttributes = Annotated[
+    dict[Annotated[str, Field(min_length=1, max_length=100)], ReportingValue], Field(max_length=50)
+]
 
 
 class ApprovalThresholdRule(Strict):
@@ -282,12 +302,14 @@ class TermDiscountRule(Strict):
     discountPercent: Percent
 
 
-DiscountRule = Annotated[ApprovalThresholdRule | VolumeDiscountRule | TermDiscountRule,
-                         Field(discriminator="kind")]
+DiscountRule = Annotated[
+    ApprovalThresholdRule | VolumeDiscountRule | TermDiscountRule, Field(discriminator="kind")
+]
 DISCOUNT_KINDS = ("approvalThreshold", "volume", "term")
 
 
 # --- prices -----------------------------------------------------------------------------------------
+
 
 class Tier(Strict):
     from_: Amount = Field(alias="from")
@@ -312,8 +334,9 @@ def tier_problems(tiers: list[Tier]) -> list[str]:
             if previous.to is None:
                 problems.append(f"tiers[{i - 1}].to: only the last tier may be open-ended")
             elif tier.from_ != previous.to:
-                problems.append(f"tiers[{i}].from: must equal the previous tier's 'to' ({previous.to}), "
-                                f"got {tier.from_}")
+                problems.append(
+                    f"tiers[{i}].from: must equal the previous tier's 'to' ({previous.to}), got {tier.from_}"
+                )
     return problems
 
 
@@ -338,8 +361,9 @@ class _PriceFields(Strict):
         return self
 
 
-def check_price_shape(price_type: str, period: str | None, tiers: list[Tier] | None,
-                      unit: UnitOfMeasure | None) -> None:
+def check_price_shape(
+    price_type: str, period: str | None, tiers: list[Tier] | None, unit: UnitOfMeasure | None
+) -> None:
     """Raise ValueError describing the first rule a price of this type breaks."""
     if price_type == "recurring" and period is None:
         raise ValueError("recurringChargePeriodType: required for a recurring price (e.g. 'month')")
@@ -379,6 +403,7 @@ class ProductOfferingPriceUpdate(Strict):
 
 # --- categories -------------------------------------------------------------------------------------
 
+
 class CategoryCreate(Strict):
     name: Name
     description: str | None = Field(default=None, max_length=2000)
@@ -400,6 +425,7 @@ class CategoryUpdate(Strict):
 
 
 # --- specifications ---------------------------------------------------------------------------------
+
 
 class _ComponentFields(Strict):
     revenueRecognition: RevenueRecognition | None = None
@@ -425,12 +451,16 @@ class ProductSpecificationCreate(_ComponentFields):
         return self
 
 
-def check_recognition(recognition: RevenueRecognition | None,
-                      delivery: DeliveryRequirements | None) -> None:
-    if recognition and recognition.method == "percentComplete" and (
-            delivery is None or delivery.implementationProject is None):
-        raise ValueError("revenueRecognition.method: percentComplete needs "
-                         "deliveryRequirements.implementationProject (its milestones measure progress)")
+def check_recognition(recognition: RevenueRecognition | None, delivery: DeliveryRequirements | None) -> None:
+    if (
+        recognition
+        and recognition.method == "percentComplete"
+        and (delivery is None or delivery.implementationProject is None)
+    ):
+        raise ValueError(
+            "revenueRecognition.method: percentComplete needs "
+            "deliveryRequirements.implementationProject (its milestones measure progress)"
+        )
 
 
 class ProductSpecificationUpdate(Strict):
@@ -451,6 +481,7 @@ class ProductSpecificationUpdate(Strict):
 
 # --- offerings --------------------------------------------------------------------------------------
 
+
 class ProductOfferingCreate(_ComponentFields):
     name: Name
     description: str | None = Field(default=None, max_length=2000)
@@ -470,8 +501,13 @@ class ProductOfferingCreate(_ComponentFields):
     @model_validator(mode="after")
     def _shape(self) -> ProductOfferingCreate:
         check_offering_shape(self.isBundle, self.productSpecification, self.bundledProductOffering)
-        for attr in ("productSpecification", "bundledProductOffering", "productOfferingPrice", "category",
-                     "channel"):
+        for attr in (
+            "productSpecification",
+            "bundledProductOffering",
+            "productOfferingPrice",
+            "category",
+            "channel",
+        ):
             _unique([r.id for r in getattr(self, attr)])
         return self
 

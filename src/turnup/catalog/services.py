@@ -23,17 +23,42 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from turnup.catalog.orm import (
-    BundledOffering, Category, OfferingCategory, OfferingPrice, OfferingSpecification, ProductOffering,
-    ProductOfferingPrice, ProductSpecification,
+    BundledOffering,
+    Category,
+    OfferingCategory,
+    OfferingPrice,
+    OfferingSpecification,
+    ProductOffering,
+    ProductOfferingPrice,
+    ProductSpecification,
 )
 from turnup.catalog.render import (
-    API, money, money_str, render_category, render_offering, render_price, render_specification,
+    API,
+    money,
+    money_str,
+    render_category,
+    render_offering,
+    render_price,
+    render_specification,
 )
 from turnup.catalog.schemas import (
-    CategoryCreate, CategoryUpdate, DeliveryRequirements, ProductOfferingCreate, ProductOfferingPriceCreate,
-    ProductOfferingPriceUpdate, ProductOfferingUpdate, ProductSpecificationCreate,
-    ProductSpecificationUpdate, Ref, RevenueRecognition, Tier, TimePeriod, UnitOfMeasure,
-    check_offering_shape, check_price_shape, check_recognition,
+    CategoryCreate,
+    CategoryUpdate,
+    DeliveryRequirements,
+    ProductOfferingCreate,
+    ProductOfferingPriceCreate,
+    ProductOfferingPriceUpdate,
+    ProductOfferingUpdate,
+    ProductSpecificationCreate,
+    ProductSpecificationUpdate,
+    Ref,
+    RevenueRecognition,
+    Tier,
+    TimePeriod,
+    UnitOfMeasure,
+    check_offering_shape,
+    check_price_shape,
+    check_recognition,
 )
 from turnup.kernel import audit, clock
 from turnup.kernel.errors import Conflict, InvalidInput, NotFound
@@ -58,13 +83,15 @@ class Kind:
 
 
 CATEGORY = Kind("category", "Category", Category, render_category)
-SPECIFICATION = Kind("productSpecification", "ProductSpecification", ProductSpecification,
-                     render_specification)
+SPECIFICATION = Kind(
+    "productSpecification", "ProductSpecification", ProductSpecification, render_specification
+)
 PRICE = Kind("productOfferingPrice", "ProductOfferingPrice", ProductOfferingPrice, render_price)
 OFFERING = Kind("productOffering", "ProductOffering", ProductOffering, render_offering)
 
 
 # --- shared helpers ---------------------------------------------------------------------------------
+
 
 def version_key(version: str) -> tuple[int, ...]:
     return tuple(int(p) for p in version.split("."))
@@ -108,8 +135,10 @@ def _check_transition(kind: Kind, obj: Any, new_status: str) -> None:
     old = obj.lifecycle_status
     if new_status != old and new_status not in TRANSITIONS[old]:
         if old == "retired":
-            message = (f"lifecycleStatus: {kind.label} {obj.id!r} is retired, which is final; "
-                       f"it cannot become {new_status}")
+            message = (
+                f"lifecycleStatus: {kind.label} {obj.id!r} is retired, which is final; "
+                f"it cannot become {new_status}"
+            )
         else:
             message = f"lifecycleStatus: an {old} {kind.label} cannot become {new_status}"
         raise Conflict(message, reason=ILLEGAL)
@@ -120,7 +149,9 @@ def _check_editable(kind: Kind, obj: Any, changes: dict[str, Any]) -> None:
     if obj.lifecycle_status != "inDesign" and content:
         raise Conflict(
             f"{kind.label} {obj.id!r} is {obj.lifecycle_status}: its content ({', '.join(content)}) cannot "
-            "be changed, only its lifecycleStatus; publish a new version instead", reason=ILLEGAL)
+            "be changed, only its lifecycleStatus; publish a new version instead",
+            reason=ILLEGAL,
+        )
 
 
 def _set_valid_for(obj: Any, period: TimePeriod | None) -> None:
@@ -133,8 +164,9 @@ def _recognition_json(value: RevenueRecognition | None) -> dict[str, Any] | None
         return None
     document: dict[str, Any] = {"method": value.method}
     if value.standaloneSellingPrice is not None:
-        document["standaloneSellingPrice"] = money(value.standaloneSellingPrice.unit,
-                                                   value.standaloneSellingPrice.value)
+        document["standaloneSellingPrice"] = money(
+            value.standaloneSellingPrice.unit, value.standaloneSellingPrice.value
+        )
     return document
 
 
@@ -151,8 +183,10 @@ def _reporting_json(values: dict[str, Any] | None) -> dict[str, Any]:
 def _tiers_json(tiers: list[Tier] | None) -> list[dict[str, Any]] | None:
     if tiers is None:
         return None
-    return [{"from": _plain(t.from_), "to": None if t.to is None else _plain(t.to),
-             "rate": money_str(t.rate)} for t in tiers]
+    return [
+        {"from": _plain(t.from_), "to": None if t.to is None else _plain(t.to), "rate": money_str(t.rate)}
+        for t in tiers
+    ]
 
 
 def _unit_json(unit: UnitOfMeasure | None) -> dict[str, Any] | None:
@@ -172,21 +206,35 @@ def _audit_changes(changes: dict[str, Any]) -> dict[str, Any]:
         if isinstance(v, (Decimal, datetime)):
             return str(v)
         return v
+
     return {k: plain(v) for k, v in changes.items()}
 
 
-def _emit(session: Session, kind: Kind, obj: Any, suffix: str, document: dict[str, Any] | None = None
-          ) -> None:
-    publish(session, api=API, event_type=f"{kind.event}{suffix}", resource_type=kind.label,
-            resource=document if document is not None else kind.render(obj))
+def _emit(
+    session: Session, kind: Kind, obj: Any, suffix: str, document: dict[str, Any] | None = None
+) -> None:
+    publish(
+        session,
+        api=API,
+        event_type=f"{kind.event}{suffix}",
+        resource_type=kind.label,
+        resource=document if document is not None else kind.render(obj),
+    )
 
 
-def _finish_update(session: Session, kind: Kind, obj: Any, changes: dict[str, Any], old_status: str,
-                   actor: str) -> None:
+def _finish_update(
+    session: Session, kind: Kind, obj: Any, changes: dict[str, Any], old_status: str, actor: str
+) -> None:
     obj.updated_at = clock.now()
     session.flush()
-    audit.record(session, actor=actor, action=f"{kind.label}.update", resource_type=kind.label,
-                 resource_id=obj.id, details=_audit_changes(changes))
+    audit.record(
+        session,
+        actor=actor,
+        action=f"{kind.label}.update",
+        resource_type=kind.label,
+        resource_id=obj.id,
+        details=_audit_changes(changes),
+    )
     document = kind.render(obj)
     if obj.lifecycle_status != old_status:
         _emit(session, kind, obj, "StateChangeEvent", document)
@@ -196,21 +244,34 @@ def _finish_update(session: Session, kind: Kind, obj: Any, changes: dict[str, An
 
 def _finish_create(session: Session, kind: Kind, obj: Any, actor: str) -> None:
     session.flush()
-    audit.record(session, actor=actor, action=f"{kind.label}.create", resource_type=kind.label,
-                 resource_id=obj.id, details={"name": obj.name, "version": obj.version,
-                                              "lifecycleStatus": obj.lifecycle_status})
+    audit.record(
+        session,
+        actor=actor,
+        action=f"{kind.label}.create",
+        resource_type=kind.label,
+        resource_id=obj.id,
+        details={"name": obj.name, "version": obj.version, "lifecycleStatus": obj.lifecycle_status},
+    )
     _emit(session, kind, obj, "CreateEvent")
 
 
 def _delete(session: Session, kind: Kind, obj: Any, actor: str, commit: bool) -> None:
     if obj.lifecycle_status != "inDesign":
-        raise Conflict(f"{kind.label} {obj.id!r} is {obj.lifecycle_status}: only inDesign entities can be "
-                       "deleted; retire it instead", reason=ILLEGAL)
+        raise Conflict(
+            f"{kind.label} {obj.id!r} is {obj.lifecycle_status}: only inDesign entities can be "
+            "deleted; retire it instead",
+            reason=ILLEGAL,
+        )
     document = kind.render(obj)
     session.delete(obj)
     session.flush()
-    audit.record(session, actor=actor, action=f"{kind.label}.delete", resource_type=kind.label,
-                 resource_id=document["id"])
+    audit.record(
+        session,
+        actor=actor,
+        action=f"{kind.label}.delete",
+        resource_type=kind.label,
+        resource_id=document["id"],
+    )
     _emit(session, kind, obj, "DeleteEvent", document)
     if commit:
         session.commit()
@@ -218,11 +279,12 @@ def _delete(session: Session, kind: Kind, obj: Any, actor: str, commit: bool) ->
 
 # --- versions ---------------------------------------------------------------------------------------
 
-def _check_unique_version(session: Session, kind: Kind, name: str, version: str, own_id: str | None
-                          ) -> None:
+
+def _check_unique_version(session: Session, kind: Kind, name: str, version: str, own_id: str | None) -> None:
     model = kind.model
-    clash = session.scalar(select(model.id).where(model.name == name, model.version == version,
-                                                  model.id != (own_id or "")))
+    clash = session.scalar(
+        select(model.id).where(model.name == name, model.version == version, model.id != (own_id or ""))
+    )
     if clash:
         raise Conflict(f"version: {kind.label} {name!r} version {version} already exists (id {clash})")
 
@@ -230,13 +292,21 @@ def _check_unique_version(session: Session, kind: Kind, name: str, version: str,
 def _predecessors(session: Session, kind: Kind, obj_id: str, name: str, version: str) -> list[Any]:
     """Active versions of the same name that activating this one supersedes (checked, not yet changed)."""
     model = kind.model
-    others = list(session.scalars(select(model).where(
-        model.name == name, model.id != obj_id, model.lifecycle_status == "active")
-        .order_by(model.id).with_for_update()))
+    others = list(
+        session.scalars(
+            select(model)
+            .where(model.name == name, model.id != obj_id, model.lifecycle_status == "active")
+            .order_by(model.id)
+            .with_for_update()
+        )
+    )
     for other in others:
         if version_key(other.version) >= version_key(version):
-            raise Conflict(f"version: {kind.label} {name!r} version {other.version} is active; only a newer "
-                           f"version than that can be activated, not {version}", reason=ILLEGAL)
+            raise Conflict(
+                f"version: {kind.label} {name!r} version {other.version} is active; only a newer "
+                f"version than that can be activated, not {version}",
+                reason=ILLEGAL,
+            )
     return others
 
 
@@ -247,13 +317,19 @@ def _supersede(session: Session, kind: Kind, successor: Any, others: list[Any], 
         other.superseded_by_id = successor.id
         other.updated_at = clock.now()
         session.flush()
-        audit.record(session, actor=actor, action=f"{kind.label}.supersede", resource_type=kind.label,
-                     resource_id=other.id, details={"supersededBy": successor.id,
-                                                    "version": successor.version})
+        audit.record(
+            session,
+            actor=actor,
+            action=f"{kind.label}.supersede",
+            resource_type=kind.label,
+            resource_id=other.id,
+            details={"supersededBy": successor.id, "version": successor.version},
+        )
         _emit(session, kind, other, "StateChangeEvent")
 
 
 # --- categories -------------------------------------------------------------------------------------
+
 
 def _check_parent(session: Session, category_id: str | None, parent_id: str | None) -> None:
     if parent_id is None:
@@ -270,15 +346,22 @@ def _check_parent(session: Session, category_id: str | None, parent_id: str | No
         cursor = session.get(Category, cursor.parent_id) if cursor.parent_id else None
 
 
-def create_category(session: Session, data: CategoryCreate, actor: str, *, commit: bool = True
-                    ) -> Category:
+def create_category(session: Session, data: CategoryCreate, actor: str, *, commit: bool = True) -> Category:
     _check_parent(session, None, data.parentId)
     if data.isRoot and data.parentId:
         raise InvalidInput("isRoot: a category with a parentId is not a root")
     now = clock.now()
-    category = Category(id=new_id(), name=data.name, description=data.description, version=data.version,
-                        lifecycle_status=data.lifecycleStatus, parent_id=data.parentId,
-                        is_root=data.parentId is None, created_at=now, updated_at=now)
+    category = Category(
+        id=new_id(),
+        name=data.name,
+        description=data.description,
+        version=data.version,
+        lifecycle_status=data.lifecycleStatus,
+        parent_id=data.parentId,
+        is_root=data.parentId is None,
+        created_at=now,
+        updated_at=now,
+    )
     _set_valid_for(category, data.validFor)
     session.add(category)
     _finish_create(session, CATEGORY, category, actor)
@@ -300,8 +383,13 @@ def update_category(session: Session, category_id: str, data: CategoryUpdate, ac
     parent_id = changes.get("parentId", category.parent_id)
     if changes.get("isRoot") and parent_id:
         raise InvalidInput("isRoot: a category with a parentId is not a root")
-    for key, column in (("name", "name"), ("description", "description"), ("version", "version"),
-                        ("lifecycleStatus", "lifecycle_status"), ("parentId", "parent_id")):
+    for key, column in (
+        ("name", "name"),
+        ("description", "description"),
+        ("version", "version"),
+        ("lifecycleStatus", "lifecycle_status"),
+        ("parentId", "parent_id"),
+    ):
         if key in changes:
             setattr(category, column, changes[key])
     category.is_root = category.parent_id is None
@@ -314,8 +402,9 @@ def update_category(session: Session, category_id: str, data: CategoryUpdate, ac
 
 def delete_category(session: Session, category_id: str, actor: str) -> None:
     category = get_category(session, category_id)
-    users = session.scalars(select(OfferingCategory.offering_id)
-                            .where(OfferingCategory.category_id == category_id)).all()
+    users = session.scalars(
+        select(OfferingCategory.offering_id).where(OfferingCategory.category_id == category_id)
+    ).all()
     if users:
         raise Conflict(f"category {category_id!r} is used by productOffering {', '.join(sorted(users))}")
     children = session.scalars(select(Category.id).where(Category.parent_id == category_id)).all()
@@ -326,20 +415,33 @@ def delete_category(session: Session, category_id: str, actor: str) -> None:
 
 # --- specifications ---------------------------------------------------------------------------------
 
-def create_specification(session: Session, data: ProductSpecificationCreate, actor: str, *,
-                         commit: bool = True) -> ProductSpecification:
+
+def create_specification(
+    session: Session, data: ProductSpecificationCreate, actor: str, *, commit: bool = True
+) -> ProductSpecification:
     spec_id = new_id()
     _check_unique_version(session, SPECIFICATION, data.name, data.version, None)
-    others = (_predecessors(session, SPECIFICATION, spec_id, data.name, data.version)
-              if data.lifecycleStatus == "active" else [])
+    others = (
+        _predecessors(session, SPECIFICATION, spec_id, data.name, data.version)
+        if data.lifecycleStatus == "active"
+        else []
+    )
     now = clock.now()
     spec = ProductSpecification(
-        id=spec_id, name=data.name, description=data.description, brand=data.brand,
-        product_number=data.productNumber, version=data.version, lifecycle_status=data.lifecycleStatus,
+        id=spec_id,
+        name=data.name,
+        description=data.description,
+        brand=data.brand,
+        product_number=data.productNumber,
+        version=data.version,
+        lifecycle_status=data.lifecycleStatus,
         delivery_requirements=_delivery_json(data.deliveryRequirements),
         revenue_recognition=_recognition_json(data.revenueRecognition),
-        reporting_attributes=_reporting_json(data.reportingAttributes), eccn=data.exportClassification,
-        channels=[c.id for c in data.channel], created_at=now, updated_at=now,
+        reporting_attributes=_reporting_json(data.reportingAttributes),
+        eccn=data.exportClassification,
+        channels=[c.id for c in data.channel],
+        created_at=now,
+        updated_at=now,
     )
     _set_valid_for(spec, data.validFor)
     session.add(spec)
@@ -350,12 +452,16 @@ def create_specification(session: Session, data: ProductSpecificationCreate, act
     return spec
 
 
-def update_specification(session: Session, spec_id: str, data: ProductSpecificationUpdate, actor: str
-                         ) -> ProductSpecification:
+def update_specification(
+    session: Session, spec_id: str, data: ProductSpecificationUpdate, actor: str
+) -> ProductSpecification:
     spec = get_specification(session, spec_id)
     changes = _changes(data)
-    _no_nulls(changes, ("name", "version", "lifecycleStatus", "deliveryRequirements", "channel",
-                        "reportingAttributes"), "productSpecification")
+    _no_nulls(
+        changes,
+        ("name", "version", "lifecycleStatus", "deliveryRequirements", "channel", "reportingAttributes"),
+        "productSpecification",
+    )
     _check_editable(SPECIFICATION, spec, changes)
     old_status = spec.lifecycle_status
     new_status = changes.get("lifecycleStatus", old_status)
@@ -364,19 +470,34 @@ def update_specification(session: Session, spec_id: str, data: ProductSpecificat
     if "name" in changes or "version" in changes:
         _check_unique_version(session, SPECIFICATION, name, version, spec.id)
     delivery = changes.get("deliveryRequirements") or DeliveryRequirements.model_validate(
-        spec.delivery_requirements)
-    recognition = (changes["revenueRecognition"] if "revenueRecognition" in changes else
-                   RevenueRecognition.model_validate(spec.revenue_recognition)
-                   if spec.revenue_recognition else None)
+        spec.delivery_requirements
+    )
+    recognition = (
+        changes["revenueRecognition"]
+        if "revenueRecognition" in changes
+        else RevenueRecognition.model_validate(spec.revenue_recognition)
+        if spec.revenue_recognition
+        else None
+    )
     try:
         check_recognition(recognition, delivery)
     except ValueError as exc:
         raise InvalidInput(str(exc)) from None
-    others = (_predecessors(session, SPECIFICATION, spec.id, name, version)
-              if new_status == "active" and old_status != "active" else [])
-    simple = {"name": "name", "description": "description", "brand": "brand",
-              "productNumber": "product_number", "version": "version", "lifecycleStatus": "lifecycle_status",
-              "statusReason": "status_reason", "exportClassification": "eccn"}
+    others = (
+        _predecessors(session, SPECIFICATION, spec.id, name, version)
+        if new_status == "active" and old_status != "active"
+        else []
+    )
+    simple = {
+        "name": "name",
+        "description": "description",
+        "brand": "brand",
+        "productNumber": "product_number",
+        "version": "version",
+        "lifecycleStatus": "lifecycle_status",
+        "statusReason": "status_reason",
+        "exportClassification": "eccn",
+    }
     for key, column in simple.items():
         if key in changes:
             setattr(spec, column, changes[key])
@@ -398,27 +519,40 @@ def update_specification(session: Session, spec_id: str, data: ProductSpecificat
 
 def delete_specification(session: Session, spec_id: str, actor: str) -> None:
     spec = get_specification(session, spec_id)
-    users = session.scalars(select(OfferingSpecification.offering_id)
-                            .where(OfferingSpecification.specification_id == spec_id)).all()
+    users = session.scalars(
+        select(OfferingSpecification.offering_id).where(OfferingSpecification.specification_id == spec_id)
+    ).all()
     if users:
-        raise Conflict(f"productSpecification {spec_id!r} is used by productOffering "
-                       f"{', '.join(sorted(users))}")
+        raise Conflict(
+            f"productSpecification {spec_id!r} is used by productOffering {', '.join(sorted(users))}"
+        )
     _delete(session, SPECIFICATION, spec, actor, commit=True)
 
 
 # --- prices -----------------------------------------------------------------------------------------
 
-def create_price(session: Session, data: ProductOfferingPriceCreate, actor: str, *, commit: bool = True
-                 ) -> ProductOfferingPrice:
+
+def create_price(
+    session: Session, data: ProductOfferingPriceCreate, actor: str, *, commit: bool = True
+) -> ProductOfferingPrice:
     now = clock.now()
     price = ProductOfferingPrice(
-        id=new_id(), name=data.name, description=data.description, version=data.version,
-        lifecycle_status=data.lifecycleStatus, price_type=data.priceType,
+        id=new_id(),
+        name=data.name,
+        description=data.description,
+        version=data.version,
+        lifecycle_status=data.lifecycleStatus,
+        price_type=data.priceType,
         recurring_period_type=data.recurringChargePeriodType,
-        recurring_period_length=(data.recurringChargePeriodLength or 1) if data.priceType == "recurring"
+        recurring_period_length=(data.recurringChargePeriodLength or 1)
+        if data.priceType == "recurring"
         else None,
-        currency=data.price.unit, amount=data.price.value, unit_of_measure=_unit_json(data.unitOfMeasure),
-        tiers=_tiers_json(data.tiers), created_at=now, updated_at=now,
+        currency=data.price.unit,
+        amount=data.price.value,
+        unit_of_measure=_unit_json(data.unitOfMeasure),
+        tiers=_tiers_json(data.tiers),
+        created_at=now,
+        updated_at=now,
     )
     _set_valid_for(price, data.validFor)
     session.add(price)
@@ -428,8 +562,9 @@ def create_price(session: Session, data: ProductOfferingPriceCreate, actor: str,
     return price
 
 
-def update_price(session: Session, price_id: str, data: ProductOfferingPriceUpdate, actor: str
-                 ) -> ProductOfferingPrice:
+def update_price(
+    session: Session, price_id: str, data: ProductOfferingPriceUpdate, actor: str
+) -> ProductOfferingPrice:
     price = get_price(session, price_id)
     changes = _changes(data)
     _no_nulls(changes, ("name", "version", "lifecycleStatus", "priceType", "price"), "productOfferingPrice")
@@ -438,20 +573,38 @@ def update_price(session: Session, price_id: str, data: ProductOfferingPriceUpda
     if "lifecycleStatus" in changes:
         _check_transition(PRICE, price, changes["lifecycleStatus"])
     price_type = changes.get("priceType", price.price_type)
-    period = (changes["recurringChargePeriodType"] if "recurringChargePeriodType" in changes
-              else price.recurring_period_type)
-    tiers = (changes["tiers"] if "tiers" in changes else
-             [Tier.model_validate(t) for t in price.tiers] if price.tiers else None)
-    unit = (changes["unitOfMeasure"] if "unitOfMeasure" in changes else
-            UnitOfMeasure.model_validate(price.unit_of_measure) if price.unit_of_measure else None)
+    period = (
+        changes["recurringChargePeriodType"]
+        if "recurringChargePeriodType" in changes
+        else price.recurring_period_type
+    )
+    tiers = (
+        changes["tiers"]
+        if "tiers" in changes
+        else [Tier.model_validate(t) for t in price.tiers]
+        if price.tiers
+        else None
+    )
+    unit = (
+        changes["unitOfMeasure"]
+        if "unitOfMeasure" in changes
+        else UnitOfMeasure.model_validate(price.unit_of_measure)
+        if price.unit_of_measure
+        else None
+    )
     try:
         check_price_shape(price_type, period, tiers, unit)
     except ValueError as exc:
         raise InvalidInput(str(exc)) from None
-    for key, column in (("name", "name"), ("description", "description"), ("version", "version"),
-                        ("lifecycleStatus", "lifecycle_status"), ("priceType", "price_type"),
-                        ("recurringChargePeriodType", "recurring_period_type"),
-                        ("recurringChargePeriodLength", "recurring_period_length")):
+    for key, column in (
+        ("name", "name"),
+        ("description", "description"),
+        ("version", "version"),
+        ("lifecycleStatus", "lifecycle_status"),
+        ("priceType", "price_type"),
+        ("recurringChargePeriodType", "recurring_period_type"),
+        ("recurringChargePeriodLength", "recurring_period_length"),
+    ):
         if key in changes:
             setattr(price, column, changes[key])
     if price.price_type == "recurring":
@@ -475,12 +628,14 @@ def delete_price(session: Session, price_id: str, actor: str) -> None:
     price = get_price(session, price_id)
     users = session.scalars(select(OfferingPrice.offering_id).where(OfferingPrice.price_id == price_id)).all()
     if users:
-        raise Conflict(f"productOfferingPrice {price_id!r} is used by productOffering "
-                       f"{', '.join(sorted(users))}")
+        raise Conflict(
+            f"productOfferingPrice {price_id!r} is used by productOffering {', '.join(sorted(users))}"
+        )
     _delete(session, PRICE, price, actor, commit=True)
 
 
 # --- offerings --------------------------------------------------------------------------------------
+
 
 @dataclass
 class _Links:
@@ -500,8 +655,14 @@ def _resolve(session: Session, kind: Kind, refs: list[Ref], field: str) -> list[
     return found
 
 
-def _resolve_links(session: Session, offering_id: str, specs: list[Ref], prices: list[Ref],
-                   categories: list[Ref], members: list[Ref]) -> _Links:
+def _resolve_links(
+    session: Session,
+    offering_id: str,
+    specs: list[Ref],
+    prices: list[Ref],
+    categories: list[Ref],
+    members: list[Ref],
+) -> _Links:
     links = _Links(
         specs=_resolve(session, SPECIFICATION, specs, "productSpecification"),
         prices=_resolve(session, PRICE, prices, "productOfferingPrice"),
@@ -512,38 +673,56 @@ def _resolve_links(session: Session, offering_id: str, specs: list[Ref], prices:
         if member.id == offering_id:
             raise InvalidInput(f"bundledProductOffering[{i}].id: a bundle cannot contain itself")
         if member.is_bundle:
-            raise InvalidInput(f"bundledProductOffering[{i}].id: {member.name!r} is itself a bundle; "
-                               "bundles contain single offerings")
+            raise InvalidInput(
+                f"bundledProductOffering[{i}].id: {member.name!r} is itself a bundle; "
+                "bundles contain single offerings"
+            )
     return links
 
 
 def _check_activation(offering_name: str, is_bundle: bool, links: _Links) -> None:
     """An active offering is complete and only refers to active entities."""
     if not is_bundle and not links.specs:
-        raise Conflict(f"productSpecification: offering {offering_name!r} cannot be active without at least "
-                       "one productSpecification", reason=ILLEGAL)
+        raise Conflict(
+            f"productSpecification: offering {offering_name!r} cannot be active without at least "
+            "one productSpecification",
+            reason=ILLEGAL,
+        )
     if not links.prices:
-        raise Conflict(f"productOfferingPrice: offering {offering_name!r} cannot be active without at least "
-                       "one productOfferingPrice", reason=ILLEGAL)
-    for field, kind, items in (("productSpecification", SPECIFICATION, links.specs),
-                               ("productOfferingPrice", PRICE, links.prices),
-                               ("category", CATEGORY, links.categories),
-                               ("bundledProductOffering", OFFERING, links.members)):
+        raise Conflict(
+            f"productOfferingPrice: offering {offering_name!r} cannot be active without at least "
+            "one productOfferingPrice",
+            reason=ILLEGAL,
+        )
+    for field, kind, items in (
+        ("productSpecification", SPECIFICATION, links.specs),
+        ("productOfferingPrice", PRICE, links.prices),
+        ("category", CATEGORY, links.categories),
+        ("bundledProductOffering", OFFERING, links.members),
+    ):
         for i, item in enumerate(items):
             if item.lifecycle_status != "active":
-                raise Conflict(f"{field}[{i}].id: {kind.label} {item.name!r} is {item.lifecycle_status}; "
-                               "an active offering only refers to active entities", reason=ILLEGAL)
+                raise Conflict(
+                    f"{field}[{i}].id: {kind.label} {item.name!r} is {item.lifecycle_status}; "
+                    "an active offering only refers to active entities",
+                    reason=ILLEGAL,
+                )
 
 
 def _apply_links(offering: ProductOffering, links: _Links) -> None:
-    offering.spec_links = [OfferingSpecification(specification_id=s.id, specification=s, position=i)
-                           for i, s in enumerate(links.specs)]
-    offering.price_links = [OfferingPrice(price_id=p.id, price=p, position=i)
-                            for i, p in enumerate(links.prices)]
-    offering.category_links = [OfferingCategory(category_id=c.id, category=c, position=i)
-                               for i, c in enumerate(links.categories)]
-    offering.bundle_links = [BundledOffering(member_id=m.id, member=m, position=i)
-                             for i, m in enumerate(links.members)]
+    offering.spec_links = [
+        OfferingSpecification(specification_id=s.id, specification=s, position=i)
+        for i, s in enumerate(links.specs)
+    ]
+    offering.price_links = [
+        OfferingPrice(price_id=p.id, price=p, position=i) for i, p in enumerate(links.prices)
+    ]
+    offering.category_links = [
+        OfferingCategory(category_id=c.id, category=c, position=i) for i, c in enumerate(links.categories)
+    ]
+    offering.bundle_links = [
+        BundledOffering(member_id=m.id, member=m, position=i) for i, m in enumerate(links.members)
+    ]
 
 
 def _current_refs(offering: ProductOffering) -> dict[str, list[Ref]]:
@@ -555,25 +734,40 @@ def _current_refs(offering: ProductOffering) -> dict[str, list[Ref]]:
     }
 
 
-def create_offering(session: Session, data: ProductOfferingCreate, actor: str, *, commit: bool = True
-                    ) -> ProductOffering:
+def create_offering(
+    session: Session, data: ProductOfferingCreate, actor: str, *, commit: bool = True
+) -> ProductOffering:
     offering_id = new_id()
     _check_unique_version(session, OFFERING, data.name, data.version, None)
-    links = _resolve_links(session, offering_id, data.productSpecification, data.productOfferingPrice, data.category,
-                           data.bundledProductOffering)
+    links = _resolve_links(
+        session,
+        offering_id,
+        data.productSpecification,
+        data.productOfferingPrice,
+        data.category,
+        data.bundledProductOffering,
+    )
     others: list[ProductOffering] = []
     if data.lifecycleStatus == "active":
         _check_activation(data.name, data.isBundle, links)
         others = _predecessors(session, OFFERING, offering_id, data.name, data.version)
     now = clock.now()
     offering = ProductOffering(
-        id=offering_id, name=data.name, description=data.description, version=data.version,
-        lifecycle_status=data.lifecycleStatus, status_reason=data.statusReason, is_bundle=data.isBundle,
-        is_sellable=data.isSellable, channels=[c.id for c in data.channel],
+        id=offering_id,
+        name=data.name,
+        description=data.description,
+        version=data.version,
+        lifecycle_status=data.lifecycleStatus,
+        status_reason=data.statusReason,
+        is_bundle=data.isBundle,
+        is_sellable=data.isSellable,
+        channels=[c.id for c in data.channel],
         revenue_recognition=_recognition_json(data.revenueRecognition),
-        reporting_attributes=_reporting_json(data.reportingAttributes), eccn=data.exportClassification,
+        reporting_attributes=_reporting_json(data.reportingAttributes),
+        eccn=data.exportClassification,
         discount_rules=[r.model_dump(mode="json", exclude_none=True) for r in data.discountRules],
-        created_at=now, updated_at=now,
+        created_at=now,
+        updated_at=now,
     )
     _set_valid_for(offering, data.validFor)
     _apply_links(offering, links)
@@ -585,13 +779,29 @@ def create_offering(session: Session, data: ProductOfferingCreate, actor: str, *
     return offering
 
 
-def update_offering(session: Session, offering_id: str, data: ProductOfferingUpdate, actor: str
-                    ) -> ProductOffering:
+def update_offering(
+    session: Session, offering_id: str, data: ProductOfferingUpdate, actor: str
+) -> ProductOffering:
     offering = get_offering(session, offering_id)
     changes = _changes(data)
-    _no_nulls(changes, ("name", "version", "lifecycleStatus", "isBundle", "isSellable",
-                        "productSpecification", "bundledProductOffering", "productOfferingPrice", "category",
-                        "channel", "discountRules", "reportingAttributes"), "productOffering")
+    _no_nulls(
+        changes,
+        (
+            "name",
+            "version",
+            "lifecycleStatus",
+            "isBundle",
+            "isSellable",
+            "productSpecification",
+            "bundledProductOffering",
+            "productOfferingPrice",
+            "category",
+            "channel",
+            "discountRules",
+            "reportingAttributes",
+        ),
+        "productOffering",
+    )
     _check_editable(OFFERING, offering, changes)
     old_status = offering.lifecycle_status
     new_status = changes.get("lifecycleStatus", old_status)
@@ -606,15 +816,28 @@ def update_offering(session: Session, offering_id: str, data: ProductOfferingUpd
         check_offering_shape(is_bundle, refs["productSpecification"], refs["bundledProductOffering"])
     except ValueError as exc:
         raise InvalidInput(str(exc)) from None
-    links = _resolve_links(session, offering.id, refs["productSpecification"], refs["productOfferingPrice"],
-                           refs["category"], refs["bundledProductOffering"])
+    links = _resolve_links(
+        session,
+        offering.id,
+        refs["productSpecification"],
+        refs["productOfferingPrice"],
+        refs["category"],
+        refs["bundledProductOffering"],
+    )
     others: list[ProductOffering] = []
     if new_status == "active" and old_status != "active":
         _check_activation(name, is_bundle, links)
         others = _predecessors(session, OFFERING, offering.id, name, version)
-    simple = {"name": "name", "description": "description", "version": "version",
-              "lifecycleStatus": "lifecycle_status", "statusReason": "status_reason",
-              "isBundle": "is_bundle", "isSellable": "is_sellable", "exportClassification": "eccn"}
+    simple = {
+        "name": "name",
+        "description": "description",
+        "version": "version",
+        "lifecycleStatus": "lifecycle_status",
+        "statusReason": "status_reason",
+        "isBundle": "is_bundle",
+        "isSellable": "is_sellable",
+        "exportClassification": "eccn",
+    }
     for key, column in simple.items():
         if key in changes:
             setattr(offering, column, changes[key])
@@ -627,8 +850,9 @@ def update_offering(session: Session, offering_id: str, data: ProductOfferingUpd
     if "reportingAttributes" in changes:
         offering.reporting_attributes = _reporting_json(changes["reportingAttributes"])
     if "discountRules" in changes:
-        offering.discount_rules = [r.model_dump(mode="json", exclude_none=True)
-                                   for r in changes["discountRules"]]
+        offering.discount_rules = [
+            r.model_dump(mode="json", exclude_none=True) for r in changes["discountRules"]
+        ]
     if set(changes) & set(refs):
         _apply_links(offering, links)
     _finish_update(session, OFFERING, offering, changes, old_status, actor)
@@ -639,8 +863,9 @@ def update_offering(session: Session, offering_id: str, data: ProductOfferingUpd
 
 def delete_offering(session: Session, offering_id: str, actor: str) -> None:
     offering = get_offering(session, offering_id)
-    bundles = session.scalars(select(BundledOffering.bundle_id)
-                              .where(BundledOffering.member_id == offering_id)).all()
+    bundles = session.scalars(
+        select(BundledOffering.bundle_id).where(BundledOffering.member_id == offering_id)
+    ).all()
     if bundles:
         raise Conflict(f"productOffering {offering_id!r} is part of bundle {', '.join(sorted(bundles))}")
     _delete(session, OFFERING, offering, actor, commit=True)
@@ -649,15 +874,19 @@ def delete_offering(session: Session, offering_id: str, actor: str) -> None:
 def retire(session: Session, resource_id: str, actor: str, reason: str | None = None) -> tuple[Kind, Any]:
     """Retire whatever catalog entity has this id (``turnup catalog retire``)."""
     for kind, update, schema in (
-            (OFFERING, update_offering, ProductOfferingUpdate),
-            (SPECIFICATION, update_specification, ProductSpecificationUpdate),
-            (PRICE, update_price, ProductOfferingPriceUpdate),
-            (CATEGORY, update_category, CategoryUpdate)):
+        (OFFERING, update_offering, ProductOfferingUpdate),
+        (SPECIFICATION, update_specification, ProductSpecificationUpdate),
+        (PRICE, update_price, ProductOfferingPriceUpdate),
+        (CATEGORY, update_category, CategoryUpdate),
+    ):
         obj = session.get(kind.model, resource_id)
         if obj is not None:
             if obj.lifecycle_status == "retired":
-                raise Conflict(f"{kind.label} {resource_id!r} ({obj.name} {obj.version}) is already retired, "
-                               "which is final", reason=ILLEGAL)
+                raise Conflict(
+                    f"{kind.label} {resource_id!r} ({obj.name} {obj.version}) is already retired, "
+                    "which is final",
+                    reason=ILLEGAL,
+                )
             values: dict[str, Any] = {"lifecycleStatus": "retired"}
             if reason and kind in (OFFERING, SPECIFICATION):
                 values["statusReason"] = reason
@@ -667,27 +896,45 @@ def retire(session: Session, resource_id: str, actor: str, reason: str | None = 
 
 # --- read helpers (web catalog browser, CLI) ----------------------------------------------------------
 
+
 class OfferingPage(list[dict[str, Any]]):
     """A page of rendered offerings; ``total`` counts every match, not just this page."""
 
     total: int = 0
 
 
-def list_offerings(session: Session, *, lifecycle_status: str | None = None, search: str | None = None,
-                   category_id: str | None = None, limit: int = 50, offset: int = 0) -> OfferingPage:
+def list_offerings(
+    session: Session,
+    *,
+    lifecycle_status: str | None = None,
+    search: str | None = None,
+    category_id: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> OfferingPage:
     stmt = select(ProductOffering)
     if lifecycle_status:
         stmt = stmt.where(ProductOffering.lifecycle_status == lifecycle_status)
     if search:
         pattern = f"%{search.strip().lower()}%"
-        stmt = stmt.where(or_(func.lower(ProductOffering.name).like(pattern),
-                              func.lower(ProductOffering.description).like(pattern)))
+        stmt = stmt.where(
+            or_(
+                func.lower(ProductOffering.name).like(pattern),
+                func.lower(ProductOffering.description).like(pattern),
+            )
+        )
     if category_id:
-        stmt = stmt.where(ProductOffering.id.in_(
-            select(OfferingCategory.offering_id).where(OfferingCategory.category_id == category_id)))
+        stmt = stmt.where(
+            ProductOffering.id.in_(
+                select(OfferingCategory.offering_id).where(OfferingCategory.category_id == category_id)
+            )
+        )
     total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
-    rows = session.scalars(stmt.order_by(ProductOffering.name, ProductOffering.version,
-                                         ProductOffering.id).offset(max(offset, 0)).limit(max(limit, 0)))
+    rows = session.scalars(
+        stmt.order_by(ProductOffering.name, ProductOffering.version, ProductOffering.id)
+        .offset(max(offset, 0))
+        .limit(max(limit, 0))
+    )
     page = OfferingPage(render_offering(o) for o in rows)
     page.total = total
     return page
@@ -697,6 +944,7 @@ def catalog_counts(session: Session) -> dict[str, int]:
     """Rows per catalog table (tests and ``turnup catalog list``)."""
     from turnup.catalog.orm import CATALOG_TABLES
 
-    return {model.__tablename__: session.scalar(select(func.count()).select_from(model)) or 0
-            for model in CATALOG_TABLES}
-
+    return {
+        model.__tablename__: session.scalar(select(func.count()).select_from(model)) or 0
+        for model in CATALOG_TABLES
+    }

@@ -9,21 +9,21 @@ import typer
 from rich.table import Table
 from sqlalchemy import select
 
-from turnup.accounts.cli import app as accounts_app
-from turnup.inventory.physical.cli import app as stock_app
-from turnup.catalog.cli import app as catalog_app
-from turnup.compliance.cli import app as compliance_app
-from turnup.onboarding.cli import app as onboarding_app
-from turnup.inventory.logical.cli import ip_app, numbers_app, pools_app
+from turnup.cli.accounts import app as accounts_app
+from turnup.cli.catalog import app as catalog_app
 from turnup.cli.common import cli_session, console
+from turnup.cli.compliance import app as compliance_app
+from turnup.cli.events import app as events_app
+from turnup.cli.fallout import app as fallout_app
+from turnup.cli.housekeeping import app as housekeeping_app
+from turnup.cli.logical_inventory import ip_app, numbers_app, pools_app
+from turnup.cli.onboarding import app as onboarding_app
+from turnup.cli.orchestrator import app as orchestrator_app
+from turnup.cli.quotes import app as quotes_app
+from turnup.cli.stock import app as stock_app
 from turnup.kernel import migrate
-from turnup.kernel.events_cli import app as events_app
 from turnup.kernel.housekeeping import start_housekeeper
-from turnup.kernel.housekeeping_cli import app as housekeeping_app
 from turnup.kernel.settings import get_settings
-from turnup.orchestration.cli import app as orchestrator_app
-from turnup.provisioning.cli import app as fallout_app
-from turnup.quoting.cli import app as quotes_app
 
 app = typer.Typer(help="Turnup service delivery platform.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
@@ -62,7 +62,8 @@ def db_downgrade(revision: str) -> None:
 
 @users_app.command("create")
 def users_create(
-    username: str, password: str | None = typer.Option(None, help="for web login"),
+    username: str,
+    password: str | None = typer.Option(None, help="for web login"),
     role: list[str] = typer.Option(["viewer"], help="admin | operator | viewer (repeatable)"),
 ) -> None:
     """Create a user."""
@@ -109,10 +110,12 @@ def start_delivery_worker(stop: threading.Event) -> threading.Thread:
 
 @app.command("serve")
 def serve(
-    host: str | None = typer.Option(None), port: int | None = typer.Option(None),
+    host: str | None = typer.Option(None),
+    port: int | None = typer.Option(None),
     worker: bool | None = typer.Option(None, help="also run the outbox delivery worker"),
     orchestrator: bool | None = typer.Option(
-        None, help="also run order workflows (DBOS) and the housekeeping sweeps in this process"),
+        None, help="also run order workflows (DBOS) and the housekeeping sweeps in this process"
+    ),
 ) -> None:
     """Serve the API and web console (by default with the delivery worker, order workflows and housekeeping
     in-process)."""

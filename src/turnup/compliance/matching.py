@@ -33,11 +33,35 @@ from turnup.compliance.normalize import NormalizedName
 from turnup.kernel.errors import InvalidInput
 
 CSL_COLUMNS = (
-    "_id", "source", "entity_number", "type", "programs", "name", "title", "addresses",
-    "federal_register_notice", "start_date", "end_date", "standard_order", "license_requirement",
-    "license_policy", "call_sign", "vessel_type", "gross_tonnage", "gross_registered_tonnage",
-    "vessel_flag", "vessel_owner", "remarks", "source_list_url", "alt_names", "citizenships",
-    "dates_of_birth", "nationalities", "places_of_birth", "source_information_url", "ids",
+    "_id",
+    "source",
+    "entity_number",
+    "type",
+    "programs",
+    "name",
+    "title",
+    "addresses",
+    "federal_register_notice",
+    "start_date",
+    "end_date",
+    "standard_order",
+    "license_requirement",
+    "license_policy",
+    "call_sign",
+    "vessel_type",
+    "gross_tonnage",
+    "gross_registered_tonnage",
+    "vessel_flag",
+    "vessel_owner",
+    "remarks",
+    "source_list_url",
+    "alt_names",
+    "citizenships",
+    "dates_of_birth",
+    "nationalities",
+    "places_of_birth",
+    "source_information_url",
+    "ids",
 )
 REQUIRED_COLUMNS = ("source", "name")
 
@@ -102,7 +126,9 @@ def _countries(row: dict[str, str]) -> frozenset[str]:
 def parse_csl(content: str) -> list[ListEntry]:
     """Parse CSL CSV text; raise InvalidInput naming the line for anything unusable."""
     if "\x00" in content:
-        raise InvalidInput("the list contains NUL characters: not a CSV text file", reason="Invalid screening list")
+        raise InvalidInput(
+            "the list contains NUL characters: not a CSV text file", reason="Invalid screening list"
+        )
     try:
         return _parse_csl(content)
     except csv.Error as exc:
@@ -114,8 +140,11 @@ def _parse_csl(content: str) -> list[ListEntry]:
     header = reader.fieldnames or []
     missing = [c for c in REQUIRED_COLUMNS if c not in header]
     if missing:
-        raise InvalidInput(f"line 1: missing column(s) {', '.join(missing)}; expected the CSL layout "
-                           f"({', '.join(CSL_COLUMNS[:8])}, …)", reason="Invalid screening list")
+        raise InvalidInput(
+            f"line 1: missing column(s) {', '.join(missing)}; expected the CSL layout "
+            f"({', '.join(CSL_COLUMNS[:8])}, …)",
+            reason="Invalid screening list",
+        )
     entries: list[ListEntry] = []
     seen: set[str] = set()
     for index, row in enumerate(reader):
@@ -129,13 +158,18 @@ def _parse_csl(content: str) -> list[ListEntry]:
         if entry_id in seen:
             raise InvalidInput(f"line {line}: duplicate id {entry_id!r}", reason="Invalid screening list")
         seen.add(entry_id)
-        entries.append(ListEntry(
-            entry_id=entry_id, source=(row.get("source") or "").strip(),
-            entity_type=(row.get("type") or "").strip(), name=name,
-            alt_names=tuple(_split_list(row.get("alt_names") or "")),
-            programs=(row.get("programs") or "").strip(), countries=_countries(row),
-            remarks=(row.get("remarks") or "").strip(),
-        ))
+        entries.append(
+            ListEntry(
+                entry_id=entry_id,
+                source=(row.get("source") or "").strip(),
+                entity_type=(row.get("type") or "").strip(),
+                name=name,
+                alt_names=tuple(_split_list(row.get("alt_names") or "")),
+                programs=(row.get("programs") or "").strip(),
+                countries=_countries(row),
+                remarks=(row.get("remarks") or "").strip(),
+            )
+        )
     return entries
 
 
@@ -151,8 +185,11 @@ def score_names(query: NormalizedName, candidate: NormalizedName) -> Scored:
     if not exact:
         if not query.distinctive or not candidate.distinctive:
             return Scored(0.0, "only generic words: only an exact match counts")
-        if not any(JaroWinkler.normalized_similarity(a, b) >= WORD_SIMILARITY
-                   for a in query.distinctive for b in candidate.distinctive):
+        if not any(
+            JaroWinkler.normalized_similarity(a, b) >= WORD_SIMILARITY
+            for a in query.distinctive
+            for b in candidate.distinctive
+        ):
             return Scored(0.0, "no distinctive word in common")
     if exact:
         return Scored(100.0)
@@ -196,8 +233,14 @@ class ScreeningIndex:
         query = NormalizedName.of(name)
         if not query.text:
             return []
-        found = process.extract(query.text, self.texts, scorer=fuzz.token_set_ratio, processor=None,
-                                score_cutoff=PREFILTER, limit=CANDIDATES)
+        found = process.extract(
+            query.text,
+            self.texts,
+            scorer=fuzz.token_set_ratio,
+            processor=None,
+            score_cutoff=PREFILTER,
+            limit=CANDIDATES,
+        )
         best: dict[int, NameMatch] = {}
         for _text, _pre, position in found:
             scored = score_names(query, self.variants[position])
@@ -208,15 +251,23 @@ class ScreeningIndex:
             score, notes = scored.score, []
             if country and entry.countries and country.upper() not in entry.countries:
                 score -= COUNTRY_PENALTY
-                notes.append(f"country mismatch ({country.upper()} not in "
-                             f"{', '.join(sorted(entry.countries))}): -{COUNTRY_PENALTY:g}")
+                notes.append(
+                    f"country mismatch ({country.upper()} not in "
+                    f"{', '.join(sorted(entry.countries))}): -{COUNTRY_PENALTY:g}"
+                )
             if score < threshold:
                 continue
             current = best.get(entry_index)
             if current is None or score > current.score:
                 best[entry_index] = NameMatch(
-                    entry_id=entry.entry_id, entry_name=entry.name, matched_name=self.originals[position],
-                    source=entry.source, programs=entry.programs, score=round(score, 2), notes=tuple(notes))
+                    entry_id=entry.entry_id,
+                    entry_name=entry.name,
+                    matched_name=self.originals[position],
+                    source=entry.source,
+                    programs=entry.programs,
+                    score=round(score, 2),
+                    notes=tuple(notes),
+                )
         return sorted(best.values(), key=lambda m: (-m.score, m.entry_id))
 
     def explain(self, name: str, listed: str) -> Scored:

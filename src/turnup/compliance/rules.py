@@ -77,16 +77,33 @@ def parse_rules(document: dict[str, Any], source: str = "rules") -> list[_Rule]:
         start = _date(item.get("from"), f"{where}.from")
         if start is None:
             raise InvalidInput(f"{where}.from: required")
-        rules.append(_Rule(item["id"], "embargo", expand([item["country"]], where), None, start,
-                           _date(item.get("until"), f"{where}.until"), item.get("reason", "embargo")))
+        rules.append(
+            _Rule(
+                item["id"],
+                "embargo",
+                expand([item["country"]], where),
+                None,
+                start,
+                _date(item.get("until"), f"{where}.until"),
+                item.get("reason", "embargo"),
+            )
+        )
     for i, item in enumerate(document.get("licence_rules") or []):
         where = f"{source}: licence_rules[{i}]"
         start = _date(item.get("from"), f"{where}.from")
         if start is None:
             raise InvalidInput(f"{where}.from: required")
-        rules.append(_Rule(item["id"], "licence_required", expand(item.get("destinations") or [], where),
-                           str(item["eccn"]), start, _date(item.get("until"), f"{where}.until"),
-                           item.get("reason", "licence required")))
+        rules.append(
+            _Rule(
+                item["id"],
+                "licence_required",
+                expand(item.get("destinations") or [], where),
+                str(item["eccn"]),
+                start,
+                _date(item.get("until"), f"{where}.until"),
+                item.get("reason", "licence required"),
+            )
+        )
     return rules
 
 
@@ -101,8 +118,9 @@ def load_rules(path: Path) -> list[_Rule]:
     return _cache[key]
 
 
-def evaluate(rules: list[_Rule], *, eccn: str | None, destination_country: str, on_date: date
-             ) -> list[ExportFinding]:
+def evaluate(
+    rules: list[_Rule], *, eccn: str | None, destination_country: str, on_date: date
+) -> list[ExportFinding]:
     country = destination_country.upper()
     findings: list[ExportFinding] = []
     for rule in rules:
@@ -111,6 +129,9 @@ def evaluate(rules: list[_Rule], *, eccn: str | None, destination_country: str, 
         if rule.kind == "licence_required":
             if not eccn or eccn.upper() == "EAR99" or not fnmatch.fnmatchcase(eccn, rule.eccn_pattern or ""):
                 continue
-        findings.append(ExportFinding(rule.kind, rule.rule_id, country, eccn, rule.reason, rule.valid_from,
-                                      rule.valid_until))
+        findings.append(
+            ExportFinding(
+                rule.kind, rule.rule_id, country, eccn, rule.reason, rule.valid_from, rule.valid_until
+            )
+        )
     return sorted(findings, key=lambda f: (f.kind != "embargo", f.rule_id))

@@ -62,13 +62,19 @@ class PartyMatch:
 
     def describe(self) -> str:
         if self.party_role == "export":
-            return f"export of {self.party_name} to {self.party_country}: {self.kind} ({self.entry_id}): " \
-                   f"{self.entry_name}"
+            return (
+                f"export of {self.party_name} to {self.party_country}: {self.kind} ({self.entry_id}): "
+                f"{self.entry_name}"
+            )
         if self.kind == "embargo":
-            return (f"{self.party_role} {self.party_name!r}: destination {self.party_country} is embargoed "
-                    f"({self.entry_id}: {self.entry_name})")
-        return (f"{self.party_role} {self.party_name!r} matches {self.entry_name!r} "
-                f"({self.source}, {self.entry_id}) with score {self.score:g}")
+            return (
+                f"{self.party_role} {self.party_name!r}: destination {self.party_country} is embargoed "
+                f"({self.entry_id}: {self.entry_name})"
+            )
+        return (
+            f"{self.party_role} {self.party_name!r} matches {self.entry_name!r} "
+            f"({self.source}, {self.entry_id}) with score {self.score:g}"
+        )
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -106,16 +112,19 @@ def _cached_index(sha256: str, load: Callable[[], str]) -> ScreeningIndex:
 
 
 def active_list(session: Session) -> ScreeningListVersion | None:
-    return session.scalars(select(ScreeningListVersion)
-                          .order_by(ScreeningListVersion.loaded_at.desc(), ScreeningListVersion.id.desc())
-                          .limit(1)).first()
+    return session.scalars(
+        select(ScreeningListVersion)
+        .order_by(ScreeningListVersion.loaded_at.desc(), ScreeningListVersion.id.desc())
+        .limit(1)
+    ).first()
 
 
 def active_index(session: Session) -> ScreeningIndex:
     """The newest list loaded into the database, else the file at TURNUP_SCREENING_LIST_PATH / sample."""
     current = session.execute(
         select(ScreeningListVersion.id, ScreeningListVersion.sha256)
-        .order_by(ScreeningListVersion.loaded_at.desc(), ScreeningListVersion.id.desc()).limit(1)
+        .order_by(ScreeningListVersion.loaded_at.desc(), ScreeningListVersion.id.desc())
+        .limit(1)
     ).first()
     if current is not None:
         list_id = current.id
@@ -125,8 +134,9 @@ def active_index(session: Session) -> ScreeningIndex:
     return _cached_index(hashlib.sha256(content.encode()).hexdigest(), lambda: content)
 
 
-def screen_name(session: Session, name: str, country: str | None = None,
-                threshold: float | None = None) -> list[NameMatch]:
+def screen_name(
+    session: Session, name: str, country: str | None = None, threshold: float | None = None
+) -> list[NameMatch]:
     """Ad-hoc screening of one name (no case, nothing written)."""
     limit = compliance_settings().screening_threshold if threshold is None else threshold
     return active_index(session).screen(name, country, limit)
@@ -134,8 +144,10 @@ def screen_name(session: Session, name: str, country: str | None = None,
 
 # --- export rules -----------------------------------------------------------------------------------
 
-def check_export(session: Session, *, eccn: str | None, destination_country: str, on_date: date
-                 ) -> list[ExportFinding]:
+
+def check_export(
+    session: Session, *, eccn: str | None, destination_country: str, on_date: date
+) -> list[ExportFinding]:
     """Embargo and licence findings for shipping an item of ``eccn`` (None: unclassified) on a date."""
     if not destination_country or len(destination_country) != 2:
         raise InvalidInput("destinationCountry: must be an ISO 3166-1 alpha-2 country code")
@@ -144,6 +156,7 @@ def check_export(session: Session, *, eccn: str | None, destination_country: str
 
 
 # --- screening parties and the review queue ---------------------------------------------------------
+
 
 def _find_matches(session: Session, parties: list[Party], threshold: float) -> list[PartyMatch]:
     index = active_index(session)
@@ -156,13 +169,39 @@ def _find_matches(session: Session, parties: list[Party], threshold: float) -> l
         if not party.name or not party.name.strip():
             raise InvalidInput(f"parties[{i}].name: must not be empty")
         for m in index.screen(party.name, party.country, threshold):
-            found.append(PartyMatch(party.role, party.name, party.ref_id, party.country, "screeningList",
-                                    m.entry_id, m.entry_name, m.matched_name, m.source, m.programs, m.score,
-                                    m.notes))
+            found.append(
+                PartyMatch(
+                    party.role,
+                    party.name,
+                    party.ref_id,
+                    party.country,
+                    "screeningList",
+                    m.entry_id,
+                    m.entry_name,
+                    m.matched_name,
+                    m.source,
+                    m.programs,
+                    m.score,
+                    m.notes,
+                )
+            )
         if party.country:
             for f in evaluate(rules, eccn=None, destination_country=party.country, on_date=today):
-                found.append(PartyMatch(party.role, party.name, party.ref_id, party.country, "embargo",
-                                        f.rule_id, f.reason, party.country, "export rules", "", 100.0))
+                found.append(
+                    PartyMatch(
+                        party.role,
+                        party.name,
+                        party.ref_id,
+                        party.country,
+                        "embargo",
+                        f.rule_id,
+                        f.reason,
+                        party.country,
+                        "export rules",
+                        "",
+                        100.0,
+                    )
+                )
     unique = {m.key: m for m in found}
     return sorted(unique.values(), key=lambda m: m.key)
 
@@ -175,29 +214,47 @@ def _case_for(session: Session, ref_type: str, ref_id: str, lock: bool = False) 
 
 
 def _event(session: Session, case: ScreeningCase, event_type: str) -> None:
-    publish(session, api=API, event_type=event_type, resource_type="screeningCase",
-            resource=render_case(case))
+    publish(
+        session, api=API, event_type=event_type, resource_type="screeningCase", resource=render_case(case)
+    )
 
 
 def export_match(finding: ExportFinding) -> PartyMatch:
     """An export-rule finding (embargo or licence required for an ECCN) as a reviewable hold reason."""
-    return PartyMatch(party_role="export", party_name=f"ECCN {finding.eccn or '-'}",
-                      party_ref_id=f"{finding.eccn or '-'}>{finding.destination_country}",
-                      party_country=finding.destination_country, kind=finding.kind, entry_id=finding.rule_id,
-                      entry_name=finding.reason, matched_name="", source="exportRules", programs="",
-                      score=100.0)
+    return PartyMatch(
+        party_role="export",
+        party_name=f"ECCN {finding.eccn or '-'}",
+        party_ref_id=f"{finding.eccn or '-'}>{finding.destination_country}",
+        party_country=finding.destination_country,
+        kind=finding.kind,
+        entry_id=finding.rule_id,
+        entry_name=finding.reason,
+        matched_name="",
+        source="exportRules",
+        programs="",
+        score=100.0,
+    )
 
 
-def unreviewed_export_findings(session: Session, *, ref_type: str, ref_id: str,
-                               findings: Sequence[ExportFinding]) -> list[str]:
+def unreviewed_export_findings(
+    session: Session, *, ref_type: str, ref_id: str, findings: Sequence[ExportFinding]
+) -> list[str]:
     """Findings the deal's compliance case has never held for review (each needs a screening first)."""
     case = _case_for(session, ref_type, ref_id)
     reviewed = set(case.fingerprint or []) if case is not None else set()
     return [m.describe() for m in map(export_match, findings) if m.key not in reviewed]
 
 
-def screen_parties(session: Session, *, ref_type: str, ref_id: str, parties: list[Party], actor: str,
-                   commit: bool = False, export_findings: Sequence[ExportFinding] = ()) -> ScreeningOutcome:
+def screen_parties(
+    session: Session,
+    *,
+    ref_type: str,
+    ref_id: str,
+    parties: list[Party],
+    actor: str,
+    commit: bool = False,
+    export_findings: Sequence[ExportFinding] = (),
+) -> ScreeningOutcome:
     """Screen a deal's parties; a hit opens (or updates, or reopens) the deal's compliance case.
 
     Never rejects: a hit puts the deal on hold in the review queue. A cleared case stays cleared unless
@@ -214,14 +271,30 @@ def screen_parties(session: Session, *, ref_type: str, ref_id: str, parties: lis
     case = _case_for(session, ref_type, ref_id, lock=True)
     reasons = [m.describe() for m in matches]
     if case is None and matches:
-        case = ScreeningCase(id=new_id(), ref_type=ref_type, ref_id=ref_id, state="open",
-                             matches=[m.to_json() for m in matches], fingerprint=keys, reasons=reasons,
-                             list_sha256=index.sha256, screen_count=1, created_at=now, updated_at=now,
-                             last_screened_at=now)
+        case = ScreeningCase(
+            id=new_id(),
+            ref_type=ref_type,
+            ref_id=ref_id,
+            state="open",
+            matches=[m.to_json() for m in matches],
+            fingerprint=keys,
+            reasons=reasons,
+            list_sha256=index.sha256,
+            screen_count=1,
+            created_at=now,
+            updated_at=now,
+            last_screened_at=now,
+        )
         session.add(case)
         session.flush()
-        audit.record(session, actor=actor, action="screeningCase.create", resource_type="screeningCase",
-                     resource_id=case.id, details={"refType": ref_type, "refId": ref_id, "matches": keys})
+        audit.record(
+            session,
+            actor=actor,
+            action="screeningCase.create",
+            resource_type="screeningCase",
+            resource_id=case.id,
+            details={"refType": ref_type, "refId": ref_id, "matches": keys},
+        )
         _event(session, case, "ScreeningCaseCreateEvent")
     elif case is not None:
         case.screen_count += 1
@@ -234,8 +307,14 @@ def screen_parties(session: Session, *, ref_type: str, ref_id: str, parties: lis
             case.resolved_at = case.resolved_by = case.resolution_reason = None
             case.updated_at = now
             session.flush()
-            audit.record(session, actor=actor, action="screeningCase.reopen", resource_type="screeningCase",
-                         resource_id=case.id, details={"newMatches": sorted(new_keys)})
+            audit.record(
+                session,
+                actor=actor,
+                action="screeningCase.reopen",
+                resource_type="screeningCase",
+                resource_id=case.id,
+                details={"newMatches": sorted(new_keys)},
+            )
             _event(session, case, "ScreeningCaseStateChangeEvent")
         elif case.state in HOLDING_STATES and matches and keys != sorted(case.fingerprint or []):
             # still under review (or confirmed): keep every reason ever found visible
@@ -246,20 +325,37 @@ def screen_parties(session: Session, *, ref_type: str, ref_id: str, parties: lis
             case.reasons = sorted(set(case.reasons or []) | set(reasons))
             case.updated_at = now
             session.flush()
-            audit.record(session, actor=actor, action="screeningCase.update", resource_type="screeningCase",
-                         resource_id=case.id, details={"newMatches": sorted(new_keys)})
+            audit.record(
+                session,
+                actor=actor,
+                action="screeningCase.update",
+                resource_type="screeningCase",
+                resource_id=case.id,
+                details={"newMatches": sorted(new_keys)},
+            )
             _event(session, case, "ScreeningCaseAttributeValueChangeEvent")
-    audit.record(session, actor=actor, action="compliance.screen", resource_type=ref_type, resource_id=ref_id,
-                 details={"parties": len(parties), "matches": keys, "list": index.sha256,
-                          "caseId": case.id if case else None})
+    audit.record(
+        session,
+        actor=actor,
+        action="compliance.screen",
+        resource_type=ref_type,
+        resource_id=ref_id,
+        details={
+            "parties": len(parties),
+            "matches": keys,
+            "list": index.sha256,
+            "caseId": case.id if case else None,
+        },
+    )
     held = case is not None and case.state in HOLDING_STATES
     outcome_reasons = list(case.reasons or []) if held and case is not None else []
     if held and case is not None and case.state == "confirmed":
         outcome_reasons.insert(0, f"confirmed match: {case.resolution_reason}")
     if commit:
         session.commit()
-    return ScreeningOutcome(held=held, case_id=case.id if case else None, matches=matches,
-                            reasons=outcome_reasons)
+    return ScreeningOutcome(
+        held=held, case_id=case.id if case else None, matches=matches, reasons=outcome_reasons
+    )
 
 
 def is_on_hold(session: Session, ref_type: str, ref_id: str) -> bool:
@@ -282,16 +378,24 @@ def _resolve(session: Session, case_id: str, reason: str, actor: str, state: str
     if case is None:
         raise NotFound(f"screeningCase {case_id!r} not found")
     if case.state != "open":
-        raise Conflict(f"state: screeningCase {case_id!r} is {case.state}; only an open case can be "
-                       f"{state}", reason="Illegal state transition")
+        raise Conflict(
+            f"state: screeningCase {case_id!r} is {case.state}; only an open case can be {state}",
+            reason="Illegal state transition",
+        )
     now = clock.now()
     case.state, case.resolved_at, case.resolved_by, case.resolution_reason = state, now, actor, reason
     case.updated_at = now
     session.flush()
     verb = "clear" if state == "cleared" else "confirm"
-    audit.record(session, actor=actor, action=f"screeningCase.{verb}", resource_type="screeningCase",
-                 resource_id=case.id, details={"refType": case.ref_type, "refId": case.ref_id,
-                                               "matches": list(case.fingerprint or [])}, comment=reason)
+    audit.record(
+        session,
+        actor=actor,
+        action=f"screeningCase.{verb}",
+        resource_type="screeningCase",
+        resource_id=case.id,
+        details={"refType": case.ref_type, "refId": case.ref_id, "matches": list(case.fingerprint or [])},
+        comment=reason,
+    )
     _event(session, case, "ScreeningCaseStateChangeEvent")
     session.commit()
     return case
@@ -336,30 +440,43 @@ def rescreen_open_deals(session: Session, actor: str) -> RescreenResult:
     result = RescreenResult()
     for provider in list(_providers):
         for ref_type, ref_id, parties in provider(session):
-            outcome = screen_parties(session, ref_type=ref_type, ref_id=ref_id, parties=list(parties),
-                                     actor=actor, commit=False)
+            outcome = screen_parties(
+                session, ref_type=ref_type, ref_id=ref_id, parties=list(parties), actor=actor, commit=False
+            )
             result.screened += 1
             if outcome.held and outcome.case_id:
                 result.held.append((ref_type, ref_id, outcome.case_id))
     return result
 
 
-def load_list(session: Session, content: str, name: str, actor: str
-              ) -> tuple[ScreeningListVersion, RescreenResult]:
+def load_list(
+    session: Session, content: str, name: str, actor: str
+) -> tuple[ScreeningListVersion, RescreenResult]:
     """Validate and store a new screening list, then re-screen every open deal; commits once."""
     index = ScreeningIndex.from_csv(content)  # raises InvalidInput naming the line
     if not index.entries:
         raise InvalidInput("line 2: the list has no entries", reason="Invalid screening list")
     now = clock.now()
-    version = ScreeningListVersion(id=new_id(), name=name[:300], sha256=index.sha256,
-                                   entry_count=len(index.entries), content=content, loaded_at=now,
-                                   loaded_by=actor)
+    version = ScreeningListVersion(
+        id=new_id(),
+        name=name[:300],
+        sha256=index.sha256,
+        entry_count=len(index.entries),
+        content=content,
+        loaded_at=now,
+        loaded_by=actor,
+    )
     session.add(version)
     session.flush()
     _index_cache[index.sha256] = index
-    audit.record(session, actor=actor, action="screeningList.load", resource_type="screeningList",
-                 resource_id=version.id, details={"name": name, "sha256": index.sha256,
-                                                  "entries": len(index.entries)})
+    audit.record(
+        session,
+        actor=actor,
+        action="screeningList.load",
+        resource_type="screeningList",
+        resource_id=version.id,
+        details={"name": name, "sha256": index.sha256, "entries": len(index.entries)},
+    )
     result = rescreen_open_deals(session, actor)
     session.commit()
     return version, result

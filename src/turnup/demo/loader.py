@@ -44,8 +44,14 @@ def load_demo(session: Session) -> DemoResult:
     password = secrets.token_urlsafe(12)
     user = session.scalar(select(User).where(User.username == ADMIN))
     if user is None:
-        create_user(session, username=ADMIN, display_name="Demo administrator", password=password,
-                    roles=["admin"], actor=ACTOR)
+        create_user(
+            session,
+            username=ADMIN,
+            display_name="Demo administrator",
+            password=password,
+            roles=["admin"],
+            actor=ACTOR,
+        )
     else:
         user.password_hash = hash_password(password)
         session.commit()

@@ -152,16 +152,32 @@ class DeliveryWorker:
                 .execution_options(synchronize_session=False)
             )
             rows = session.execute(
-                select(EventDelivery.id, EventDelivery.subscription_id, EventDelivery.attempts,
-                       EventDelivery.requeued_after, OutboxEvent.id, OutboxEvent.event_type,
-                       OutboxEvent.payload, HubSubscription.callback)
+                select(
+                    EventDelivery.id,
+                    EventDelivery.subscription_id,
+                    EventDelivery.attempts,
+                    EventDelivery.requeued_after,
+                    OutboxEvent.id,
+                    OutboxEvent.event_type,
+                    OutboxEvent.payload,
+                    HubSubscription.callback,
+                )
                 .join(OutboxEvent, OutboxEvent.id == EventDelivery.event_id)
                 .join(HubSubscription, HubSubscription.id == EventDelivery.subscription_id)
                 .where(EventDelivery.id.in_(ids))
             ).all()
         by_id = {
-            r[0]: Claim(delivery_id=r[0], subscription_id=r[1], prior_attempts=r[2], requeued_after=r[3],
-                        event_id=r[4], event_type=r[5], payload=r[6], callback=r[7], leased_until=until)
+            r[0]: Claim(
+                delivery_id=r[0],
+                subscription_id=r[1],
+                prior_attempts=r[2],
+                requeued_after=r[3],
+                event_id=r[4],
+                event_type=r[5],
+                payload=r[6],
+                callback=r[7],
+                leased_until=until,
+            )
             for r in rows
         }
         return [by_id[i] for i in ids if i in by_id]
@@ -173,8 +189,10 @@ class DeliveryWorker:
         with self.sessionmaker() as session, session.begin():
             session.execute(
                 update(EventDelivery)
-                .where(EventDelivery.id.in_([c.delivery_id for c in claims]),
-                       EventDelivery.locked_by == self.worker_id)
+                .where(
+                    EventDelivery.id.in_([c.delivery_id for c in claims]),
+                    EventDelivery.locked_by == self.worker_id,
+                )
                 .values(locked_by=None, locked_until=None)
                 .execution_options(synchronize_session=False)
             )
@@ -196,8 +214,9 @@ class DeliveryWorker:
         status: int | None = None
         error: str | None = None
         try:
-            with self._client.stream("POST", claim.callback, content=body, headers=headers,
-                                     timeout=timeout) as response:
+            with self._client.stream(
+                "POST", claim.callback, content=body, headers=headers, timeout=timeout
+            ) as response:
                 status = response.status_code
                 if not 200 <= status < 300:
                     snippet = _read_some(response)
@@ -233,27 +252,48 @@ class DeliveryWorker:
         with self.sessionmaker() as session, session.begin():
             changed = session.execute(
                 update(EventDelivery)
-                .where(EventDelivery.id == claim.delivery_id,
-                       EventDelivery.locked_by == self.worker_id,
-                       EventDelivery.status == "pending",
-                       EventDelivery.attempts == claim.prior_attempts)
+                .where(
+                    EventDelivery.id == claim.delivery_id,
+                    EventDelivery.locked_by == self.worker_id,
+                    EventDelivery.status == "pending",
+                    EventDelivery.attempts == claim.prior_attempts,
+                )
                 .values(**values)
                 .execution_options(synchronize_session=False)
             ).rowcount
             if changed != 1:
                 # Lease lost (expired and re-claimed) or the subscription was deleted meanwhile.
-                log.warning("delivery_outcome_discarded", delivery_id=claim.delivery_id,
-                            event_id=claim.event_id, worker=self.worker_id, ok=outcome.ok)
+                log.warning(
+                    "delivery_outcome_discarded",
+                    delivery_id=claim.delivery_id,
+                    event_id=claim.event_id,
+                    worker=self.worker_id,
+                    ok=outcome.ok,
+                )
                 return False
-            session.add(DeliveryAttempt(
-                id=new_id(), delivery_id=claim.delivery_id, attempt_no=attempts, at=now,
-                status_code=outcome.status_code, error=outcome.error, duration_ms=outcome.duration_ms,
-                worker=self.worker_id,
-            ))
+            session.add(
+                DeliveryAttempt(
+                    id=new_id(),
+                    delivery_id=claim.delivery_id,
+                    attempt_no=attempts,
+                    at=now,
+                    status_code=outcome.status_code,
+                    error=outcome.error,
+                    duration_ms=outcome.duration_ms,
+                    worker=self.worker_id,
+                )
+            )
         ATTEMPTS.labels(outcome=result).inc()
-        log.info("delivery_attempt", delivery_id=claim.delivery_id, event_id=claim.event_id,
-                 event_type=claim.event_type, attempt=attempts, outcome=result,
-                 status_code=outcome.status_code, error=outcome.error)
+        log.info(
+            "delivery_attempt",
+            delivery_id=claim.delivery_id,
+            event_id=claim.event_id,
+            event_type=claim.event_type,
+            attempt=attempts,
+            outcome=result,
+            status_code=outcome.status_code,
+            error=outcome.error,
+        )
         return True
 
     # -- loops ----------------------------------------------------------------------------------------
@@ -315,26 +355,39 @@ def _read_some(response: httpx.Response) -> str:
     return b"".join(chunks)[:MAX_ERROR_BODY].decode("utf-8", "replace").strip()
 
 
-def redeliver(session: Session, delivery_id: str, actor: str, *, subscription_id: str | None = None
-              ) -> EventDelivery:
+def redeliver(
+    session: Session, delivery_id: str, actor: str, *, subscription_id: str | None = None
+) -> EventDelivery:
     """Requeue a ``failed`` delivery with a fresh retry budget (audited); commits."""
     delivery = session.scalars(
-        select(EventDelivery).where(EventDelivery.id == delivery_id).with_for_update()
+        select(EventDelivery)
+        .where(EventDelivery.id == delivery_id)
+        .with_for_update()
         .execution_options(populate_existing=True)
     ).one_or_none()
     if delivery is None or (subscription_id is not None and delivery.subscription_id != subscription_id):
         raise NotFound(f"delivery {delivery_id!r} not found")
     if delivery.status != "failed":
-        raise Conflict(f"status: only failed deliveries can be redelivered; this one is {delivery.status}",
-                       reason="Illegal state transition")
+        raise Conflict(
+            f"status: only failed deliveries can be redelivered; this one is {delivery.status}",
+            reason="Illegal state transition",
+        )
     delivery.status = "pending"
     delivery.next_attempt_at = clock.now()
     delivery.requeued_after = delivery.attempts
     delivery.locked_by = None
     delivery.locked_until = None
-    audit.record(session, actor=actor, action="hub.redeliver", resource_type="eventDelivery",
-                 resource_id=delivery.id,
-                 details={"eventId": delivery.event_id, "subscriptionId": delivery.subscription_id,
-                          "attempts": delivery.attempts})
+    audit.record(
+        session,
+        actor=actor,
+        action="hub.redeliver",
+        resource_type="eventDelivery",
+        resource_id=delivery.id,
+        details={
+            "eventId": delivery.event_id,
+            "subscriptionId": delivery.subscription_id,
+            "attempts": delivery.attempts,
+        },
+    )
     session.commit()
     return delivery

@@ -41,9 +41,11 @@ SWEEPS: dict[str, Sweep] = {}
 
 def register(name: str) -> Callable[[Sweep], Sweep]:
     """Add a sweep to the registry under ``name`` (the name also keys its PostgreSQL advisory lock)."""
+
     def add(fn: Sweep) -> Sweep:
         SWEEPS[name] = fn
         return fn
+
     return add
 
 
@@ -176,11 +178,17 @@ def failed(report: dict[str, Any]) -> list[str]:
 class Housekeeper:
     """Calls ``run_once`` every ``interval`` seconds until stopped; an interval of 0 (or less) disables it."""
 
-    def __init__(self, factory: sessionmaker[Session], settings: Settings | None = None, *,
-                 interval: float | None = None) -> None:
+    def __init__(
+        self,
+        factory: sessionmaker[Session],
+        settings: Settings | None = None,
+        *,
+        interval: float | None = None,
+    ) -> None:
         self.factory = factory
-        self.interval = (interval if interval is not None
-                         else (settings or get_settings()).sweep_interval_seconds)
+        self.interval = (
+            interval if interval is not None else (settings or get_settings()).sweep_interval_seconds
+        )
 
     def run_forever(self, stop: threading.Event) -> None:
         """Sweep at once, then every ``interval`` seconds; returns promptly once ``stop`` is set."""

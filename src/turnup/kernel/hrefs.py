@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from turnup.kernel.settings import get_settings
 
-
 # TM Forum APIs are v4; Turnup's own APIs (no TMF spec) are v1.
-API_VERSIONS = {"turnupApproval": "v1", "turnupCompliance": "v1", "turnupDelivery": "v1",
-                "turnupOnboarding": "v1", "turnupOrchestration": "v1"}
+API_VERSIONS = {
+    "turnupApproval": "v1",
+    "turnupCompliance": "v1",
+    "turnupDelivery": "v1",
+    "turnupOnboarding": "v1",
+    "turnupOrchestration": "v1",
+}
 
 
 def api_base(api: str) -> str:

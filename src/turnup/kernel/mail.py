@@ -80,13 +80,31 @@ class SmtpTransport:
             smtp.send_message(message)
 
 
-def enqueue(session: Session, *, to: str, subject: str, body: str, ref_type: str | None = None,
-            ref_id: str | None = None, redacted_body: str | None = None) -> OutboundMail:
+def enqueue(
+    session: Session,
+    *,
+    to: str,
+    subject: str,
+    body: str,
+    ref_type: str | None = None,
+    ref_id: str | None = None,
+    redacted_body: str | None = None,
+) -> OutboundMail:
     """Add a message to the caller's transaction; it is sent only after that transaction commits."""
     now = clock.now()
-    mail = OutboundMail(id=new_id(), to_address=to, subject=subject, body=body, redacted_body=redacted_body,
-                        status="pending", attempts=0, next_attempt_at=now, ref_type=ref_type, ref_id=ref_id,
-                        created_at=now)
+    mail = OutboundMail(
+        id=new_id(),
+        to_address=to,
+        subject=subject,
+        body=body,
+        redacted_body=redacted_body,
+        status="pending",
+        attempts=0,
+        next_attempt_at=now,
+        ref_type=ref_type,
+        ref_id=ref_id,
+        created_at=now,
+    )
     session.add(mail)
     return mail
 
@@ -101,8 +119,9 @@ def build_message(mail: OutboundMail, sender: str) -> EmailMessage:
     return message
 
 
-def deliver_pending(session: Session, transport: MailTransport | None = None, *, ref_id: str | None = None,
-                    limit: int = 100) -> list[OutboundMail]:
+def deliver_pending(
+    session: Session, transport: MailTransport | None = None, *, ref_id: str | None = None, limit: int = 100
+) -> list[OutboundMail]:
     """Send due pending messages (optionally only those of one ``ref_id``); commits after each one.
 
     Each message is locked while it is sent (``FOR UPDATE SKIP LOCKED`` on PostgreSQL; SQLite serialises
@@ -113,9 +132,12 @@ def deliver_pending(session: Session, transport: MailTransport | None = None, *,
     session.commit()  # start from a clean transaction
     done: list[OutboundMail] = []
     for _ in range(limit):
-        stmt = (select(OutboundMail).where(OutboundMail.status == "pending",
-                                           OutboundMail.next_attempt_at <= clock.now())
-                .order_by(OutboundMail.next_attempt_at, OutboundMail.id).limit(1))
+        stmt = (
+            select(OutboundMail)
+            .where(OutboundMail.status == "pending", OutboundMail.next_attempt_at <= clock.now())
+            .order_by(OutboundMail.next_attempt_at, OutboundMail.id)
+            .limit(1)
+        )
         if ref_id is not None:
             stmt = stmt.where(OutboundMail.ref_id == ref_id)
         if session.get_bind().dialect.name != "sqlite":

@@ -82,9 +82,7 @@ class DeliveryAttempt(Base):
     __table_args__ = (UniqueConstraint("delivery_id", "attempt_no"),)
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
-    delivery_id: Mapped[str] = mapped_column(
-        ForeignKey("event_delivery.id", ondelete="CASCADE"), index=True
-    )
+    delivery_id: Mapped[str] = mapped_column(ForeignKey("event_delivery.id", ondelete="CASCADE"), index=True)
     attempt_no: Mapped[int] = mapped_column(Integer)
     at: Mapped[datetime] = mapped_column(UTCDateTime)
     status_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
@@ -154,8 +152,12 @@ def publish(
         if subscription_matches(query, event_type, resource, resource_type):
             session.add(
                 EventDelivery(
-                    id=new_id(), event_id=event_id, subscription_id=sub_id, status="pending",
-                    attempts=0, next_attempt_at=at,
+                    id=new_id(),
+                    event_id=event_id,
+                    subscription_id=sub_id,
+                    status="pending",
+                    attempts=0,
+                    next_attempt_at=at,
                 )
             )
     return event
@@ -173,7 +175,9 @@ def _subscriptions(session: Session, api: str) -> list[tuple[str, str | None]]:
         session.info[_HUB_CACHE] = cached
     subscriptions = cached[1].get(api)
     if subscriptions is None:
-        subscriptions = [(sub.id, sub.query) for sub in
-                         session.scalars(select(HubSubscription).where(HubSubscription.api == api))]
+        subscriptions = [
+            (sub.id, sub.query)
+            for sub in session.scalars(select(HubSubscription).where(HubSubscription.api == api))
+        ]
         cached[1][api] = subscriptions
     return subscriptions

@@ -18,9 +18,7 @@ STEP_STATES = ("pending", "done", "held", "queued", "retrying", "failed")
 
 class Onboarding(Base):
     __tablename__ = "onboarding"
-    __table_args__ = (
-        CheckConstraint("state IN ('inProgress', 'onHold', 'completed')", name="state"),
-    )
+    __table_args__ = (CheckConstraint("state IN ('inProgress', 'onHold', 'completed')", name="state"),)
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     state: Mapped[str] = mapped_column(String(20), index=True)
@@ -34,7 +32,8 @@ class Onboarding(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
     steps: Mapped[list[OnboardingStep]] = relationship(
-        order_by="OnboardingStep.seq", lazy="selectin", cascade="all, delete-orphan")
+        order_by="OnboardingStep.seq", lazy="selectin", cascade="all, delete-orphan"
+    )
 
 
 class OnboardingStep(Base):

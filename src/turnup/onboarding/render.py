@@ -17,15 +17,37 @@ def render_onboarding(o: Onboarding) -> dict[str, Any]:
         "href": href(API, "onboarding", o.id),
         "@type": "Onboarding",
         "state": o.state,
-        "customer": ({"id": o.customer_id, "href": href("customerManagement", "customer", o.customer_id),
-                      "@referredType": "Customer"} if o.customer_id else None),
+        "customer": (
+            {
+                "id": o.customer_id,
+                "href": href("customerManagement", "customer", o.customer_id),
+                "@referredType": "Customer",
+            }
+            if o.customer_id
+            else None
+        ),
         "primaryContactEmail": o.contact_email,
-        "screeningCase": ({"id": o.screening_case_id,
-                           "href": href("turnupCompliance", "screeningCase", o.screening_case_id),
-                           "@referredType": "ScreeningCase"} if o.screening_case_id else None),
+        "screeningCase": (
+            {
+                "id": o.screening_case_id,
+                "href": href("turnupCompliance", "screeningCase", o.screening_case_id),
+                "@referredType": "ScreeningCase",
+            }
+            if o.screening_case_id
+            else None
+        ),
         "portalUserId": o.portal_user_id,
-        "step": [{"seq": s.seq, "name": s.name, "state": s.state, "time": iso(s.updated_at),
-                  "outcome": s.outcome, "details": s.details} for s in o.steps],
+        "step": [
+            {
+                "seq": s.seq,
+                "name": s.name,
+                "state": s.state,
+                "time": iso(s.updated_at),
+                "outcome": s.outcome,
+                "details": s.details,
+            }
+            for s in o.steps
+        ],
         "createdBy": o.created_by,
         "createdAt": iso(o.created_at),
         "lastUpdate": iso(o.updated_at),

@@ -54,7 +54,9 @@ def _step(onboarding: Onboarding, name: str) -> OnboardingStep:
     return next(s for s in onboarding.steps if s.name == name)
 
 
-def _set_step(onboarding: Onboarding, name: str, state: str, outcome: str, details: dict | None = None) -> None:
+def _set_step(
+    onboarding: Onboarding, name: str, state: str, outcome: str, details: dict | None = None
+) -> None:
     step = _step(onboarding, name)
     step.state, step.outcome, step.updated_at = state, outcome, clock.now()
     if details is not None:
@@ -78,7 +80,9 @@ def _check(session: Session, data: OnboardingCreate) -> None:
     for i, site in enumerate(data.sites):
         key = site.name.casefold()
         if key in seen:
-            raise InvalidInput(f"sites[{i}].name: duplicate site name {site.name!r} (also sites[{seen[key]}])")
+            raise InvalidInput(
+                f"sites[{i}].name: duplicate site name {site.name!r} (also sites[{seen[key]}])"
+            )
         seen[key] = i
     _check_username(session, data.primaryContact.email)
 
@@ -93,14 +97,32 @@ def _check_username(session: Session, email: str) -> None:
 def _create_account(session: Session, data: OnboardingCreate, actor: str) -> tuple[Customer, Contact]:
     """The customer, its sites and the primary contact, in the caller's transaction (no commit)."""
     c, p = data.customer, data.primaryContact
-    customer = accounts.create_customer(session, CustomerCreate(
-        name=c.name, customerType=c.customerType, status="prospective", segment=c.segment, country=c.country,
-        email=c.email, phone=c.phone), actor, commit=False)
+    customer = accounts.create_customer(
+        session,
+        CustomerCreate(
+            name=c.name,
+            customerType=c.customerType,
+            status="prospective",
+            segment=c.segment,
+            country=c.country,
+            email=c.email,
+            phone=c.phone,
+        ),
+        actor,
+        commit=False,
+    )
     for s in data.sites:
-        accounts.create_site(session, SiteCreate(customerId=customer.id, **s.model_dump()), actor, commit=False)
-    contact = accounts.create_contact(session, ContactCreate(
-        customerId=customer.id, name=p.name, role=p.role or "primary", email=p.email, phone=p.phone),
-        actor, commit=False)
+        accounts.create_site(
+            session, SiteCreate(customerId=customer.id, **s.model_dump()), actor, commit=False
+        )
+    contact = accounts.create_contact(
+        session,
+        ContactCreate(
+            customerId=customer.id, name=p.name, role=p.role or "primary", email=p.email, phone=p.phone
+        ),
+        actor,
+        commit=False,
+    )
     return customer, contact
 
 
@@ -114,73 +136,140 @@ def _invite_and_welcome(session: Session, onboarding: Onboarding, actor: str) ->
     contact_req = onboarding.request["primaryContact"]
     email = contact_req["email"]
     now = clock.now()
-    user = User(id=new_id(), username=email, display_name=contact_req["name"], password_hash=None,
-                roles=[PORTAL_ROLE], active=True, created_at=now)
+    user = User(
+        id=new_id(),
+        username=email,
+        display_name=contact_req["name"],
+        password_hash=None,
+        roles=[PORTAL_ROLE],
+        active=True,
+        created_at=now,
+    )
     session.add(user)
     session.flush()
     token = secrets.token_urlsafe(32)
-    invitation = PortalInvitation(id=new_id(), user_id=user.id, customer_id=customer.id,
-                                  onboarding_id=onboarding.id, email=email, token_hash=_sha256(token),
-                                  created_at=now, expires_at=now + INVITATION_TTL)
+    invitation = PortalInvitation(
+        id=new_id(),
+        user_id=user.id,
+        customer_id=customer.id,
+        onboarding_id=onboarding.id,
+        email=email,
+        token_hash=_sha256(token),
+        created_at=now,
+        expires_at=now + INVITATION_TTL,
+    )
     session.add(invitation)
-    audit.record(session, actor=actor, action="user.create", resource_type="user", resource_id=user.id,
-                 details={"username": email, "roles": [PORTAL_ROLE], "customerId": customer.id})
+    audit.record(
+        session,
+        actor=actor,
+        action="user.create",
+        resource_type="user",
+        resource_id=user.id,
+        details={"username": email, "roles": [PORTAL_ROLE], "customerId": customer.id},
+    )
     onboarding.portal_user_id = user.id
-    _set_step(onboarding, "invitePortalUser", "done",
-              f"portal user {email!r} invited; invitation expires {invitation.expires_at.isoformat()}",
-              {"userId": user.id, "invitationId": invitation.id,
-               "expiresAt": invitation.expires_at.isoformat()})
+    _set_step(
+        onboarding,
+        "invitePortalUser",
+        "done",
+        f"portal user {email!r} invited; invitation expires {invitation.expires_at.isoformat()}",
+        {"userId": user.id, "invitationId": invitation.id, "expiresAt": invitation.expires_at.isoformat()},
+    )
     link = invitation_link(token)
     body = _welcome_body(contact_req["name"], customer.name, link, invitation.expires_at.date().isoformat())
     redacted = body.replace(token, "[redacted after sending]")
-    queued = mail.enqueue(session, to=email, subject=WELCOME_SUBJECT.format(customer=customer.name), body=body,
-                          ref_type=REF_TYPE, ref_id=onboarding.id, redacted_body=redacted)
+    queued = mail.enqueue(
+        session,
+        to=email,
+        subject=WELCOME_SUBJECT.format(customer=customer.name),
+        body=body,
+        ref_type=REF_TYPE,
+        ref_id=onboarding.id,
+        redacted_body=redacted,
+    )
     _set_step(onboarding, "sendWelcome", "queued", f"welcome mail to {email} queued", {"mailId": queued.id})
 
 
 def _welcome_body(name: str, customer: str, link: str, expires: str) -> str:
-    return (f"Hello {name},\n\n"
-            f"welcome to Turnup. {customer} now has an account with us.\n\n"
-            f"Set your password and open the customer portal here (the link is valid until {expires}):\n"
-            f"{link}\n\n"
-            f"If you did not expect this message, ignore it.\n")
+    return (
+        f"Hello {name},\n\n"
+        f"welcome to Turnup. {customer} now has an account with us.\n\n"
+        f"Set your password and open the customer portal here (the link is valid until {expires}):\n"
+        f"{link}\n\n"
+        f"If you did not expect this message, ignore it.\n"
+    )
 
 
-def start_onboarding(session: Session, data: OnboardingCreate, actor: str,
-                     transport: mail.MailTransport | None = None) -> Onboarding:
+def start_onboarding(
+    session: Session, data: OnboardingCreate, actor: str, transport: mail.MailTransport | None = None
+) -> Onboarding:
     """Onboard a new customer as one record; commits once, then tries to send the welcome mail."""
     _check(session, data)
     now = clock.now()
     request = data.model_dump(mode="json")
-    onboarding = Onboarding(id=new_id(), state="inProgress", contact_email=data.primaryContact.email,
-                            request=request, created_by=actor, created_at=now, updated_at=now)
-    onboarding.steps = [OnboardingStep(id=new_id(), seq=i + 1, name=name, state="pending", updated_at=now)
-                        for i, name in enumerate(STEP_NAMES)]
+    onboarding = Onboarding(
+        id=new_id(),
+        state="inProgress",
+        contact_email=data.primaryContact.email,
+        request=request,
+        created_by=actor,
+        created_at=now,
+        updated_at=now,
+    )
+    onboarding.steps = [
+        OnboardingStep(id=new_id(), seq=i + 1, name=name, state="pending", updated_at=now)
+        for i, name in enumerate(STEP_NAMES)
+    ]
     session.add(onboarding)
     session.flush()
     customer, contact = _create_account(session, data, actor)
     onboarding.customer_id = customer.id
-    _set_step(onboarding, "createAccount", "done",
-              f"customer {customer.id} with {len(data.sites)} site(s) and primary contact {contact.id}",
-              {"customerId": customer.id, "contactId": contact.id})
+    _set_step(
+        onboarding,
+        "createAccount",
+        "done",
+        f"customer {customer.id} with {len(data.sites)} site(s) and primary contact {contact.id}",
+        {"customerId": customer.id, "contactId": contact.id},
+    )
     _screen(session, onboarding, actor)
-    audit.record(session, actor=actor, action="onboarding.start", resource_type="onboarding",
-                 resource_id=onboarding.id, details={"customerId": customer.id, "state": onboarding.state})
-    publish(session, api=API, event_type="OnboardingCreateEvent", resource_type="onboarding",
-            resource=render_onboarding(onboarding))
+    audit.record(
+        session,
+        actor=actor,
+        action="onboarding.start",
+        resource_type="onboarding",
+        resource_id=onboarding.id,
+        details={"customerId": customer.id, "state": onboarding.state},
+    )
+    publish(
+        session,
+        api=API,
+        event_type="OnboardingCreateEvent",
+        resource_type="onboarding",
+        resource=render_onboarding(onboarding),
+    )
     session.commit()
     return _after_commit(session, onboarding, transport)
 
 
 def _screen(session: Session, onboarding: Onboarding, actor: str) -> None:
-    outcome = screen_parties(session, ref_type=REF_TYPE, ref_id=onboarding.id,
-                             parties=_parties(onboarding.id, onboarding.request), actor=actor, commit=False)
+    outcome = screen_parties(
+        session,
+        ref_type=REF_TYPE,
+        ref_id=onboarding.id,
+        parties=_parties(onboarding.id, onboarding.request),
+        actor=actor,
+        commit=False,
+    )
     onboarding.screening_case_id = outcome.case_id
     if outcome.held:
         onboarding.state = "onHold"
-        _set_step(onboarding, "screenParties", "held",
-                  f"compliance hold, case {outcome.case_id}: " + "; ".join(outcome.reasons),
-                  {"caseId": outcome.case_id, "reasons": outcome.reasons})
+        _set_step(
+            onboarding,
+            "screenParties",
+            "held",
+            f"compliance hold, case {outcome.case_id}: " + "; ".join(outcome.reasons),
+            {"caseId": outcome.case_id, "reasons": outcome.reasons},
+        )
         for name in ("invitePortalUser", "sendWelcome"):
             _set_step(onboarding, name, "pending", "waiting for the compliance review")
     else:
@@ -189,36 +278,56 @@ def _screen(session: Session, onboarding: Onboarding, actor: str) -> None:
         _invite_and_welcome(session, onboarding, actor)
 
 
-def _after_commit(session: Session, onboarding: Onboarding, transport: mail.MailTransport | None) -> Onboarding:
+def _after_commit(
+    session: Session, onboarding: Onboarding, transport: mail.MailTransport | None
+) -> Onboarding:
     if onboarding.state == "inProgress":
         deliver_mail(session, transport, onboarding_id=onboarding.id)
     session.refresh(onboarding)
     return onboarding
 
 
-def resume_onboarding(session: Session, onboarding_id: str, actor: str,
-                      transport: mail.MailTransport | None = None) -> Onboarding:
+def resume_onboarding(
+    session: Session, onboarding_id: str, actor: str, transport: mail.MailTransport | None = None
+) -> Onboarding:
     """Continue an onboarding whose compliance case was cleared (re-screens first)."""
     onboarding = get_onboarding(session, onboarding_id)
     if onboarding.state != "onHold":
-        raise Conflict(f"state: onboarding {onboarding_id!r} is {onboarding.state}, not onHold",
-                       reason="Illegal state transition")
+        raise Conflict(
+            f"state: onboarding {onboarding_id!r} is {onboarding.state}, not onHold",
+            reason="Illegal state transition",
+        )
     if is_on_hold(session, REF_TYPE, onboarding.id):
-        raise Conflict(f"onboarding {onboarding_id!r} is on compliance hold: screening case "
-                       f"{onboarding.screening_case_id} must be cleared first", reason="Compliance hold")
+        raise Conflict(
+            f"onboarding {onboarding_id!r} is on compliance hold: screening case "
+            f"{onboarding.screening_case_id} must be cleared first",
+            reason="Compliance hold",
+        )
     _check_username(session, onboarding.contact_email)
     onboarding.state = "inProgress"
     _screen(session, onboarding, actor)
-    audit.record(session, actor=actor, action="onboarding.resume", resource_type="onboarding",
-                 resource_id=onboarding.id, details={"state": onboarding.state})
-    publish(session, api=API, event_type="OnboardingStateChangeEvent", resource_type="onboarding",
-            resource=render_onboarding(onboarding))
+    audit.record(
+        session,
+        actor=actor,
+        action="onboarding.resume",
+        resource_type="onboarding",
+        resource_id=onboarding.id,
+        details={"state": onboarding.state},
+    )
+    publish(
+        session,
+        api=API,
+        event_type="OnboardingStateChangeEvent",
+        resource_type="onboarding",
+        resource=render_onboarding(onboarding),
+    )
     session.commit()
     return _after_commit(session, onboarding, transport)
 
 
-def deliver_mail(session: Session, transport: mail.MailTransport | None = None,
-                 onboarding_id: str | None = None) -> list[mail.OutboundMail]:
+def deliver_mail(
+    session: Session, transport: mail.MailTransport | None = None, onboarding_id: str | None = None
+) -> list[mail.OutboundMail]:
     """Send due mails and record each outcome on its onboarding's ``sendWelcome`` step."""
     results = mail.deliver_pending(session, transport, ref_id=onboarding_id)
     for sent in results:
@@ -229,17 +338,31 @@ def deliver_mail(session: Session, transport: mail.MailTransport | None = None,
             continue
         details = {"mailId": sent.id, "attempts": sent.attempts}
         if sent.status == "sent":
-            _set_step(onboarding, "sendWelcome", "done",
-                      f"welcome mail sent to {sent.to_address} (attempt {sent.attempts})", details)
+            _set_step(
+                onboarding,
+                "sendWelcome",
+                "done",
+                f"welcome mail sent to {sent.to_address} (attempt {sent.attempts})",
+                details,
+            )
             onboarding.state = "completed"
-            publish(session, api=API, event_type="OnboardingStateChangeEvent", resource_type="onboarding",
-                    resource=render_onboarding(onboarding))
+            publish(
+                session,
+                api=API,
+                event_type="OnboardingStateChangeEvent",
+                resource_type="onboarding",
+                resource=render_onboarding(onboarding),
+            )
         else:
             state = "failed" if sent.status == "failed" else "retrying"
             when = "" if state == "failed" else f"; next attempt at {sent.next_attempt_at.isoformat()}"
-            _set_step(onboarding, "sendWelcome", state,
-                      f"sending to {sent.to_address} failed (attempt {sent.attempts}): {sent.last_error}{when}",
-                      details)
+            _set_step(
+                onboarding,
+                "sendWelcome",
+                state,
+                f"sending to {sent.to_address} failed (attempt {sent.attempts}): {sent.last_error}{when}",
+                details,
+            )
         session.commit()
     return results
 
@@ -257,16 +380,22 @@ def accept_invitation(session: Session, token: str, password: str) -> User:
     assert user is not None
     user.password_hash = hash_password(password)
     invitation.accepted_at = clock.now()
-    audit.record(session, actor=f"user:{user.username}", action="invitation.accept",
-                 resource_type="portalInvitation", resource_id=invitation.id)
+    audit.record(
+        session,
+        actor=f"user:{user.username}",
+        action="invitation.accept",
+        resource_type="portalInvitation",
+        resource_id=invitation.id,
+    )
     session.commit()
     return user
 
 
 def portal_customer(session: Session, user_id: str) -> Customer:
     """The one customer account a portal user may see."""
-    customer_id = session.scalar(select(PortalInvitation.customer_id)
-                                 .where(PortalInvitation.user_id == user_id).limit(1))
+    customer_id = session.scalar(
+        select(PortalInvitation.customer_id).where(PortalInvitation.user_id == user_id).limit(1)
+    )
     customer = session.get(Customer, customer_id) if customer_id else None
     if customer is None:
         raise NotFound("no customer account is linked to this user")
@@ -276,7 +405,10 @@ def portal_customer(session: Session, user_id: str) -> Customer:
 @register_open_deal_provider
 def open_onboardings(session: Session) -> Iterator[tuple[str, str, list[Party]]]:
     """Onboardings not yet completed are re-screened when the screening list changes."""
-    pending = session.scalars(select(Onboarding).where(Onboarding.state.in_(("inProgress", "onHold")))
-                              .order_by(Onboarding.created_at, Onboarding.id)).all()
+    pending = session.scalars(
+        select(Onboarding)
+        .where(Onboarding.state.in_(("inProgress", "onHold")))
+        .order_by(Onboarding.created_at, Onboarding.id)
+    ).all()
     for onboarding in pending:
         yield REF_TYPE, onboarding.id, _parties(onboarding.id, onboarding.request)

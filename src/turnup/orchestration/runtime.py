@@ -116,8 +116,13 @@ def client_for(url: str) -> Any:
         if client is None:
             from dbos import DBOSClient
 
-            client = DBOSClient(system_database_url=system_url(url), dbos_system_schema=dbos_schema(url) or "dbos",
-                                application_name=APP_NAME, lazy=True, system_database_pool_size=2)
+            client = DBOSClient(
+                system_database_url=system_url(url),
+                dbos_system_schema=dbos_schema(url) or "dbos",
+                application_name=APP_NAME,
+                lazy=True,
+                system_database_pool_size=2,
+            )
             _clients[key] = client
     return client
 
@@ -144,15 +149,20 @@ def enqueue_order_workflow(session: Session, url: str, order_id: str) -> str:
     workflow_id = f"order-{order_id}"
     client_for(url).enqueue_in_transaction(
         session,
-        {"workflow_name": ORDER_WORKFLOW, "queue_name": ORDER_QUEUE, "workflow_id": workflow_id,
-         "app_version": APP_VERSION},
+        {
+            "workflow_name": ORDER_WORKFLOW,
+            "queue_name": ORDER_QUEUE,
+            "workflow_id": workflow_id,
+            "app_version": APP_VERSION,
+        },
         order_id,
     )
     return workflow_id
 
 
-def send_in_transaction(session: Session, url: str, workflow_id: str, message: Any, topic: str,
-                        idempotency_key: str | None = None) -> None:
+def send_in_transaction(
+    session: Session, url: str, workflow_id: str, message: Any, topic: str, idempotency_key: str | None = None
+) -> None:
     client_for(url).send_in_transaction(session, workflow_id, message, topic, idempotency_key)
 
 
@@ -172,8 +182,14 @@ def step_session() -> Iterator[Session]:
         s.close()
 
 
-def launch(url: str, *, executor_id: str | None = None, worker_concurrency: int = 8,
-           polling_interval_sec: float = 0.05, log_level: str = "WARNING") -> None:
+def launch(
+    url: str,
+    *,
+    executor_id: str | None = None,
+    worker_concurrency: int = 8,
+    polling_interval_sec: float = 0.05,
+    log_level: str = "WARNING",
+) -> None:
     """Start DBOS in this process on Turnup's database and listen on the order queue."""
     from dbos import DBOS
 
@@ -200,8 +216,12 @@ def launch(url: str, *, executor_id: str | None = None, worker_concurrency: int 
         config["dbos_system_schema"] = schema
     DBOS(config=config)  # type: ignore[arg-type]
     DBOS.launch()
-    DBOS.register_queue(ORDER_QUEUE, worker_concurrency=worker_concurrency,
-                        polling_interval_sec=polling_interval_sec, on_conflict="always_update")
+    DBOS.register_queue(
+        ORDER_QUEUE,
+        worker_concurrency=worker_concurrency,
+        polling_interval_sec=polling_interval_sec,
+        on_conflict="always_update",
+    )
     runtime.launched = True
     _migrated.add((url, schema))
 
@@ -220,6 +240,5 @@ def recover_executor(executor_id: str) -> list[str]:
     """Adopt the PENDING workflows of another (dead) executor: they are re-enqueued for any worker."""
     from dbos import DBOS
 
-    handles = DBOS._recover_pending_workflows([executor_id])  # noqa: SLF001 (public CLI wraps it)
+    handles = DBOS._recover_pending_workflows([executor_id])
     return [h.get_workflow_id() for h in handles]
-

@@ -17,18 +17,37 @@ from turnup.kernel import clock
 from turnup.kernel.ids import new_id
 
 
-def make_offering(session: Session, name: str, provisioning: list[dict[str, Any]], *,
-                  lifecycle_status: str = "active") -> str:
+def make_offering(
+    session: Session, name: str, provisioning: list[dict[str, Any]], *, lifecycle_status: str = "active"
+) -> str:
     """A sellable offering with one specification whose delivery requirements list ``provisioning``."""
     from turnup.catalog.orm import OfferingSpecification, ProductOffering, ProductSpecification
 
     now = clock.now()
-    spec = ProductSpecification(id=new_id(), name=f"{name} service", version="1.0", lifecycle_status="active",
-                                delivery_requirements={"provisioning": provisioning}, reporting_attributes={},
-                                channels=[], created_at=now, updated_at=now)
-    offering = ProductOffering(id=new_id(), name=name, version="1.0", lifecycle_status=lifecycle_status,
-                               is_bundle=False, is_sellable=True, channels=[], reporting_attributes={},
-                               discount_rules=[], created_at=now, updated_at=now)
+    spec = ProductSpecification(
+        id=new_id(),
+        name=f"{name} service",
+        version="1.0",
+        lifecycle_status="active",
+        delivery_requirements={"provisioning": provisioning},
+        reporting_attributes={},
+        channels=[],
+        created_at=now,
+        updated_at=now,
+    )
+    offering = ProductOffering(
+        id=new_id(),
+        name=name,
+        version="1.0",
+        lifecycle_status=lifecycle_status,
+        is_bundle=False,
+        is_sellable=True,
+        channels=[],
+        reporting_attributes={},
+        discount_rules=[],
+        created_at=now,
+        updated_at=now,
+    )
     session.add_all([spec, offering])
     session.flush()
     session.add(OfferingSpecification(offering_id=offering.id, specification_id=spec.id, position=0))
@@ -40,21 +59,27 @@ def make_customer(session: Session, name: str = "Acme Ltd") -> str:
     from turnup.accounts.orm import Customer
 
     now = clock.now()
-    customer = Customer(id=new_id(), name=name, customer_type="organization", status="active",
-                        created_at=now, updated_at=now)
+    customer = Customer(
+        id=new_id(), name=name, customer_type="organization", status="active", created_at=now, updated_at=now
+    )
     session.add(customer)
     session.commit()
     return customer.id
 
 
 def order_body(customer_id: str, *offerings: str, quantity: int = 1) -> dict[str, Any]:
-    return {"relatedParty": [{"id": customer_id, "role": "customer"}],
-            "productOrderItem": [{"id": str(n + 1), "action": "add", "quantity": quantity,
-                                  "productOffering": {"id": o}} for n, o in enumerate(offerings)]}
+    return {
+        "relatedParty": [{"id": customer_id, "role": "customer"}],
+        "productOrderItem": [
+            {"id": str(n + 1), "action": "add", "quantity": quantity, "productOffering": {"id": o}}
+            for n, o in enumerate(offerings)
+        ],
+    }
 
 
-def wait_until(predicate: Callable[[], Any], timeout: float = 60.0, interval: float = 0.05,
-               message: str = "condition") -> Any:
+def wait_until(
+    predicate: Callable[[], Any], timeout: float = 60.0, interval: float = 0.05, message: str = "condition"
+) -> Any:
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
@@ -87,8 +112,16 @@ def in_process(url: str, executor_id: str = "test-inproc", **env: str) -> Iterat
 class WorkerProcess:
     """``turnup orchestrator run`` in a subprocess (killable with SIGKILL, restartable with the same id)."""
 
-    def __init__(self, url: str, executor_id: str, *, concurrency: int = 8, env: dict[str, str] | None = None,
-                 log_path: str | None = None, nice: int = 0) -> None:
+    def __init__(
+        self,
+        url: str,
+        executor_id: str,
+        *,
+        concurrency: int = 8,
+        env: dict[str, str] | None = None,
+        log_path: str | None = None,
+        nice: int = 0,
+    ) -> None:
         self.url, self.executor_id, self.concurrency = url, executor_id, concurrency
         self.env = env or {}
         self.log_path = log_path
@@ -97,8 +130,17 @@ class WorkerProcess:
 
     def start(self) -> WorkerProcess:
         env = dict(os.environ, TURNUP_DATABASE_URL=self.url, **self.env)
-        cmd = [sys.executable, "-m", "turnup.cli.main", "orchestrator", "run", "--executor-id", self.executor_id,
-               "--concurrency", str(self.concurrency)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "turnup.cli.main",
+            "orchestrator",
+            "run",
+            "--executor-id",
+            self.executor_id,
+            "--concurrency",
+            str(self.concurrency),
+        ]
         if self.nice:
             cmd = ["nice", "-n", str(self.nice), *cmd]
         out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
@@ -131,7 +173,9 @@ class WorkerProcess:
 
 
 @contextmanager
-def scratch_database(kind: str, tmp_dir: str, pg: str = "postgresql+psycopg://postgres@127.0.0.1:5432") -> Iterator[str]:
+def scratch_database(
+    kind: str, tmp_dir: str, pg: str = "postgresql+psycopg://postgres@127.0.0.1:5432"
+) -> Iterator[str]:
     """A fresh database with Turnup's tables and DBOS's system tables (benchmarks); dropped afterwards."""
     import psycopg
 
@@ -164,11 +208,14 @@ def make_vlan_pool(session: Session, start: int = 100, end: int = 999) -> str:
     from turnup.inventory.logical import services as pools
     from turnup.inventory.logical.schemas import PoolCreate
 
-    return pools.create_pool(session, PoolCreate(poolType="vlanPool", name=f"access-{new_id()[:6]}", start=start,
-                                                 end=end), "test").id
+    return pools.create_pool(
+        session, PoolCreate(poolType="vlanPool", name=f"access-{new_id()[:6]}", start=start, end=end), "test"
+    ).id
 
 
-def create_order_with_vlan(session: Session, body: dict[str, Any], vlan_pool: str, actor: str = "test") -> str:
+def create_order_with_vlan(
+    session: Session, body: dict[str, Any], vlan_pool: str, actor: str = "test"
+) -> str:
     """Accept an order carrying a VLAN its "quote" committed to it, as quote acceptance does
     (``quoting.holds.commit``: the hold is committed to ``order:<id>`` in the order's transaction)."""
     from datetime import timedelta
@@ -177,8 +224,9 @@ def create_order_with_vlan(session: Session, body: dict[str, Any], vlan_pool: st
     from turnup.ordering import services as ordering
     from turnup.ordering.schemas import ProductOrderCreate
 
-    held = logical.reserve(session, [{"resourceType": "vlan", "poolId": vlan_pool}],
-                           clock.now() + timedelta(hours=1), actor)  # the quote's hold, made earlier
+    held = logical.reserve(
+        session, [{"resourceType": "vlan", "poolId": vlan_pool}], clock.now() + timedelta(hours=1), actor
+    )  # the quote's hold, made earlier
     body = body | {"reservation": [{"id": held.id, "@referredType": "ResourceReservation"}]}
     order = ordering.create_order(session, ProductOrderCreate.model_validate(body), actor, commit=False)
     logical.commit(session, held.id, actor, service_id=f"order:{order.id}", commit_now=False)
@@ -195,7 +243,9 @@ def reservation_leaks(session: Session, expected: int) -> list[str]:
     from turnup.service_inventory.orm import Service
 
     problems: list[str] = []
-    blocks = session.scalars(select(LogicalBlock).where(LogicalBlock.state.in_(("reserved", "allocated")))).all()
+    blocks = session.scalars(
+        select(LogicalBlock).where(LogicalBlock.state.in_(("reserved", "allocated")))
+    ).all()
     if len(blocks) != expected:
         problems.append(f"{len(blocks)} VLANs held or allocated, {expected} expected")
     services = {sv.id: sv for sv in session.scalars(select(Service))}

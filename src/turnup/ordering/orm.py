@@ -33,7 +33,8 @@ class ProductOrder(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
     items: Mapped[list[ProductOrderItem]] = relationship(
-        order_by="ProductOrderItem.position", lazy="selectin", viewonly=True)
+        order_by="ProductOrderItem.position", lazy="selectin", viewonly=True
+    )
 
 
 class ProductOrderItem(Base):
@@ -63,8 +64,9 @@ class PlanItem(Base):
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     order_id: Mapped[str] = mapped_column(ForeignKey("product_order.id", ondelete="CASCADE"), index=True)
-    order_item_id: Mapped[str] = mapped_column(ForeignKey("product_order_item.id", ondelete="CASCADE"),
-                                               index=True)
+    order_item_id: Mapped[str] = mapped_column(
+        ForeignKey("product_order_item.id", ondelete="CASCADE"), index=True
+    )
     position: Mapped[int] = mapped_column(Integer)
     kind: Mapped[str] = mapped_column(String(30))  # serviceActivation
     action: Mapped[str] = mapped_column(String(20))  # add

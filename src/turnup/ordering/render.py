@@ -26,15 +26,31 @@ def render_order(o: ProductOrder) -> dict[str, Any]:
         "completionDate": iso(o.completion_date),
         "relatedParty": [{"id": o.customer_id, "role": "customer", "@referredType": "Customer"}],
         "productOrderItem": [
-            {"id": i.item_ref, "action": i.action, "state": i.state, "quantity": i.quantity,
-             "productOffering": {"id": i.offering_id, "name": i.offering_name}}
+            {
+                "id": i.item_ref,
+                "action": i.action,
+                "state": i.state,
+                "quantity": i.quantity,
+                "productOffering": {"id": i.offering_id, "name": i.offering_name},
+            }
             for i in o.items
         ],
         "plan": {"href": href(API, "productOrder", o.id) + "/plan"},
-        "quote": ([{"id": o.quote_id, "href": href("quoteManagement", "quote", o.quote_id),
-                    "@referredType": "Quote"}] if o.quote_id else []),
-        "agreement": [{"id": a, "href": href("agreementManagement", "agreement", a), "@referredType": "Agreement"}
-                      for a in o.agreement_ids or []],
+        "quote": (
+            [
+                {
+                    "id": o.quote_id,
+                    "href": href("quoteManagement", "quote", o.quote_id),
+                    "@referredType": "Quote",
+                }
+            ]
+            if o.quote_id
+            else []
+        ),
+        "agreement": [
+            {"id": a, "href": href("agreementManagement", "agreement", a), "@referredType": "Agreement"}
+            for a in o.agreement_ids or []
+        ],
         "reservation": list(o.reservation_refs or []),
         "lastUpdate": iso(o.updated_at),
     }
@@ -49,8 +65,11 @@ def render_plan_item(p: PlanItem) -> dict[str, Any]:
         "action": p.action,
         "state": p.state,
         "productOrderItemId": p.order_item_id,
-        "service": {"id": p.service_id, "name": p.service_name,
-                    "href": href("serviceInventory", "service", p.service_id)},
+        "service": {
+            "id": p.service_id,
+            "name": p.service_name,
+            "href": href("serviceInventory", "service", p.service_id),
+        },
         "adapter": p.adapter,
         "adapterAction": p.adapter_action,
         "parameters": p.parameters,
@@ -73,12 +92,22 @@ def render_service_order(p: PlanItem) -> dict[str, Any]:
         "state": p.state,
         "externalId": p.order_id,
         "productOrder": {"id": p.order_id, "href": href(API, "productOrder", p.order_id)},
-        "serviceOrderItem": [{
-            "id": "1", "action": action, "state": p.state, "@type": "ServiceOrderItem",
-            "service": {"id": p.service_id, "name": p.service_name,
-                        "href": href("serviceInventory", "service", p.service_id)},
-            "kind": p.kind, "operation": p.action, "adapter": p.adapter or None,
-        }],
+        "serviceOrderItem": [
+            {
+                "id": "1",
+                "action": action,
+                "state": p.state,
+                "@type": "ServiceOrderItem",
+                "service": {
+                    "id": p.service_id,
+                    "name": p.service_name,
+                    "href": href("serviceInventory", "service", p.service_id),
+                },
+                "kind": p.kind,
+                "operation": p.action,
+                "adapter": p.adapter or None,
+            }
+        ],
         "startDate": iso(p.started_at),
         "completionDate": iso(p.completed_at),
     }

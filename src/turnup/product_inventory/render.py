@@ -26,15 +26,33 @@ def render_product(p: ProductView) -> dict[str, Any]:
         "orderDate": iso(order.order_date),
         "startDate": iso(p.start_date),
         "terminationDate": iso(p.termination_date),
-        "productOffering": {"id": item.offering_id, "name": item.offering_name,
-                            "href": href("productCatalogManagement", "productOffering", item.offering_id)},
-        "productOrderItem": [{"productOrderId": order.id, "orderItemId": item.item_ref, "orderItemAction": "add",
-                              "productOrderHref": href("productOrderingManagement", "productOrder", order.id),
-                              "@referredType": "ProductOrderItem"}],
-        "realizingService": [{"id": s.id, "href": href("serviceInventory", "service", s.id), "name": s.name,
-                              "@referredType": "Service"} for s in p.services],
+        "productOffering": {
+            "id": item.offering_id,
+            "name": item.offering_name,
+            "href": href("productCatalogManagement", "productOffering", item.offering_id),
+        },
+        "productOrderItem": [
+            {
+                "productOrderId": order.id,
+                "orderItemId": item.item_ref,
+                "orderItemAction": "add",
+                "productOrderHref": href("productOrderingManagement", "productOrder", order.id),
+                "@referredType": "ProductOrderItem",
+            }
+        ],
+        "realizingService": [
+            {
+                "id": s.id,
+                "href": href("serviceInventory", "service", s.id),
+                "name": s.name,
+                "@referredType": "Service",
+            }
+            for s in p.services
+        ],
         "relatedParty": [{"id": order.customer_id, "role": "customer", "@referredType": "Customer"}],
-        "place": [{"id": site, "role": "installationAddress", "@referredType": "GeographicSite"}] if site else [],
+        "place": [{"id": site, "role": "installationAddress", "@referredType": "GeographicSite"}]
+        if site
+        else [],
     }
 
 

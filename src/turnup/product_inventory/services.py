@@ -70,9 +70,15 @@ def derive_status(services: list[tuple[str, datetime | None]]) -> str:
 
 
 def services_of(session: Session, order_item_id: str) -> list[Service]:
-    ids = session.scalars(select(PlanItem.service_id).where(
-        PlanItem.order_item_id == order_item_id, PlanItem.kind == "serviceActivation", PlanItem.action == "add")
-        .order_by(PlanItem.position)).all()
+    ids = session.scalars(
+        select(PlanItem.service_id)
+        .where(
+            PlanItem.order_item_id == order_item_id,
+            PlanItem.kind == "serviceActivation",
+            PlanItem.action == "add",
+        )
+        .order_by(PlanItem.position)
+    ).all()
     found = [session.get(Service, sid) for sid in dict.fromkeys(ids)]
     return [s for s in found if s is not None]
 
@@ -91,30 +97,47 @@ def get_product(session: Session, product_id: str) -> ProductView | None:
 
 
 def products_select() -> Any:
-    return select(ProductOrderItem).join(ProductOrder, ProductOrder.id == ProductOrderItem.order_id).where(
-        ProductOrderItem.action == "add")
+    return (
+        select(ProductOrderItem)
+        .join(ProductOrder, ProductOrder.id == ProductOrderItem.order_id)
+        .where(ProductOrderItem.action == "add")
+    )
 
 
 def announce_created(session: Session, item: ProductOrderItem) -> None:
     from turnup.product_inventory.render import render_product
 
     session.flush()
-    publish(session, api=API, event_type="ProductCreateEvent", resource_type="product",
-            resource=render_product(view(session, item)))
+    publish(
+        session,
+        api=API,
+        event_type="ProductCreateEvent",
+        resource_type="product",
+        resource=render_product(view(session, item)),
+    )
 
 
 def product_item_of_service(session: Session, service_id: str) -> ProductOrderItem | None:
     """The product a service realises: the order item whose plan added the service."""
-    item_id = session.scalar(select(ServiceOrderHistory.order_item_id).where(
-        ServiceOrderHistory.service_id == service_id, ServiceOrderHistory.action == "add").limit(1))
+    item_id = session.scalar(
+        select(ServiceOrderHistory.order_item_id)
+        .where(ServiceOrderHistory.service_id == service_id, ServiceOrderHistory.action == "add")
+        .limit(1)
+    )
     if item_id is None:
         return None
     item = session.get(ProductOrderItem, item_id)
     return item if item is not None and item.action == "add" else None
 
 
-def follow_service(session: Session, service: Service, previous_state: str | None = None,
-                   previous_activation: datetime | None = None, *, moved: bool = False) -> None:
+def follow_service(
+    session: Session,
+    service: Service,
+    previous_state: str | None = None,
+    previous_activation: datetime | None = None,
+    *,
+    moved: bool = False,
+) -> None:
     """After ``service`` changed (state, or site when ``moved``): publish the product's change, if any."""
     from turnup.product_inventory.render import render_product
 
@@ -123,11 +146,25 @@ def follow_service(session: Session, service: Service, previous_state: str | Non
         return
     current = view(session, item)
     if previous_state is not None:
-        before = derive_status([(previous_state, previous_activation) if s.id == service.id
-                                else (s.state, s.activation_date) for s in current.services])
+        before = derive_status(
+            [
+                (previous_state, previous_activation) if s.id == service.id else (s.state, s.activation_date)
+                for s in current.services
+            ]
+        )
         if before != current.status:
-            publish(session, api=API, event_type="ProductStateChangeEvent", resource_type="product",
-                    resource=render_product(current))
+            publish(
+                session,
+                api=API,
+                event_type="ProductStateChangeEvent",
+                resource_type="product",
+                resource=render_product(current),
+            )
     if moved:
-        publish(session, api=API, event_type="ProductAttributeValueChangeEvent", resource_type="product",
-                resource=render_product(current))
+        publish(
+            session,
+            api=API,
+            event_type="ProductAttributeValueChangeEvent",
+            resource_type="product",
+            resource=render_product(current),
+        )

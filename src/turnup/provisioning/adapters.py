@@ -70,15 +70,20 @@ class ProvisioningAdapter(Protocol):
 def check_result(adapter: str, operation: str, raw: Any) -> AdapterResult:
     """Validate an adapter's raw answer: ``{"status": "done", "networkRef": str|None, ...}``."""
     if not isinstance(raw, dict):
-        raise AdapterAnswerMalformed(f"adapter {adapter!r} {operation}: answer is not an object: {raw!r:.200}")
+        raise AdapterAnswerMalformed(
+            f"adapter {adapter!r} {operation}: answer is not an object: {raw!r:.200}"
+        )
     status = raw.get("status")
     if status != "done":
         raise AdapterAnswerMalformed(f"adapter {adapter!r} {operation}: unexpected status {status!r}")
     ref = raw.get("networkRef")
     if ref is not None and not isinstance(ref, str):
         raise AdapterAnswerMalformed(f"adapter {adapter!r} {operation}: networkRef must be a string")
-    return AdapterResult(status=status, network_ref=ref, details={k: v for k, v in raw.items()
-                                                                  if k not in ("status", "networkRef")})
+    return AdapterResult(
+        status=status,
+        network_ref=ref,
+        details={k: v for k, v in raw.items() if k not in ("status", "networkRef")},
+    )
 
 
 @lru_cache(maxsize=1)
@@ -98,8 +103,10 @@ class AdapterRegistry:
         if adapter is None:
             matches = [ep for ep in entry_points(group=ENTRY_POINT_GROUP) if ep.name == name]
             if not matches:
-                raise UnknownAdapter(f"no provisioning adapter named {name!r} is installed "
-                                     f"(installed: {', '.join(available_adapters()) or 'none'})")
+                raise UnknownAdapter(
+                    f"no provisioning adapter named {name!r} is installed "
+                    f"(installed: {', '.join(available_adapters()) or 'none'})"
+                )
             adapter = matches[0].load()(self.context)
             self._adapters[name] = adapter
         return adapter

@@ -40,8 +40,15 @@ def sign(secret: str, timestamp: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
 
 
-def verify(secret: str, timestamp: str, body: bytes, signature: str, *, max_age_seconds: float = 300,
-           now: float | None = None) -> bool:
+def verify(
+    secret: str,
+    timestamp: str,
+    body: bytes,
+    signature: str,
+    *,
+    max_age_seconds: float = 300,
+    now: float | None = None,
+) -> bool:
     """For endpoints (and tests): signature matches and the timestamp is recent."""
     try:
         age = abs((now if now is not None else time.time()) - float(timestamp))
@@ -81,36 +88,60 @@ class HttpAdapter:
         return self._post("status", request)
 
     def _post(self, operation: str, request: AdapterRequest) -> dict[str, Any]:
-        body = json.dumps({"operation": operation, "idempotencyKey": request.idempotency_key,
-                           "serviceId": request.service_id, "action": request.action,
-                           "parameters": request.parameters, "orderId": request.order_id},
-                          sort_keys=True, separators=(",", ":"), default=str).encode()
+        body = json.dumps(
+            {
+                "operation": operation,
+                "idempotencyKey": request.idempotency_key,
+                "serviceId": request.service_id,
+                "action": request.action,
+                "parameters": request.parameters,
+                "orderId": request.order_id,
+            },
+            sort_keys=True,
+            separators=(",", ":"),
+            default=str,
+        ).encode()
         timestamp = str(int(time.time()))
         http_request = urllib.request.Request(
-            f"{self.url}/{operation}", data=body, method="POST",
-            headers={"Content-Type": "application/json", IDEMPOTENCY_HEADER: request.idempotency_key,
-                     TIMESTAMP_HEADER: timestamp, SIGNATURE_HEADER: sign(self.secret, timestamp, body)})
+            f"{self.url}/{operation}",
+            data=body,
+            method="POST",
+            headers={
+                "Content-Type": "application/json",
+                IDEMPOTENCY_HEADER: request.idempotency_key,
+                TIMESTAMP_HEADER: timestamp,
+                SIGNATURE_HEADER: sign(self.secret, timestamp, body),
+            },
+        )
         try:
-            with urllib.request.urlopen(http_request, timeout=self.timeout_seconds) as response:  # noqa: S310
+            with urllib.request.urlopen(http_request, timeout=self.timeout_seconds) as response:
                 raw = response.read()
         except urllib.error.HTTPError as exc:
             detail = exc.read()[:300].decode(errors="replace")
             if exc.code >= 500 or exc.code in (408, 425, 429):
-                raise AdapterError(f"http adapter {operation}: endpoint answered {exc.code}: {detail}") from None
-            raise AdapterAnswerMalformed(f"http adapter {operation}: endpoint refused the request with "
-                                         f"{exc.code}: {detail}") from None
+                raise AdapterError(
+                    f"http adapter {operation}: endpoint answered {exc.code}: {detail}"
+                ) from None
+            raise AdapterAnswerMalformed(
+                f"http adapter {operation}: endpoint refused the request with {exc.code}: {detail}"
+            ) from None
         except (urllib.error.URLError, OSError) as exc:
             raise AdapterError(f"http adapter {operation}: {exc}") from None
         try:
             answer = json.loads(raw)
         except ValueError:
-            raise AdapterAnswerMalformed(f"http adapter {operation}: answer is not JSON: {raw[:200]!r}") from None
+            raise AdapterAnswerMalformed(
+                f"http adapter {operation}: answer is not JSON: {raw[:200]!r}"
+            ) from None
         return answer  # type: ignore[no-any-return]  (check_result validates the shape)
 
 
 def factory(context: AdapterContext) -> HttpAdapter:
     """Entry point ``http``."""
+
     def setting(name: str, default: str = "") -> str:
-        return str(context.settings.get(name) or os.environ.get(f"TURNUP_HTTP_ADAPTER_{name.upper()}") or default)
+        return str(
+            context.settings.get(name) or os.environ.get(f"TURNUP_HTTP_ADAPTER_{name.upper()}") or default
+        )
 
     return HttpAdapter(setting("url"), setting("secret"), float(setting("timeout_seconds", "10")))

@@ -13,9 +13,9 @@ from sqlalchemy.orm import Session
 from turnup.kernel import audit, clock
 from turnup.kernel.errors import Conflict, InvalidInput, NotFound
 from turnup.kernel.hrefs import href, iso
+from turnup.orchestration import runtime as orchestration
 from turnup.ordering import services as ordering
 from turnup.ordering.orm import PlanItem
-from turnup.orchestration import runtime as orchestration
 from turnup.provisioning.orm import FalloutEntry
 from turnup.service_inventory import services as inventory
 
@@ -29,7 +29,10 @@ def render_fallout(f: FalloutEntry) -> dict[str, Any]:
         "href": href(API, "fallout", f.id),
         "@type": "FalloutEntry",
         "state": f.state,
-        "productOrder": {"id": f.order_id, "href": href("productOrderingManagement", "productOrder", f.order_id)},
+        "productOrder": {
+            "id": f.order_id,
+            "href": href("productOrderingManagement", "productOrder", f.order_id),
+        },
         "planItemId": f.plan_item_id,
         "step": f.step,
         "error": f.error,
@@ -52,7 +55,9 @@ def resolve(session: Session, fallout_id: str, action: str, reason: str | None, 
     if entry is None:
         raise NotFound(f"fallout entry {fallout_id!r} not found")
     if entry.state != "open":
-        raise Conflict(f"fallout entry {fallout_id} is already {entry.state}", reason="Illegal state transition")
+        raise Conflict(
+            f"fallout entry {fallout_id} is already {entry.state}", reason="Illegal state transition"
+        )
     order = ordering.get_order(session, entry.order_id, lock=True)
     plan = session.get(PlanItem, entry.plan_item_id)
     now = clock.now()
@@ -61,23 +66,46 @@ def resolve(session: Session, fallout_id: str, action: str, reason: str | None, 
     entry.resolved_by = actor
     entry.resolved_at = now
     if action in ("retry", "skip") and order.state == "held":
-        ordering.transition(session, order, "inProgress", actor, f"fallout {entry.id}: {action}"
-                            + (f" ({reason})" if reason else ""))
+        ordering.transition(
+            session,
+            order,
+            "inProgress",
+            actor,
+            f"fallout {entry.id}: {action}" + (f" ({reason})" if reason else ""),
+        )
     if action == "skip" and plan is not None and entry.step in ("activate", "wait"):
         ordering.set_plan_state(session, plan, "cancelled")
         plan.skip_reason = reason
         plan.updated_at = now
         service = inventory.get_service(session, plan.service_id)
         if service.state == "designed":
-            inventory.change_state(session, service, "terminated", order_id=order.id,
-                                   order_item_id=plan.order_item_id, action="skip")
+            inventory.change_state(
+                session,
+                service,
+                "terminated",
+                order_id=order.id,
+                order_item_id=plan.order_item_id,
+                action="skip",
+            )
     if action == "abort":
         order.state_reason = f"aborting (fallout {entry.id}): {reason or 'no reason given'}"
         order.updated_at = now
-    audit.record(session, actor=actor, action=f"fallout.{action}", resource_type="falloutEntry",
-                 resource_id=entry.id, details={"orderId": order.id, "planItemId": entry.plan_item_id},
-                 comment=reason)
-    orchestration.send_in_transaction(session, url, entry.workflow_id, {"action": action, "reason": reason},
-                                      f"fallout:{entry.id}", idempotency_key=f"fallout:{entry.id}")
+    audit.record(
+        session,
+        actor=actor,
+        action=f"fallout.{action}",
+        resource_type="falloutEntry",
+        resource_id=entry.id,
+        details={"orderId": order.id, "planItemId": entry.plan_item_id},
+        comment=reason,
+    )
+    orchestration.send_in_transaction(
+        session,
+        url,
+        entry.workflow_id,
+        {"action": action, "reason": reason},
+        f"fallout:{entry.id}",
+        idempotency_key=f"fallout:{entry.id}",
+    )
     session.commit()
     return entry

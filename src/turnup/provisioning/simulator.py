@@ -46,8 +46,14 @@ def _draw(seed: int, key: str, failures: int) -> float:
 class NetworkSimulator:
     name = "network-simulator"
 
-    def __init__(self, sessions: sessionmaker[Session], *, latency_ms: float = 0.0, failure_rate: float = 0.0,
-                 seed: int = 0) -> None:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        *,
+        latency_ms: float = 0.0,
+        failure_rate: float = 0.0,
+        seed: int = 0,
+    ) -> None:
         if not 0.0 <= failure_rate <= 1.0:
             raise ValueError("failure_rate must be between 0 and 1")
         self.sessions = sessions
@@ -73,8 +79,9 @@ class NetworkSimulator:
 
     def status(self, request: AdapterRequest) -> dict[str, Any]:
         with self.sessions() as s:
-            rows = s.query(SimulatorLedgerEntry).filter_by(service_id=request.service_id,
-                                                           status="applied").all()
+            rows = (
+                s.query(SimulatorLedgerEntry).filter_by(service_id=request.service_id, status="applied").all()
+            )
             ops = sorted(rows, key=lambda r: r.applied_at or r.first_call_at)
             state = ops[-1].operation if ops else "absent"
         return {"status": "done", "networkRef": None, "lastOperation": state}
@@ -97,14 +104,22 @@ class NetworkSimulator:
             row = s.get(SimulatorLedgerEntry, key, with_for_update=True)
             now = clock.now()
             if row is None:
-                row = SimulatorLedgerEntry(idempotency_key=key, operation=operation,
-                                           service_id=request.service_id, status="failing",
-                                           parameters=dict(request.parameters), calls=0, failures=0,
-                                           first_call_at=now)
+                row = SimulatorLedgerEntry(
+                    idempotency_key=key,
+                    operation=operation,
+                    service_id=request.service_id,
+                    status="failing",
+                    parameters=dict(request.parameters),
+                    calls=0,
+                    failures=0,
+                    first_call_at=now,
+                )
                 s.add(row)
             if row.operation != operation or row.service_id != request.service_id:
-                raise AdapterError(f"simulator: idempotency key {key!r} was used for {row.operation} of "
-                                   f"service {row.service_id}, not {operation} of {request.service_id}")
+                raise AdapterError(
+                    f"simulator: idempotency key {key!r} was used for {row.operation} of "
+                    f"service {row.service_id}, not {operation} of {request.service_id}"
+                )
             row.calls += 1
             if row.status == "applied":
                 result = dict(row.result or {})
@@ -112,19 +127,24 @@ class NetworkSimulator:
                 return result
             fail_first = int(request.parameters.get("simulateFailFirst", 0))
             if row.failures < fail_first or (
-                    self.failure_rate > 0 and _draw(self.seed, key, row.failures) < self.failure_rate):
+                self.failure_rate > 0 and _draw(self.seed, key, row.failures) < self.failure_rate
+            ):
                 row.failures += 1
                 failures = row.failures
                 s.commit()
-                raise SimulatedOutage(f"simulator: network element unavailable ({operation} {key}, "
-                                      f"failure {failures})")
+                raise SimulatedOutage(
+                    f"simulator: network element unavailable ({operation} {key}, failure {failures})"
+                )
             row.status = "applied"
             row.applied_at = now
             if request.parameters.get("simulateMalformed"):
                 row.result = {"answer": "garbled"}
             else:
-                row.result = {"status": "done", "networkRef": f"sim-{request.service_id[:12]}",
-                              "operation": operation}
+                row.result = {
+                    "status": "done",
+                    "networkRef": f"sim-{request.service_id[:12]}",
+                    "operation": operation,
+                }
             result = dict(row.result)
             s.commit()
             return result
@@ -133,5 +153,9 @@ class NetworkSimulator:
 def factory(context: AdapterContext) -> NetworkSimulator:
     """Entry point ``network-simulator`` (and stand-in for adapters not built yet, e.g. ``voice-platform``)."""
     settings = SimulatorSettings()
-    return NetworkSimulator(context.sessions, latency_ms=settings.latency_ms,
-                            failure_rate=settings.failure_rate, seed=settings.seed)
+    return NetworkSimulator(
+        context.sessions,
+        latency_ms=settings.latency_ms,
+        failure_rate=settings.failure_rate,
+        seed=settings.seed,
+    )

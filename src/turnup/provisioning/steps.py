@@ -16,12 +16,17 @@ from sqlalchemy import select
 from turnup.kernel import audit, clock
 from turnup.kernel.ids import new_id
 from turnup.kernel.outbox import publish
+from turnup.orchestration import runtime as orchestration
 from turnup.ordering import services as ordering
 from turnup.ordering.orm import PlanItem, ProductOrder, ProductOrderItem
 from turnup.ordering.services import set_plan_state
-from turnup.orchestration import runtime as orchestration
 from turnup.provisioning.adapters import (
-    AdapterAnswerMalformed, AdapterContext, AdapterError, AdapterRegistry, AdapterRequest, UnknownAdapter,
+    AdapterAnswerMalformed,
+    AdapterContext,
+    AdapterError,
+    AdapterRegistry,
+    AdapterRequest,
+    UnknownAdapter,
 )
 from turnup.provisioning.orm import FalloutEntry
 from turnup.service_inventory import services as inventory
@@ -50,9 +55,11 @@ class RetryPolicy:
 
     @classmethod
     def from_env(cls) -> RetryPolicy:
-        return cls(max_attempts=int(os.environ.get("TURNUP_STEP_MAX_ATTEMPTS", "5")),
-                   base_seconds=float(os.environ.get("TURNUP_STEP_BACKOFF_SECONDS", "1.0")),
-                   cap_seconds=float(os.environ.get("TURNUP_STEP_BACKOFF_CAP_SECONDS", "60")))
+        return cls(
+            max_attempts=int(os.environ.get("TURNUP_STEP_MAX_ATTEMPTS", "5")),
+            base_seconds=float(os.environ.get("TURNUP_STEP_BACKOFF_SECONDS", "1.0")),
+            cap_seconds=float(os.environ.get("TURNUP_STEP_BACKOFF_CAP_SECONDS", "60")),
+        )
 
 
 _registry: AdapterRegistry | None = None
@@ -104,11 +111,25 @@ def _topological(plan: list[PlanItem]) -> list[PlanItem]:
 
 # --- activate / change / deactivate --------------------------------------------------------------------------
 # What a plan item's action needs of its service before the adapter call, and what it leaves it in.
-NEEDS = {"add": ("designed", "reserved", "active"), "modify": ("active",), "suspend": ("active",),
-         "resume": ("inactive",), "delete": ("active", "inactive"), "moveOut": ("active",), "moveIn": ("active",)}
+NEEDS = {
+    "add": ("designed", "reserved", "active"),
+    "modify": ("active",),
+    "suspend": ("active",),
+    "resume": ("inactive",),
+    "delete": ("active", "inactive"),
+    "moveOut": ("active",),
+    "moveIn": ("active",),
+}
 # Compensation (abort): the operation that undoes a completed plan item, or None when it cannot be undone.
-UNDO = {"add": "deactivate", "modify": "modify", "suspend": "resume", "resume": "suspend", "delete": None,
-        "moveOut": "activate", "moveIn": "deactivate"}  # a move undone: off the new site, back on the old
+UNDO = {
+    "add": "deactivate",
+    "modify": "modify",
+    "suspend": "resume",
+    "resume": "suspend",
+    "delete": None,
+    "moveOut": "activate",
+    "moveIn": "deactivate",
+}  # a move undone: off the new site, back on the old
 
 
 def activate_item(order_id: str, plan_item_id: str) -> str:
@@ -145,8 +166,10 @@ def _operate(order_id: str, plan_item_id: str, mode: str) -> str:
             if plan.state in ("completed", "cancelled"):
                 return plan.state  # done before (or skipped by staff)
             if service.state not in NEEDS[plan.action]:
-                error = (f"service {service.id} is {service.state}; a {plan.action} needs it "
-                         f"{' or '.join(NEEDS[plan.action])}")
+                error = (
+                    f"service {service.id} is {service.state}; a {plan.action} needs it "
+                    f"{' or '.join(NEEDS[plan.action])}"
+                )
                 _record_failure(plan_item_id, error)
                 raise StepFailedForGood(error)
             operation = ordering.OPERATIONS[plan.action]
@@ -159,8 +182,13 @@ def _operate(order_id: str, plan_item_id: str, mode: str) -> str:
             key = f"{plan.id}:{operation}" if plan.action == "add" else f"{plan.id}:undo-{operation}"
             if plan.action == "modify":
                 parameters = dict(plan.parameters.get(ordering.UNDO_KEY) or {})
-        request = AdapterRequest(idempotency_key=key, service_id=service.id, action=plan.adapter_action,
-                                 parameters=parameters, order_id=order_id)
+        request = AdapterRequest(
+            idempotency_key=key,
+            service_id=service.id,
+            action=plan.adapter_action,
+            parameters=parameters,
+            order_id=order_id,
+        )
         adapter_name, action = plan.adapter, plan.action
         timeout = _step_timeout(plan.parameters)
         s.rollback()  # no database transaction is held while the adapter works
@@ -169,7 +197,7 @@ def _operate(order_id: str, plan_item_id: str, mode: str) -> str:
     except (AdapterAnswerMalformed, UnknownAdapter) as exc:
         _record_failure(plan_item_id, str(exc))
         raise StepFailedForGood(str(exc)) from None
-    except Exception as exc:  # noqa: BLE001 (any adapter failure is retried by the workflow)
+    except Exception as exc:
         _record_failure(plan_item_id, f"{type(exc).__name__}: {exc}")
         raise StepFailed(f"{type(exc).__name__}: {exc}") from None
     with orchestration.step_session() as s:
@@ -181,10 +209,13 @@ def _operate(order_id: str, plan_item_id: str, mode: str) -> str:
         if mode == "do":
             if action == "add":
                 if service.state != "active":
-                    inventory.change_state(s, service, "active", action="add", network_ref=result.network_ref,
-                                           **ids)
+                    inventory.change_state(
+                        s, service, "active", action="add", network_ref=result.network_ref, **ids
+                    )
             elif action == "modify":
-                inventory.modify_characteristics(s, service, _adapter_parameters(dict(plan.parameters)), **ids)
+                inventory.modify_characteristics(
+                    s, service, _adapter_parameters(dict(plan.parameters)), **ids
+                )
             elif action == "suspend":
                 inventory.change_state(s, service, "inactive", action="suspend", **ids)
             elif action == "resume":
@@ -200,18 +231,23 @@ def _operate(order_id: str, plan_item_id: str, mode: str) -> str:
             if action == "add":
                 terminate(s, service, action="compensate", **ids)
             elif action == "modify":
-                inventory.modify_characteristics(s, service, dict(plan.parameters.get(ordering.UNDO_KEY) or {}),
-                                                 action="compensate", **ids)
+                inventory.modify_characteristics(
+                    s, service, dict(plan.parameters.get(ordering.UNDO_KEY) or {}), action="compensate", **ids
+                )
             elif action == "suspend":
                 inventory.change_state(s, service, "active", action="resume", **ids)
             elif action == "resume":
                 inventory.change_state(s, service, "inactive", action="suspend", **ids)
             elif action == "moveIn":  # back off the new site: the service's site is the old one again
-                inventory.move(s, service, plan.parameters.get(ordering.MOVE_FROM), phase="undo-moveIn", **ids)
+                inventory.move(
+                    s, service, plan.parameters.get(ordering.MOVE_FROM), phase="undo-moveIn", **ids
+                )
             elif action == "moveOut":  # active at the old site again
                 inventory.move(s, service, plan.parameters.get("siteId"), phase="undo-moveOut", **ids)
             set_plan_state(s, plan, "cancelled")
-            plan.skip_reason = "undone: order aborted" if action != "add" else "activation undone: order aborted"
+            plan.skip_reason = (
+                "undone: order aborted" if action != "add" else "activation undone: order aborted"
+            )
         plan.attempts += 1
         plan.started_at = plan.started_at or now
         plan.updated_at = now
@@ -223,10 +259,13 @@ def terminate(s: Any, service: Any, *, action: str, order_id: str, order_item_id
     """A service this order created ends (compensation, abort, cancellation): terminated, and the resources
     assigned to it (from the order's reservations) released — no leak when an order does not complete."""
     if service.state != "terminated":
-        inventory.change_state(s, service, "terminated", action=action, order_id=order_id,
-                               order_item_id=order_item_id)
+        inventory.change_state(
+            s, service, "terminated", action=action, order_id=order_id, order_item_id=order_item_id
+        )
         if service.resources:
-            inventory.release_resources(s, service, actor=ACTOR, order_id=order_id, order_item_id=order_item_id)
+            inventory.release_resources(
+                s, service, actor=ACTOR, order_id=order_id, order_item_id=order_item_id
+            )
 
 
 def _assign(s: Any, plan: PlanItem) -> str:
@@ -238,8 +277,9 @@ def _assign(s: Any, plan: PlanItem) -> str:
     plan_item_id = plan.id
     try:
         service = inventory.get_service(s, plan.service_id)
-        inventory.assign_reservation(s, service, dict(plan.parameters["reservation"]), order_id=plan.order_id,
-                                     actor=ACTOR)
+        inventory.assign_reservation(
+            s, service, dict(plan.parameters["reservation"]), order_id=plan.order_id, actor=ACTOR
+        )
     except TurnupError as exc:
         s.rollback()
         _record_failure(plan_item_id, exc.message)
@@ -264,12 +304,14 @@ def settle_resources(s: Any, plan: list[PlanItem], order_id: str) -> None:
         service = inventory.get_service(s, p.service_id)
         savepoint = s.begin_nested()
         try:
-            inventory.assign_reservation(s, service, dict(p.parameters["reservation"]), order_id=order_id,
-                                         actor=ACTOR)
+            inventory.assign_reservation(
+                s, service, dict(p.parameters["reservation"]), order_id=order_id, actor=ACTOR
+            )
             savepoint.commit()
             if service.state == "terminated":
-                inventory.release_resources(s, service, actor=ACTOR, order_id=order_id,
-                                            order_item_id=p.order_item_id)
+                inventory.release_resources(
+                    s, service, actor=ACTOR, order_id=order_id, order_item_id=p.order_item_id
+                )
         except TurnupError as exc:
             savepoint.rollback()
             p.last_error = exc.message
@@ -304,7 +346,7 @@ def _call_with_timeout(adapter_name: str, operation: str, request: AdapterReques
     def work() -> None:
         try:
             box["result"] = adapters().call(adapter_name, operation, request)
-        except BaseException as exc:  # noqa: BLE001 (handed to the caller)
+        except BaseException as exc:
             box["error"] = exc
         finally:
             done.set()
@@ -355,40 +397,76 @@ def raise_jeopardy(order_id: str, plan_item_id: str, count: int, waited_seconds:
         order = ordering.get_order(s, order_id)
         plan = s.get(PlanItem, plan_item_id)
         assert plan is not None
-        alert = {"id": f"{plan_item_id}-{count}", "@type": "JeopardyAlert", "name": f"{plan.kind} late",
-                 "jeopardyType": "hazard", "alertDate": clock.now().isoformat(),
-                 "message": f"{plan.adapter_action} not reported within {waited_seconds:g}s "
-                            f"(jeopardy {count})",
-                 "planItemId": plan_item_id, "awaitedEvent": plan.adapter_action, "count": count}
-        publish(s, api=API, event_type="ProductOrderJeopardyEvent", resource_type="productOrder",
-                resource=render_order(order) | {"jeopardyAlert": [alert]})
-        audit.record(s, actor=ACTOR, action="productOrder.jeopardy", resource_type="productOrder",
-                     resource_id=order_id, details=alert)
+        alert = {
+            "id": f"{plan_item_id}-{count}",
+            "@type": "JeopardyAlert",
+            "name": f"{plan.kind} late",
+            "jeopardyType": "hazard",
+            "alertDate": clock.now().isoformat(),
+            "message": f"{plan.adapter_action} not reported within {waited_seconds:g}s (jeopardy {count})",
+            "planItemId": plan_item_id,
+            "awaitedEvent": plan.adapter_action,
+            "count": count,
+        }
+        publish(
+            s,
+            api=API,
+            event_type="ProductOrderJeopardyEvent",
+            resource_type="productOrder",
+            resource=render_order(order) | {"jeopardyAlert": [alert]},
+        )
+        audit.record(
+            s,
+            actor=ACTOR,
+            action="productOrder.jeopardy",
+            resource_type="productOrder",
+            resource_id=order_id,
+            details=alert,
+        )
         s.commit()
 
 
 # --- fallout --------------------------------------------------------------------------------------------------
-def open_fallout(order_id: str, plan_item_id: str, workflow_id: str, step: str, error: str,
-                 attempts: int) -> str:
+def open_fallout(
+    order_id: str, plan_item_id: str, workflow_id: str, step: str, error: str, attempts: int
+) -> str:
     """Record a step that failed for good in the fallout queue and hold the order."""
     with orchestration.step_session() as s:
-        existing = s.scalars(select(FalloutEntry).where(
-            FalloutEntry.plan_item_id == plan_item_id, FalloutEntry.step == step,
-            FalloutEntry.state == "open")).first()
+        existing = s.scalars(
+            select(FalloutEntry).where(
+                FalloutEntry.plan_item_id == plan_item_id,
+                FalloutEntry.step == step,
+                FalloutEntry.state == "open",
+            )
+        ).first()
         if existing is not None:
             return existing.id
         order = ordering.get_order(s, order_id, lock=True)
-        entry = FalloutEntry(id=new_id(), order_id=order_id, plan_item_id=plan_item_id, workflow_id=workflow_id,
-                             step=step, error=error[:4000], attempts=attempts, state="open",
-                             opened_at=clock.now())
+        entry = FalloutEntry(
+            id=new_id(),
+            order_id=order_id,
+            plan_item_id=plan_item_id,
+            workflow_id=workflow_id,
+            step=step,
+            error=error[:4000],
+            attempts=attempts,
+            state="open",
+            opened_at=clock.now(),
+        )
         s.add(entry)
         plan = s.get(PlanItem, plan_item_id)
         if plan is not None and step in ("activate", "wait"):
             set_plan_state(s, plan, "held")
         if order.state == "inProgress":
             ordering.transition(s, order, "held", ACTOR, f"fallout {entry.id}: {step} failed: {error[:300]}")
-        audit.record(s, actor=ACTOR, action="fallout.open", resource_type="falloutEntry", resource_id=entry.id,
-                     details={"orderId": order_id, "planItemId": plan_item_id, "step": step})
+        audit.record(
+            s,
+            actor=ACTOR,
+            action="fallout.open",
+            resource_type="falloutEntry",
+            resource_id=entry.id,
+            details={"orderId": order_id, "planItemId": plan_item_id, "step": step},
+        )
         s.commit()
         return entry.id
 
@@ -423,14 +501,17 @@ def finish_order(order_id: str, aborted: bool) -> str:
         else:
             final = "failed"
         if order.state != "inProgress":  # held/pending: resume first (TMF622 has no held -> completed)
-            ordering.transition(s, order, "inProgress" if not aborted else "failed", ACTOR,
-                                "aborted from the fallout queue" if aborted else None)
+            ordering.transition(
+                s,
+                order,
+                "inProgress" if not aborted else "failed",
+                ACTOR,
+                "aborted from the fallout queue" if aborted else None,
+            )
         if order.state != final:
             ordering.transition(s, order, final, ACTOR)
         s.commit()
         return final
-
-
 
 
 # --- cancellation ---------------------------------------------------------------------------------------------

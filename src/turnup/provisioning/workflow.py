@@ -55,8 +55,9 @@ def jeopardy_step(order_id: str, plan_item_id: str, count: int, waited: float) -
 
 
 @DBOS.step(name="order.openFallout")
-def open_fallout_step(order_id: str, plan_item_id: str, workflow_id: str, step: str, error: str,
-                      attempts: int) -> str:
+def open_fallout_step(
+    order_id: str, plan_item_id: str, workflow_id: str, step: str, error: str, attempts: int
+) -> str:
     return steps.open_fallout(order_id, plan_item_id, workflow_id, step, error, attempts)
 
 
@@ -70,8 +71,9 @@ def finish_step(order_id: str, aborted: bool) -> str:
     return steps.finish_order(order_id, aborted)
 
 
-def _decide(order_id: str, plan_item_id: str, step: str, error: str, attempts: int,
-            policy: RetryPolicy) -> str:
+def _decide(
+    order_id: str, plan_item_id: str, step: str, error: str, attempts: int, policy: RetryPolicy
+) -> str:
     """Open a fallout entry and wait (durably) for staff: retry | skip | abort."""
     workflow_id = DBOS.workflow_id or ""
     fallout_id = open_fallout_step(order_id, plan_item_id, workflow_id, step, error, attempts)
@@ -100,9 +102,14 @@ def _wait(order_id: str, plan_item_id: str, spec: dict[str, Any], policy: RetryP
         jeopardies += 1
         jeopardy_step(order_id, plan_item_id, jeopardies, timeout * jeopardies)
         if spec.get("onTimeout") == "fallout" or jeopardies >= max_jeopardies:
-            action = _decide(order_id, plan_item_id, "wait",
-                             f"{spec.get('event')} not reported after {jeopardies} jeopardy alert(s)",
-                             jeopardies, policy)
+            action = _decide(
+                order_id,
+                plan_item_id,
+                "wait",
+                f"{spec.get('event')} not reported after {jeopardies} jeopardy alert(s)",
+                jeopardies,
+                policy,
+            )
             if action == "retry":
                 jeopardies = 0
                 continue
@@ -119,7 +126,7 @@ def _run(order_id: str, plan_item_id: str, operation: str, policy: RetryPolicy) 
             if step(order_id, plan_item_id) == steps.CANCELLING:
                 return "cancelled"
             return "done"
-        except Exception as exc:  # noqa: BLE001 (the step's recorded error, replayed identically)
+        except Exception as exc:
             if not isinstance(exc, StepFailedForGood) and attempt < policy.max_attempts:
                 DBOS.sleep(policy.backoff(attempt))
                 continue

@@ -62,26 +62,41 @@ def _applies_to(rule: ApprovalRule, line: PricedLine, customer: Customer) -> boo
 
 
 def active_rules(session: Session) -> list[ApprovalRule]:
-    return list(session.scalars(select(ApprovalRule).where(ApprovalRule.active.is_(True))
-                                .order_by(ApprovalRule.priority, ApprovalRule.name)))
+    return list(
+        session.scalars(
+            select(ApprovalRule)
+            .where(ApprovalRule.active.is_(True))
+            .order_by(ApprovalRule.priority, ApprovalRule.name)
+        )
+    )
 
 
 def check_discount_ceilings(session: Session, customer: Customer, lines: list[PricedLine]) -> None:
     rules = active_rules(session)
     for line in lines:
         ceilings = [line.approval_threshold if line.approval_threshold is not None else Decimal(0)]
-        ceilings += [Decimal(r.max_discount_percent) for r in rules
-                     if r.max_discount_percent is not None and _applies_to(r, line, customer)]
+        ceilings += [
+            Decimal(r.max_discount_percent)
+            for r in rules
+            if r.max_discount_percent is not None and _applies_to(r, line, customer)
+        ]
         ceiling = max(ceilings)
         if line.requested_discount > ceiling:
             raise InvalidInput(
                 f"quoteItem[{line.index}].discountPercent: {_pct(line.requested_discount)} on "
                 f"{line.offering.name!r} exceeds the largest discount any approval rule can approve "
-                f"({_pct(ceiling)})", reason="Discount beyond approval rules")
+                f"({_pct(ceiling)})",
+                reason="Discount beyond approval rules",
+            )
 
 
-def required_chain(session: Session, customer: Customer, lines: list[PricedLine], contract_value: Decimal,
-                   margin: Decimal | None) -> list[Step]:
+def required_chain(
+    session: Session,
+    customer: Customer,
+    lines: list[PricedLine],
+    contract_value: Decimal,
+    margin: Decimal | None,
+) -> list[Step]:
     """The ordered approval steps a priced quote needs (empty: no approval needed)."""
     steps: dict[str, Step] = {}
 
@@ -101,8 +116,10 @@ def required_chain(session: Session, customer: Customer, lines: list[PricedLine]
             limit = Decimal(str(cond["discountPercentOver"]))
             if max_line.requested_discount <= limit:
                 continue
-            reasons.append(f"quoteItem[{max_line.index}] discount {_pct(max_line.requested_discount)} "
-                           f"is over {_pct(limit)}")
+            reasons.append(
+                f"quoteItem[{max_line.index}] discount {_pct(max_line.requested_discount)} "
+                f"is over {_pct(limit)}"
+            )
         if "dealValueOver" in cond:
             limit = Decimal(str(cond["dealValueOver"]))
             if contract_value <= limit:
@@ -128,13 +145,17 @@ def required_chain(session: Session, customer: Customer, lines: list[PricedLine]
     if not steps:
         for line in lines:
             if line.approval_threshold is not None and line.requested_discount > line.approval_threshold:
-                add(DEFAULT_ROLE, f"quoteItem[{line.index}] discount {_pct(line.requested_discount)} is over the "
-                                  f"catalog threshold {_pct(line.approval_threshold)} for {line.offering.name!r}",
-                    None)
+                add(
+                    DEFAULT_ROLE,
+                    f"quoteItem[{line.index}] discount {_pct(line.requested_discount)} is over the "
+                    f"catalog threshold {_pct(line.approval_threshold)} for {line.offering.name!r}",
+                    None,
+                )
     return list(steps.values())
 
 
 # --- rule management ------------------------------------------------------------------------------------
+
 
 def get_rule(session: Session, rule_id: str) -> ApprovalRule:
     rule = session.get(ApprovalRule, rule_id)
@@ -164,15 +185,34 @@ def _create(session: Session, data: ApprovalRuleCreate, actor: str) -> ApprovalR
     if session.scalar(select(ApprovalRule).where(ApprovalRule.name == data.name)) is not None:
         raise Conflict(f"name: an approval rule named {data.name!r} already exists")
     now = clock.now()
-    rule = ApprovalRule(id=new_id(), name=data.name, priority=data.priority, active=data.active, conditions={},
-                        chain=[], created_at=now, updated_at=now)
+    rule = ApprovalRule(
+        id=new_id(),
+        name=data.name,
+        priority=data.priority,
+        active=data.active,
+        conditions={},
+        chain=[],
+        created_at=now,
+        updated_at=now,
+    )
     _apply(rule, data, set(ApprovalRuleCreate.model_fields))
     session.add(rule)
     session.flush()
-    audit.record(session, actor=actor, action="approvalRule.create", resource_type="approvalRule",
-                 resource_id=rule.id, details=render_rule(rule))
-    publish(session, api=APPROVAL_API, event_type="ApprovalRuleCreateEvent", resource_type="approvalRule",
-            resource=render_rule(rule))
+    audit.record(
+        session,
+        actor=actor,
+        action="approvalRule.create",
+        resource_type="approvalRule",
+        resource_id=rule.id,
+        details=render_rule(rule),
+    )
+    publish(
+        session,
+        api=APPROVAL_API,
+        event_type="ApprovalRuleCreateEvent",
+        resource_type="approvalRule",
+        resource=render_rule(rule),
+    )
     return rule
 
 
@@ -182,16 +222,32 @@ def create_rule(session: Session, data: ApprovalRuleCreate, actor: str) -> Appro
     return rule
 
 
-def _update(session: Session, rule: ApprovalRule, data: ApprovalRuleCreate | ApprovalRuleUpdate,
-            fields: set[str], actor: str) -> ApprovalRule:
+def _update(
+    session: Session,
+    rule: ApprovalRule,
+    data: ApprovalRuleCreate | ApprovalRuleUpdate,
+    fields: set[str],
+    actor: str,
+) -> ApprovalRule:
     before = render_rule(rule)
     _apply(rule, data, fields)
     rule.updated_at = clock.now()
     session.flush()
-    audit.record(session, actor=actor, action="approvalRule.update", resource_type="approvalRule",
-                 resource_id=rule.id, details={"before": before, "after": render_rule(rule)})
-    publish(session, api=APPROVAL_API, event_type="ApprovalRuleAttributeValueChangeEvent",
-            resource_type="approvalRule", resource=render_rule(rule))
+    audit.record(
+        session,
+        actor=actor,
+        action="approvalRule.update",
+        resource_type="approvalRule",
+        resource_id=rule.id,
+        details={"before": before, "after": render_rule(rule)},
+    )
+    publish(
+        session,
+        api=APPROVAL_API,
+        event_type="ApprovalRuleAttributeValueChangeEvent",
+        resource_type="approvalRule",
+        resource=render_rule(rule),
+    )
     return rule
 
 
@@ -205,10 +261,21 @@ def delete_rule(session: Session, rule_id: str, actor: str) -> None:
     rule = get_rule(session, rule_id)
     document = render_rule(rule)
     session.delete(rule)
-    audit.record(session, actor=actor, action="approvalRule.delete", resource_type="approvalRule",
-                 resource_id=rule_id, details=document)
-    publish(session, api=APPROVAL_API, event_type="ApprovalRuleDeleteEvent", resource_type="approvalRule",
-            resource=document)
+    audit.record(
+        session,
+        actor=actor,
+        action="approvalRule.delete",
+        resource_type="approvalRule",
+        resource_id=rule_id,
+        details=document,
+    )
+    publish(
+        session,
+        api=APPROVAL_API,
+        event_type="ApprovalRuleDeleteEvent",
+        resource_type="approvalRule",
+        resource=document,
+    )
     session.commit()
 
 
@@ -240,7 +307,8 @@ def import_rules(session: Session, data: ApprovalRuleImport | str, actor: str) -
         if existing is None:
             result["created"].append(_create(session, rule_in, actor).id)
         else:
-            result["updated"].append(_update(session, existing, rule_in, set(ApprovalRuleCreate.model_fields),
-                                             actor).id)
+            result["updated"].append(
+                _update(session, existing, rule_in, set(ApprovalRuleCreate.model_fields), actor).id
+            )
     session.commit()
     return result

@@ -42,9 +42,14 @@ from turnup.kernel.hrefs import iso
 from turnup.quoting.orm import Quote, QuoteItem
 from turnup.quoting.pricing import PricedLine, Requirement
 
-LOGICAL = {"ipv4Prefix": ("ipPrefix", "ipv4"), "ipv6Prefix": ("ipPrefix", "ipv6"), "vlan": ("vlan", "vlan"),
-           "asn": ("asn", "asn"), "circuitId": ("identifier", "identifier"),
-           "phoneNumber": ("telephoneNumber", None)}
+LOGICAL = {
+    "ipv4Prefix": ("ipPrefix", "ipv4"),
+    "ipv6Prefix": ("ipPrefix", "ipv6"),
+    "vlan": ("vlan", "vlan"),
+    "asn": ("asn", "asn"),
+    "circuitId": ("identifier", "identifier"),
+    "phoneNumber": ("telephoneNumber", None),
+}
 _ITEM_REF = re.compile(r"reservationItem\[(\d+)\]\.?")
 
 
@@ -71,12 +76,16 @@ def _stock_region(session: Session, site: Site, regions: set[str]) -> str | None
     return None
 
 
-def _pool(session: Session, resource_type: str, site: Site, purpose: str | None, prefix_length: int | None
-          ) -> LogicalSpace | None:
+def _pool(
+    session: Session, resource_type: str, site: Site, purpose: str | None, prefix_length: int | None
+) -> LogicalSpace | None:
     names = {n.lower() for n in (site.name, site.city, site.region) if n}
     best: tuple[tuple[int, int, str], LogicalSpace] | None = None
-    for space in session.scalars(select(LogicalSpace).where(LogicalSpace.resource_type == resource_type,
-                                                           LogicalSpace.role.in_(("pool", "subnet")))):
+    for space in session.scalars(
+        select(LogicalSpace).where(
+            LogicalSpace.resource_type == resource_type, LogicalSpace.role.in_(("pool", "subnet"))
+        )
+    ):
         if space.site and space.site.lower() not in names:
             continue
         if purpose and space.purpose and space.purpose != purpose:
@@ -96,8 +105,9 @@ def _logical_line(session: Session, line: PricedLine, need: Requirement) -> Rese
     if kind == "telephoneNumber":
         area = need.parameters.get("area", "buyer")
         if area == "buyer":
-            area = line.characteristics.get("numberArea") or (site.region if (site.region or "").isdigit()
-                                                              else None)
+            area = line.characteristics.get("numberArea") or (
+                site.region if (site.region or "").isdigit() else None
+            )
         params: dict[str, Any] = {"country": site.country}
         if area:
             params["pattern"] = str(area).lstrip("0") + "*"
@@ -116,8 +126,11 @@ def _logical_line(session: Session, line: PricedLine, need: Requirement) -> Rese
     pool = _pool(session, resource_type, site, purpose, length)
     if pool is None:
         wanted = f" with purpose {purpose!r}" if purpose else ""
-        raise Conflict(f"{_what(line)}: no {resource_type} pool{wanted} serves site {site.name!r} "
-                       f"(needed for {need.kind} of {need.specification!r})", reason="No resource pool")
+        raise Conflict(
+            f"{_what(line)}: no {resource_type} pool{wanted} serves site {site.name!r} "
+            f"(needed for {need.kind} of {need.specification!r})",
+            reason="No resource pool",
+        )
     params = {"poolId": pool.id}
     if length is not None:
         params["prefixLength"] = int(length)
@@ -126,8 +139,13 @@ def _logical_line(session: Session, line: PricedLine, need: Requirement) -> Rese
 
 def plan(session: Session, lines: list[PricedLine]) -> HoldPlan:
     """Turn every line's requirements into reservation lines (nothing is reserved yet)."""
-    regions = set(session.scalars(select(Location.region).where(Location.location_type.in_(STOCK_HOLDING),
-                                                               Location.region.is_not(None)).distinct()))
+    regions = set(
+        session.scalars(
+            select(Location.region)
+            .where(Location.location_type.in_(STOCK_HOLDING), Location.region.is_not(None))
+            .distinct()
+        )
+    )
     result = HoldPlan([], [])
     for line in lines:
         for need in line.requirements:
@@ -135,11 +153,20 @@ def plan(session: Session, lines: list[PricedLine]) -> HoldPlan:
             if need.kind == "physical":
                 region = _stock_region(session, line.site, regions)
                 if region is None:
-                    raise Conflict(f"{_what(line)}: no stock location serves site {line.site.name!r} "
-                                   f"(region {line.site.region!r}, city {line.site.city!r}, country "
-                                   f"{line.site.country!r}) for SKU {need.sku!r}", reason="No stock location")
-                result.physical.append((planned, LineRequest(sku=need.sku or "", quantity=need.quantity
-                                                             * line.quantity, region=region)))
+                    raise Conflict(
+                        f"{_what(line)}: no stock location serves site {line.site.name!r} "
+                        f"(region {line.site.region!r}, city {line.site.city!r}, country "
+                        f"{line.site.country!r}) for SKU {need.sku!r}",
+                        reason="No stock location",
+                    )
+                result.physical.append(
+                    (
+                        planned,
+                        LineRequest(
+                            sku=need.sku or "", quantity=need.quantity * line.quantity, region=region
+                        ),
+                    )
+                )
             else:
                 reserve_line = _logical_line(session, line, need)
                 for _ in range(need.quantity * line.quantity):
@@ -147,7 +174,9 @@ def plan(session: Session, lines: list[PricedLine]) -> HoldPlan:
     return result
 
 
-def place(session: Session, quote: Quote, items: list[QuoteItem], lines: list[PricedLine], actor: str) -> None:
+def place(
+    session: Session, quote: Quote, items: list[QuoteItem], lines: list[PricedLine], actor: str
+) -> None:
     """Hold everything the lines need until the quote expires, or raise naming the line (caller rolls back)."""
     holds = plan(session, lines)
     per_item: dict[int, list[dict[str, Any]]] = {line.index: [] for line in lines}
@@ -156,31 +185,58 @@ def place(session: Session, quote: Quote, items: list[QuoteItem], lines: list[Pr
     if holds.physical:
         try:
             view = physical.create_reservation(
-                session, ReservationCreate(lines=[r for _, r in holds.physical], expiresAt=expires,
-                                           customerId=quote.customer_id, quoteId=quote.id), actor, commit=False)
+                session,
+                ReservationCreate(
+                    lines=[r for _, r in holds.physical],
+                    expiresAt=expires,
+                    customerId=quote.customer_id,
+                    quoteId=quote.id,
+                ),
+                actor,
+                commit=False,
+            )
         except TurnupError as exc:
             raise _physical_refusal(exc, holds) from None
         quote.stock_reservation_id = view.id
         for lv in view.lines:
             planned = holds.physical[lv.line.line_no][0]
-            per_item[planned.line.index].append({
-                "resource": "stock", "sku": lv.sku_code, "quantity": lv.line.quantity, "location": lv.location_code,
-                "expiresAt": iso(expires), "specification": planned.requirement.specification,
-                "reservation": {"id": view.id, "@referredType": "ReserveProductStock"}})
+            per_item[planned.line.index].append(
+                {
+                    "resource": "stock",
+                    "sku": lv.sku_code,
+                    "quantity": lv.line.quantity,
+                    "location": lv.location_code,
+                    "expiresAt": iso(expires),
+                    "specification": planned.requirement.specification,
+                    "reservation": {"id": view.id, "@referredType": "ReserveProductStock"},
+                }
+            )
     if holds.logical:
         try:
-            reservation = logical.reserve(session, [r for _, r in holds.logical], expires, actor,
-                                          description=f"quote {quote.id}", related_party=quote.customer_id,
-                                          commit=False)
+            reservation = logical.reserve(
+                session,
+                [r for _, r in holds.logical],
+                expires,
+                actor,
+                description=f"quote {quote.id}",
+                related_party=quote.customer_id,
+                commit=False,
+            )
         except TurnupError as exc:
             raise _logical_refusal(exc, holds) from None
         quote.logical_reservation_id = reservation.id
         for item in sorted(reservation.items, key=lambda i: i.line_no):
             planned = holds.logical[item.line_no][0]
-            per_item[planned.line.index].append({
-                "resource": planned.requirement.kind, "value": item.value, "quantity": 1,
-                "expiresAt": iso(expires), "specification": planned.requirement.specification,
-                "reservation": {"id": reservation.id, "@referredType": "ResourceReservation"}})
+            per_item[planned.line.index].append(
+                {
+                    "resource": planned.requirement.kind,
+                    "value": item.value,
+                    "quantity": 1,
+                    "expiresAt": iso(expires),
+                    "specification": planned.requirement.specification,
+                    "reservation": {"id": reservation.id, "@referredType": "ResourceReservation"},
+                }
+            )
     for item in items:
         item.holds = per_item.get(item.position, [])
     quote.holds_state = "held" if (holds.physical or holds.logical) else None
@@ -194,21 +250,31 @@ def _physical_refusal(exc: TurnupError, holds: HoldPlan) -> TurnupError:
     for short in exc.details:
         planned = holds.physical[int(short["line"])][0]
         where = f"in region {short['region']}" if short.get("region") else f"at {short.get('location')}"
-        parts.append(f"{_what(planned.line)}: SKU {short['sku']} {where}: requested {short['requested']}, "
-                     f"available {short['available']}")
+        parts.append(
+            f"{_what(planned.line)}: SKU {short['sku']} {where}: requested {short['requested']}, "
+            f"available {short['available']}"
+        )
         details.append({**short, "quoteItem": planned.line.index, "offering": planned.line.offering.name})
-    return Conflict("insufficient stock to hold the quote: " + "; ".join(parts), reason="Insufficient stock",
-                    details=details)
+    return Conflict(
+        "insufficient stock to hold the quote: " + "; ".join(parts),
+        reason="Insufficient stock",
+        details=details,
+    )
 
 
 def _logical_refusal(exc: TurnupError, holds: HoldPlan) -> TurnupError:
     found = _ITEM_REF.search(exc.message)
     planned = holds.logical[int(found.group(1)) if found else 0][0]
-    message = _ITEM_REF.sub(_what(planned.line) + ": ", exc.message, count=1) if found else \
-        f"{_what(planned.line)}: {exc.message}"
-    error = Conflict(f"{message} ({planned.requirement.kind} for {planned.requirement.specification!r})",
-                     reason=exc.reason if isinstance(exc, Conflict) else "Resource unavailable",
-                     details={"quoteItem": planned.line.index, "resource": planned.requirement.kind})
+    message = (
+        _ITEM_REF.sub(_what(planned.line) + ": ", exc.message, count=1)
+        if found
+        else f"{_what(planned.line)}: {exc.message}"
+    )
+    error = Conflict(
+        f"{message} ({planned.requirement.kind} for {planned.requirement.specification!r})",
+        reason=exc.reason if isinstance(exc, Conflict) else "Resource unavailable",
+        details={"quoteItem": planned.line.index, "resource": planned.requirement.kind},
+    )
     return error
 
 
@@ -243,8 +309,9 @@ def lost(session: Session, quote: Quote, now: datetime | None = None) -> str | N
     return None
 
 
-def commit(session: Session, quote: Quote, items: list[QuoteItem], order_id: str, actor: str
-           ) -> list[dict[str, Any]]:
+def commit(
+    session: Session, quote: Quote, items: list[QuoteItem], order_id: str, actor: str
+) -> list[dict[str, Any]]:
     """Convert the holds into allocations for ``order_id``; raise naming the line when a hold was lost."""
     refs: list[dict[str, Any]] = []
     try:
@@ -252,12 +319,15 @@ def commit(session: Session, quote: Quote, items: list[QuoteItem], order_id: str
             physical.commit_reservation(session, quote.stock_reservation_id, order_id, actor, commit=False)
             refs.append({"id": quote.stock_reservation_id, "@referredType": "ReserveProductStock"})
         if quote.logical_reservation_id:
-            logical.commit(session, quote.logical_reservation_id, actor, service_id=f"order:{order_id}",
-                           commit_now=False)
+            logical.commit(
+                session, quote.logical_reservation_id, actor, service_id=f"order:{order_id}", commit_now=False
+            )
             refs.append({"id": quote.logical_reservation_id, "@referredType": "ResourceReservation"})
     except TurnupError as exc:
-        raise Conflict(f"{first_held_line(items)}: holds were lost: {exc.message}; re-price the quote",
-                       reason="Holds lost") from None
+        raise Conflict(
+            f"{first_held_line(items)}: holds were lost: {exc.message}; re-price the quote",
+            reason="Holds lost",
+        ) from None
     quote.holds_state = "committed"
     return refs
 

@@ -91,11 +91,19 @@ class Component:
     net_amount: Decimal  # rounded
 
 
-def component(name: str, price_type: str, unit_price: Decimal, quantity: Decimal,
-              discount_percent: Decimal) -> Component:
+def component(
+    name: str, price_type: str, unit_price: Decimal, quantity: Decimal, discount_percent: Decimal
+) -> Component:
     list_amount = q2(unit_price * quantity)
-    return Component(name, price_type, unit_price, quantity, discount_percent, list_amount,
-                     discounted(list_amount, discount_percent))
+    return Component(
+        name,
+        price_type,
+        unit_price,
+        quantity,
+        discount_percent,
+        list_amount,
+        discounted(list_amount, discount_percent),
+    )
 
 
 @dataclass(frozen=True)
@@ -114,14 +122,23 @@ class Totals:
 def totals(components: Sequence[Component]) -> Totals:
     def s(kind: str, attr: str) -> Decimal:
         return sum((getattr(c, attr) for c in components if c.price_type == kind), ZERO)
-    return Totals(recurring=s("recurring", "net_amount"), one_time=s("oneTime", "net_amount"),
-                  usage=s("usage", "net_amount"), recurring_list=s("recurring", "list_amount"),
-                  one_time_list=s("oneTime", "list_amount"))
+
+    return Totals(
+        recurring=s("recurring", "net_amount"),
+        one_time=s("oneTime", "net_amount"),
+        usage=s("usage", "net_amount"),
+        recurring_list=s("recurring", "list_amount"),
+        one_time_list=s("oneTime", "list_amount"),
+    )
 
 
 def add_totals(parts: Sequence[Totals]) -> Totals:
-    return Totals(*(sum((getattr(p, f) for p in parts), ZERO)
-                    for f in ("recurring", "one_time", "usage", "recurring_list", "one_time_list")))
+    return Totals(
+        *(
+            sum((getattr(p, f) for p in parts), ZERO)
+            for f in ("recurring", "one_time", "usage", "recurring_list", "one_time_list")
+        )
+    )
 
 
 def money_text(value: Decimal) -> str:

@@ -19,8 +19,10 @@ Percent = Numeric(7, 4, asdecimal=True)
 class Quote(Base):
     __tablename__ = "quote"
     __table_args__ = (
-        CheckConstraint("state IN ('inProgress', 'pending', 'approved', 'cancelled', 'accepted', 'rejected')",
-                        name="state"),
+        CheckConstraint(
+            "state IN ('inProgress', 'pending', 'approved', 'cancelled', 'accepted', 'rejected')",
+            name="state",
+        ),
         CheckConstraint("contract_term_months >= 1", name="term"),
     )
 
@@ -49,7 +51,9 @@ class Quote(Base):
     logical_reservation_id: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
     holds_state: Mapped[str | None] = mapped_column(String(20), nullable=True)  # held|released|committed
     # approval
-    approval_status: Mapped[str | None] = mapped_column(String(20), nullable=True)  # notRequired|required|approved|rejected
+    approval_status: Mapped[str | None] = mapped_column(
+        String(20), nullable=True
+    )  # notRequired|required|approved|rejected
     # export compliance
     compliance_hold: Mapped[bool] = mapped_column(Boolean, default=False)
     compliance_case_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
@@ -62,11 +66,14 @@ class Quote(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
-    items: Mapped[list[QuoteItem]] = relationship(order_by="QuoteItem.position", cascade="all, delete-orphan",
-                                                  lazy="selectin")
+    items: Mapped[list[QuoteItem]] = relationship(
+        order_by="QuoteItem.position", cascade="all, delete-orphan", lazy="selectin"
+    )
     approvals: Mapped[list[QuoteApproval]] = relationship(
-        order_by="(QuoteApproval.quote_version, QuoteApproval.step)", cascade="all, delete-orphan",
-        lazy="selectin")
+        order_by="(QuoteApproval.quote_version, QuoteApproval.step)",
+        cascade="all, delete-orphan",
+        lazy="selectin",
+    )
 
 
 class QuoteItem(Base):

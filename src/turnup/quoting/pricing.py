@@ -29,7 +29,15 @@ from turnup.catalog.orm import ProductOffering, ProductOfferingPrice
 from turnup.kernel import clock
 from turnup.kernel.errors import Conflict, InvalidInput
 from turnup.quoting.money import (
-    ZERO, Component, TierSpec, Totals, allocate, component, money_text, tiered_charge, totals,
+    ZERO,
+    Component,
+    TierSpec,
+    Totals,
+    allocate,
+    component,
+    money_text,
+    tiered_charge,
+    totals,
 )
 
 QUOTE_CHARACTERISTICS = ("numberArea", "ipPoolPurpose")
@@ -131,11 +139,23 @@ def requirements(offering: ProductOffering) -> tuple[list[Requirement], list[str
                 eccns.append(spec.eccn)
             delivery = spec.delivery_requirements or {}
             for item in delivery.get("physical") or []:
-                needs.append(Requirement("physical", sku=item["sku"], quantity=int(item.get("quantity", 1)),
-                                         specification=spec.name))
+                needs.append(
+                    Requirement(
+                        "physical",
+                        sku=item["sku"],
+                        quantity=int(item.get("quantity", 1)),
+                        specification=spec.name,
+                    )
+                )
             for item in delivery.get("logicalResources") or []:
-                needs.append(Requirement(item["kind"], quantity=int(item.get("quantity", 1)),
-                                         parameters=dict(item.get("parameters") or {}), specification=spec.name))
+                needs.append(
+                    Requirement(
+                        item["kind"],
+                        quantity=int(item.get("quantity", 1)),
+                        parameters=dict(item.get("parameters") or {}),
+                        specification=spec.name,
+                    )
+                )
     return needs, sorted(set(eccns))
 
 
@@ -149,15 +169,19 @@ def _decimal(value: Any, where: str) -> Decimal:
     return result
 
 
-def check_characteristics(offering: ProductOffering, characteristics: list[tuple[str, Any]], index: int
-                          ) -> dict[str, Any]:
+def check_characteristics(
+    offering: ProductOffering, characteristics: list[tuple[str, Any]], index: int
+) -> dict[str, Any]:
     allowed = allowed_characteristics(offering)
     values: dict[str, Any] = {}
     for j, (name, value) in enumerate(characteristics):
         where = f"{_where(index)}.product.productCharacteristic[{j}]"
         if name not in allowed:
-            raise InvalidInput(f"{where}.name: unknown characteristic {name!r} for offering {offering.name!r}; "
-                               f"allowed: {', '.join(sorted(allowed))}", reason="Unknown characteristic")
+            raise InvalidInput(
+                f"{where}.name: unknown characteristic {name!r} for offering {offering.name!r}; "
+                f"allowed: {', '.join(sorted(allowed))}",
+                reason="Unknown characteristic",
+            )
         if name in values:
             raise InvalidInput(f"{where}.name: characteristic {name!r} is given twice")
         if name.startswith(USAGE_PREFIX):
@@ -169,12 +193,19 @@ def check_characteristics(offering: ProductOffering, characteristics: list[tuple
 
 
 def _tiers(price: ProductOfferingPrice) -> list[TierSpec]:
-    return [TierSpec(Decimal(str(t["from"])), None if t.get("to") is None else Decimal(str(t["to"])),
-                     Decimal(str(t["rate"]))) for t in price.tiers or []]
+    return [
+        TierSpec(
+            Decimal(str(t["from"])),
+            None if t.get("to") is None else Decimal(str(t["to"])),
+            Decimal(str(t["rate"])),
+        )
+        for t in price.tiers or []
+    ]
 
 
-def _discounts(offering: ProductOffering, quantity: int, term_months: int
-               ) -> tuple[Decimal, str | None, Decimal | None]:
+def _discounts(
+    offering: ProductOffering, quantity: int, term_months: int
+) -> tuple[Decimal, str | None, Decimal | None]:
     auto, auto_rule, threshold = Decimal(0), None, None
     for rule in offering.discount_rules or []:
         kind = rule.get("kind")
@@ -189,7 +220,9 @@ def _discounts(offering: ProductOffering, quantity: int, term_months: int
     return auto, auto_rule, threshold
 
 
-def _price_rows(offering: ProductOffering, now: datetime) -> list[tuple[ProductOffering, ProductOfferingPrice]]:
+def _price_rows(
+    offering: ProductOffering, now: datetime
+) -> list[tuple[ProductOffering, ProductOfferingPrice]]:
     own = [(offering, link.price) for link in offering.price_links if _live_price(link.price, now)]
     if not offering.bundle_links:
         return own
@@ -206,10 +239,12 @@ def _price_rows(offering: ProductOffering, now: datetime) -> list[tuple[ProductO
     return rows
 
 
-def _price_doc(c: Component, currency: str, price: ProductOfferingPrice, source: ProductOffering,
-               extra: dict[str, Any]) -> dict[str, Any]:
+def _price_doc(
+    c: Component, currency: str, price: ProductOfferingPrice, source: ProductOffering, extra: dict[str, Any]
+) -> dict[str, Any]:
     doc: dict[str, Any] = {
-        "name": c.name, "priceType": c.price_type,
+        "name": c.name,
+        "priceType": c.price_type,
         "recurringChargePeriod": price.recurring_period_type,
         "productOfferingPrice": {"id": price.id, "name": price.name, "@referredType": "ProductOfferingPrice"},
         "fromOffering": source.name,
@@ -223,15 +258,26 @@ def _price_doc(c: Component, currency: str, price: ProductOfferingPrice, source:
     return doc
 
 
-def price_line(session: Session, *, index: int, offering: ProductOffering, site: Site, customer: Customer,
-               quantity: int, characteristics: dict[str, Any], requested_discount: Decimal,
-               term_months: int) -> PricedLine:
+def price_line(
+    session: Session,
+    *,
+    index: int,
+    offering: ProductOffering,
+    site: Site,
+    customer: Customer,
+    quantity: int,
+    characteristics: dict[str, Any],
+    requested_discount: Decimal,
+    term_months: int,
+) -> PricedLine:
     """Price one line. Raises ``InvalidInput`` naming the line for anything the catalog cannot price."""
     now = clock.now()
     where = _where(index)
     problem = offering_problem(offering, now)
     if problem:
-        raise Conflict(f"{where}.productOffering: {problem}; it cannot be quoted", reason="Offering not sellable")
+        raise Conflict(
+            f"{where}.productOffering: {problem}; it cannot be quoted", reason="Offering not sellable"
+        )
     auto, auto_rule, threshold = _discounts(offering, quantity, term_months)
     effective = max(auto, requested_discount)
     rows = _price_rows(offering, now)
@@ -239,8 +285,10 @@ def price_line(session: Session, *, index: int, offering: ProductOffering, site:
         raise InvalidInput(f"{where}.productOffering: offering {offering.name!r} has no active price")
     currencies = {p.currency for _, p in rows}
     if len(currencies) != 1:
-        raise InvalidInput(f"{where}.productOffering: offering {offering.name!r} mixes currencies "
-                           f"{', '.join(sorted(currencies))}")
+        raise InvalidInput(
+            f"{where}.productOffering: offering {offering.name!r} mixes currencies "
+            f"{', '.join(sorted(currencies))}"
+        )
     currency = currencies.pop()
     comps: list[Component] = []
     docs: list[dict[str, Any]] = []
@@ -251,9 +299,19 @@ def price_line(session: Session, *, index: int, offering: ProductOffering, site:
             estimate = Decimal(str(characteristics.get(USAGE_PREFIX + units, "0")))
             charge = tiered_charge(estimate, _tiers(price))
             c = Component(price.name, "usage", Decimal(0), estimate, Decimal(0), charge, charge)
-            docs.append(_price_doc(c, currency, price, source, {
-                "unitOfMeasure": units, "estimatedUsage": f"{estimate.normalize():f}",
-                "tiers": price.tiers}))
+            docs.append(
+                _price_doc(
+                    c,
+                    currency,
+                    price,
+                    source,
+                    {
+                        "unitOfMeasure": units,
+                        "estimatedUsage": f"{estimate.normalize():f}",
+                        "tiers": price.tiers,
+                    },
+                )
+            )
         else:
             c = component(price.name, price.price_type, Decimal(price.amount), qty, effective)
             docs.append(_price_doc(c, currency, price, source, {}))
@@ -266,25 +324,47 @@ def price_line(session: Session, *, index: int, offering: ProductOffering, site:
         "appliedDiscountPercent": f"{effective.normalize():f}",
         "approvalThresholdPercent": None if threshold is None else f"{threshold.normalize():f}",
         "quoteItemPrice": docs,
-        "totals": {"recurring": money_text(line_totals.recurring), "oneTime": money_text(line_totals.one_time),
-                   "usageEstimate": money_text(line_totals.usage),
-                   "recurringList": money_text(line_totals.recurring_list),
-                   "oneTimeList": money_text(line_totals.one_time_list)},
+        "totals": {
+            "recurring": money_text(line_totals.recurring),
+            "oneTime": money_text(line_totals.one_time),
+            "usageEstimate": money_text(line_totals.usage),
+            "recurringList": money_text(line_totals.recurring_list),
+            "oneTimeList": money_text(line_totals.one_time_list),
+        },
     }
     if offering.bundle_links:
         members = [link.member for link in offering.bundle_links]
         weights = [_weight(m, now) for m in members]
         document["bundleAllocation"] = [
             {"offering": m.name, "recurring": money_text(r), "oneTime": money_text(o)}
-            for m, r, o in zip(members, allocate(line_totals.recurring, weights),
-                               allocate(line_totals.one_time, weights), strict=True)]
+            for m, r, o in zip(
+                members,
+                allocate(line_totals.recurring, weights),
+                allocate(line_totals.one_time, weights),
+                strict=True,
+            )
+        ]
     cost = _cost(offering, qty)
     needs, eccns = requirements(offering)
-    return PricedLine(index=index, offering=offering, site=site, quantity=quantity,
-                      characteristics=characteristics, requested_discount=requested_discount,
-                      automatic_discount=auto, automatic_rule=auto_rule, effective_discount=effective,
-                      approval_threshold=threshold, currency=currency, components=comps, totals=line_totals,
-                      cost=cost, requirements=needs, eccns=eccns, document=document)
+    return PricedLine(
+        index=index,
+        offering=offering,
+        site=site,
+        quantity=quantity,
+        characteristics=characteristics,
+        requested_discount=requested_discount,
+        automatic_discount=auto,
+        automatic_rule=auto_rule,
+        effective_discount=effective,
+        approval_threshold=threshold,
+        currency=currency,
+        components=comps,
+        totals=line_totals,
+        cost=cost,
+        requirements=needs,
+        eccns=eccns,
+        document=document,
+    )
 
 
 def _weight(member: ProductOffering, now: datetime) -> Decimal:
@@ -292,8 +372,14 @@ def _weight(member: ProductOffering, now: datetime) -> Decimal:
     ssp = ((member.revenue_recognition or {}).get("standaloneSellingPrice") or {}).get("value")
     if ssp is not None:
         return Decimal(str(ssp))
-    return sum((Decimal(link.price.amount) for link in member.price_links
-                if link.price.price_type == "recurring" and _live_price(link.price, now)), ZERO)
+    return sum(
+        (
+            Decimal(link.price.amount)
+            for link in member.price_links
+            if link.price.price_type == "recurring" and _live_price(link.price, now)
+        ),
+        ZERO,
+    )
 
 
 def _cost(offering: ProductOffering, qty: Decimal) -> Decimal | None:

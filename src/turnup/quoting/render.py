@@ -28,13 +28,23 @@ def render_item(item: QuoteItem) -> dict[str, Any]:
         "action": "add",
         "quantity": item.quantity,
         "state": "approved" if item.pricing else "inProgress",
-        "productOffering": {"id": item.offering_id, "name": item.offering_name,
-                            "href": href("productCatalogManagement", "productOffering", item.offering_id),
-                            "@referredType": "ProductOffering"},
+        "productOffering": {
+            "id": item.offering_id,
+            "name": item.offering_name,
+            "href": href("productCatalogManagement", "productOffering", item.offering_id),
+            "@referredType": "ProductOffering",
+        },
         "product": {
-            "place": [{"id": item.site_id, "@referredType": "GeographicSite",
-                       "href": href("geographicSiteManagement", "geographicSite", item.site_id)}],
-            "productCharacteristic": [{"name": k, "value": v} for k, v in sorted(item.characteristics.items())],
+            "place": [
+                {
+                    "id": item.site_id,
+                    "@referredType": "GeographicSite",
+                    "href": href("geographicSiteManagement", "geographicSite", item.site_id),
+                }
+            ],
+            "productCharacteristic": [
+                {"name": k, "value": v} for k, v in sorted(item.characteristics.items())
+            ],
         },
         "discountPercent": f"{Decimal(item.discount_percent).normalize():f}",
         "quoteItemPrice": pricing.get("quoteItemPrice", []),
@@ -77,34 +87,72 @@ def render_quote(q: Quote) -> dict[str, Any]:
         "quoteDate": iso(q.quote_date),
         "validFor": {"startDateTime": iso(q.quote_date), "endDateTime": iso(q.valid_until)},
         "contractTermMonths": q.contract_term_months,
-        "relatedParty": [{"id": q.customer_id, "role": "customer", "@referredType": "Customer",
-                          "href": href("customerManagement", "customer", q.customer_id)}],
+        "relatedParty": [
+            {
+                "id": q.customer_id,
+                "role": "customer",
+                "@referredType": "Customer",
+                "href": href("customerManagement", "customer", q.customer_id),
+            }
+        ],
         "quoteItem": [render_item(i) for i in q.items],
         "quoteTotalPrice": [
-            {"priceType": "recurring", "recurringChargePeriod": "month",
-             "price": {"dutyFreeAmount": _money(cur, q.recurring_total)},
-             "listPrice": _money(cur, q.recurring_list_total)},
-            {"priceType": "oneTime", "price": {"dutyFreeAmount": _money(cur, q.one_time_total)},
-             "listPrice": _money(cur, q.one_time_list_total)},
-            {"priceType": "usage", "name": "estimated usage per month",
-             "price": {"dutyFreeAmount": _money(cur, q.usage_total)}},
-        ] if priced else [],
+            {
+                "priceType": "recurring",
+                "recurringChargePeriod": "month",
+                "price": {"dutyFreeAmount": _money(cur, q.recurring_total)},
+                "listPrice": _money(cur, q.recurring_list_total),
+            },
+            {
+                "priceType": "oneTime",
+                "price": {"dutyFreeAmount": _money(cur, q.one_time_total)},
+                "listPrice": _money(cur, q.one_time_list_total),
+            },
+            {
+                "priceType": "usage",
+                "name": "estimated usage per month",
+                "price": {"dutyFreeAmount": _money(cur, q.usage_total)},
+            },
+        ]
+        if priced
+        else [],
         "contractValue": _money(cur, q.contract_value),
         "marginPercent": None if q.margin_percent is None else f"{Decimal(q.margin_percent):f}",
         "pricedAt": iso(q.priced_at),
-        "holds": {"state": q.holds_state, "until": iso(q.valid_until) if q.holds_state == "held" else None,
-                  "stockReservationId": q.stock_reservation_id,
-                  "resourceReservationId": q.logical_reservation_id},
+        "holds": {
+            "state": q.holds_state,
+            "until": iso(q.valid_until) if q.holds_state == "held" else None,
+            "stockReservationId": q.stock_reservation_id,
+            "resourceReservationId": q.logical_reservation_id,
+        },
         "approvalStatus": q.approval_status,
         "authorization": [render_approval(a) for a in q.approvals if a.quote_version == q.version],
-        "complianceHold": {"held": q.compliance_hold, "caseId": q.compliance_case_id,
-                           "reasons": q.compliance_reasons or [], "screening": q.screening},
-        "agreement": ([{"id": q.agreement_id, "@referredType": "Agreement",
-                        "href": href("agreementManagement", "agreement", q.agreement_id)}]
-                      if q.agreement_id else []),
-        "productOrder": ({"id": q.order_id, "@referredType": "ProductOrder",
-                          "href": href("productOrderingManagement", "productOrder", q.order_id)}
-                         if q.order_id else None),
+        "complianceHold": {
+            "held": q.compliance_hold,
+            "caseId": q.compliance_case_id,
+            "reasons": q.compliance_reasons or [],
+            "screening": q.screening,
+        },
+        "agreement": (
+            [
+                {
+                    "id": q.agreement_id,
+                    "@referredType": "Agreement",
+                    "href": href("agreementManagement", "agreement", q.agreement_id),
+                }
+            ]
+            if q.agreement_id
+            else []
+        ),
+        "productOrder": (
+            {
+                "id": q.order_id,
+                "@referredType": "ProductOrder",
+                "href": href("productOrderingManagement", "productOrder", q.order_id),
+            }
+            if q.order_id
+            else None
+        ),
         "effectiveQuoteCompletionDate": iso(q.accepted_at),
         "createdAt": iso(q.created_at),
         "lastUpdate": iso(q.updated_at),
@@ -122,7 +170,8 @@ def render_rule(r: ApprovalRule) -> dict[str, Any]:
         "active": r.active,
         "conditions": r.conditions,
         "chain": r.chain,
-        "maxDiscountPercent": None if r.max_discount_percent is None
+        "maxDiscountPercent": None
+        if r.max_discount_percent is None
         else f"{Decimal(r.max_discount_percent).normalize():f}",
         "createdAt": iso(r.created_at),
         "lastUpdate": iso(r.updated_at),

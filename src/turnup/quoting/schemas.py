@@ -116,10 +116,12 @@ class RuleConditions(Strict):
     discountPercentOver: Percent | None = None
     dealValueOver: Amount | None = None
     marginPercentBelow: Annotated[Decimal, Field(ge=-1000, le=100, allow_inf_nan=False)] | None = None
-    offerings: list[Annotated[str, Field(min_length=1, max_length=200)]] | None = Field(default=None,
-                                                                                       max_length=100)
-    segments: list[Annotated[str, Field(min_length=1, max_length=50)]] | None = Field(default=None,
-                                                                                     max_length=50)
+    offerings: list[Annotated[str, Field(min_length=1, max_length=200)]] | None = Field(
+        default=None, max_length=100
+    )
+    segments: list[Annotated[str, Field(min_length=1, max_length=50)]] | None = Field(
+        default=None, max_length=50
+    )
 
     def as_json(self) -> dict[str, Any]:
         return self.model_dump(mode="json", exclude_none=True)

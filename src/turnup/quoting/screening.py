@@ -54,22 +54,37 @@ def parties_for(session: Session, customer: Customer, sites: list[Site]) -> list
     parties = [party(role="customer", name=customer.name, country=customer.country, ref_id=customer.id)]
     for site in sites:
         parties.append(party(role="site", name=site.name, country=site.country, ref_id=site.id))
-    for contact in session.scalars(select(Contact).where(Contact.customer_id == customer.id).order_by(Contact.id)):
+    for contact in session.scalars(
+        select(Contact).where(Contact.customer_id == customer.id).order_by(Contact.id)
+    ):
         parties.append(party(role="contact", name=contact.name, country=customer.country, ref_id=contact.id))
     return parties
 
 
-def screen_quote(session: Session, *, quote_id: str, customer: Customer, sites: list[Site],
-                 eccns_by_country: dict[str, list[str]], actor: str) -> ScreenResult:
+def screen_quote(
+    session: Session,
+    *,
+    quote_id: str,
+    customer: Customer,
+    sites: list[Site],
+    eccns_by_country: dict[str, list[str]],
+    actor: str,
+) -> ScreenResult:
     """Screen the quote's parties and its export classifications per destination; no commit."""
     module = backend()
     if module is None:
         return ScreenResult("unavailable")
     ensure_provider_registered()
     findings = export_findings(session, eccns_by_country)
-    outcome = module.screen_parties(session, ref_type=REF_TYPE, ref_id=quote_id,
-                                    parties=parties_for(session, customer, sites), actor=actor, commit=False,
-                                    export_findings=findings)
+    outcome = module.screen_parties(
+        session,
+        ref_type=REF_TYPE,
+        ref_id=quote_id,
+        parties=parties_for(session, customer, sites),
+        actor=actor,
+        commit=False,
+        export_findings=findings,
+    )
     reasons = [str(r) for r in (outcome.reasons or [])]
     return ScreenResult("held" if outcome.held else "clear", getattr(outcome, "case_id", None), reasons)
 
@@ -80,10 +95,12 @@ def export_findings(session: Session, eccns_by_country: dict[str, list[str]]) ->
     if module is None:
         return []
     today = clock.now().date()
-    return [finding
-            for country, eccns in sorted(eccns_by_country.items())
-            for eccn in eccns
-            for finding in module.check_export(session, eccn=eccn, destination_country=country, on_date=today)]
+    return [
+        finding
+        for country, eccns in sorted(eccns_by_country.items())
+        for eccn in eccns
+        for finding in module.check_export(session, eccn=eccn, destination_country=country, on_date=today)
+    ]
 
 
 def unreviewed_export(session: Session, quote_id: str, eccns_by_country: dict[str, list[str]]) -> list[str]:
@@ -93,8 +110,9 @@ def unreviewed_export(session: Session, quote_id: str, eccns_by_country: dict[st
     findings = export_findings(session, eccns_by_country)
     if module is None or not findings:
         return []
-    return list(module.unreviewed_export_findings(session, ref_type=REF_TYPE, ref_id=quote_id,
-                                                  findings=findings))
+    return list(
+        module.unreviewed_export_findings(session, ref_type=REF_TYPE, ref_id=quote_id, findings=findings)
+    )
 
 
 def on_hold(session: Session, quote_id: str) -> bool:
@@ -110,7 +128,9 @@ def open_deals(session: Session) -> Iterator[tuple[str, str, list[Any]]]:
         customer = session.get(Customer, quote.customer_id)
         if customer is None:
             continue
-        site_ids = sorted({i.site_id for i in session.scalars(select(QuoteItem).where(QuoteItem.quote_id == quote.id))})
+        site_ids = sorted(
+            {i.site_id for i in session.scalars(select(QuoteItem).where(QuoteItem.quote_id == quote.id))}
+        )
         sites = [s for s in (session.get(Site, sid) for sid in site_ids) if s is not None]
         yield REF_TYPE, quote.id, parties_for(session, customer, sites)
 

@@ -28,7 +28,13 @@ from turnup.kernel.outbox import publish
 from turnup.quoting import approvals, holds, screening
 from turnup.quoting.money import ZERO, add_totals, money_text
 from turnup.quoting.orm import Quote, QuoteApproval, QuoteItem, QuoteVersion
-from turnup.quoting.pricing import PricedLine, check_characteristics, margin_percent, offering_problem, price_line
+from turnup.quoting.pricing import (
+    PricedLine,
+    check_characteristics,
+    margin_percent,
+    offering_problem,
+    price_line,
+)
 from turnup.quoting.render import API, render_quote
 from turnup.quoting.schemas import ApprovalDecisionIn, QuoteAccept, QuoteCreate, QuoteItemIn, QuoteUpdate
 
@@ -47,10 +53,15 @@ ILLEGAL = "Illegal state transition"
 
 # --- loading ---------------------------------------------------------------------------------------------
 
+
 def get_quote(session: Session, quote_id: str, *, lock: bool = False) -> Quote:
     if lock:
-        quote = session.scalar(select(Quote).where(Quote.id == quote_id).with_for_update()
-                               .execution_options(populate_existing=True))
+        quote = session.scalar(
+            select(Quote)
+            .where(Quote.id == quote_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
     else:
         quote = session.get(Quote, quote_id)
     if quote is None:
@@ -73,47 +84,94 @@ def _set_state(session: Session, quote: Quote, new_state: str, actor: str, reaso
     quote.state, quote.state_reason, quote.updated_at = new_state, reason, clock.now()
     if old != new_state:
         session.flush()
-        audit.record(session, actor=actor, action="quote.state", resource_type="quote", resource_id=quote.id,
-                     details={"from": old, "to": new_state}, comment=reason)
-        publish(session, api=API, event_type="QuoteStateChangeEvent", resource_type="quote",
-                resource=render_quote(quote))
+        audit.record(
+            session,
+            actor=actor,
+            action="quote.state",
+            resource_type="quote",
+            resource_id=quote.id,
+            details={"from": old, "to": new_state},
+            comment=reason,
+        )
+        publish(
+            session,
+            api=API,
+            event_type="QuoteStateChangeEvent",
+            resource_type="quote",
+            resource=render_quote(quote),
+        )
 
 
 def _snapshot(session: Session, quote: Quote, reason: str, actor: str) -> None:
     session.flush()
-    session.add(QuoteVersion(id=new_id(), quote_id=quote.id, version=quote.version, reason=reason, actor=actor,
-                             snapshot=render_quote(quote), created_at=clock.now()))
+    session.add(
+        QuoteVersion(
+            id=new_id(),
+            quote_id=quote.id,
+            version=quote.version,
+            reason=reason,
+            actor=actor,
+            snapshot=render_quote(quote),
+            created_at=clock.now(),
+        )
+    )
 
 
 # --- items -----------------------------------------------------------------------------------------------
 
-def _build_items(session: Session, quote_id: str, customer: Customer, items: list[QuoteItemIn]) -> list[QuoteItem]:
+
+def _build_items(
+    session: Session, quote_id: str, customer: Customer, items: list[QuoteItemIn]
+) -> list[QuoteItem]:
     now = clock.now()
     built = []
     for i, item in enumerate(items):
         where = f"quoteItem[{i}]"
         offering = session.get(ProductOffering, item.productOffering.id)
         if offering is None:
-            raise InvalidInput(f"{where}.productOffering.id: unknown product offering {item.productOffering.id!r}")
+            raise InvalidInput(
+                f"{where}.productOffering.id: unknown product offering {item.productOffering.id!r}"
+            )
         problem = offering_problem(offering, now)
         if problem:
-            raise InvalidInput(f"{where}.productOffering: {problem}; it cannot be quoted",
-                               reason="Offering not sellable")
+            raise InvalidInput(
+                f"{where}.productOffering: {problem}; it cannot be quoted", reason="Offering not sellable"
+            )
         site_ref = item.product.place[0].id
         site = session.get(Site, site_ref)
         if site is None:
             raise InvalidInput(f"{where}.product.place[0].id: unknown site {site_ref!r}")
         if site.customer_id != customer.id:
             raise InvalidInput(f"{where}.product.place[0].id: site {site_ref!r} belongs to another customer")
-        chars = check_characteristics(offering, [(c.name, c.value if not isinstance(c.value, Decimal)
-                                                  else f"{c.value:f}") for c in item.product.productCharacteristic], i)
-        built.append(QuoteItem(id=new_id(), quote_id=quote_id, item_ref=item.id, position=i, offering_id=offering.id,
-                               offering_name=offering.name, site_id=site.id, quantity=item.quantity,
-                               characteristics=chars, discount_percent=item.discountPercent, pricing=None, holds=None))
+        chars = check_characteristics(
+            offering,
+            [
+                (c.name, c.value if not isinstance(c.value, Decimal) else f"{c.value:f}")
+                for c in item.product.productCharacteristic
+            ],
+            i,
+        )
+        built.append(
+            QuoteItem(
+                id=new_id(),
+                quote_id=quote_id,
+                item_ref=item.id,
+                position=i,
+                offering_id=offering.id,
+                offering_name=offering.name,
+                site_id=site.id,
+                quantity=item.quantity,
+                characteristics=chars,
+                discount_percent=item.discountPercent,
+                pricing=None,
+                holds=None,
+            )
+        )
     return built
 
 
 # --- create / edit ---------------------------------------------------------------------------------------
+
 
 def create_quote(session: Session, data: QuoteCreate, actor: str) -> Quote:
     customer = _customer(session, data.relatedParty[0].id)
@@ -121,10 +179,20 @@ def create_quote(session: Session, data: QuoteCreate, actor: str) -> Quote:
     valid_until = data.validFor.endDateTime if data.validFor else now + DEFAULT_VALIDITY
     if valid_until <= now:
         raise InvalidInput("validFor.endDateTime: must be in the future")
-    quote = Quote(id=new_id(), customer_id=customer.id, state="inProgress", version=1,
-                  description=data.description, external_id=data.externalId,
-                  contract_term_months=data.contractTermMonths, quote_date=now, valid_until=valid_until,
-                  compliance_hold=False, created_at=now, updated_at=now)
+    quote = Quote(
+        id=new_id(),
+        customer_id=customer.id,
+        state="inProgress",
+        version=1,
+        description=data.description,
+        external_id=data.externalId,
+        contract_term_months=data.contractTermMonths,
+        quote_date=now,
+        valid_until=valid_until,
+        compliance_hold=False,
+        created_at=now,
+        updated_at=now,
+    )
     items = _build_items(session, quote.id, customer, data.quoteItem)
     session.add(quote)
     session.flush()
@@ -132,9 +200,17 @@ def create_quote(session: Session, data: QuoteCreate, actor: str) -> Quote:
         session.add(item)
     session.flush()
     session.expire(quote, ["items", "approvals"])
-    audit.record(session, actor=actor, action="quote.create", resource_type="quote", resource_id=quote.id,
-                 details={"customerId": customer.id, "items": len(items)})
-    publish(session, api=API, event_type="QuoteCreateEvent", resource_type="quote", resource=render_quote(quote))
+    audit.record(
+        session,
+        actor=actor,
+        action="quote.create",
+        resource_type="quote",
+        resource_id=quote.id,
+        details={"customerId": customer.id, "items": len(items)},
+    )
+    publish(
+        session, api=API, event_type="QuoteCreateEvent", resource_type="quote", resource=render_quote(quote)
+    )
     _snapshot(session, quote, "created", actor)
     if data.instantSyncQuote:
         _guarded(session, lambda: _price(session, quote, customer, actor, bump=True))
@@ -164,16 +240,22 @@ def update_quote(session: Session, quote_id: str, data: QuoteUpdate, actor: str)
         if data.state == quote.state:
             return quote
         if data.state == "accepted":
-            raise Conflict("state: accept a quote with POST …/quote/{id}/accept (it needs the signer)",
-                           reason=ILLEGAL)
-        raise Conflict(f"state: a quote becomes {data.state} by being priced or approved, not by request "
-                       f"(it is {quote.state})", reason=ILLEGAL)
+            raise Conflict(
+                "state: accept a quote with POST …/quote/{id}/accept (it needs the signer)", reason=ILLEGAL
+            )
+        raise Conflict(
+            f"state: a quote becomes {data.state} by being priced or approved, not by request "
+            f"(it is {quote.state})",
+            reason=ILLEGAL,
+        )
     quote = get_quote(session, quote_id, lock=True)
     if quote.state not in OPEN:
         raise Conflict(f"a {quote.state} quote cannot be changed", reason=ILLEGAL)
     customer = _customer(session, quote.customer_id)
     now = clock.now()
-    new_items = _build_items(session, quote.id, customer, data.quoteItem) if data.quoteItem is not None else None
+    new_items = (
+        _build_items(session, quote.id, customer, data.quoteItem) if data.quoteItem is not None else None
+    )
     if "validFor" in fields and data.validFor is not None and data.validFor.endDateTime <= now:
         raise InvalidInput("validFor.endDateTime: must be in the future")
 
@@ -193,14 +275,25 @@ def update_quote(session: Session, quote_id: str, data: QuoteUpdate, actor: str)
             session.flush()
             session.expire(quote, ["items"])
         quote.updated_at = now
-        audit.record(session, actor=actor, action="quote.update", resource_type="quote", resource_id=quote.id,
-                     details={"fields": sorted(fields)})
+        audit.record(
+            session,
+            actor=actor,
+            action="quote.update",
+            resource_type="quote",
+            resource_id=quote.id,
+            details={"fields": sorted(fields)},
+        )
         if quote.priced_at is not None:
             _price(session, quote, customer, actor, bump=True, reason="edited and re-priced")
         else:
             quote.version += 1
-            publish(session, api=API, event_type="QuoteAttributeValueChangeEvent", resource_type="quote",
-                    resource=render_quote(quote))
+            publish(
+                session,
+                api=API,
+                event_type="QuoteAttributeValueChangeEvent",
+                resource_type="quote",
+                resource=render_quote(quote),
+            )
             _snapshot(session, quote, "edited", actor)
 
     _guarded(session, change)
@@ -210,6 +303,7 @@ def update_quote(session: Session, quote_id: str, data: QuoteUpdate, actor: str)
 
 # --- pricing ---------------------------------------------------------------------------------------------
 
+
 def price_quote(session: Session, quote_id: str, actor: str) -> Quote:
     """Price every line, hold every resource until the quote expires (all or nothing), evaluate the approval
     chain and screen the parties. Re-pricing replaces the previous holds in the same transaction."""
@@ -217,8 +311,10 @@ def price_quote(session: Session, quote_id: str, actor: str) -> Quote:
     if quote.state not in OPEN:
         raise Conflict(f"state: a {quote.state} quote cannot be priced", reason=ILLEGAL)
     if quote.valid_until <= clock.now():
-        raise Conflict(f"validFor: quote expired at {quote.valid_until.isoformat()}; extend validFor first",
-                       reason="Quote expired")
+        raise Conflict(
+            f"validFor: quote expired at {quote.valid_until.isoformat()}; extend validFor first",
+            reason="Quote expired",
+        )
     customer = _customer(session, quote.customer_id)
     _guarded(session, lambda: _price(session, quote, customer, actor, bump=True))
     session.commit()
@@ -232,19 +328,31 @@ def priced_lines(session: Session, quote: Quote, customer: Customer) -> list[Pri
         site = session.get(Site, item.site_id)
         if offering is None or site is None:
             raise Conflict(f"quoteItem[{item.position}]: its offering or site no longer exists")
-        lines.append(price_line(session, index=item.position, offering=offering, site=site, customer=customer,
-                                quantity=item.quantity, characteristics=dict(item.characteristics),
-                                requested_discount=Decimal(item.discount_percent),
-                                term_months=quote.contract_term_months))
+        lines.append(
+            price_line(
+                session,
+                index=item.position,
+                offering=offering,
+                site=site,
+                customer=customer,
+                quantity=item.quantity,
+                characteristics=dict(item.characteristics),
+                requested_discount=Decimal(item.discount_percent),
+                term_months=quote.contract_term_months,
+            )
+        )
     return lines
 
 
-def _price(session: Session, quote: Quote, customer: Customer, actor: str, *, bump: bool,
-           reason: str = "priced") -> None:
+def _price(
+    session: Session, quote: Quote, customer: Customer, actor: str, *, bump: bool, reason: str = "priced"
+) -> None:
     lines = priced_lines(session, quote, customer)
     currencies = {line.currency for line in lines}
     if len(currencies) > 1:
-        raise InvalidInput(f"quoteItem: lines are priced in different currencies ({', '.join(sorted(currencies))})")
+        raise InvalidInput(
+            f"quoteItem: lines are priced in different currencies ({', '.join(sorted(currencies))})"
+        )
     approvals.check_discount_ceilings(session, customer, lines)
     holds.release(session, quote, actor)
     items = list(quote.items)
@@ -255,7 +363,11 @@ def _price(session: Session, quote: Quote, customer: Customer, actor: str, *, bu
     total = add_totals([line.totals for line in lines])
     now = clock.now()
     quote.currency = currencies.pop()
-    quote.recurring_total, quote.one_time_total, quote.usage_total = total.recurring, total.one_time, total.usage
+    quote.recurring_total, quote.one_time_total, quote.usage_total = (
+        total.recurring,
+        total.one_time,
+        total.usage,
+    )
     quote.recurring_list_total, quote.one_time_list_total = total.recurring_list, total.one_time_list
     quote.contract_value = total.contract_value(quote.contract_term_months)
     quote.margin_percent = margin_percent(lines)
@@ -269,36 +381,69 @@ def _price(session: Session, quote: Quote, customer: Customer, actor: str, *, bu
             old.state = "superseded"
     steps = approvals.required_chain(session, customer, lines, quote.contract_value, quote.margin_percent)
     for n, step in enumerate(steps, start=1):
-        session.add(QuoteApproval(id=new_id(), quote_id=quote.id, quote_version=quote.version, step=n,
-                                  role=step.role, state="pending", reasons=step.reasons, rules=step.rules,
-                                  requested_at=now))
+        session.add(
+            QuoteApproval(
+                id=new_id(),
+                quote_id=quote.id,
+                quote_version=quote.version,
+                step=n,
+                role=step.role,
+                state="pending",
+                reasons=step.reasons,
+                rules=step.rules,
+                requested_at=now,
+            )
+        )
     quote.approval_status = "required" if steps else "notRequired"
     # export compliance: a hit holds the quote, never loses it
     sites = sorted({line.site.id: line.site for line in lines}.values(), key=lambda s: s.id)
     eccns = _eccns_by_country(session, items)
-    result = screening.screen_quote(session, quote_id=quote.id, customer=customer, sites=sites,
-                                    eccns_by_country=eccns, actor=actor)
+    result = screening.screen_quote(
+        session, quote_id=quote.id, customer=customer, sites=sites, eccns_by_country=eccns, actor=actor
+    )
     quote.screening = result.status
     quote.compliance_hold = result.status == "held"
     quote.compliance_case_id = result.case_id
     quote.compliance_reasons = result.reasons
     session.flush()
     session.expire(quote, ["approvals"])
-    audit.record(session, actor=actor, action="quote.price", resource_type="quote", resource_id=quote.id,
-                 details={"version": quote.version, "recurring": money_text(total.recurring),
-                          "oneTime": money_text(total.one_time), "approvalSteps": [s.role for s in steps],
-                          "stockReservationId": quote.stock_reservation_id,
-                          "resourceReservationId": quote.logical_reservation_id,
-                          "screening": result.status, "complianceReasons": result.reasons})
+    audit.record(
+        session,
+        actor=actor,
+        action="quote.price",
+        resource_type="quote",
+        resource_id=quote.id,
+        details={
+            "version": quote.version,
+            "recurring": money_text(total.recurring),
+            "oneTime": money_text(total.one_time),
+            "approvalSteps": [s.role for s in steps],
+            "stockReservationId": quote.stock_reservation_id,
+            "resourceReservationId": quote.logical_reservation_id,
+            "screening": result.status,
+            "complianceReasons": result.reasons,
+        },
+    )
     new_state = "pending" if steps else "approved"
-    publish(session, api=API, event_type="QuoteAttributeValueChangeEvent", resource_type="quote",
-            resource=render_quote(quote))
-    _set_state(session, quote, new_state, actor,
-               "approval required" if steps else ("on compliance hold" if quote.compliance_hold else None))
+    publish(
+        session,
+        api=API,
+        event_type="QuoteAttributeValueChangeEvent",
+        resource_type="quote",
+        resource=render_quote(quote),
+    )
+    _set_state(
+        session,
+        quote,
+        new_state,
+        actor,
+        "approval required" if steps else ("on compliance hold" if quote.compliance_hold else None),
+    )
     _snapshot(session, quote, reason, actor)
 
 
 # --- approval decisions ----------------------------------------------------------------------------------
+
 
 def pending_step(quote: Quote) -> QuoteApproval | None:
     for a in sorted(quote.approvals, key=lambda a: a.step):
@@ -311,22 +456,33 @@ def decide(session: Session, data: ApprovalDecisionIn, actor: str) -> Quote:
     """Approve or reject the quote's next outstanding approval step (steps are decided in chain order)."""
     quote = get_quote(session, data.quoteId, lock=True)
     if quote.state != "pending":
-        raise Conflict(f"quoteId: quote {quote.id!r} is {quote.state}; only a pending quote awaits approval",
-                       reason=ILLEGAL)
+        raise Conflict(
+            f"quoteId: quote {quote.id!r} is {quote.state}; only a pending quote awaits approval",
+            reason=ILLEGAL,
+        )
     step = pending_step(quote)
     if step is None:
         raise Conflict(f"quoteId: quote {quote.id!r} has no outstanding approval", reason=ILLEGAL)
     if step.role != data.role:
-        raise Conflict(f"role: the next approval of quote {quote.id!r} (step {step.step}) is for {step.role}, "
-                       f"not {data.role}", reason="Out of order approval")
+        raise Conflict(
+            f"role: the next approval of quote {quote.id!r} (step {step.step}) is for {step.role}, "
+            f"not {data.role}",
+            reason="Out of order approval",
+        )
     now = clock.now()
 
     def change() -> None:
         step.state, step.decided_by, step.decided_at, step.comment = data.decision, actor, now, data.comment
         session.flush()
-        audit.record(session, actor=actor, action=f"quote.approval.{data.decision}", resource_type="quote",
-                     resource_id=quote.id, details={"step": step.step, "role": step.role, "version": quote.version},
-                     comment=data.comment)
+        audit.record(
+            session,
+            actor=actor,
+            action=f"quote.approval.{data.decision}",
+            resource_type="quote",
+            resource_id=quote.id,
+            details={"step": step.step, "role": step.role, "version": quote.version},
+            comment=data.comment,
+        )
         if data.decision == "rejected":
             for other in quote.approvals:
                 if other.quote_version == quote.version and other.state == "pending":
@@ -339,8 +495,13 @@ def decide(session: Session, data: ApprovalDecisionIn, actor: str) -> Quote:
             _set_state(session, quote, "approved", actor, f"approved by {step.role}")
         else:
             quote.updated_at = now
-            publish(session, api=API, event_type="QuoteAttributeValueChangeEvent", resource_type="quote",
-                    resource=render_quote(quote))
+            publish(
+                session,
+                api=API,
+                event_type="QuoteAttributeValueChangeEvent",
+                resource_type="quote",
+                resource=render_quote(quote),
+            )
 
     _guarded(session, change)
     session.commit()
@@ -348,6 +509,7 @@ def decide(session: Session, data: ApprovalDecisionIn, actor: str) -> Quote:
 
 
 # --- cancel / reject / sweep -----------------------------------------------------------------------------
+
 
 def _close(session: Session, quote_id: str, state: str, reason: str, actor: str) -> Quote:
     quote = get_quote(session, quote_id, lock=True)
@@ -382,8 +544,11 @@ class SweepResult:
 def sweep_expired(session: Session, *, actor: str = "system:quote-sweeper") -> SweepResult:
     """Cancel every open quote past its validity and release its holds (one transaction per quote)."""
     now = clock.now()
-    ids = list(session.scalars(select(Quote.id).where(Quote.state.in_(OPEN), Quote.valid_until <= now)
-                               .order_by(Quote.id)))
+    ids = list(
+        session.scalars(
+            select(Quote.id).where(Quote.state.in_(OPEN), Quote.valid_until <= now).order_by(Quote.id)
+        )
+    )
     session.rollback()
     done = []
     for quote_id in ids:
@@ -398,35 +563,46 @@ def sweep_expired(session: Session, *, actor: str = "system:quote-sweeper") -> S
 
 # --- accept ----------------------------------------------------------------------------------------------
 
+
 def _acceptance_problem(session: Session, quote: Quote, now: datetime) -> None:
     if quote.state == "pending":
         step = pending_step(quote)
         waiting = f"step {step.step} ({step.role})" if step else "a step"
-        raise Conflict(f"state: quote {quote.id!r} cannot be accepted while approval is outstanding: {waiting}",
-                       reason="Approval outstanding")
+        raise Conflict(
+            f"state: quote {quote.id!r} cannot be accepted while approval is outstanding: {waiting}",
+            reason="Approval outstanding",
+        )
     if quote.state == "inProgress":
         raise Conflict(f"state: quote {quote.id!r} has not been priced; price it first", reason=ILLEGAL)
     _check_transition(quote, "accepted")
     if quote.valid_until <= now:
-        raise Conflict(f"validFor: quote {quote.id!r} expired at {quote.valid_until.isoformat()}",
-                       reason="Quote expired")
+        raise Conflict(
+            f"validFor: quote {quote.id!r} expired at {quote.valid_until.isoformat()}", reason="Quote expired"
+        )
     for item in quote.items:
         offering = session.get(ProductOffering, item.offering_id)
         problem = "it no longer exists" if offering is None else offering_problem(offering, now)
         if problem:
-            raise Conflict(f"quoteItem[{item.position}].productOffering: {problem}; it cannot be accepted",
-                           reason="Offering not sellable")
+            raise Conflict(
+                f"quoteItem[{item.position}].productOffering: {problem}; it cannot be accepted",
+                reason="Offering not sellable",
+            )
     if screening.on_hold(session, quote.id):
         reasons = "; ".join(quote.compliance_reasons or []) or "see the compliance case"
         raise Conflict(f"quote {quote.id!r} is on compliance hold: {reasons}", reason="Compliance hold")
     export = screening.unreviewed_export(session, quote.id, _eccns_by_country(session, list(quote.items)))
     if export:
-        raise Conflict(f"quote {quote.id!r} has export findings not yet screened for review: "
-                       f"{'; '.join(export)}; re-price the quote", reason="Compliance hold")
+        raise Conflict(
+            f"quote {quote.id!r} has export findings not yet screened for review: "
+            f"{'; '.join(export)}; re-price the quote",
+            reason="Compliance hold",
+        )
     lost = holds.lost(session, quote, now)
     if lost:
-        raise Conflict(f"{holds.first_held_line(list(quote.items))}: holds were lost ({lost}); re-price the quote",
-                       reason="Holds lost")
+        raise Conflict(
+            f"{holds.first_held_line(list(quote.items))}: holds were lost ({lost}); re-price the quote",
+            reason="Holds lost",
+        )
 
 
 def _eccns_by_country(session: Session, items: list[QuoteItem]) -> dict[str, list[str]]:
@@ -455,23 +631,45 @@ def accept_quote(session: Session, quote_id: str, data: QuoteAccept, actor: str)
 
     def change() -> None:
         agreement = agreements.generate_for_quote(
-            session, quote=quote, customer=customer, lines=_agreement_lines(session, items),
-            totals={"recurring": money_text(quote.recurring_total or ZERO),
-                    "oneTime": money_text(quote.one_time_total or ZERO),
-                    "usage": money_text(quote.usage_total or ZERO),
-                    "contractValue": money_text(quote.contract_value or ZERO)},
-            currency=quote.currency or "", actor=actor)
-        agreements.sign(session, agreement.id, SignatureCreate(
-            signerName=data.signer.name, signerEmail=data.signer.email, organisation=data.signer.organisation,
-            role="customer"), actor, commit=False)
+            session,
+            quote=quote,
+            customer=customer,
+            lines=_agreement_lines(session, items),
+            totals={
+                "recurring": money_text(quote.recurring_total or ZERO),
+                "oneTime": money_text(quote.one_time_total or ZERO),
+                "usage": money_text(quote.usage_total or ZERO),
+                "contractValue": money_text(quote.contract_value or ZERO),
+            },
+            currency=quote.currency or "",
+            actor=actor,
+        )
+        agreements.sign(
+            session,
+            agreement.id,
+            SignatureCreate(
+                signerName=data.signer.name,
+                signerEmail=data.signer.email,
+                organisation=data.signer.organisation,
+                role="customer",
+            ),
+            actor,
+            commit=False,
+        )
         order_id = create_product_order(session, quote, customer, items, agreement.id, actor)
         holds.commit(session, quote, items, order_id, actor)
         agreement.order_id = order_id
         quote.agreement_id, quote.order_id, quote.accepted_at = agreement.id, order_id, now
         quote.compliance_hold = False
-        audit.record(session, actor=actor, action="quote.accept", resource_type="quote", resource_id=quote.id,
-                     details={"agreementId": agreement.id, "orderId": order_id, "signer": data.signer.email},
-                     comment=data.comment)
+        audit.record(
+            session,
+            actor=actor,
+            action="quote.accept",
+            resource_type="quote",
+            resource_id=quote.id,
+            details={"agreementId": agreement.id, "orderId": order_id, "signer": data.signer.email},
+            comment=data.comment,
+        )
         _set_state(session, quote, "accepted", actor, "accepted by the customer")
 
     _guarded(session, change)
@@ -489,14 +687,23 @@ def _agreement_lines(session: Session, items: list[QuoteItem]) -> list[dict[str,
                 held.append(f"{h['quantity']} x {h['sku']} from {h['location']}")
             else:
                 held.append(f"{h['resource']} {h['value']}")
-        lines.append({"offering": item.offering_name, "quantity": item.quantity,
-                      "site": f"{site.name}, {site.city or ''} {site.country}".replace(" ,", ",") if site else item.site_id,
-                      "discount": f"{Decimal(item.discount_percent).normalize():f}",
-                      "prices": (item.pricing or {}).get("quoteItemPrice", []), "holds": held})
+        lines.append(
+            {
+                "offering": item.offering_name,
+                "quantity": item.quantity,
+                "site": f"{site.name}, {site.city or ''} {site.country}".replace(" ,", ",")
+                if site
+                else item.site_id,
+                "discount": f"{Decimal(item.discount_percent).normalize():f}",
+                "prices": (item.pricing or {}).get("quoteItemPrice", []),
+                "holds": held,
+            }
+        )
     return lines
 
 
 # --- hand-off to ordering --------------------------------------------------------------------------------
+
 
 def prepare_order_handoff(session: Session) -> None:
     """Ordering's workflow client must exist before this transaction writes anything (see ordering)."""
@@ -505,8 +712,9 @@ def prepare_order_handoff(session: Session) -> None:
     runtime.prepare(session)
 
 
-def create_product_order(session: Session, quote: Quote, customer: Customer, items: list[QuoteItem],
-                         agreement_id: str, actor: str) -> str:
+def create_product_order(
+    session: Session, quote: Quote, customer: Customer, items: list[QuoteItem], agreement_id: str, actor: str
+) -> str:
     """The hand-off: a TMF622 product order for the accepted quote, referencing the quote, its agreement and
     the reservations it carries, created inside the acceptance transaction (``commit=False``)."""
     from turnup.ordering import services as ordering
@@ -517,16 +725,25 @@ def create_product_order(session: Session, quote: Quote, customer: Customer, ite
         reservations.append({"id": quote.stock_reservation_id, "referredType": "ReserveProductStock"})
     if quote.logical_reservation_id:
         reservations.append({"id": quote.logical_reservation_id, "referredType": "ResourceReservation"})
-    data = ProductOrderCreate.model_validate({
-        "externalId": f"quote:{quote.id}",
-        "description": quote.description or f"Order for accepted quote {quote.id}",
-        "relatedParty": [{"id": customer.id, "role": "customer"}],
-        "productOrderItem": [{"id": item.item_ref, "action": "add", "quantity": item.quantity,
-                              "productOffering": {"id": item.offering_id}} for item in items],
-        "quote": [{"id": quote.id}],
-        "agreement": [{"id": agreement_id}],
-        "reservation": reservations,
-    })
+    data = ProductOrderCreate.model_validate(
+        {
+            "externalId": f"quote:{quote.id}",
+            "description": quote.description or f"Order for accepted quote {quote.id}",
+            "relatedParty": [{"id": customer.id, "role": "customer"}],
+            "productOrderItem": [
+                {
+                    "id": item.item_ref,
+                    "action": "add",
+                    "quantity": item.quantity,
+                    "productOffering": {"id": item.offering_id},
+                }
+                for item in items
+            ],
+            "quote": [{"id": quote.id}],
+            "agreement": [{"id": agreement_id}],
+            "reservation": reservations,
+        }
+    )
     order = ordering.create_order(session, data, actor, commit=False)
     return order.id
 

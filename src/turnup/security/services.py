@@ -40,8 +40,13 @@ def verify_password(password: str, stored: str | None) -> bool:
 
 
 def create_user(
-    session: Session, *, username: str, display_name: str | None = None, password: str | None = None,
-    roles: list[str] | None = None, actor: str = "system",
+    session: Session,
+    *,
+    username: str,
+    display_name: str | None = None,
+    password: str | None = None,
+    roles: list[str] | None = None,
+    actor: str = "system",
 ) -> User:
     """Create a user; commits."""
     roles = roles or ["viewer"]
@@ -53,13 +58,23 @@ def create_user(
     if session.scalar(select(User).where(User.username == username)) is not None:
         raise Conflict(f"user {username!r} already exists")
     user = User(
-        id=new_id(), username=username, display_name=display_name or username,
-        password_hash=hash_password(password) if password else None, roles=roles, active=True,
+        id=new_id(),
+        username=username,
+        display_name=display_name or username,
+        password_hash=hash_password(password) if password else None,
+        roles=roles,
+        active=True,
         created_at=clock.now(),
     )
     session.add(user)
-    audit.record(session, actor=actor, action="user.create", resource_type="user", resource_id=user.id,
-                 details={"username": username, "roles": roles})
+    audit.record(
+        session,
+        actor=actor,
+        action="user.create",
+        resource_type="user",
+        resource_id=user.id,
+        details={"username": username, "roles": roles},
+    )
     session.commit()
     return user
 
@@ -70,11 +85,23 @@ def create_api_token(session: Session, *, username: str, name: str = "default", 
     if user is None:
         raise NotFound(f"user {username!r} not found")
     secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    token = ApiToken(id=new_id(), user_id=user.id, name=name, token_hash=_sha256(secret),
-                     prefix=secret[:10], created_at=clock.now())
+    token = ApiToken(
+        id=new_id(),
+        user_id=user.id,
+        name=name,
+        token_hash=_sha256(secret),
+        prefix=secret[:10],
+        created_at=clock.now(),
+    )
     session.add(token)
-    audit.record(session, actor=actor, action="token.create", resource_type="apiToken",
-                 resource_id=token.id, details={"username": username, "name": name})
+    audit.record(
+        session,
+        actor=actor,
+        action="token.create",
+        resource_type="apiToken",
+        resource_id=token.id,
+        details={"username": username, "name": name},
+    )
     session.commit()
     return secret
 
@@ -86,7 +113,8 @@ def _principal(user: User) -> Principal:
 def authenticate_token(session: Session, secret: str) -> Principal:
     """Resolve a bearer token to its principal, or raise Unauthorized."""
     row = session.execute(
-        select(ApiToken, User).join(User, User.id == ApiToken.user_id)
+        select(ApiToken, User)
+        .join(User, User.id == ApiToken.user_id)
         .where(ApiToken.token_hash == _sha256(secret))
     ).first()
     if row is None or row[0].revoked_at is not None or not row[1].active:
@@ -101,17 +129,26 @@ def login(session: Session, username: str, password: str) -> str:
         raise Unauthorized("wrong username or password")
     secret = secrets.token_urlsafe(32)
     now = clock.now()
-    session.add(WebSession(id=new_id(), user_id=user.id, token_hash=_sha256(secret), created_at=now,
-                           expires_at=now + SESSION_TTL))
-    audit.record(session, actor=f"user:{username}", action="user.login", resource_type="user",
-                 resource_id=user.id)
+    session.add(
+        WebSession(
+            id=new_id(),
+            user_id=user.id,
+            token_hash=_sha256(secret),
+            created_at=now,
+            expires_at=now + SESSION_TTL,
+        )
+    )
+    audit.record(
+        session, actor=f"user:{username}", action="user.login", resource_type="user", resource_id=user.id
+    )
     session.commit()
     return secret
 
 
 def authenticate_session(session: Session, secret: str) -> Principal:
     row = session.execute(
-        select(WebSession, User).join(User, User.id == WebSession.user_id)
+        select(WebSession, User)
+        .join(User, User.id == WebSession.user_id)
         .where(WebSession.token_hash == _sha256(secret))
     ).first()
     if row is None or row[0].expires_at <= clock.now() or not row[1].active:

@@ -65,18 +65,30 @@ class ServiceActivationUpdate(_Strict):
     serviceCharacteristic: list[Characteristic] | None = Field(default=None, max_length=50)
 
 
-def _call(session: Session, adapter: str, operation: str, key: str, service_id: str, action: str,
-          parameters: dict[str, Any]) -> Any:
+def _call(
+    session: Session,
+    adapter: str,
+    operation: str,
+    key: str,
+    service_id: str,
+    action: str,
+    parameters: dict[str, Any],
+) -> Any:
     from turnup.provisioning import steps
     from turnup.provisioning.adapters import AdapterContext, AdapterRegistry, AdapterRequest
 
-    registry = AdapterRegistry(AdapterContext(sessions=sessionmaker(bind=session.get_bind(),
-                                                                    expire_on_commit=False), settings={}))
-    request = AdapterRequest(idempotency_key=key, service_id=service_id, action=action,
-                             parameters={k: v for k, v in parameters.items() if not k.startswith("_")})
+    registry = AdapterRegistry(
+        AdapterContext(sessions=sessionmaker(bind=session.get_bind(), expire_on_commit=False), settings={})
+    )
+    request = AdapterRequest(
+        idempotency_key=key,
+        service_id=service_id,
+        action=action,
+        parameters={k: v for k, v in parameters.items() if not k.startswith("_")},
+    )
     box: dict[str, Any] = {}
     # same timeout rule as the workflow's steps
-    timeout = steps._step_timeout(parameters)  # noqa: SLF001
+    timeout = steps._step_timeout(parameters)
     import threading
 
     done = threading.Event()
@@ -84,15 +96,16 @@ def _call(session: Session, adapter: str, operation: str, key: str, service_id: 
     def work() -> None:
         try:
             box["result"] = registry.call(adapter, operation, request)
-        except BaseException as exc:  # noqa: BLE001
+        except BaseException as exc:
             box["error"] = exc
         finally:
             done.set()
 
     threading.Thread(target=work, daemon=True).start()
     if not done.wait(timeout):
-        return Conflict(f"adapter {adapter!r} {operation} did not answer within {timeout:g}s",
-                        reason="Adapter failed")
+        return Conflict(
+            f"adapter {adapter!r} {operation} did not answer within {timeout:g}s", reason="Adapter failed"
+        )
     if "error" in box:
         return Conflict(f"adapter {adapter!r} {operation} failed: {box['error']}", reason="Adapter failed")
     return box["result"]
@@ -120,26 +133,48 @@ def create(session: Session, data: ServiceActivationCreate, actor: str) -> dict[
     entry = _provisioning_entry(spec)
     if entry["adapter"] not in available_adapters():
         raise InvalidInput(f"serviceSpecification.id: adapter {entry['adapter']!r} is not installed")
-    offering = session.scalars(select(ProductOffering).join(
-        OfferingSpecification, OfferingSpecification.offering_id == ProductOffering.id)
-        .where(OfferingSpecification.specification_id == spec.id).order_by(ProductOffering.id)).first()
+    offering = session.scalars(
+        select(ProductOffering)
+        .join(OfferingSpecification, OfferingSpecification.offering_id == ProductOffering.id)
+        .where(OfferingSpecification.specification_id == spec.id)
+        .order_by(ProductOffering.id)
+    ).first()
     if offering is None:
         raise InvalidInput(f"serviceSpecification.id: specification {spec.id!r} is in no product offering")
-    characteristics = {**dict(entry.get("parameters") or {}),
-                       **{c.name: c.value for c in data.serviceCharacteristic}}
+    characteristics = {
+        **dict(entry.get("parameters") or {}),
+        **{c.name: c.value for c in data.serviceCharacteristic},
+    }
     service_id = new_id()
     service = inventory.design_service(
-        session, service_id=service_id, name=data.name or spec.name, customer_id=customer.id,
-        offering_id=offering.id, offering_name=offering.name, specification_id=spec.id, adapter=entry["adapter"],
-        characteristics=characteristics, order_id=ORIGIN, order_item_id=service_id)
+        session,
+        service_id=service_id,
+        name=data.name or spec.name,
+        customer_id=customer.id,
+        offering_id=offering.id,
+        offering_name=offering.name,
+        specification_id=spec.id,
+        adapter=entry["adapter"],
+        characteristics=characteristics,
+        order_id=ORIGIN,
+        order_item_id=service_id,
+    )
     session.flush()
-    audit.record(session, actor=actor, action="service.create", resource_type="service", resource_id=service_id,
-                 details={"api": ACTIVATION_API, "state": data.state})
+    audit.record(
+        session,
+        actor=actor,
+        action="service.create",
+        resource_type="service",
+        resource_id=service_id,
+        details={"api": ACTIVATION_API, "state": data.state},
+    )
     session.commit()
     if data.state == "designed":
         return {"service": service}
-    return {"service": service, **_change(session, service, "active", None, actor,
-                                          action=entry.get("action") or "activate")}
+    return {
+        "service": service,
+        **_change(session, service, "active", None, actor, action=entry.get("action") or "activate"),
+    }
 
 
 def update(session: Session, service_id: str, data: ServiceActivationUpdate, actor: str) -> dict[str, Any]:
@@ -148,39 +183,60 @@ def update(session: Session, service_id: str, data: ServiceActivationUpdate, act
     service = inventory.get_service(session, service_id)
     if data.serviceCharacteristic is not None and not data.serviceCharacteristic:
         raise InvalidInput("serviceCharacteristic: nothing to modify")
-    changes = ({c.name: c.value for c in data.serviceCharacteristic}
-               if data.serviceCharacteristic is not None else None)
+    changes = (
+        {c.name: c.value for c in data.serviceCharacteristic}
+        if data.serviceCharacteristic is not None
+        else None
+    )
     return {"service": service, **_change(session, service, data.state, changes, actor, action=None)}
 
 
-def _change(session: Session, service: Service, state: str | None, changes: dict[str, Any] | None, actor: str,
-            action: str | None) -> dict[str, Any]:
+def _change(
+    session: Session,
+    service: Service,
+    state: str | None,
+    changes: dict[str, Any] | None,
+    actor: str,
+    action: str | None,
+) -> dict[str, Any]:
     from turnup.ordering.orm import PlanItem, ProductOrder
     from turnup.ordering.services import FINAL
 
     service = session.get(Service, service.id, with_for_update=True, populate_existing=True)  # type: ignore[assignment]
     open_order = session.scalar(
-        select(PlanItem.order_id).join(ProductOrder, ProductOrder.id == PlanItem.order_id)
-        .where(PlanItem.service_id == service.id, ProductOrder.state.not_in(sorted(FINAL))).limit(1))
+        select(PlanItem.order_id)
+        .join(ProductOrder, ProductOrder.id == PlanItem.order_id)
+        .where(PlanItem.service_id == service.id, ProductOrder.state.not_in(sorted(FINAL)))
+        .limit(1)
+    )
     if open_order is not None:
-        raise Conflict(f"service {service.id} is the subject of productOrder {open_order}, which is not finished",
-                       reason="Service has an order in progress")
+        raise Conflict(
+            f"service {service.id} is the subject of productOrder {open_order}, which is not finished",
+            reason="Service has an order in progress",
+        )
     if state is not None and state == service.state:
         session.rollback()
         return {}
     if changes is not None:
         if service.state != "active":
-            raise Conflict(f"service {service.id} is {service.state}; only active services can be modified",
-                           reason="Illegal state transition")
+            raise Conflict(
+                f"service {service.id} is {service.state}; only active services can be modified",
+                reason="Illegal state transition",
+            )
         operation, target = "modify", "active"
     else:
-        operation = {("designed", "active"): "activate", ("reserved", "active"): "activate",
-                     ("inactive", "active"): "resume", ("active", "inactive"): "suspend",
-                     ("active", "terminated"): "deactivate", ("inactive", "terminated"): "deactivate"
-                     }.get((service.state, str(state)), "")
+        operation = {
+            ("designed", "active"): "activate",
+            ("reserved", "active"): "activate",
+            ("inactive", "active"): "resume",
+            ("active", "inactive"): "suspend",
+            ("active", "terminated"): "deactivate",
+            ("inactive", "terminated"): "deactivate",
+        }.get((service.state, str(state)), "")
         if not operation:
-            raise Conflict(f"state: a {service.state} service cannot become {state}",
-                           reason="Illegal state transition")
+            raise Conflict(
+                f"state: a {service.state} service cannot become {state}", reason="Illegal state transition"
+            )
         target = str(state)
     seq = len(service.history)
     key = f"{service.id}:{operation}" if operation == "activate" else f"{service.id}:{operation}:{seq}"
@@ -198,11 +254,18 @@ def _change(session: Session, service: Service, state: str | None, changes: dict
         if changes is not None:
             inventory.modify_characteristics(session, service, changes, **ids)
         else:
-            inventory.change_state(session, service, target, action=operation, network_ref=result.network_ref,
-                                   **ids)
+            inventory.change_state(
+                session, service, target, action=operation, network_ref=result.network_ref, **ids
+            )
         if target == "terminated":
             inventory.release_resources(session, service, actor=actor, **ids)
-    audit.record(session, actor=actor, action=f"service.{operation}", resource_type="service",
-                 resource_id=service.id, details={"api": ACTIVATION_API, "key": key})
+    audit.record(
+        session,
+        actor=actor,
+        action=f"service.{operation}",
+        resource_type="service",
+        resource_id=service.id,
+        details={"api": ACTIVATION_API, "key": key},
+    )
     session.commit()
     return {}

@@ -17,8 +17,9 @@ SERVICE_STATES = ("designed", "reserved", "active", "inactive", "terminated")
 class Service(Base):
     __tablename__ = "service_instance"
     __table_args__ = (
-        CheckConstraint("state IN ('designed', 'reserved', 'active', 'inactive', 'terminated')",
-                        name="state"),
+        CheckConstraint(
+            "state IN ('designed', 'reserved', 'active', 'inactive', 'terminated')", name="state"
+        ),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
@@ -39,7 +40,8 @@ class Service(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
     history: Mapped[list[ServiceOrderHistory]] = relationship(
-        order_by="ServiceOrderHistory.at", lazy="selectin", viewonly=True)
+        order_by="ServiceOrderHistory.at", lazy="selectin", viewonly=True
+    )
 
 
 class ServiceOrderHistory(Base):

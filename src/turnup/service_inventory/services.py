@@ -33,27 +33,68 @@ def get_service(session: Session, service_id: str) -> Service:
     return service
 
 
-def design_service(session: Session, *, service_id: str, name: str, customer_id: str, offering_id: str,
-                   offering_name: str, specification_id: str | None, adapter: str,
-                   characteristics: dict[str, Any], order_id: str, order_item_id: str,
-                   site_id: str | None = None) -> Service:
+def design_service(
+    session: Session,
+    *,
+    service_id: str,
+    name: str,
+    customer_id: str,
+    offering_id: str,
+    offering_name: str,
+    specification_id: str | None,
+    adapter: str,
+    characteristics: dict[str, Any],
+    order_id: str,
+    order_item_id: str,
+    site_id: str | None = None,
+) -> Service:
     now = clock.now()
-    service = Service(id=service_id, name=name, state="designed", customer_id=customer_id, site_id=site_id,
-                      offering_id=offering_id, offering_name=offering_name, specification_id=specification_id,
-                      adapter=adapter, characteristics=characteristics, resources=[], created_at=now,
-                      updated_at=now)
+    service = Service(
+        id=service_id,
+        name=name,
+        state="designed",
+        customer_id=customer_id,
+        site_id=site_id,
+        offering_id=offering_id,
+        offering_name=offering_name,
+        specification_id=specification_id,
+        adapter=adapter,
+        characteristics=characteristics,
+        resources=[],
+        created_at=now,
+        updated_at=now,
+    )
     session.add(service)
-    session.add(ServiceOrderHistory(id=new_id(), service_id=service_id, order_id=order_id,
-                                    order_item_id=order_item_id, action="add", state="designed", at=now))
+    session.add(
+        ServiceOrderHistory(
+            id=new_id(),
+            service_id=service_id,
+            order_id=order_id,
+            order_item_id=order_item_id,
+            action="add",
+            state="designed",
+            at=now,
+        )
+    )
     return service
 
 
-def change_state(session: Session, service: Service, new_state: str, *, order_id: str, order_item_id: str,
-                 action: str, network_ref: str | None = None) -> None:
+def change_state(
+    session: Session,
+    service: Service,
+    new_state: str,
+    *,
+    order_id: str,
+    order_item_id: str,
+    action: str,
+    network_ref: str | None = None,
+) -> None:
     """Move a service to a new state, record the order in its history, publish the events."""
     if new_state not in TRANSITIONS[service.state]:
-        raise Conflict(f"service {service.id}: a {service.state} service cannot become {new_state}",
-                       reason="Illegal state transition")
+        raise Conflict(
+            f"service {service.id}: a {service.state} service cannot become {new_state}",
+            reason="Illegal state transition",
+        )
     now = clock.now()
     previous_state, previous_activation = service.state, service.activation_date
     service.state = new_state
@@ -64,45 +105,96 @@ def change_state(session: Session, service: Service, new_state: str, *, order_id
         service.activation_date = now
     if new_state == "terminated":
         service.termination_date = now
-    session.add(ServiceOrderHistory(id=new_id(), service_id=service.id, order_id=order_id,
-                                    order_item_id=order_item_id, action=action, state=new_state, at=now))
+    session.add(
+        ServiceOrderHistory(
+            id=new_id(),
+            service_id=service.id,
+            order_id=order_id,
+            order_item_id=order_item_id,
+            action=action,
+            state=new_state,
+            at=now,
+        )
+    )
     session.flush()
     session.expire(service, ["history"])
-    publish(session, api=API, event_type="ServiceStateChangeEvent", resource_type="service",
-            resource=render_service(service))
-    internal = {"active": "ServiceResumedEvent" if action == "resume" else "ServiceActivatedEvent",
-                "inactive": "ServiceSuspendedEvent", "terminated": "ServiceTerminatedEvent"}.get(new_state)
+    publish(
+        session,
+        api=API,
+        event_type="ServiceStateChangeEvent",
+        resource_type="service",
+        resource=render_service(service),
+    )
+    internal = {
+        "active": "ServiceResumedEvent" if action == "resume" else "ServiceActivatedEvent",
+        "inactive": "ServiceSuspendedEvent",
+        "terminated": "ServiceTerminatedEvent",
+    }.get(new_state)
     if internal:
-        publish(session, api=DELIVERY_API, event_type=internal, resource_type="serviceDelivery",
-                resource=_delivery_fact(service, now, order_id, order_item_id))
+        publish(
+            session,
+            api=DELIVERY_API,
+            event_type=internal,
+            resource_type="serviceDelivery",
+            resource=_delivery_fact(service, now, order_id, order_item_id),
+        )
     from turnup.product_inventory.services import follow_service
 
     follow_service(session, service, previous_state, previous_activation)  # TMF637: the product follows
 
 
-def modify_characteristics(session: Session, service: Service, changes: dict[str, Any], *, order_id: str,
-                           order_item_id: str, action: str = "modify") -> None:
+def modify_characteristics(
+    session: Session,
+    service: Service,
+    changes: dict[str, Any],
+    *,
+    order_id: str,
+    order_item_id: str,
+    action: str = "modify",
+) -> None:
     """Change an active service's characteristics (bandwidth, seats…); history, TMF and billing events."""
     if service.state != "active":
-        raise Conflict(f"service {service.id}: a {service.state} service cannot be modified",
-                       reason="Illegal state transition")
+        raise Conflict(
+            f"service {service.id}: a {service.state} service cannot be modified",
+            reason="Illegal state transition",
+        )
     now = clock.now()
     before = dict(service.characteristics)
     service.characteristics = {**before, **changes}
     service.updated_at = now
-    session.add(ServiceOrderHistory(id=new_id(), service_id=service.id, order_id=order_id,
-                                    order_item_id=order_item_id, action=action, state=service.state, at=now))
+    session.add(
+        ServiceOrderHistory(
+            id=new_id(),
+            service_id=service.id,
+            order_id=order_id,
+            order_item_id=order_item_id,
+            action=action,
+            state=service.state,
+            at=now,
+        )
+    )
     session.flush()
     session.expire(service, ["history"])
-    publish(session, api=API, event_type="ServiceAttributeValueChangeEvent", resource_type="service",
-            resource=render_service(service))
-    publish(session, api=DELIVERY_API, event_type="ServiceModifiedEvent", resource_type="serviceDelivery",
-            resource=_delivery_fact(service, now, order_id, order_item_id)
-            | {"changes": changes, "previous": {k: before.get(k) for k in changes}})
+    publish(
+        session,
+        api=API,
+        event_type="ServiceAttributeValueChangeEvent",
+        resource_type="service",
+        resource=render_service(service),
+    )
+    publish(
+        session,
+        api=DELIVERY_API,
+        event_type="ServiceModifiedEvent",
+        resource_type="serviceDelivery",
+        resource=_delivery_fact(service, now, order_id, order_item_id)
+        | {"changes": changes, "previous": {k: before.get(k) for k in changes}},
+    )
 
 
-def release_resources(session: Session, service: Service, *, order_id: str, order_item_id: str,
-                      actor: str) -> list[dict[str, Any]]:
+def release_resources(
+    session: Session, service: Service, *, order_id: str, order_item_id: str, actor: str
+) -> list[dict[str, Any]]:
     """On disconnect: give back what the service carries (``service.resources`` entries).
 
     - logical blocks (``{"resourceType": "logicalResource", "id": <block id>}``: IP prefixes, VLANs, ASNs,
@@ -142,13 +234,26 @@ def release_resources(session: Session, service: Service, *, order_id: str, orde
             assert space is not None
             document = render_block(row, space)
             until = chain.release(session, space, row)
-            document.update(lifecycleState="quarantine" if until else "free", usageState="idle",
-                            quarantineUntil=until and until.isoformat(),
-                            resourceStatus="standby" if until else "available")
-            publish(session, api=INVENTORY_API, event_type="ResourceStateChangeEvent", resource_type="resource",
-                    resource=document)
-            outcome.append({"id": rid, "result": "quarantine" if until else "free",
-                            "until": until.isoformat() if until else None})
+            document.update(
+                lifecycleState="quarantine" if until else "free",
+                usageState="idle",
+                quarantineUntil=until and until.isoformat(),
+                resourceStatus="standby" if until else "available",
+            )
+            publish(
+                session,
+                api=INVENTORY_API,
+                event_type="ResourceStateChangeEvent",
+                resource_type="resource",
+                resource=document,
+            )
+            outcome.append(
+                {
+                    "id": rid,
+                    "result": "quarantine" if until else "free",
+                    "until": until.isoformat() if until else None,
+                }
+            )
         elif kind == "telephoneNumber" and rid:
             number = session.get(TelephoneNumber, rid, with_for_update=True)
             if number is None or number.state != "assigned":
@@ -161,8 +266,13 @@ def release_resources(session: Session, service: Service, *, order_id: str, orde
             number.reservation_id = None
             number.updated_at = now
             session.flush()
-            publish(session, api=INVENTORY_API, event_type="ResourceStateChangeEvent", resource_type="resource",
-                    resource=render_number(number))
+            publish(
+                session,
+                api=INVENTORY_API,
+                event_type="ResourceStateChangeEvent",
+                resource_type="resource",
+                resource=render_number(number),
+            )
             outcome.append({"id": rid, "result": "aging", "until": number.until.isoformat()})
         elif kind == "resourceReservation" and rid:
             reservation = session.get(ResourceReservation, rid)
@@ -183,28 +293,57 @@ def release_resources(session: Session, service: Service, *, order_id: str, orde
             else:
                 outcome.append({"id": rid, "result": "notHeld"})
         elif kind == "physicalResource":
-            units.append({k: entry.get(k) for k in ("id", "serial", "sku", "name") if entry.get(k) is not None})
+            units.append(
+                {k: entry.get(k) for k in ("id", "serial", "sku", "name") if entry.get(k) is not None}
+            )
     if units:
-        publish(session, api=DELIVERY_API, event_type="CpeReturnRequestedEvent", resource_type="cpeReturn",
-                resource={"id": f"{service.id}-return", "serviceId": service.id, "customerId": service.customer_id,
-                          "siteId": service.site_id, "units": units, "requestedAt": iso(now),
-                          "productOrderId": order_id, "productOrderItemId": order_item_id})
+        publish(
+            session,
+            api=DELIVERY_API,
+            event_type="CpeReturnRequestedEvent",
+            resource_type="cpeReturn",
+            resource={
+                "id": f"{service.id}-return",
+                "serviceId": service.id,
+                "customerId": service.customer_id,
+                "siteId": service.site_id,
+                "units": units,
+                "requestedAt": iso(now),
+                "productOrderId": order_id,
+                "productOrderItemId": order_item_id,
+            },
+        )
         outcome.extend({"serial": u.get("serial"), "result": "returnRequested"} for u in units)
     if outcome:
-        audit.record(session, actor=actor, action="service.releaseResources", resource_type="service",
-                     resource_id=service.id, details={"orderId": order_id, "resources": outcome})
+        audit.record(
+            session,
+            actor=actor,
+            action="service.releaseResources",
+            resource_type="service",
+            resource_id=service.id,
+            details={"orderId": order_id, "resources": outcome},
+        )
     return outcome
 
 
 def _delivery_fact(service: Service, at: datetime, order_id: str, order_item_id: str) -> dict[str, Any]:
-    return {"id": service.id, "serviceId": service.id, "state": service.state, "at": iso(at),
-            "activationDate": iso(service.activation_date), "terminationDate": iso(service.termination_date),
-            "customerId": service.customer_id, "productOfferingId": service.offering_id,
-            "productOrderId": order_id, "productOrderItemId": order_item_id}
+    return {
+        "id": service.id,
+        "serviceId": service.id,
+        "state": service.state,
+        "at": iso(at),
+        "activationDate": iso(service.activation_date),
+        "terminationDate": iso(service.termination_date),
+        "customerId": service.customer_id,
+        "productOfferingId": service.offering_id,
+        "productOrderId": order_id,
+        "productOrderItemId": order_item_id,
+    }
 
 
-def assign_reservation(session: Session, service: Service, ref: dict[str, Any], *, order_id: str,
-                       actor: str) -> list[dict[str, Any]]:
+def assign_reservation(
+    session: Session, service: Service, ref: dict[str, Any], *, order_id: str, actor: str
+) -> list[dict[str, Any]]:
     """Assign what a reservation the order carries holds to ``service`` (never commits).
 
     - ``ResourceReservation`` (logical): a live hold is committed to the service; one the quote already
@@ -244,20 +383,38 @@ def assign_reservation(session: Session, service: Service, ref: dict[str, Any], 
                     if number is not None and number.service_id == owner:
                         number.service_id, number.updated_at = service.id, now
                 elif item.block_id:
-                    session.execute(update(chain.T).where(chain.T.c.id == item.block_id,
-                                                          chain.T.c.service_id == owner)
-                                    .values(service_id=service.id))
+                    session.execute(
+                        update(chain.T)
+                        .where(chain.T.c.id == item.block_id, chain.T.c.service_id == owner)
+                        .values(service_id=service.id)
+                    )
             held.service_id, held.updated_at = service.id, now
         else:
-            raise Conflict(f"resourceReservation {rid} is {held.state}"
-                           + (f" for {held.service_id}" if held.service_id else ""), reason="Reservation lost")
+            raise Conflict(
+                f"resourceReservation {rid} is {held.state}"
+                + (f" for {held.service_id}" if held.service_id else ""),
+                reason="Reservation lost",
+            )
         for item in held.items:
             if item.number_id:
-                entries.append({"resourceType": "telephoneNumber", "id": item.number_id, "value": item.value,
-                                "reservationId": rid})
+                entries.append(
+                    {
+                        "resourceType": "telephoneNumber",
+                        "id": item.number_id,
+                        "value": item.value,
+                        "reservationId": rid,
+                    }
+                )
             elif item.block_id:
-                entries.append({"resourceType": "logicalResource", "id": item.block_id, "value": item.value,
-                                "kind": item.resource_type, "reservationId": rid})
+                entries.append(
+                    {
+                        "resourceType": "logicalResource",
+                        "id": item.block_id,
+                        "value": item.value,
+                        "kind": item.resource_type,
+                        "reservationId": rid,
+                    }
+                )
     elif kind == "ReserveProductStock":
         stock = session.get(StockReservation, rid)
         if stock is None:
@@ -267,8 +424,13 @@ def assign_reservation(session: Session, service: Service, ref: dict[str, Any], 
         elif not (stock.status == "committed" and stock.order_id == order_id):
             raise Conflict(f"reserveProductStock {rid} is {stock.status}", reason="Reservation lost")
         allocation = session.scalar(select(Allocation).where(Allocation.reservation_id == rid))
-        entries.append({"resourceType": "physicalAllocation", "id": allocation.id if allocation else None,
-                        "reservationId": rid})
+        entries.append(
+            {
+                "resourceType": "physicalAllocation",
+                "id": allocation.id if allocation else None,
+                "reservationId": rid,
+            }
+        )
     else:
         raise Conflict(f"reservation {rid}: unknown type {kind!r}", reason="Reservation lost")
     known = {(e.get("resourceType"), e.get("id")) for e in service.resources or []}
@@ -277,20 +439,36 @@ def assign_reservation(session: Session, service: Service, ref: dict[str, Any], 
         service.resources = [*(service.resources or []), *new]
         service.updated_at = clock.now()
         session.flush()
-    audit.record(session, actor=actor, action="service.assignResources", resource_type="service",
-                 resource_id=service.id, details={"orderId": order_id, "reservation": ref, "resources": entries})
+    audit.record(
+        session,
+        actor=actor,
+        action="service.assignResources",
+        resource_type="service",
+        resource_id=service.id,
+        details={"orderId": order_id, "reservation": ref, "resources": entries},
+    )
     return entries
 
 
-def move(session: Session, service: Service, site_id: str | None, *, phase: str, order_id: str,
-         order_item_id: str) -> None:
+def move(
+    session: Session, service: Service, site_id: str | None, *, phase: str, order_id: str, order_item_id: str
+) -> None:
     """A move's step happened in the network (``moveOut``: off the old site; ``moveIn``: on the new one; or
     their undo). The history records it; when ``site_id`` differs from the service's site, the site changes
     and ServiceAttributeValueChangeEvent plus internal ServiceMovedEvent (old and new site) are published.
     The service stays ``active`` throughout (billing sees a move, not a termination)."""
     now = clock.now()
-    session.add(ServiceOrderHistory(id=new_id(), service_id=service.id, order_id=order_id,
-                                    order_item_id=order_item_id, action=phase, state=service.state, at=now))
+    session.add(
+        ServiceOrderHistory(
+            id=new_id(),
+            service_id=service.id,
+            order_id=order_id,
+            order_item_id=order_item_id,
+            action=phase,
+            state=service.state,
+            at=now,
+        )
+    )
     previous = service.site_id
     if site_id != previous:
         service.site_id = site_id
@@ -298,11 +476,21 @@ def move(session: Session, service: Service, site_id: str | None, *, phase: str,
     session.flush()
     session.expire(service, ["history"])
     if site_id != previous:
-        publish(session, api=API, event_type="ServiceAttributeValueChangeEvent", resource_type="service",
-                resource=render_service(service))
-        publish(session, api=DELIVERY_API, event_type="ServiceMovedEvent", resource_type="serviceDelivery",
-                resource=_delivery_fact(service, now, order_id, order_item_id)
-                | {"siteId": site_id, "previousSiteId": previous})
+        publish(
+            session,
+            api=API,
+            event_type="ServiceAttributeValueChangeEvent",
+            resource_type="service",
+            resource=render_service(service),
+        )
+        publish(
+            session,
+            api=DELIVERY_API,
+            event_type="ServiceMovedEvent",
+            resource_type="serviceDelivery",
+            resource=_delivery_fact(service, now, order_id, order_item_id)
+            | {"siteId": site_id, "previousSiteId": previous},
+        )
         from turnup.product_inventory.services import follow_service
 
         follow_service(session, service, moved=True)

@@ -99,6 +99,14 @@ def install_web_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(PageForbidden)
     async def _forbidden(request: Request, exc: PageForbidden) -> HTMLResponse:
-        return render(request, "error.html", {"user": exc.principal, "status": 403, "title": "Not allowed",
-                                              "message": f"Your roles do not grant {exc.permission!r}."},
-                      status_code=403)
+        return render(
+            request,
+            "error.html",
+            {
+                "user": exc.principal,
+                "status": 403,
+                "title": "Not allowed",
+                "message": f"Your roles do not grant {exc.permission!r}.",
+            },
+            status_code=403,
+        )

@@ -30,8 +30,13 @@ TEMPLATES_DIR = WEB_DIR / "templates"
 STATIC_DIR = WEB_DIR / "static"
 PAGE_SIZE = 50
 
-env = Environment(loader=FileSystemLoader(TEMPLATES_DIR), autoescape=select_autoescape(["html"]),
-                  undefined=ChainableUndefined, trim_blocks=True, lstrip_blocks=True)
+env = Environment(
+    loader=FileSystemLoader(TEMPLATES_DIR),
+    autoescape=select_autoescape(["html"]),
+    undefined=ChainableUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
 env.globals["version"] = __version__
 env.globals["can"] = has_permission  # templates show only what the user may open
 
@@ -48,8 +53,13 @@ env.filters["plain"] = _plain
 router = APIRouter(tags=["web"], include_in_schema=False)
 
 
-def render(request: Request, template: str, context: dict[str, Any], status_code: int = 200,
-           headers: dict[str, str] | None = None) -> HTMLResponse:
+def render(
+    request: Request,
+    template: str,
+    context: dict[str, Any],
+    status_code: int = 200,
+    headers: dict[str, str] | None = None,
+) -> HTMLResponse:
     """Render a template as an HTML response with the console's security and caching headers."""
     body = env.get_template(template).render(request=request, path=request.url.path, **context)
     response = HTMLResponse(body, status_code=status_code)
@@ -85,29 +95,53 @@ def _same_origin(request: Request) -> bool:
 
 @router.get("/login", response_class=HTMLResponse)
 def login_form(request: Request, next: str = "/", _: None = public()) -> HTMLResponse:
-    return render(request, "login.html", {"user": None, "next": safe_next(next), "error": None,
-                                          "username": ""})
+    return render(
+        request, "login.html", {"user": None, "next": safe_next(next), "error": None, "username": ""}
+    )
 
 
 @router.post("/login", response_class=HTMLResponse)
 def login_submit(
-    request: Request, username: str = Form(""), password: str = Form(""), next: str = Form("/"),
-    session: Session = Depends(get_session), _: None = public(),
+    request: Request,
+    username: str = Form(""),
+    password: str = Form(""),
+    next: str = Form("/"),
+    session: Session = Depends(get_session),
+    _: None = public(),
 ) -> Response:
     target = safe_next(next)
     if not _same_origin(request):
-        return render(request, "login.html", {"user": None, "next": target, "username": username,
-                                              "error": "The login form must be sent from this site."},
-                      status_code=403)
+        return render(
+            request,
+            "login.html",
+            {
+                "user": None,
+                "next": target,
+                "username": username,
+                "error": "The login form must be sent from this site.",
+            },
+            status_code=403,
+        )
     try:
         secret = login(session, username.strip(), password)
     except Unauthorized:
-        return render(request, "login.html", {"user": None, "next": target, "username": username,
-                                              "error": "Wrong username or password."}, status_code=401)
+        return render(
+            request,
+            "login.html",
+            {"user": None, "next": target, "username": username, "error": "Wrong username or password."},
+            status_code=401,
+        )
     response = RedirectResponse(target, status_code=303)
     secure = request.url.scheme == "https" or request.app.state.settings.public_url.startswith("https:")
-    response.set_cookie(SESSION_COOKIE, secret, max_age=int(SESSION_TTL.total_seconds()), path="/",
-                        httponly=True, samesite="lax", secure=secure)
+    response.set_cookie(
+        SESSION_COOKIE,
+        secret,
+        max_age=int(SESSION_TTL.total_seconds()),
+        path="/",
+        httponly=True,
+        samesite="lax",
+        secure=secure,
+    )
     return response
 
 
@@ -125,12 +159,17 @@ def logout_submit(request: Request, session: Session = Depends(get_session), _: 
 
 
 @router.get("/", response_class=HTMLResponse)
-def home(request: Request, session: Session = Depends(get_session),
-         user: Principal = page("console:read")) -> HTMLResponse:
-    counts = {"customers": session.scalar(select(func.count()).select_from(Customer)) or 0,
-              "activeCustomers": session.scalar(select(func.count()).select_from(Customer)
-                                                .where(Customer.status == "active")) or 0,
-              "offerings": _offering_count(session) if has_permission(user, "catalog:read") else None}
+def home(
+    request: Request, session: Session = Depends(get_session), user: Principal = page("console:read")
+) -> HTMLResponse:
+    counts = {
+        "customers": session.scalar(select(func.count()).select_from(Customer)) or 0,
+        "activeCustomers": session.scalar(
+            select(func.count()).select_from(Customer).where(Customer.status == "active")
+        )
+        or 0,
+        "offerings": _offering_count(session) if has_permission(user, "catalog:read") else None,
+    }
     return render(request, "home.html", {"user": user, "counts": counts})
 
 
@@ -139,32 +178,49 @@ def home(request: Request, session: Session = Depends(get_session),
 
 def _customers(session: Session, q: str | None) -> dict[str, Any]:
     sites = select(func.count()).select_from(Site).where(Site.customer_id == Customer.id).scalar_subquery()
-    contacts = (select(func.count()).select_from(Contact).where(Contact.customer_id == Customer.id)
-                .scalar_subquery())
+    contacts = (
+        select(func.count()).select_from(Contact).where(Contact.customer_id == Customer.id).scalar_subquery()
+    )
     stmt = select(Customer, sites.label("sites"), contacts.label("contacts"))
     count = select(func.count()).select_from(Customer)
     if q and q.strip():
         pattern = _like(q.strip())
-        match = or_(*(func.lower(col).like(pattern, escape="\\")
-                      for col in (Customer.name, Customer.email, Customer.segment, Customer.country)))
+        match = or_(
+            *(
+                func.lower(col).like(pattern, escape="\\")
+                for col in (Customer.name, Customer.email, Customer.segment, Customer.country)
+            )
+        )
         stmt, count = stmt.where(match), count.where(match)
     rows = session.execute(stmt.order_by(Customer.name, Customer.id).limit(PAGE_SIZE)).all()
-    return {"customers": [{"customer": r[0], "sites": r[1], "contacts": r[2]} for r in rows],
-            "total": session.scalar(count) or 0, "q": (q or "").strip()}
+    return {
+        "customers": [{"customer": r[0], "sites": r[1], "contacts": r[2]} for r in rows],
+        "total": session.scalar(count) or 0,
+        "q": (q or "").strip(),
+    }
 
 
 @router.get("/customers", response_class=HTMLResponse)
-def customers_page(request: Request, q: str | None = None, session: Session = Depends(get_session),
-                   user: Principal = page("accounts:read")) -> HTMLResponse:
+def customers_page(
+    request: Request,
+    q: str | None = None,
+    session: Session = Depends(get_session),
+    user: Principal = page("accounts:read"),
+) -> HTMLResponse:
     return render(request, "customers.html", {"user": user, **_customers(session, q)})
 
 
 @router.get("/customers/_rows", response_class=HTMLResponse)
-def customers_rows(request: Request, q: str | None = None, session: Session = Depends(get_session),
-                   user: Principal = page("accounts:read")) -> HTMLResponse:
+def customers_rows(
+    request: Request,
+    q: str | None = None,
+    session: Session = Depends(get_session),
+    user: Principal = page("accounts:read"),
+) -> HTMLResponse:
     data = _customers(session, q)
-    return render(request, "_customer_rows.html", data,
-                  headers={"HX-Replace-Url": _page_url("/customers", q=data["q"])})
+    return render(
+        request, "_customer_rows.html", data, headers={"HX-Replace-Url": _page_url("/customers", q=data["q"])}
+    )
 
 
 # --- catalog --------------------------------------------------------------------------------------------
@@ -180,39 +236,70 @@ def _offerings(session: Session, q: str | None, status: str | None, offset: int)
     q = (q or "").strip()
     status = status if status in LIFECYCLE_STATUSES else ""
     offset = max(offset, 0)
-    found = catalog.list_offerings(session, lifecycle_status=status or None, search=q or None,
-                                   limit=PAGE_SIZE, offset=offset)
-    return {"offerings": list(found), "total": found.total, "q": q, "status": status, "offset": offset,
-            "page_size": PAGE_SIZE, "statuses": LIFECYCLE_STATUSES}
+    found = catalog.list_offerings(
+        session, lifecycle_status=status or None, search=q or None, limit=PAGE_SIZE, offset=offset
+    )
+    return {
+        "offerings": list(found),
+        "total": found.total,
+        "q": q,
+        "status": status,
+        "offset": offset,
+        "page_size": PAGE_SIZE,
+        "statuses": LIFECYCLE_STATUSES,
+    }
 
 
 def _catalog_url(data: dict[str, Any]) -> str:
-    return _page_url("/catalog", q=data["q"], status=data["status"],
-                     offset=str(data["offset"]) if data["offset"] else None)
+    return _page_url(
+        "/catalog", q=data["q"], status=data["status"], offset=str(data["offset"]) if data["offset"] else None
+    )
 
 
 @router.get("/catalog", response_class=HTMLResponse)
-def catalog_page(request: Request, q: str | None = None, status: str | None = None,
-                 offset: int = Query(0, ge=0), session: Session = Depends(get_session),
-                 user: Principal = page("catalog:read")) -> HTMLResponse:
+def catalog_page(
+    request: Request,
+    q: str | None = None,
+    status: str | None = None,
+    offset: int = Query(0, ge=0),
+    session: Session = Depends(get_session),
+    user: Principal = page("catalog:read"),
+) -> HTMLResponse:
     return render(request, "catalog.html", {"user": user, **_offerings(session, q, status, offset)})
 
 
 @router.get("/catalog/_offerings", response_class=HTMLResponse)
-def catalog_rows(request: Request, q: str | None = None, status: str | None = None,
-                 offset: int = Query(0, ge=0), session: Session = Depends(get_session),
-                 user: Principal = page("catalog:read")) -> HTMLResponse:
+def catalog_rows(
+    request: Request,
+    q: str | None = None,
+    status: str | None = None,
+    offset: int = Query(0, ge=0),
+    session: Session = Depends(get_session),
+    user: Principal = page("catalog:read"),
+) -> HTMLResponse:
     data = _offerings(session, q, status, offset)
     return render(request, "_offering_rows.html", data, headers={"HX-Replace-Url": _catalog_url(data)})
 
 
 @router.get("/catalog/offerings/{offering_id}", response_class=HTMLResponse)
-def offering_page(request: Request, offering_id: str, session: Session = Depends(get_session),
-                  user: Principal = page("catalog:read")) -> HTMLResponse:
+def offering_page(
+    request: Request,
+    offering_id: str,
+    session: Session = Depends(get_session),
+    user: Principal = page("catalog:read"),
+) -> HTMLResponse:
     try:
         offering = catalog.get_offering_detail(session, offering_id)
     except NotFound:
-        return render(request, "error.html", {"user": user, "status": 404, "title": "Offering not found",
-                                              "message": f"There is no product offering {offering_id!r}."},
-                      status_code=404)
+        return render(
+            request,
+            "error.html",
+            {
+                "user": user,
+                "status": 404,
+                "title": "Offering not found",
+                "message": f"There is no product offering {offering_id!r}.",
+            },
+            status_code=404,
+        )
     return render(request, "offering.html", {"user": user, "o": offering})

@@ -29,8 +29,10 @@ def bench_database(**engine_kwargs: object) -> Iterator[tuple[str, Engine]]:
     with psycopg.connect(f"{PG} dbname=postgres", autocommit=True) as admin:
         admin.execute(f'CREATE DATABASE "{name}"')
     parts = dict(p.split("=", 1) for p in PG.split())
-    url = f"postgresql+psycopg://{parts.get('user', 'postgres')}@{parts.get('host', '127.0.0.1')}:" \
-          f"{parts.get('port', '5432')}/{name}"
+    url = (
+        f"postgresql+psycopg://{parts.get('user', 'postgres')}@{parts.get('host', '127.0.0.1')}:"
+        f"{parts.get('port', '5432')}/{name}"
+    )
     engine = make_engine(url, **engine_kwargs)  # type: ignore[arg-type]
     try:
         turnup.models.metadata.create_all(engine)
@@ -84,5 +86,7 @@ def pct(samples: list[float], q: float) -> float:
 
 def report(label: str, samples: list[float], base: float) -> str:
     p50, p99 = pct(samples, 50), pct(samples, 99)
-    return (f"{label:<44} n={len(samples):>5}  p50={p50:7.2f} ms  p99={p99:7.2f} ms  "
-            f"max={max(samples):7.2f} ms  p50/baseline={p50 / base:6.1f}x")
+    return (
+        f"{label:<44} n={len(samples):>5}  p50={p50:7.2f} ms  p99={p99:7.2f} ms  "
+        f"max={max(samples):7.2f} ms  p50/baseline={p50 / base:6.1f}x"
+    )

@@ -56,8 +56,10 @@ class Exhausted(Conflict):
 
 def init_chain(session: Session, space_id: str, lo: int, hi: int) -> None:
     """Partition a new space into free aligned blocks plus the end sentinel."""
-    rows = [dict(id=new_id(), space_id=space_id, lo=hexkey(s), hi=hexkey(s + (1 << k)), k=k, state="free")
-            for s, k in decompose(lo, hi)]
+    rows = [
+        dict(id=new_id(), space_id=space_id, lo=hexkey(s), hi=hexkey(s + (1 << k)), k=k, state="free")
+        for s, k in decompose(lo, hi)
+    ]
     rows.append(dict(id=new_id(), space_id=space_id, lo=hexkey(hi), hi=None, k=None, state="end"))
     session.execute(insert(T), rows)
 
@@ -74,9 +76,13 @@ def _candidate(session: Session, space_id: str, r: int, policy: str, lock: str |
 
 
 def _containing(session: Session, space_id: str, at: int) -> Row | None:
-    stmt = (select(T.c.id, T.c.lo, T.c.hi, T.c.k, T.c.state).where(T.c.space_id == space_id,
-                                                                    T.c.lo <= hexkey(at))
-            .order_by(T.c.lo.desc()).limit(1).with_for_update(skip_locked=True))
+    stmt = (
+        select(T.c.id, T.c.lo, T.c.hi, T.c.k, T.c.state)
+        .where(T.c.space_id == space_id, T.c.lo <= hexkey(at))
+        .order_by(T.c.lo.desc())
+        .limit(1)
+        .with_for_update(skip_locked=True)
+    )
     return session.execute(stmt).first()
 
 
@@ -90,9 +96,18 @@ def _pause(attempt: int) -> None:
 
 
 def take(
-    session: Session, space: LogicalSpace, r: int, *, policy: str = "best-fit", target: int | None = None,
-    state: str = "allocated", until: datetime | None = None, reservation_id: str | None = None,
-    service_id: str | None = None, description: str | None = None, label: str = "value",
+    session: Session,
+    space: LogicalSpace,
+    r: int,
+    *,
+    policy: str = "best-fit",
+    target: int | None = None,
+    state: str = "allocated",
+    until: datetime | None = None,
+    reservation_id: str | None = None,
+    service_id: str | None = None,
+    description: str | None = None,
+    label: str = "value",
     what: str = "block",
 ) -> Taken:
     """Take a free aligned block of size ``2**r`` (the next one by ``policy``, or exactly ``target``)."""
@@ -121,18 +136,42 @@ def take(
                 _pause(attempt)
                 continue
             if found.state != "free" or found.k < r or unhex(found.lo) + (1 << found.k) < target + (1 << r):
-                raise Conflict(f"{label}: {what} is not free in pool {space.name!r} (overlaps a "
-                               f"{found.state} block)", reason="Already allocated")
+                raise Conflict(
+                    f"{label}: {what} is not free in pool {space.name!r} (overlaps a {found.state} block)",
+                    reason="Already allocated",
+                )
             row, lo, k, at = found, unhex(found.lo), found.k, target
-        return _split_and_take(session, space.id, row.id, lo, k, at, r, state=state, until=until,
-                               reservation_id=reservation_id, service_id=service_id,
-                               description=description)
+        return _split_and_take(
+            session,
+            space.id,
+            row.id,
+            lo,
+            k,
+            at,
+            r,
+            state=state,
+            until=until,
+            reservation_id=reservation_id,
+            service_id=service_id,
+            description=description,
+        )
     raise Conflict(f"{label}: pool {space.name!r} is too busy; retry", reason="Busy")
 
 
 def _split_and_take(
-    session: Session, space_id: str, old_id: str, lo: int, k: int, at: int, r: int, *, state: str,
-    until: datetime | None, reservation_id: str | None, service_id: str | None, description: str | None,
+    session: Session,
+    space_id: str,
+    old_id: str,
+    lo: int,
+    k: int,
+    at: int,
+    r: int,
+    *,
+    state: str,
+    until: datetime | None,
+    reservation_id: str | None,
+    service_id: str | None,
+    description: str | None,
 ) -> Taken:
     pieces, target = split_plan(lo, k, at, r)
     now = clock.now()
@@ -142,33 +181,69 @@ def _split_and_take(
     rows = []
     for i, (start, kk, is_target) in enumerate(blocks):
         nxt = blocks[i + 1][0] if i + 1 < len(blocks) else end
-        row = dict(id=taken_id if is_target else new_id(), space_id=space_id, lo=hexkey(start),
-                   hi=hexkey(nxt), k=kk, state=state if is_target else "free",
-                   until=until if is_target else None,
-                   reservation_id=reservation_id if is_target else None,
-                   service_id=service_id if is_target else None,
-                   description=description if is_target else None,
-                   allocated_at=now if is_target else None)
+        row = dict(
+            id=taken_id if is_target else new_id(),
+            space_id=space_id,
+            lo=hexkey(start),
+            hi=hexkey(nxt),
+            k=kk,
+            state=state if is_target else "free",
+            until=until if is_target else None,
+            reservation_id=reservation_id if is_target else None,
+            service_id=service_id if is_target else None,
+            description=description if is_target else None,
+            allocated_at=now if is_target else None,
+        )
         rows.append(row)
     first = rows[0]  # starts at lo: the existing row is rewritten in place (its lo never changes)
     if not (first["id"] == taken_id):
         first["id"] = old_id
-    session.execute(update(T).where(T.c.id == old_id).values(
-        id=first["id"], hi=first["hi"], k=first["k"], state=first["state"], until=first["until"],
-        reservation_id=first["reservation_id"], service_id=first["service_id"],
-        description=first["description"], allocated_at=first["allocated_at"]))
+    session.execute(
+        update(T)
+        .where(T.c.id == old_id)
+        .values(
+            id=first["id"],
+            hi=first["hi"],
+            k=first["k"],
+            state=first["state"],
+            until=first["until"],
+            reservation_id=first["reservation_id"],
+            service_id=first["service_id"],
+            description=first["description"],
+            allocated_at=first["allocated_at"],
+        )
+    )
     if len(rows) > 1:
         session.execute(insert(T), rows[1:])
-    return Taken(id=taken_id, space_id=space_id, lo=target[0], k=r, state=state, until=until,
-                 reservation_id=reservation_id, service_id=service_id, description=description,
-                 allocated_at=now)
+    return Taken(
+        id=taken_id,
+        space_id=space_id,
+        lo=target[0],
+        k=r,
+        state=state,
+        until=until,
+        reservation_id=reservation_id,
+        service_id=service_id,
+        description=description,
+        allocated_at=now,
+    )
 
 
 def free_block(session: Session, space_id: str, block_id: str, lo: int, k: int) -> None:
     """Make a (locked) block free and merge it with free buddies."""
-    session.execute(update(T).where(T.c.id == block_id).values(
-        state="free", until=None, reservation_id=None, service_id=None, description=None,
-        allocated_at=None, child_space_id=None))
+    session.execute(
+        update(T)
+        .where(T.c.id == block_id)
+        .values(
+            state="free",
+            until=None,
+            reservation_id=None,
+            service_id=None,
+            description=None,
+            allocated_at=None,
+            child_space_id=None,
+        )
+    )
     coalesce(session, space_id, block_id, lo, k)
 
 
@@ -196,10 +271,14 @@ def reclaim(session: Session, space_id: str) -> int:
     now = clock.now()
     rows = session.execute(
         select(T.c.id, T.c.lo, T.c.k)
-        .where(T.c.space_id == space_id, T.c.state.in_([literal_column("'quarantine'"),
-                                                       literal_column("'reserved'")]),
-               T.c.until <= now)
-        .order_by(T.c.until).limit(RECLAIM_BATCH).with_for_update(skip_locked=True)
+        .where(
+            T.c.space_id == space_id,
+            T.c.state.in_([literal_column("'quarantine'"), literal_column("'reserved'")]),
+            T.c.until <= now,
+        )
+        .order_by(T.c.until)
+        .limit(RECLAIM_BATCH)
+        .with_for_update(skip_locked=True)
     ).all()
     for row in rows:
         free_block(session, space_id, row.id, unhex(row.lo), row.k)
@@ -208,9 +287,21 @@ def reclaim(session: Session, space_id: str) -> int:
 
 def lock_block(session: Session, block_id: str) -> Row | None:
     return session.execute(
-        select(T.c.id, T.c.space_id, T.c.lo, T.c.k, T.c.state, T.c.until, T.c.reservation_id,
-               T.c.service_id, T.c.description, T.c.allocated_at, T.c.child_space_id)
-        .where(T.c.id == block_id).with_for_update()
+        select(
+            T.c.id,
+            T.c.space_id,
+            T.c.lo,
+            T.c.k,
+            T.c.state,
+            T.c.until,
+            T.c.reservation_id,
+            T.c.service_id,
+            T.c.description,
+            T.c.allocated_at,
+            T.c.child_space_id,
+        )
+        .where(T.c.id == block_id)
+        .with_for_update()
     ).first()
 
 
@@ -221,8 +312,9 @@ def release(session: Session, space: LogicalSpace, row: Row, quarantine: bool = 
     """
     if quarantine and row.state == "allocated" and space.quarantine_seconds > 0:
         until = clock.now() + timedelta(seconds=space.quarantine_seconds)
-        session.execute(update(T).where(T.c.id == row.id).values(
-            state="quarantine", until=until, reservation_id=None))
+        session.execute(
+            update(T).where(T.c.id == row.id).values(state="quarantine", until=until, reservation_id=None)
+        )
         return until
     free_block(session, space.id, row.id, unhex(row.lo), row.k)
     return None
@@ -234,7 +326,8 @@ def usage(session: Session, space_id: str) -> dict[str, int]:
 
     totals: dict[str, int] = {}
     for state, k, count in session.execute(
-        select(T.c.state, T.c.k, func.count()).where(T.c.space_id == space_id, T.c.state != "end")
+        select(T.c.state, T.c.k, func.count())
+        .where(T.c.space_id == space_id, T.c.state != "end")
         .group_by(T.c.state, T.c.k)
     ):
         totals[state] = totals.get(state, 0) + count * (1 << k)

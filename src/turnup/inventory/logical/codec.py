@@ -70,8 +70,10 @@ def parse_network(text: str, field: str) -> IPNetwork:
     except ValueError as exc:
         message = str(exc)
         if "host bits set" in message:
-            raise InvalidInput(f"{field}: {text!r} has host bits set (did you mean "
-                               f"{ipaddress.ip_network(text.strip(), strict=False)}?)") from None
+            raise InvalidInput(
+                f"{field}: {text!r} has host bits set (did you mean "
+                f"{ipaddress.ip_network(text.strip(), strict=False)}?)"
+            ) from None
         raise InvalidInput(f"{field}: {text!r} is not a valid CIDR prefix") from None
 
 
@@ -129,10 +131,36 @@ def format_identifier(template: str | None, n: int) -> str:
 
 # ---------------------------------------------------------------------------------- numbers, keypad
 
-KEYPAD = {c: d for d, letters in {"2": "ABC", "3": "DEF", "4": "GHI", "5": "JKL", "6": "MNO",
-                                  "7": "PQRS", "8": "TUV", "9": "WXYZ"}.items() for c in letters}
-_SEQUENCES = {"0123", "1234", "2345", "3456", "4567", "5678", "6789",
-              "9876", "8765", "7654", "6543", "5432", "4321", "3210"}
+KEYPAD = {
+    c: d
+    for d, letters in {
+        "2": "ABC",
+        "3": "DEF",
+        "4": "GHI",
+        "5": "JKL",
+        "6": "MNO",
+        "7": "PQRS",
+        "8": "TUV",
+        "9": "WXYZ",
+    }.items()
+    for c in letters
+}
+_SEQUENCES = {
+    "0123",
+    "1234",
+    "2345",
+    "3456",
+    "4567",
+    "5678",
+    "6789",
+    "9876",
+    "8765",
+    "7654",
+    "6543",
+    "5432",
+    "4321",
+    "3210",
+}
 
 
 def vanity_to_digits(word: str) -> str:
@@ -169,9 +197,12 @@ def number_features(digits: str) -> tuple[int, bool]:
     tail = digits[-7:]
     run = max_run(tail)
     last4 = digits[-4:]
-    golden = (run >= 4 or last4 in _SEQUENCES
-              or (len(last4) == 4 and last4[0] == last4[2] and last4[1] == last4[3])
-              or (len(last4) == 4 and last4[0] == last4[1] and last4[2] == last4[3]))
+    golden = (
+        run >= 4
+        or last4 in _SEQUENCES
+        or (len(last4) == 4 and last4[0] == last4[2] and last4[1] == last4[3])
+        or (len(last4) == 4 and last4[0] == last4[1] and last4[2] == last4[3])
+    )
     return run, golden
 
 

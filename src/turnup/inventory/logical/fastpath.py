@@ -111,8 +111,10 @@ SELECT (SELECT n FROM val) AS n,
 """
 # One line of single spaces (no string literal above contains whitespace): short enough for psycopg to cache
 # the parsed query; psycopg prepares it server-side after a few executions on a connection.
-SQL = {policy: " ".join(_SQL.replace("@ORDER@", order).split())
-       for policy, order in (("best-fit", "b.k, b.lo"), ("first-fit", "b.lo"))}
+SQL = {
+    policy: " ".join(_SQL.replace("@ORDER@", order).split())
+    for policy, order in (("best-fit", "b.k, b.lo"), ("first-fit", "b.lo"))
+}
 
 
 @dataclass
@@ -172,27 +174,66 @@ def _execute(session: Session, sql: str, params: dict[str, Any]) -> tuple[Any, .
     return tuple(row)
 
 
-def allocate(session: Session, space: LogicalSpace, r: int, *, policy: str, state: str,
-             until: datetime | None, service_id: str | None, description: str | None, actor: str,
-             now: datetime) -> Taken | None:
+def allocate(
+    session: Session,
+    space: LogicalSpace,
+    r: int,
+    *,
+    policy: str,
+    state: str,
+    until: datetime | None,
+    service_id: str | None,
+    description: str | None,
+    actor: str,
+    now: datetime,
+) -> Taken | None:
     """Try the one-statement allocation (nothing committed). Returns the taken block, or None when the
     statement wrote nothing and the caller must take the general path (same transaction)."""
     taken_id, event_id = new_id(), new_id()
     rt = space.resource_type
-    placeholder = _Placeholder(id=taken_id, lo=unhex(space.lo), k=r, state=state, until=until,
-                               reservation_id=None, service_id=service_id, description=description,
-                               allocated_at=now)
+    placeholder = _Placeholder(
+        id=taken_id,
+        lo=unhex(space.lo),
+        k=r,
+        state=state,
+        until=until,
+        reservation_id=None,
+        service_id=service_id,
+        description=description,
+        allocated_at=now,
+    )
     document = render_block(placeholder, space)
-    payload = {"eventId": event_id, "eventTime": now.isoformat().replace("+00:00", "Z"),
-               "eventType": EVENT_TYPE, "event": {RESOURCE_TYPE: document}}
+    payload = {
+        "eventId": event_id,
+        "eventTime": now.isoformat().replace("+00:00", "Z"),
+        "eventType": EVENT_TYPE,
+        "event": {RESOURCE_TYPE: document},
+    }
     params = {
-        "pool": space.id, "name": space.name, "pool_policy": space.policy, "purpose": space.purpose,
-        "site": space.site, "pool_description": space.description, "quarantine": space.quarantine_seconds,
-        "updated_at": space.updated_at, "now": now, "r": r, "taken_id": taken_id, "state": state,
-        "until": until, "service_id": service_id, "description": description, "audit_id": new_id(),
-        "actor": actor, "action": f"logicalResource.{'reserve' if state == 'reserved' else 'allocate'}",
-        "suffix": f"/{WIDTH[rt] - r}", "event_id": event_id, "api": INVENTORY_API, "event_type": EVENT_TYPE,
-        "resource_type": RESOURCE_TYPE, "payload": json.dumps(payload),
+        "pool": space.id,
+        "name": space.name,
+        "pool_policy": space.policy,
+        "purpose": space.purpose,
+        "site": space.site,
+        "pool_description": space.description,
+        "quarantine": space.quarantine_seconds,
+        "updated_at": space.updated_at,
+        "now": now,
+        "r": r,
+        "taken_id": taken_id,
+        "state": state,
+        "until": until,
+        "service_id": service_id,
+        "description": description,
+        "audit_id": new_id(),
+        "actor": actor,
+        "action": f"logicalResource.{'reserve' if state == 'reserved' else 'allocate'}",
+        "suffix": f"/{WIDTH[rt] - r}",
+        "event_id": event_id,
+        "api": INVENTORY_API,
+        "event_type": EVENT_TYPE,
+        "resource_type": RESOURCE_TYPE,
+        "payload": json.dumps(payload),
     }
     if session.new or session.dirty or session.deleted:
         session.flush()  # as the general path's first query would (autoflush)
@@ -200,16 +241,34 @@ def allocate(session: Session, space: LogicalSpace, r: int, *, policy: str, stat
     if n is None:
         return None
     n = int(n)
-    taken = Taken(id=taken_id, space_id=space.id, lo=n, k=r, state=state, until=until, reservation_id=None,
-                  service_id=service_id, description=description, allocated_at=now)
+    taken = Taken(
+        id=taken_id,
+        space_id=space.id,
+        lo=n,
+        k=r,
+        state=state,
+        until=until,
+        reservation_id=None,
+        service_id=service_id,
+        description=description,
+        allocated_at=now,
+    )
     if filtered:  # subscriptions with a query: matched in Python exactly as kernel.outbox.publish does
         document.update(value=format_ip(rt, n, r))
         if r == 0:
             document.update(address=format_address(rt, n))
-        rows = [{"id": new_id(), "event_id": event_id, "subscription_id": sub_id, "status": "pending",
-                 "attempts": 0, "next_attempt_at": now}
-                for sub_id, query in filtered
-                if subscription_matches(query, EVENT_TYPE, document, RESOURCE_TYPE)]
+        rows = [
+            {
+                "id": new_id(),
+                "event_id": event_id,
+                "subscription_id": sub_id,
+                "status": "pending",
+                "attempts": 0,
+                "next_attempt_at": now,
+            }
+            for sub_id, query in filtered
+            if subscription_matches(query, EVENT_TYPE, document, RESOURCE_TYPE)
+        ]
         if rows:
             session.execute(insert(EventDelivery), rows)
     return taken

@@ -20,10 +20,19 @@ from sqlalchemy.orm import Session
 from turnup.inventory.logical.codec import next_prefix, number_features, vanity_to_digits
 from turnup.inventory.logical.orm import NumberBlock, NumberClass, TelephoneNumber
 from turnup.inventory.logical.render import (
-    INVENTORY_API, POOL_API, render_number, render_number_block, render_number_class,
+    INVENTORY_API,
+    POOL_API,
+    render_number,
+    render_number_block,
+    render_number_class,
 )
 from turnup.inventory.logical.schemas import (
-    NumberClassCreate, NumberClassUpdate, NumberImport, NumberSearch, NumberUpdate, ReservationItemIn,
+    NumberClassCreate,
+    NumberClassUpdate,
+    NumberImport,
+    NumberSearch,
+    NumberUpdate,
+    ReservationItemIn,
 )
 from turnup.kernel import audit, clock
 from turnup.kernel.errors import Conflict, InvalidInput, NotFound
@@ -84,7 +93,7 @@ def _national_digits(country: str, text: str, field: str) -> str:
     metadata = phonenumbers.PhoneMetadata.metadata_for_region(country.upper())
     trunk = metadata.national_prefix if metadata else None
     if trunk and raw.startswith(trunk):
-        raw = raw[len(trunk):]
+        raw = raw[len(trunk) :]
     return f"{_country_code(country)}{raw}"
 
 
@@ -95,8 +104,9 @@ def get_class(session: Session, name: str, field: str = "numberClass") -> Number
     cls = session.get(NumberClass, name)
     if cls is None and name in DEFAULT_CLASSES:
         now = clock.now()
-        cls = NumberClass(name=name, aging_days=DEFAULT_CLASSES[name], description="default",
-                          created_at=now, updated_at=now)
+        cls = NumberClass(
+            name=name, aging_days=DEFAULT_CLASSES[name], description="default", created_at=now, updated_at=now
+        )
         session.add(cls)
         session.flush()
     if cls is None:
@@ -108,14 +118,30 @@ def create_number_class(session: Session, data: NumberClassCreate, actor: str) -
     if session.get(NumberClass, data.name) is not None:
         raise Conflict(f"name: number class {data.name!r} already exists")
     now = clock.now()
-    cls = NumberClass(name=data.name, aging_days=data.agingDays, description=data.description,
-                      created_at=now, updated_at=now)
+    cls = NumberClass(
+        name=data.name,
+        aging_days=data.agingDays,
+        description=data.description,
+        created_at=now,
+        updated_at=now,
+    )
     session.add(cls)
     session.flush()
-    audit.record(session, actor=actor, action="numberClass.create", resource_type="numberClass",
-                 resource_id=cls.name, details={"agingDays": data.agingDays})
-    publish(session, api=POOL_API, event_type="NumberClassCreateEvent", resource_type="numberClass",
-            resource=render_number_class(cls))
+    audit.record(
+        session,
+        actor=actor,
+        action="numberClass.create",
+        resource_type="numberClass",
+        resource_id=cls.name,
+        details={"agingDays": data.agingDays},
+    )
+    publish(
+        session,
+        api=POOL_API,
+        event_type="NumberClassCreateEvent",
+        resource_type="numberClass",
+        resource=render_number_class(cls),
+    )
     session.commit()
     return cls
 
@@ -133,10 +159,21 @@ def update_number_class(session: Session, name: str, data: NumberClassUpdate, ac
         cls.description = changes["description"]
     cls.updated_at = clock.now()
     session.flush()
-    audit.record(session, actor=actor, action="numberClass.update", resource_type="numberClass",
-                 resource_id=name, details=changes)
-    publish(session, api=POOL_API, event_type="NumberClassAttributeValueChangeEvent",
-            resource_type="numberClass", resource=render_number_class(cls))
+    audit.record(
+        session,
+        actor=actor,
+        action="numberClass.update",
+        resource_type="numberClass",
+        resource_id=name,
+        details=changes,
+    )
+    publish(
+        session,
+        api=POOL_API,
+        event_type="NumberClassAttributeValueChangeEvent",
+        resource_type="numberClass",
+        resource=render_number_class(cls),
+    )
     session.commit()
     return cls
 
@@ -144,8 +181,13 @@ def update_number_class(session: Session, name: str, data: NumberClassUpdate, ac
 # ----------------------------------------------------------------------------------------- import
 
 
-def import_numbers(session: Session, data: NumberImport, actor: str,
-                   progress: Callable[[int], None] | None = None, commit: bool = True) -> dict[str, Any]:
+def import_numbers(
+    session: Session,
+    data: NumberImport,
+    actor: str,
+    progress: Callable[[int], None] | None = None,
+    commit: bool = True,
+) -> dict[str, Any]:
     """Import a range or a thousands-block; every number is validated before anything is written.
 
     ``commit=False`` lets a bulk import (CLI ``--file``) commit all its ranges at once, or none."""
@@ -154,8 +196,11 @@ def import_numbers(session: Session, data: NumberImport, actor: str,
             raise InvalidInput("thousandsBlock: give either thousandsBlock or start/end")
         if data.country is None and not data.thousandsBlock.startswith("+"):
             raise InvalidInput("thousandsBlock: a national block needs country")
-        head = _national_digits(data.country or "ZZ", data.thousandsBlock, "thousandsBlock") \
-            if not data.thousandsBlock.startswith("+") else "".join(c for c in data.thousandsBlock if c.isdigit())
+        head = (
+            _national_digits(data.country or "ZZ", data.thousandsBlock, "thousandsBlock")
+            if not data.thousandsBlock.startswith("+")
+            else "".join(c for c in data.thousandsBlock if c.isdigit())
+        )
         first, _ = parse_number("+" + head + "000", None, "thousandsBlock")
         last, _ = parse_number("+" + head + "999", None, "thousandsBlock")
     else:
@@ -179,8 +224,9 @@ def import_numbers(session: Session, data: NumberImport, actor: str,
         if not phonenumbers.is_valid_number(parsed):
             raise InvalidInput(f"start: +{d} in the range is not a valid E.164 number")
         regions.append(phonenumbers.region_code_for_number(parsed) or "ZZ")
-    clash = session.scalar(select(N.digits).where(N.digits >= first, N.digits <= last,
-                                                   func.length(N.digits) == width).limit(1))
+    clash = session.scalar(
+        select(N.digits).where(N.digits >= first, N.digits <= last, func.length(N.digits) == width).limit(1)
+    )
     if clash:
         raise Conflict(f"start: +{clash} is already in the inventory", reason="Duplicate number")
     now = clock.now()
@@ -191,8 +237,14 @@ def import_numbers(session: Session, data: NumberImport, actor: str,
     for prefix, members in by_block.items():
         block = session.scalar(select(NumberBlock).where(NumberBlock.prefix == prefix).with_for_update())
         if block is None:
-            block = NumberBlock(id=new_id(), prefix=prefix, region=regions[members[0]],
-                                number_class=cls.name, size=0, created_at=now)
+            block = NumberBlock(
+                id=new_id(),
+                prefix=prefix,
+                region=regions[members[0]],
+                number_class=cls.name,
+                size=0,
+                created_at=now,
+            )
             session.add(block)
         block.size += len(members)
         block_ids[prefix] = block
@@ -200,10 +252,24 @@ def import_numbers(session: Session, data: NumberImport, actor: str,
     rows = []
     for i, d in enumerate(digits_list):
         run, golden = number_features(d)
-        rows.append(dict(id=new_id(), digits=d, rdigits=d[::-1], region=regions[i],
-                         block_id=block_ids[d[:-3]].id, number_class=cls.name, state=data.status,
-                         until=None, reservation_id=None, service_id=None, max_run=run, golden=golden,
-                         created_at=now, updated_at=now))
+        rows.append(
+            dict(
+                id=new_id(),
+                digits=d,
+                rdigits=d[::-1],
+                region=regions[i],
+                block_id=block_ids[d[:-3]].id,
+                number_class=cls.name,
+                state=data.status,
+                until=None,
+                reservation_id=None,
+                service_id=None,
+                max_run=run,
+                golden=golden,
+                created_at=now,
+                updated_at=now,
+            )
+        )
         if len(rows) == 5000:
             session.execute(insert(N), rows)
             if progress:
@@ -213,17 +279,33 @@ def import_numbers(session: Session, data: NumberImport, actor: str,
         session.execute(insert(N), rows)
         if progress:
             progress(len(rows))
-    audit.record(session, actor=actor, action="telephoneNumber.import", resource_type="numberBlock",
-                 resource_id=next(iter(block_ids.values())).id,
-                 details={"first": "+" + first, "last": "+" + last, "count": count, "status": data.status})
+    audit.record(
+        session,
+        actor=actor,
+        action="telephoneNumber.import",
+        resource_type="numberBlock",
+        resource_id=next(iter(block_ids.values())).id,
+        details={"first": "+" + first, "last": "+" + last, "count": count, "status": data.status},
+    )
     for block in block_ids.values():
-        publish(session, api=POOL_API, event_type="NumberBlockCreateEvent", resource_type="numberBlock",
-                resource=render_number_block(block))
+        publish(
+            session,
+            api=POOL_API,
+            event_type="NumberBlockCreateEvent",
+            resource_type="numberBlock",
+            resource=render_number_block(block),
+        )
     if commit:
         session.commit()
-    return {"@type": "NumberImport", "first": "+" + first, "last": "+" + last, "count": count,
-            "numberClass": cls.name, "status": data.status,
-            "numberBlock": [render_number_block(b) for b in block_ids.values()]}
+    return {
+        "@type": "NumberImport",
+        "first": "+" + first,
+        "last": "+" + last,
+        "count": count,
+        "numberClass": cls.name,
+        "status": data.status,
+        "numberBlock": [render_number_block(b) for b in block_ids.values()],
+    }
 
 
 # -------------------------------------------------------------------------------------- lifecycle
@@ -239,10 +321,16 @@ def sweep(session: Session, commit: bool = True) -> dict[str, int]:
     """Numbers whose aging or reservation has ended become available (indexed on (state, until)).
     Returns how many of each ended."""
     now = clock.now()
-    aged = session.execute(update(N).where(N.state == "aging", N.until <= now)
-                           .values(state="available", until=None, service_id=None, updated_at=now))
-    released = session.execute(update(N).where(N.state == "reserved", N.until <= now)
-                               .values(state="available", until=None, reservation_id=None, updated_at=now))
+    aged = session.execute(
+        update(N)
+        .where(N.state == "aging", N.until <= now)
+        .values(state="available", until=None, service_id=None, updated_at=now)
+    )
+    released = session.execute(
+        update(N)
+        .where(N.state == "reserved", N.until <= now)
+        .values(state="available", until=None, reservation_id=None, updated_at=now)
+    )
     if commit:
         session.commit()
     return {"aging_ended": aged.rowcount, "reservations_ended": released.rowcount}  # type: ignore[attr-defined]
@@ -265,15 +353,22 @@ def update_number(session: Session, number_id: str, data: NumberUpdate, actor: s
     new = changes.get("status")
     if new is not None and new != current:
         if new not in TRANSITIONS[current]:
-            extra = (f" before its aging ends at {number.until.isoformat()}"
-                     if number.state == "aging" and new == "available" else "")
-            raise Conflict(f"status: a {number.state} number cannot become {new}{extra}",
-                           reason="Illegal state transition")
+            extra = (
+                f" before its aging ends at {number.until.isoformat()}"
+                if number.state == "aging" and new == "available"
+                else ""
+            )
+            raise Conflict(
+                f"status: a {number.state} number cannot become {new}{extra}",
+                reason="Illegal state transition",
+            )
         if new == "reserved":
             raise InvalidInput("status: reserve numbers through a resourceReservation (it sets the expiry)")
         if current == "reserved" and number.reservation_id:
-            raise Conflict(f"status: reserved by resourceReservation {number.reservation_id}; "
-                           "commit or release that reservation")
+            raise Conflict(
+                f"status: reserved by resourceReservation {number.reservation_id}; "
+                "commit or release that reservation"
+            )
         if new == "assigned":
             service = changes.get("serviceId") or number.service_id
             if not service:
@@ -295,17 +390,28 @@ def update_number(session: Session, number_id: str, data: NumberUpdate, actor: s
         number.service_id = changes["serviceId"]
     number.updated_at = now
     session.flush()
-    audit.record(session, actor=actor, action="telephoneNumber.update", resource_type="telephoneNumber",
-                 resource_id=number.id, details={"from": current, **changes})
-    publish(session, api=INVENTORY_API,
-            event_type="ResourceStateChangeEvent" if new else "ResourceAttributeValueChangeEvent",
-            resource_type="resource", resource=render_number(number))
+    audit.record(
+        session,
+        actor=actor,
+        action="telephoneNumber.update",
+        resource_type="telephoneNumber",
+        resource_id=number.id,
+        details={"from": current, **changes},
+    )
+    publish(
+        session,
+        api=INVENTORY_API,
+        event_type="ResourceStateChangeEvent" if new else "ResourceAttributeValueChangeEvent",
+        resource_type="resource",
+        resource=render_number(number),
+    )
     session.commit()
     return number
 
 
-def reserve_number(session: Session, item: ReservationItemIn, reservation_id: str, until: datetime,
-                   field: str) -> TelephoneNumber:
+def reserve_number(
+    session: Session, item: ReservationItemIn, reservation_id: str, until: datetime, field: str
+) -> TelephoneNumber:
     """Reserve one number (given, or the first available one matching country/pattern). No commit."""
     now = clock.now()
     if item.number:
@@ -315,8 +421,9 @@ def reserve_number(session: Session, item: ReservationItemIn, reservation_id: st
             raise NotFound(f"{field}.number: +{digits} is not in the inventory")
         state = effective_state(number, now)
         if state != "available":
-            raise Conflict(f"{field}.number: +{digits} is {number.state}, not available",
-                           reason="Not available")
+            raise Conflict(
+                f"{field}.number: +{digits} is {number.state}, not available", reason="Not available"
+            )
     else:
         if item.country is None and item.pattern is None:
             raise InvalidInput(f"{field}.number: required (or country/pattern to pick one)")
@@ -392,10 +499,11 @@ def build_search(q: NumberSearch, field: str = "") -> Select[Any]:
         head, tail, like = parse_pattern(q.pattern, f"{f}pattern")
         trunk = _trunk(q.country) if q.country else None
         if trunk and head.startswith(trunk):  # national format: '020 7946 …' means NSN '20 7946 …'
-            head, like = head[len(trunk):], like[len(trunk):]
+            head, like = head[len(trunk) :], like[len(trunk) :]
         if not like.startswith("%") and not q.country:
-            raise InvalidInput(f"{f}country: required unless the pattern starts with '*' (patterns match "
-                               "national numbers)")
+            raise InvalidInput(
+                f"{f}country: required unless the pattern starts with '*' (patterns match national numbers)"
+            )
         if head:
             stmt = stmt.where(N.digits >= cc + head, N.digits < next_prefix(cc + head))
         if tail and like.endswith(tail):
@@ -420,14 +528,23 @@ def search(session: Session, q: NumberSearch) -> list[TelephoneNumber]:
 # ------------------------------------------------------------------------------------------ report
 
 
-def pooling_report(session: Session, threshold_percent: float = 10.0, country: str | None = None
-                   ) -> list[dict[str, Any]]:
+def pooling_report(
+    session: Session, threshold_percent: float = 10.0, country: str | None = None
+) -> list[dict[str, Any]]:
     """Thousands-blocks under ``threshold_percent`` used (not available) that could be donated."""
-    used = (select(N.block_id, func.count().label("used")).where(N.state != "available")
-            .group_by(N.block_id).subquery())
+    used = (
+        select(N.block_id, func.count().label("used"))
+        .where(N.state != "available")
+        .group_by(N.block_id)
+        .subquery()
+    )
     used_count = func.coalesce(used.c.used, 0)
-    stmt = (select(NumberBlock, used_count).outerjoin(used, used.c.block_id == NumberBlock.id)
-            .where(used_count * 100 < threshold_percent * 1000).order_by(NumberBlock.prefix))
+    stmt = (
+        select(NumberBlock, used_count)
+        .outerjoin(used, used.c.block_id == NumberBlock.id)
+        .where(used_count * 100 < threshold_percent * 1000)
+        .order_by(NumberBlock.prefix)
+    )
     if country:
         stmt = stmt.where(NumberBlock.region == country.upper())
     report = []
@@ -436,4 +553,3 @@ def pooling_report(session: Session, threshold_percent: float = 10.0, country: s
         doc.update({"used": int(count), "utilizationPercent": round(int(count) / 10, 1), "donatable": True})
         report.append(doc)
     return report
-

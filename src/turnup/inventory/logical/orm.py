@@ -15,8 +15,16 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import (
-    Boolean, CheckConstraint, ForeignKey, ForeignKeyConstraint, Index, Integer, SmallInteger, String,
-    UniqueConstraint, text,
+    Boolean,
+    CheckConstraint,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    SmallInteger,
+    String,
+    UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -31,8 +39,15 @@ Digits = String(20).with_variant(String(20, collation="C"), "postgresql")
 RESOURCE_TYPES = ("ipv4", "ipv6", "vlan", "asn", "identifier")
 ROLES = ("root", "aggregate", "pool", "subnet")
 BLOCK_STATES = ("free", "reserved", "allocated", "quarantine", "container", "system", "end")
-NUMBER_STATES = ("available", "reserved", "assigned", "aging", "port_in_pending", "ported_out",
-                 "disconnected")
+NUMBER_STATES = (
+    "available",
+    "reserved",
+    "assigned",
+    "aging",
+    "port_in_pending",
+    "ported_out",
+    "disconnected",
+)
 RESERVATION_STATES = ("reserved", "committed", "released")
 
 
@@ -48,16 +63,28 @@ class LogicalSpace(Base):
         CheckConstraint("policy IN ('best-fit', 'first-fit')", name="policy"),
         CheckConstraint("quarantine_seconds >= 0", name="quarantine_seconds"),
         CheckConstraint("hi > lo", name="range"),
-        CheckConstraint(f"resource_type <> 'vlan' OR (lo >= '{hexkey(1)}' AND hi <= '{hexkey(4095)}')",
-                        name="vlan_range"),
-        CheckConstraint(f"resource_type <> 'asn' OR (lo >= '{hexkey(1)}' AND hi <= '{hexkey(4294967295)}')",
-                        name="asn_range"),
+        CheckConstraint(
+            f"resource_type <> 'vlan' OR (lo >= '{hexkey(1)}' AND hi <= '{hexkey(4095)}')", name="vlan_range"
+        ),
+        CheckConstraint(
+            f"resource_type <> 'asn' OR (lo >= '{hexkey(1)}' AND hi <= '{hexkey(4294967295)}')",
+            name="asn_range",
+        ),
         CheckConstraint(f"resource_type <> 'ipv4' OR hi <= '{hexkey(1 << 32)}'", name="ipv4_range"),
-        CheckConstraint("(role = 'root' AND parent_id IS NULL) OR (role <> 'root' AND parent_id IS NOT NULL)"
-                        " OR resource_type = 'identifier'", name="parent"),
+        CheckConstraint(
+            "(role = 'root' AND parent_id IS NULL) OR (role <> 'root' AND parent_id IS NOT NULL)"
+            " OR resource_type = 'identifier'",
+            name="parent",
+        ),
         UniqueConstraint("resource_type", "domain", "name"),
-        Index("uq_logical_space_root", "resource_type", "domain", unique=True,
-              postgresql_where=text("role = 'root'"), sqlite_where=text("role = 'root'")),
+        Index(
+            "uq_logical_space_root",
+            "resource_type",
+            "domain",
+            unique=True,
+            postgresql_where=text("role = 'root'"),
+            sqlite_where=text("role = 'root'"),
+        ),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
@@ -84,16 +111,35 @@ class LogicalBlock(Base):
     __table_args__ = (
         UniqueConstraint("space_id", "lo"),
         UniqueConstraint("space_id", "hi"),
-        ForeignKeyConstraint(["space_id", "hi"], ["logical_block.space_id", "logical_block.lo"],
-                             name="fk_logical_block_chain", deferrable=True, initially="DEFERRED"),
+        ForeignKeyConstraint(
+            ["space_id", "hi"],
+            ["logical_block.space_id", "logical_block.lo"],
+            name="fk_logical_block_chain",
+            deferrable=True,
+            initially="DEFERRED",
+        ),
         CheckConstraint(_in("state", BLOCK_STATES), name="state"),
-        CheckConstraint("(state = 'end' AND hi IS NULL AND k IS NULL)"
-                        " OR (state <> 'end' AND hi > lo AND k >= 0 AND k <= 128)", name="chain"),
+        CheckConstraint(
+            "(state = 'end' AND hi IS NULL AND k IS NULL)"
+            " OR (state <> 'end' AND hi > lo AND k >= 0 AND k <= 128)",
+            name="chain",
+        ),
         CheckConstraint("state <> 'quarantine' OR until IS NOT NULL", name="quarantine_until"),
-        Index("ix_logical_block_free_fit", "space_id", "k", "lo",
-              postgresql_where=text("state = 'free'"), sqlite_where=text("state = 'free'")),
-        Index("ix_logical_block_free_first", "space_id", "lo",
-              postgresql_where=text("state = 'free'"), sqlite_where=text("state = 'free'")),
+        Index(
+            "ix_logical_block_free_fit",
+            "space_id",
+            "k",
+            "lo",
+            postgresql_where=text("state = 'free'"),
+            sqlite_where=text("state = 'free'"),
+        ),
+        Index(
+            "ix_logical_block_free_first",
+            "space_id",
+            "lo",
+            postgresql_where=text("state = 'free'"),
+            sqlite_where=text("state = 'free'"),
+        ),
         Index("ix_logical_block_due", "space_id", "state", "until"),
     )
 
@@ -104,8 +150,9 @@ class LogicalBlock(Base):
     k: Mapped[int | None] = mapped_column(SmallInteger, nullable=True)  # size is 2**k
     state: Mapped[str] = mapped_column(String(12))
     until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
-    child_space_id: Mapped[str | None] = mapped_column(ForeignKey("logical_space.id"), nullable=True,
-                                                       index=True)
+    child_space_id: Mapped[str | None] = mapped_column(
+        ForeignKey("logical_space.id"), nullable=True, index=True
+    )
     reservation_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
     service_id: Mapped[str | None] = mapped_column(String(100), nullable=True)
     description: Mapped[str | None] = mapped_column(String(500), nullable=True)
@@ -181,7 +228,8 @@ class ResourceReservation(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
     items: Mapped[list[ResourceReservationItem]] = relationship(
-        order_by="ResourceReservationItem.line_no", lazy="selectin", cascade="all, delete-orphan")
+        order_by="ResourceReservationItem.line_no", lazy="selectin", cascade="all, delete-orphan"
+    )
 
 
 class ResourceReservationItem(Base):

@@ -10,7 +10,11 @@ import phonenumbers
 
 from turnup.inventory.logical.codec import WIDTH, format_address, format_identifier, format_ip, unhex
 from turnup.inventory.logical.orm import (
-    LogicalSpace, NumberBlock, NumberClass, ResourceReservation, TelephoneNumber,
+    LogicalSpace,
+    NumberBlock,
+    NumberClass,
+    ResourceReservation,
+    TelephoneNumber,
 )
 from turnup.kernel import clock
 from turnup.kernel.hrefs import href, iso
@@ -18,15 +22,29 @@ from turnup.kernel.hrefs import href, iso
 POOL_API = "resourcePoolManagement"
 INVENTORY_API = "resourceInventoryManagement"
 
-POOL_TYPES = {("ipv4", "aggregate"): "ipAggregate", ("ipv6", "aggregate"): "ipAggregate",
-              ("ipv4", "pool"): "ipPool", ("ipv6", "pool"): "ipPool",
-              ("ipv4", "subnet"): "ipSubnet", ("ipv6", "subnet"): "ipSubnet",
-              ("ipv4", "root"): "ipRoutingDomain", ("ipv6", "root"): "ipRoutingDomain",
-              ("vlan", "root"): "vlanDomain", ("vlan", "pool"): "vlanPool",
-              ("asn", "root"): "asnSpace", ("asn", "pool"): "asnPool",
-              ("identifier", "pool"): "identifierPool"}
-STATUS = {"free": "available", "reserved": "reserved", "allocated": "reserved", "quarantine": "standby",
-          "container": "reserved", "system": "reserved"}
+POOL_TYPES = {
+    ("ipv4", "aggregate"): "ipAggregate",
+    ("ipv6", "aggregate"): "ipAggregate",
+    ("ipv4", "pool"): "ipPool",
+    ("ipv6", "pool"): "ipPool",
+    ("ipv4", "subnet"): "ipSubnet",
+    ("ipv6", "subnet"): "ipSubnet",
+    ("ipv4", "root"): "ipRoutingDomain",
+    ("ipv6", "root"): "ipRoutingDomain",
+    ("vlan", "root"): "vlanDomain",
+    ("vlan", "pool"): "vlanPool",
+    ("asn", "root"): "asnSpace",
+    ("asn", "pool"): "asnPool",
+    ("identifier", "pool"): "identifierPool",
+}
+STATUS = {
+    "free": "available",
+    "reserved": "reserved",
+    "allocated": "reserved",
+    "quarantine": "standby",
+    "container": "reserved",
+    "system": "reserved",
+}
 
 
 class BlockLike(Protocol):
@@ -154,16 +172,31 @@ def render_number(n: TelephoneNumber) -> dict[str, Any]:
 
 
 def render_number_class(c: NumberClass) -> dict[str, Any]:
-    return {"id": c.name, "href": href(POOL_API, "numberClass", c.name), "@type": "NumberClass",
-            "name": c.name, "agingDays": c.aging_days, "description": c.description,
-            "createdAt": iso(c.created_at), "lastUpdate": iso(c.updated_at)}
+    return {
+        "id": c.name,
+        "href": href(POOL_API, "numberClass", c.name),
+        "@type": "NumberClass",
+        "name": c.name,
+        "agingDays": c.aging_days,
+        "description": c.description,
+        "createdAt": iso(c.created_at),
+        "lastUpdate": iso(c.updated_at),
+    }
 
 
 def render_number_block(b: NumberBlock) -> dict[str, Any]:
-    return {"id": b.id, "href": href(POOL_API, "numberBlock", b.id), "@type": "NumberBlock",
-            "prefix": "+" + b.prefix, "firstNumber": "+" + b.prefix + "000",
-            "lastNumber": "+" + b.prefix + "999", "country": b.region, "numberClass": b.number_class,
-            "size": b.size, "createdAt": iso(b.created_at)}
+    return {
+        "id": b.id,
+        "href": href(POOL_API, "numberBlock", b.id),
+        "@type": "NumberBlock",
+        "prefix": "+" + b.prefix,
+        "firstNumber": "+" + b.prefix + "000",
+        "lastNumber": "+" + b.prefix + "999",
+        "country": b.region,
+        "numberClass": b.number_class,
+        "size": b.size,
+        "createdAt": iso(b.created_at),
+    }
 
 
 def reservation_state(r: ResourceReservation) -> str:
@@ -177,14 +210,20 @@ def render_reservation(r: ResourceReservation) -> dict[str, Any]:
     for item in r.items:
         resource = "telephoneNumber" if item.resource_type == "telephoneNumber" else "logicalResource"
         resource_id = item.number_id or item.block_id
-        items.append({
-            "id": item.id,
-            "lineNo": item.line_no,
-            "resourceType": item.resource_type,
-            "resourcePool": _ref(POOL_API, "resourcePool", item.space_id),
-            "resource": {"id": resource_id, "href": href(INVENTORY_API, resource, resource_id or ""),
-                         "value": item.value, "@referredType": "LogicalResource"},
-        })
+        items.append(
+            {
+                "id": item.id,
+                "lineNo": item.line_no,
+                "resourceType": item.resource_type,
+                "resourcePool": _ref(POOL_API, "resourcePool", item.space_id),
+                "resource": {
+                    "id": resource_id,
+                    "href": href(INVENTORY_API, resource, resource_id or ""),
+                    "value": item.value,
+                    "@referredType": "LogicalResource",
+                },
+            }
+        )
     return {
         "id": r.id,
         "href": href(POOL_API, "resourceReservation", r.id),

@@ -28,7 +28,10 @@ from sqlalchemy.orm import Session
 from turnup.inventory.logical import chain, numbers
 from turnup.inventory.logical.codec import WIDTH, unhex
 from turnup.inventory.logical.orm import (
-    LogicalSpace, ResourceReservation, ResourceReservationItem, TelephoneNumber,
+    LogicalSpace,
+    ResourceReservation,
+    ResourceReservationItem,
+    TelephoneNumber,
 )
 from turnup.inventory.logical.render import POOL_API, block_value, render_reservation
 from turnup.inventory.logical.schemas import ReservationCreate, ReservationItemIn, ReservationUpdate
@@ -38,8 +41,13 @@ from turnup.kernel.errors import Conflict, InvalidInput, NotFound
 from turnup.kernel.ids import new_id
 from turnup.kernel.outbox import publish
 
-KIND_TYPES = {"ipPrefix": ("ipv4", "ipv6"), "ipAddress": ("ipv4", "ipv6"), "vlan": ("vlan",),
-              "asn": ("asn",), "identifier": ("identifier",)}
+KIND_TYPES = {
+    "ipPrefix": ("ipv4", "ipv6"),
+    "ipAddress": ("ipv4", "ipv6"),
+    "vlan": ("vlan",),
+    "asn": ("asn",),
+    "identifier": ("identifier",),
+}
 T = chain.T
 
 
@@ -76,8 +84,14 @@ def _check_expiry(expires_at: datetime, field: str = "validFor.endDateTime") -> 
 
 
 def reserve(
-    session: Session, lines: Sequence[ReserveLine | ReservationItemIn | dict[str, Any]], expires_at: datetime,
-    actor: str, *, description: str | None = None, related_party: str | None = None, commit: bool = True,
+    session: Session,
+    lines: Sequence[ReserveLine | ReservationItemIn | dict[str, Any]],
+    expires_at: datetime,
+    actor: str,
+    *,
+    description: str | None = None,
+    related_party: str | None = None,
+    commit: bool = True,
 ) -> ResourceReservation:
     """Reserve every line until ``expires_at``, or nothing at all."""
     items = [_item(line, i) for i, line in enumerate(lines)]
@@ -100,79 +114,138 @@ def reserve(
     return reservation
 
 
-def _reserve_lines(session: Session, items: list[ReservationItemIn], expires_at: datetime, actor: str,
-                   description: str | None, related_party: str | None) -> ResourceReservation:
+def _reserve_lines(
+    session: Session,
+    items: list[ReservationItemIn],
+    expires_at: datetime,
+    actor: str,
+    description: str | None,
+    related_party: str | None,
+) -> ResourceReservation:
     now = clock.now()
     rid = new_id()
-    reservation = ResourceReservation(id=rid, state="reserved", expires_at=expires_at, description=description,
-                                      related_party=related_party, created_at=now, updated_at=now)
+    reservation = ResourceReservation(
+        id=rid,
+        state="reserved",
+        expires_at=expires_at,
+        description=description,
+        related_party=related_party,
+        created_at=now,
+        updated_at=now,
+    )
     session.add(reservation)
     session.flush()
     for i, item in enumerate(items):
         f = f"reservationItem[{i}]"
         if item.resourceType == "telephoneNumber":
             number = numbers.reserve_number(session, item, rid, expires_at, f)
-            reservation.items.append(ResourceReservationItem(
-                id=new_id(), line_no=i, resource_type=item.resourceType, number_id=number.id,
-                value="+" + number.digits))
+            reservation.items.append(
+                ResourceReservationItem(
+                    id=new_id(),
+                    line_no=i,
+                    resource_type=item.resourceType,
+                    number_id=number.id,
+                    value="+" + number.digits,
+                )
+            )
             continue
         if not item.poolId:
             raise InvalidInput(f"{f}.poolId: required for a {item.resourceType}")
         space = get_pool(session, item.poolId, f"{f}.poolId")
         if space.resource_type not in KIND_TYPES[item.resourceType]:
-            raise InvalidInput(f"{f}.poolId: pool {space.name!r} holds {space.resource_type}, "
-                               f"not {item.resourceType}")
+            raise InvalidInput(
+                f"{f}.poolId: pool {space.name!r} holds {space.resource_type}, not {item.resourceType}"
+            )
         if item.resourceType == "ipPrefix" and item.prefix is None and item.prefixLength is None:
             raise InvalidInput(f"{f}.prefixLength: required for an ipPrefix")
         if item.resourceType == "ipAddress":
             width = WIDTH[space.resource_type]
-            if item.prefixLength not in (None, width) or (item.prefix and "/" in item.prefix
-                                                           and not item.prefix.endswith(f"/{width}")):
+            if item.prefixLength not in (None, width) or (
+                item.prefix and "/" in item.prefix and not item.prefix.endswith(f"/{width}")
+            ):
                 raise InvalidInput(f"{f}.prefixLength: an ipAddress is a single /{width}")
         r, target, label, what = plan_allocation(space, item, f + ".")
-        taken = chain.take(session, space, r, policy=item.allocationPolicy or space.policy, target=target,
-                           state="reserved", until=expires_at, reservation_id=rid, label=label, what=what)
-        reservation.items.append(ResourceReservationItem(
-            id=new_id(), line_no=i, resource_type=item.resourceType, space_id=space.id, block_id=taken.id,
-            value=block_value(space, taken.lo, taken.k)))
+        taken = chain.take(
+            session,
+            space,
+            r,
+            policy=item.allocationPolicy or space.policy,
+            target=target,
+            state="reserved",
+            until=expires_at,
+            reservation_id=rid,
+            label=label,
+            what=what,
+        )
+        reservation.items.append(
+            ResourceReservationItem(
+                id=new_id(),
+                line_no=i,
+                resource_type=item.resourceType,
+                space_id=space.id,
+                block_id=taken.id,
+                value=block_value(space, taken.lo, taken.k),
+            )
+        )
     session.flush()
-    audit.record(session, actor=actor, action="resourceReservation.create", resource_type="resourceReservation",
-                 resource_id=rid, details={"lines": len(items), "expiresAt": expires_at.isoformat()})
-    publish(session, api=POOL_API, event_type="ResourceReservationCreateEvent",
-            resource_type="resourceReservation", resource=render_reservation(reservation))
+    audit.record(
+        session,
+        actor=actor,
+        action="resourceReservation.create",
+        resource_type="resourceReservation",
+        resource_id=rid,
+        details={"lines": len(items), "expiresAt": expires_at.isoformat()},
+    )
+    publish(
+        session,
+        api=POOL_API,
+        event_type="ResourceReservationCreateEvent",
+        resource_type="resourceReservation",
+        resource=render_reservation(reservation),
+    )
     return reservation
 
 
 def _live(session: Session, reservation_id: str) -> ResourceReservation:
     reservation = get_reservation(session, reservation_id, lock=True)
     if reservation.state != "reserved":
-        raise Conflict(f"reservationState: reservation is {reservation.state}", reason="Illegal state transition")
+        raise Conflict(
+            f"reservationState: reservation is {reservation.state}", reason="Illegal state transition"
+        )
     if reservation.expires_at <= clock.now():
-        raise Conflict("reservationState: reservation has expired; its resources were released",
-                       reason="Reservation expired")
+        raise Conflict(
+            "reservationState: reservation has expired; its resources were released",
+            reason="Reservation expired",
+        )
     return reservation
 
 
-def _held_rows(session: Session, reservation: ResourceReservation) -> list[tuple[ResourceReservationItem, Any]]:
+def _held_rows(
+    session: Session, reservation: ResourceReservation
+) -> list[tuple[ResourceReservationItem, Any]]:
     """Lock every line's resource in line order and check it is still held by this reservation."""
     held = []
     for item in reservation.items:
         if item.number_id:
-            row: Any = session.get(TelephoneNumber, item.number_id, with_for_update=True,
-                                   populate_existing=True)
+            row: Any = session.get(
+                TelephoneNumber, item.number_id, with_for_update=True, populate_existing=True
+            )
             ok = row is not None and row.state == "reserved" and row.reservation_id == reservation.id
         else:
             row = chain.lock_block(session, item.block_id or "")
             ok = row is not None and row.state == "reserved" and row.reservation_id == reservation.id
         if not ok:
-            raise Conflict(f"reservationItem[{item.line_no}]: {item.value} is no longer held by this "
-                           "reservation", reason="Reservation expired")
+            raise Conflict(
+                f"reservationItem[{item.line_no}]: {item.value} is no longer held by this reservation",
+                reason="Reservation expired",
+            )
         held.append((item, row))
     return held
 
 
-def extend(session: Session, reservation_id: str, expires_at: datetime, actor: str,
-           commit_now: bool = True) -> ResourceReservation:
+def extend(
+    session: Session, reservation_id: str, expires_at: datetime, actor: str, commit_now: bool = True
+) -> ResourceReservation:
     _check_expiry(expires_at)
     reservation = _live(session, reservation_id)
     for item, row in _held_rows(session, reservation):
@@ -184,17 +257,29 @@ def extend(session: Session, reservation_id: str, expires_at: datetime, actor: s
     reservation.expires_at = expires_at
     reservation.updated_at = clock.now()
     session.flush()
-    audit.record(session, actor=actor, action="resourceReservation.extend", resource_type="resourceReservation",
-                 resource_id=reservation.id, details={"from": old.isoformat(), "to": expires_at.isoformat()})
-    publish(session, api=POOL_API, event_type="ResourceReservationAttributeValueChangeEvent",
-            resource_type="resourceReservation", resource=render_reservation(reservation))
+    audit.record(
+        session,
+        actor=actor,
+        action="resourceReservation.extend",
+        resource_type="resourceReservation",
+        resource_id=reservation.id,
+        details={"from": old.isoformat(), "to": expires_at.isoformat()},
+    )
+    publish(
+        session,
+        api=POOL_API,
+        event_type="ResourceReservationAttributeValueChangeEvent",
+        resource_type="resourceReservation",
+        resource=render_reservation(reservation),
+    )
     if commit_now:
         session.commit()
     return reservation
 
 
-def commit(session: Session, reservation_id: str, actor: str, service_id: str | None = None,
-           commit_now: bool = True) -> ResourceReservation:
+def commit(
+    session: Session, reservation_id: str, actor: str, service_id: str | None = None, commit_now: bool = True
+) -> ResourceReservation:
     """Turn every reserved line into an allocation (IP/VLAN/ASN/identifier) or an assignment (number)."""
     reservation = _live(session, reservation_id)
     now = clock.now()
@@ -202,32 +287,57 @@ def commit(session: Session, reservation_id: str, actor: str, service_id: str | 
         if item.number_id:
             row.state, row.until, row.service_id, row.updated_at = "assigned", None, service_id, now
         else:
-            session.execute(update(T).where(T.c.id == row.id).values(
-                state="allocated", until=None, service_id=service_id, allocated_at=now))
+            session.execute(
+                update(T)
+                .where(T.c.id == row.id)
+                .values(state="allocated", until=None, service_id=service_id, allocated_at=now)
+            )
     reservation.state = "committed"
     reservation.service_id = service_id
     reservation.updated_at = now
     session.flush()
-    audit.record(session, actor=actor, action="resourceReservation.commit", resource_type="resourceReservation",
-                 resource_id=reservation.id, details={"serviceId": service_id})
-    publish(session, api=POOL_API, event_type="ResourceReservationStateChangeEvent",
-            resource_type="resourceReservation", resource=render_reservation(reservation))
+    audit.record(
+        session,
+        actor=actor,
+        action="resourceReservation.commit",
+        resource_type="resourceReservation",
+        resource_id=reservation.id,
+        details={"serviceId": service_id},
+    )
+    publish(
+        session,
+        api=POOL_API,
+        event_type="ResourceReservationStateChangeEvent",
+        resource_type="resourceReservation",
+        resource=render_reservation(reservation),
+    )
     if commit_now:
         session.commit()
     return reservation
 
 
-def release(session: Session, reservation_id: str, actor: str, commit_now: bool = True) -> ResourceReservation:
+def release(
+    session: Session, reservation_id: str, actor: str, commit_now: bool = True
+) -> ResourceReservation:
     """Give back whatever the reservation still holds (never used, so no quarantine or aging)."""
     reservation = get_reservation(session, reservation_id, lock=True)
     if reservation.state != "reserved":
-        raise Conflict(f"reservationState: reservation is {reservation.state}", reason="Illegal state transition")
+        raise Conflict(
+            f"reservationState: reservation is {reservation.state}", reason="Illegal state transition"
+        )
     now = clock.now()
     for item in reservation.items:
         if item.number_id:
-            number = session.get(TelephoneNumber, item.number_id, with_for_update=True, populate_existing=True)
+            number = session.get(
+                TelephoneNumber, item.number_id, with_for_update=True, populate_existing=True
+            )
             if number is not None and number.state == "reserved" and number.reservation_id == reservation.id:
-                number.state, number.until, number.reservation_id, number.updated_at = "available", None, None, now
+                number.state, number.until, number.reservation_id, number.updated_at = (
+                    "available",
+                    None,
+                    None,
+                    now,
+                )
         else:
             row = chain.lock_block(session, item.block_id or "")
             if row is not None and row.state == "reserved" and row.reservation_id == reservation.id:
@@ -235,10 +345,20 @@ def release(session: Session, reservation_id: str, actor: str, commit_now: bool 
     reservation.state = "released"
     reservation.updated_at = now
     session.flush()
-    audit.record(session, actor=actor, action="resourceReservation.release", resource_type="resourceReservation",
-                 resource_id=reservation.id)
-    publish(session, api=POOL_API, event_type="ResourceReservationStateChangeEvent",
-            resource_type="resourceReservation", resource=render_reservation(reservation))
+    audit.record(
+        session,
+        actor=actor,
+        action="resourceReservation.release",
+        resource_type="resourceReservation",
+        resource_id=reservation.id,
+    )
+    publish(
+        session,
+        api=POOL_API,
+        event_type="ResourceReservationStateChangeEvent",
+        resource_type="resourceReservation",
+        resource=render_reservation(reservation),
+    )
     if commit_now:
         session.commit()
     return reservation
@@ -248,12 +368,19 @@ def release(session: Session, reservation_id: str, actor: str, commit_now: bool 
 
 
 def create_from_api(session: Session, data: ReservationCreate, actor: str) -> ResourceReservation:
-    return reserve(session, data.reservationItem, data.validFor.endDateTime, actor,
-                   description=data.description, related_party=data.relatedParty)
+    return reserve(
+        session,
+        data.reservationItem,
+        data.validFor.endDateTime,
+        actor,
+        description=data.description,
+        related_party=data.relatedParty,
+    )
 
 
-def update_from_api(session: Session, reservation_id: str, data: ReservationUpdate, actor: str
-                    ) -> ResourceReservation:
+def update_from_api(
+    session: Session, reservation_id: str, data: ReservationUpdate, actor: str
+) -> ResourceReservation:
     changes = data.model_dump(exclude_unset=True)
     if not changes:
         return get_reservation(session, reservation_id)

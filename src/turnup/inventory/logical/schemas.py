@@ -10,8 +10,9 @@ from pydantic import BaseModel, ConfigDict, Field
 PoolType = Literal["ipAggregate", "ipPool", "ipSubnet", "vlanPool", "asnPool", "identifierPool"]
 Policy = Literal["best-fit", "first-fit"]
 ResourceKind = Literal["ipPrefix", "ipAddress", "vlan", "asn", "identifier", "telephoneNumber"]
-NumberStatus = Literal["available", "reserved", "assigned", "aging", "port_in_pending", "ported_out",
-                       "disconnected"]
+NumberStatus = Literal[
+    "available", "reserved", "assigned", "aging", "port_in_pending", "ported_out", "disconnected"
+]
 
 
 class Strict(BaseModel):

@@ -14,8 +14,16 @@ from sqlalchemy.orm import Session
 
 from turnup.inventory.logical import chain, fastpath
 from turnup.inventory.logical.codec import (
-    WIDTH, IPNetwork, check_template, decompose, family_of, hexkey, network_range,
-    parse_address_or_network, parse_network, unhex,
+    WIDTH,
+    IPNetwork,
+    check_template,
+    decompose,
+    family_of,
+    hexkey,
+    network_range,
+    parse_address_or_network,
+    parse_network,
+    unhex,
 )
 from turnup.inventory.logical.orm import LogicalBlock, LogicalSpace
 from turnup.inventory.logical.render import INVENTORY_API, POOL_API, render_block, render_pool
@@ -52,17 +60,30 @@ def get_block(session: Session, block_id: str) -> LogicalBlock:
 
 def ensure_root(session: Session, resource_type: str, domain: str) -> LogicalSpace:
     """The space covering a whole family/id range in one routing (or VLAN) domain, created on first use."""
-    stmt = select(LogicalSpace).where(LogicalSpace.resource_type == resource_type,
-                                      LogicalSpace.domain == domain, LogicalSpace.role == "root")
+    stmt = select(LogicalSpace).where(
+        LogicalSpace.resource_type == resource_type,
+        LogicalSpace.domain == domain,
+        LogicalSpace.role == "root",
+    )
     root = session.scalar(stmt)
     if root is not None:
         return root
     lo, hi = ROOT_RANGES[resource_type]
     now = clock.now()
-    root = LogicalSpace(id=new_id(), resource_type=resource_type, role="root", name=f"{resource_type}:{domain}",
-                        domain=domain, parent_id=None, lo=hexkey(lo), hi=hexkey(hi),
-                        policy="best-fit" if resource_type in WIDTH else "first-fit",
-                        quarantine_seconds=0, created_at=now, updated_at=now)
+    root = LogicalSpace(
+        id=new_id(),
+        resource_type=resource_type,
+        role="root",
+        name=f"{resource_type}:{domain}",
+        domain=domain,
+        parent_id=None,
+        lo=hexkey(lo),
+        hi=hexkey(hi),
+        policy="best-fit" if resource_type in WIDTH else "first-fit",
+        quarantine_seconds=0,
+        created_at=now,
+        updated_at=now,
+    )
     try:
         with session.begin_nested():
             session.add(root)
@@ -75,14 +96,17 @@ def ensure_root(session: Session, resource_type: str, domain: str) -> LogicalSpa
     return root
 
 
-def _walk(session: Session, root: LogicalSpace, lo: int, hi: int, roles: tuple[str, ...]
-          ) -> LogicalSpace | None:
+def _walk(
+    session: Session, root: LogicalSpace, lo: int, hi: int, roles: tuple[str, ...]
+) -> LogicalSpace | None:
     """The deepest space of one of ``roles`` that contains ``[lo, hi)``, descending through containers."""
     space, found = root, None
     for _depth in range(16):
         row = session.execute(
             select(T.c.lo, T.c.hi, T.c.state, T.c.child_space_id)
-            .where(T.c.space_id == space.id, T.c.lo <= hexkey(lo)).order_by(T.c.lo.desc()).limit(1)
+            .where(T.c.space_id == space.id, T.c.lo <= hexkey(lo))
+            .order_by(T.c.lo.desc())
+            .limit(1)
         ).first()
         if row is None or row.state != "container" or row.hi is None or unhex(row.hi) < hi:
             break
@@ -105,41 +129,86 @@ def create_pool(session: Session, data: PoolCreate, actor: str) -> LogicalSpace:
         space = _create_range_pool(session, data)
     else:
         space = _create_identifier_pool(session, data)
-    audit.record(session, actor=actor, action="resourcePool.create", resource_type="resourcePool",
-                 resource_id=space.id, details={"poolType": data.poolType, "name": data.name,
-                                                "prefix": space.prefix})
-    publish(session, api=POOL_API, event_type="ResourcePoolCreateEvent", resource_type="resourcePool",
-            resource=render_pool(space))
+    audit.record(
+        session,
+        actor=actor,
+        action="resourcePool.create",
+        resource_type="resourcePool",
+        resource_id=space.id,
+        details={"poolType": data.poolType, "name": data.name, "prefix": space.prefix},
+    )
+    publish(
+        session,
+        api=POOL_API,
+        event_type="ResourcePoolCreateEvent",
+        resource_type="resourcePool",
+        resource=render_pool(space),
+    )
     session.commit()
     return space
 
 
 def _check_name(session: Session, resource_type: str, domain: str, name: str) -> None:
-    taken = session.scalar(select(LogicalSpace.id).where(
-        LogicalSpace.resource_type == resource_type, LogicalSpace.domain == domain,
-        LogicalSpace.name == name))
+    taken = session.scalar(
+        select(LogicalSpace.id).where(
+            LogicalSpace.resource_type == resource_type,
+            LogicalSpace.domain == domain,
+            LogicalSpace.name == name,
+        )
+    )
     if taken:
         raise Conflict(f"name: a {resource_type} pool named {name!r} already exists in domain {domain!r}")
 
 
-def _new_space(session: Session, data: PoolCreate, *, resource_type: str, role: str, domain: str,
-               parent: LogicalSpace | None, lo: int, hi: int, prefix: str | None, policy: str
-               ) -> LogicalSpace:
+def _new_space(
+    session: Session,
+    data: PoolCreate,
+    *,
+    resource_type: str,
+    role: str,
+    domain: str,
+    parent: LogicalSpace | None,
+    lo: int,
+    hi: int,
+    prefix: str | None,
+    policy: str,
+) -> LogicalSpace:
     now = clock.now()
     space = LogicalSpace(
-        id=new_id(), resource_type=resource_type, role=role, name=data.name, domain=domain,
-        parent_id=parent.id if parent else None, lo=hexkey(lo), hi=hexkey(hi), prefix=prefix,
-        purpose=data.purpose, site=data.site, description=data.description,
-        policy=data.allocationPolicy or policy, quarantine_seconds=data.quarantineSeconds,
-        template=data.template, created_at=now, updated_at=now)
+        id=new_id(),
+        resource_type=resource_type,
+        role=role,
+        name=data.name,
+        domain=domain,
+        parent_id=parent.id if parent else None,
+        lo=hexkey(lo),
+        hi=hexkey(hi),
+        prefix=prefix,
+        purpose=data.purpose,
+        site=data.site,
+        description=data.description,
+        policy=data.allocationPolicy or policy,
+        quarantine_seconds=data.quarantineSeconds,
+        template=data.template,
+        created_at=now,
+        updated_at=now,
+    )
     session.add(space)
     session.flush()
     chain.init_chain(session, space.id, lo, hi)
     return space
 
 
-def _claim(session: Session, parent: LogicalSpace, child_id_holder: list[str], lo: int, k: int,
-           label: str, what: str, overlap: str) -> None:
+def _claim(
+    session: Session,
+    parent: LogicalSpace,
+    child_id_holder: list[str],
+    lo: int,
+    k: int,
+    label: str,
+    what: str,
+    overlap: str,
+) -> None:
     try:
         taken = chain.take(session, parent, k, target=lo, state="container", label=label, what=what)
     except Conflict:
@@ -194,8 +263,16 @@ def _create_ip_space(session: Session, data: PoolCreate) -> LogicalSpace:
             raise InvalidInput(f"prefix: {net} is not inside {parent.prefix or parent.name}")
         _check_name(session, resource_type, parent.domain, data.name)
         what = "aggregate" if role == "aggregate" else "pool or allocation"
-        _claim(session, parent, blocks, lo, WIDTH[resource_type] - net.prefixlen, "prefix", str(net),
-               f"{net} overlaps an existing {what} in {parent.prefix or 'routing domain ' + repr(domain)}")
+        _claim(
+            session,
+            parent,
+            blocks,
+            lo,
+            WIDTH[resource_type] - net.prefixlen,
+            "prefix",
+            str(net),
+            f"{net} overlaps an existing {what} in {parent.prefix or 'routing domain ' + repr(domain)}",
+        )
         domain = parent.domain
     elif data.parentId and data.prefixLength is not None:
         parent = get_pool(session, data.parentId, "parentId")
@@ -205,11 +282,19 @@ def _create_ip_space(session: Session, data: PoolCreate) -> LogicalSpace:
         _check_parent(parent, resource_type, parent_roles, None)
         width, parent_len = WIDTH[resource_type], WIDTH[resource_type] - _log2(parent)
         if not parent_len < data.prefixLength <= width:
-            raise InvalidInput(f"prefixLength: /{data.prefixLength} is outside {parent.prefix} "
-                               f"(allowed /{parent_len + 1}-/{width})")
+            raise InvalidInput(
+                f"prefixLength: /{data.prefixLength} is outside {parent.prefix} "
+                f"(allowed /{parent_len + 1}-/{width})"
+            )
         _check_name(session, resource_type, parent.domain, data.name)
-        taken = chain.take(session, parent, width - data.prefixLength, label="prefixLength",
-                           what=f"/{data.prefixLength}", state="container")
+        taken = chain.take(
+            session,
+            parent,
+            width - data.prefixLength,
+            label="prefixLength",
+            what=f"/{data.prefixLength}",
+            state="container",
+        )
         blocks.append(taken.id)
         lo, hi = taken.lo, taken.lo + (1 << taken.k)
         net = parse_network(f"{_ip(resource_type, lo)}/{data.prefixLength}", "prefix")
@@ -218,9 +303,18 @@ def _create_ip_space(session: Session, data: PoolCreate) -> LogicalSpace:
         raise InvalidInput("prefix: required (or parentId with prefixLength)")
     if data.fromResourceId is not None:
         _check_name(session, resource_type, domain, data.name)
-    space = _new_space(session, data, resource_type=resource_type, role=role, domain=domain,
-                       parent=parent, lo=lo, hi=hi, prefix=str(net),
-                       policy="first-fit" if role == "subnet" else "best-fit")
+    space = _new_space(
+        session,
+        data,
+        resource_type=resource_type,
+        role=role,
+        domain=domain,
+        parent=parent,
+        lo=lo,
+        hi=hi,
+        prefix=str(net),
+        policy="first-fit" if role == "subnet" else "best-fit",
+    )
     session.execute(update(T).where(T.c.id.in_(blocks)).values(child_space_id=space.id))
     if role == "subnet" and resource_type == "ipv4" and hi - lo >= 4:  # network and broadcast addresses
         chain.take(session, space, 0, target=lo, state="system", description="network address")
@@ -228,11 +322,13 @@ def _create_ip_space(session: Session, data: PoolCreate) -> LogicalSpace:
     return space
 
 
-def _check_parent(parent: LogicalSpace, resource_type: str, roles: tuple[str, ...], net: IPNetwork | None
-                  ) -> None:
+def _check_parent(
+    parent: LogicalSpace, resource_type: str, roles: tuple[str, ...], net: IPNetwork | None
+) -> None:
     if parent.resource_type != resource_type:
-        raise InvalidInput(f"prefix: {net} is {resource_type} but parent {parent.name!r} is "
-                           f"{parent.resource_type}")
+        raise InvalidInput(
+            f"prefix: {net} is {resource_type} but parent {parent.name!r} is {parent.resource_type}"
+        )
     if parent.role not in roles:
         raise InvalidInput(f"parentId: a {parent.role} cannot hold this kind of pool")
 
@@ -266,12 +362,23 @@ def _create_range_pool(session: Session, data: PoolCreate) -> LogicalSpace:
     _check_name(session, resource_type, domain, data.name)
     root = ensure_root(session, resource_type, domain)
     blocks: list[str] = []
-    overlap = (f"range {data.start}-{data.end} overlaps an existing {resource_type} pool"
-               + (f" in domain {domain!r}" if resource_type == "vlan" else ""))
+    overlap = f"range {data.start}-{data.end} overlaps an existing {resource_type} pool" + (
+        f" in domain {domain!r}" if resource_type == "vlan" else ""
+    )
     for start, k in decompose(data.start, data.end + 1):
         _claim(session, root, blocks, start, k, "start", f"range {data.start}-{data.end}", overlap)
-    space = _new_space(session, data, resource_type=resource_type, role="pool", domain=domain, parent=root,
-                       lo=data.start, hi=data.end + 1, prefix=None, policy="first-fit")
+    space = _new_space(
+        session,
+        data,
+        resource_type=resource_type,
+        role="pool",
+        domain=domain,
+        parent=root,
+        lo=data.start,
+        hi=data.end + 1,
+        prefix=None,
+        policy="first-fit",
+    )
     session.execute(update(T).where(T.c.id.in_(blocks)).values(child_space_id=space.id))
     return space
 
@@ -290,8 +397,18 @@ def _create_identifier_pool(session: Session, data: PoolCreate) -> LogicalSpace:
     if end < start or end >= 1 << 63:
         raise InvalidInput(f"end: {end} must be between start and 2**63-1")
     _check_name(session, "identifier", "global", data.name)
-    return _new_space(session, data, resource_type="identifier", role="pool", domain="global", parent=None,
-                      lo=start, hi=end + 1, prefix=None, policy="first-fit")
+    return _new_space(
+        session,
+        data,
+        resource_type="identifier",
+        role="pool",
+        domain="global",
+        parent=None,
+        lo=start,
+        hi=end + 1,
+        prefix=None,
+        policy="first-fit",
+    )
 
 
 def update_pool(session: Session, pool_id: str, data: PoolUpdate, actor: str) -> LogicalSpace:
@@ -301,19 +418,35 @@ def update_pool(session: Session, pool_id: str, data: PoolUpdate, actor: str) ->
         raise Conflict("a routing-domain root cannot be changed")
     if "name" in changes and changes["name"] != space.name:
         _check_name(session, space.resource_type, space.domain, changes["name"])
-    for key, column in (("name", "name"), ("purpose", "purpose"), ("site", "site"),
-                        ("description", "description"), ("allocationPolicy", "policy"),
-                        ("quarantineSeconds", "quarantine_seconds")):
+    for key, column in (
+        ("name", "name"),
+        ("purpose", "purpose"),
+        ("site", "site"),
+        ("description", "description"),
+        ("allocationPolicy", "policy"),
+        ("quarantineSeconds", "quarantine_seconds"),
+    ):
         if key in changes:
             if changes[key] is None and column in ("name", "policy", "quarantine_seconds"):
                 raise InvalidInput(f"{key}: cannot be removed")
             setattr(space, column, changes[key])
     space.updated_at = clock.now()
     session.flush()
-    audit.record(session, actor=actor, action="resourcePool.update", resource_type="resourcePool",
-                 resource_id=space.id, details=changes)
-    publish(session, api=POOL_API, event_type="ResourcePoolAttributeValueChangeEvent",
-            resource_type="resourcePool", resource=render_pool(space))
+    audit.record(
+        session,
+        actor=actor,
+        action="resourcePool.update",
+        resource_type="resourcePool",
+        resource_id=space.id,
+        details=changes,
+    )
+    publish(
+        session,
+        api=POOL_API,
+        event_type="ResourcePoolAttributeValueChangeEvent",
+        resource_type="resourcePool",
+        resource=render_pool(space),
+    )
     session.commit()
     return space
 
@@ -322,11 +455,14 @@ def delete_pool(session: Session, pool_id: str, actor: str) -> None:
     space = get_pool(session, pool_id, "id")
     if space.role == "root":
         raise Conflict("id: a routing-domain root cannot be deleted")
-    busy = session.scalar(select(exists().where(T.c.space_id == space.id,
-                                                T.c.state.notin_(["free", "end", "system"]))))
+    busy = session.scalar(
+        select(exists().where(T.c.space_id == space.id, T.c.state.notin_(["free", "end", "system"])))
+    )
     if busy:
-        raise Conflict(f"id: pool {space.name!r} still has allocations, reservations, quarantined blocks or "
-                       "child pools", reason="Pool in use")
+        raise Conflict(
+            f"id: pool {space.name!r} still has allocations, reservations, quarantined blocks or child pools",
+            reason="Pool in use",
+        )
     document = render_pool(space)
     parent = session.get(LogicalSpace, space.parent_id) if space.parent_id else None
     holders = session.execute(select(T.c.id).where(T.c.child_space_id == space.id)).scalars().all()
@@ -336,10 +472,16 @@ def delete_pool(session: Session, pool_id: str, actor: str) -> None:
         assert row is not None and parent is not None
         chain.free_block(session, parent.id, row.id, unhex(row.lo), row.k)
     session.delete(space)
-    audit.record(session, actor=actor, action="resourcePool.delete", resource_type="resourcePool",
-                 resource_id=pool_id)
-    publish(session, api=POOL_API, event_type="ResourcePoolDeleteEvent", resource_type="resourcePool",
-            resource=document)
+    audit.record(
+        session, actor=actor, action="resourcePool.delete", resource_type="resourcePool", resource_id=pool_id
+    )
+    publish(
+        session,
+        api=POOL_API,
+        event_type="ResourcePoolDeleteEvent",
+        resource_type="resourcePool",
+        resource=document,
+    )
     session.commit()
 
 
@@ -369,8 +511,9 @@ def utilization(session: Session, pool_id: str) -> dict[str, Any]:
 # ------------------------------------------------------------------------------------ allocations
 
 
-def plan_allocation(space: LogicalSpace, req: AllocationRequest | Any, field_prefix: str = ""
-                    ) -> tuple[int, int | None, str, str]:
+def plan_allocation(
+    space: LogicalSpace, req: AllocationRequest | Any, field_prefix: str = ""
+) -> tuple[int, int | None, str, str]:
     """Validate a request against a pool: (r, target or None, error label, description of what)."""
     f = field_prefix
     if space.role == "root":
@@ -393,8 +536,9 @@ def plan_allocation(space: LogicalSpace, req: AllocationRequest | Any, field_pre
             return width - net.prefixlen, nlo, f"{f}prefix", str(net)
         length = width if req.prefixLength is None else req.prefixLength
         if not pool_len <= length <= width:
-            raise InvalidInput(f"{f}prefixLength: /{length} is outside pool {space.prefix} "
-                               f"(allowed /{pool_len}-/{width})")
+            raise InvalidInput(
+                f"{f}prefixLength: /{length} is outside pool {space.prefix} (allowed /{pool_len}-/{width})"
+            )
         return width - length, None, f"{f}prefixLength", f"/{length}" if length < width else "address"
     if req.prefix is not None or req.prefixLength is not None:
         raise InvalidInput(f"{f}prefix: only IP pools take prefixes")
@@ -408,8 +552,9 @@ def plan_allocation(space: LogicalSpace, req: AllocationRequest | Any, field_pre
     return 0, None, f"{f}value", f"{rt}"
 
 
-def allocate(session: Session, pool_id: str, req: AllocationRequest, actor: str
-             ) -> tuple[chain.Taken, LogicalSpace]:
+def allocate(
+    session: Session, pool_id: str, req: AllocationRequest, actor: str
+) -> tuple[chain.Taken, LogicalSpace]:
     """Allocate (or reserve with ``reservedUntil``) the next free or a specific block of a pool.
 
     On PostgreSQL the next free IPv4 block first tries ``fastpath.allocate`` (one statement, pool row
@@ -431,9 +576,18 @@ def allocate(session: Session, pool_id: str, req: AllocationRequest, actor: str
         fast_space, policy = space, req.allocationPolicy or space.policy
 
         def attempt() -> chain.Taken | None:
-            taken = fastpath.allocate(session, fast_space, r, policy=policy, state=state,
-                                      until=req.reservedUntil, service_id=req.serviceId,
-                                      description=req.description, actor=actor, now=clock.now())
+            taken = fastpath.allocate(
+                session,
+                fast_space,
+                r,
+                policy=policy,
+                state=state,
+                until=req.reservedUntil,
+                service_id=req.serviceId,
+                description=req.description,
+                actor=actor,
+                now=clock.now(),
+            )
             if taken is not None:
                 session.commit()
             return taken
@@ -445,8 +599,9 @@ def allocate(session: Session, pool_id: str, req: AllocationRequest, actor: str
         space = get_pool(session, pool_id, fresh=True)
         r, target, label, what = plan_allocation(space, req)
     general_space = space
-    return retry_on_deadlock(session, lambda: _allocate(session, general_space, req, actor, r, target, label,
-                                                        what, state))
+    return retry_on_deadlock(
+        session, lambda: _allocate(session, general_space, req, actor, r, target, label, what, state)
+    )
 
 
 def retry_on_deadlock(session: Session, fn: Callable[[], _R], attempts: int = 5) -> _R:
@@ -461,17 +616,46 @@ def retry_on_deadlock(session: Session, fn: Callable[[], _R], attempts: int = 5)
     raise AssertionError("unreachable")
 
 
-def _allocate(session: Session, space: LogicalSpace, req: AllocationRequest, actor: str, r: int,
-              target: int | None, label: str, what: str, state: str) -> tuple[chain.Taken, LogicalSpace]:
-    taken = chain.take(session, space, r, policy=req.allocationPolicy or space.policy, target=target,
-                       state=state, until=req.reservedUntil, service_id=req.serviceId,
-                       description=req.description, label=label, what=what)
+def _allocate(
+    session: Session,
+    space: LogicalSpace,
+    req: AllocationRequest,
+    actor: str,
+    r: int,
+    target: int | None,
+    label: str,
+    what: str,
+    state: str,
+) -> tuple[chain.Taken, LogicalSpace]:
+    taken = chain.take(
+        session,
+        space,
+        r,
+        policy=req.allocationPolicy or space.policy,
+        target=target,
+        state=state,
+        until=req.reservedUntil,
+        service_id=req.serviceId,
+        description=req.description,
+        label=label,
+        what=what,
+    )
     document = render_block(taken, space)
-    audit.record(session, actor=actor, action=f"logicalResource.{'reserve' if state == 'reserved' else 'allocate'}",
-                 resource_type="logicalResource", resource_id=taken.id,
-                 details={"pool": space.id, "value": document["value"]})
-    publish(session, api=INVENTORY_API, event_type="ResourceCreateEvent", resource_type="resource",
-            resource=document)
+    audit.record(
+        session,
+        actor=actor,
+        action=f"logicalResource.{'reserve' if state == 'reserved' else 'allocate'}",
+        resource_type="logicalResource",
+        resource_id=taken.id,
+        details={"pool": space.id, "value": document["value"]},
+    )
+    publish(
+        session,
+        api=INVENTORY_API,
+        event_type="ResourceCreateEvent",
+        resource_type="resource",
+        resource=document,
+    )
     session.commit()
     return taken, space
 
@@ -482,20 +666,35 @@ def release(session: Session, block_id: str, actor: str) -> dict[str, Any]:
     if row is None or row.state not in ("allocated", "reserved", "quarantine", "container", "system"):
         raise NotFound(f"id: logicalResource {block_id!r} not found (nothing allocated under this id)")
     if row.state not in ("allocated", "reserved"):
-        raise Conflict(f"id: logicalResource {block_id!r} is {row.state}, not allocated",
-                       reason="Not allocated")
+        raise Conflict(
+            f"id: logicalResource {block_id!r} is {row.state}, not allocated", reason="Not allocated"
+        )
     if row.state == "reserved" and row.reservation_id:
         raise Conflict(f"id: reserved by resourceReservation {row.reservation_id}; release that instead")
     space = session.get(LogicalSpace, row.space_id)
     assert space is not None
     document = render_block(row, space)
     until = chain.release(session, space, row)
-    document.update(lifecycleState="quarantine" if until else "free", quarantineUntil=until and until.isoformat(),
-                    resourceStatus="standby" if until else "available", usageState="idle")
-    audit.record(session, actor=actor, action="logicalResource.release", resource_type="logicalResource",
-                 resource_id=block_id, details={"value": document["value"],
-                                                "quarantineUntil": until.isoformat() if until else None})
-    publish(session, api=INVENTORY_API, event_type="ResourceStateChangeEvent", resource_type="resource",
-            resource=document)
+    document.update(
+        lifecycleState="quarantine" if until else "free",
+        quarantineUntil=until and until.isoformat(),
+        resourceStatus="standby" if until else "available",
+        usageState="idle",
+    )
+    audit.record(
+        session,
+        actor=actor,
+        action="logicalResource.release",
+        resource_type="logicalResource",
+        resource_id=block_id,
+        details={"value": document["value"], "quarantineUntil": until.isoformat() if until else None},
+    )
+    publish(
+        session,
+        api=INVENTORY_API,
+        event_type="ResourceStateChangeEvent",
+        resource_type="resource",
+        resource=document,
+    )
     session.commit()
     return document

@@ -47,7 +47,12 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from turnup.inventory.physical.render import (
-    API, LineRecord, LineView, ReservationRecord, ReservationView, render_reservation,
+    API,
+    LineRecord,
+    LineView,
+    ReservationRecord,
+    ReservationView,
+    render_reservation,
 )
 from turnup.inventory.physical.schemas import ReservationCreate
 from turnup.kernel.hrefs import iso
@@ -177,8 +182,9 @@ def _execute(session: Session, params: dict[str, Any], *, solo: bool) -> tuple[A
                 cursor = driver.execute(RESERVE_SQL, params)
             row = cursor.fetchone()
     except psycopg.Error as exc:  # the same exception types as any other statement through SQLAlchemy
-        raise DBAPIError.instance(RESERVE_SQL, params, exc, psycopg.Error,
-                                  dialect=connection.dialect) from exc
+        raise DBAPIError.instance(
+            RESERVE_SQL, params, exc, psycopg.Error, dialect=connection.dialect
+        ) from exc
     assert row is not None
     return tuple(row)
 
@@ -195,8 +201,11 @@ def can_commit_with_statement(session: Session) -> bool:
     """Whether ``reserve(..., solo=True)`` is allowed: the caller wants the reservation committed, and the
     session has no transaction yet and nothing pending, so committing together with the statement commits
     exactly the reservation."""
-    return (not session.in_transaction() and not (session.new or session.dirty or session.deleted)
-            and time.monotonic() - _filtered_seen_at > FILTERED_HINT_SECONDS)
+    return (
+        not session.in_transaction()
+        and not (session.new or session.dirty or session.deleted)
+        and time.monotonic() - _filtered_seen_at > FILTERED_HINT_SECONDS
+    )
 
 
 def eligible(session: Session, data: ReservationCreate) -> bool:
@@ -205,12 +214,15 @@ def eligible(session: Session, data: ReservationCreate) -> bool:
     dialect = session.get_bind().dialect
     if dialect.name != "postgresql" or dialect.driver != "psycopg":  # psycopg 3: pipeline mode
         return False
-    return all(line.location is not None and line.region is None and not line.serials
-               and line.quantity is not None for line in data.lines)
+    return all(
+        line.location is not None and line.region is None and not line.serials and line.quantity is not None
+        for line in data.lines
+    )
 
 
-def reserve(session: Session, data: ReservationCreate, actor: str, now: datetime, *,
-            solo: bool = False) -> ReservationView | None:
+def reserve(
+    session: Session, data: ReservationCreate, actor: str, now: datetime, *, solo: bool = False
+) -> ReservationView | None:
     """Try the one-statement reservation. Returns the view, or ``None`` when the statement wrote nothing and
     the caller must take the general path (same transaction; see the module docstring).
 
@@ -224,30 +236,69 @@ def reserve(session: Session, data: ReservationCreate, actor: str, now: datetime
     return view
 
 
-def _attempt(session: Session, data: ReservationCreate, actor: str, now: datetime, *,
-             solo: bool) -> tuple[ReservationView | None, Any]:
+def _attempt(
+    session: Session, data: ReservationCreate, actor: str, now: datetime, *, solo: bool
+) -> tuple[ReservationView | None, Any]:
     reservation_id = new_id()
     event_id = new_id()
     lines = data.lines
-    line_rows = [{"id": new_id(), "reservation_id": reservation_id, "line_no": i, "level_id": None,
-                  "sku_id": None, "location_id": None, "quantity": line.quantity, "serial_numbers": None,
-                  "status": "held", "expires_at": data.expiresAt} for i, line in enumerate(lines)]
-    reservation = ReservationRecord(id=reservation_id, status="held", expires_at=data.expiresAt,
-                                    customer_id=data.customerId, quote_id=data.quoteId, order_id=None,
-                                    created_at=now, updated_at=now)
-    view = ReservationView(reservation, [LineView(LineRecord(**row), line.sku, line.location or "")
-                                         for row, line in zip(line_rows, lines)])
+    line_rows = [
+        {
+            "id": new_id(),
+            "reservation_id": reservation_id,
+            "line_no": i,
+            "level_id": None,
+            "sku_id": None,
+            "location_id": None,
+            "quantity": line.quantity,
+            "serial_numbers": None,
+            "status": "held",
+            "expires_at": data.expiresAt,
+        }
+        for i, line in enumerate(lines)
+    ]
+    reservation = ReservationRecord(
+        id=reservation_id,
+        status="held",
+        expires_at=data.expiresAt,
+        customer_id=data.customerId,
+        quote_id=data.quoteId,
+        order_id=None,
+        created_at=now,
+        updated_at=now,
+    )
+    view = ReservationView(
+        reservation,
+        [LineView(LineRecord(**row), line.sku, line.location or "") for row, line in zip(line_rows, lines)],
+    )
     resource = render_reservation(view)
-    payload = {"eventId": event_id, "eventTime": now.isoformat().replace("+00:00", "Z"),
-               "eventType": EVENT_TYPE, "event": {RESOURCE_TYPE: resource}}
+    payload = {
+        "eventId": event_id,
+        "eventTime": now.isoformat().replace("+00:00", "Z"),
+        "eventType": EVENT_TYPE,
+        "event": {RESOURCE_TYPE: resource},
+    }
     details = {"lines": len(lines), "expiresAt": iso(data.expiresAt), "quoteId": data.quoteId}
     params = {
-        "skus": [line.sku for line in lines], "locs": [line.location for line in lines],
-        "qtys": [line.quantity for line in lines], "lids": [row["id"] for row in line_rows],
-        "n": len(lines), "now": now, "cid": data.customerId, "rid": reservation_id,
-        "exp": data.expiresAt, "qid": data.quoteId, "actor": actor, "aid": new_id(),
-        "det": json.dumps(details), "eid": event_id, "api": API, "et": EVENT_TYPE,
-        "rt": RESOURCE_TYPE, "payload": json.dumps(payload), "solo": solo,
+        "skus": [line.sku for line in lines],
+        "locs": [line.location for line in lines],
+        "qtys": [line.quantity for line in lines],
+        "lids": [row["id"] for row in line_rows],
+        "n": len(lines),
+        "now": now,
+        "cid": data.customerId,
+        "rid": reservation_id,
+        "exp": data.expiresAt,
+        "qid": data.quoteId,
+        "actor": actor,
+        "aid": new_id(),
+        "det": json.dumps(details),
+        "eid": event_id,
+        "api": API,
+        "et": EVENT_TYPE,
+        "rt": RESOURCE_TYPE,
+        "payload": json.dumps(payload),
+        "solo": solo,
     }
     if session.new or session.dirty or session.deleted:
         session.flush()  # as the general path's first query would (autoflush), e.g. a caller's new customer
@@ -260,10 +311,19 @@ def _attempt(session: Session, data: ReservationCreate, actor: str, now: datetim
         row = view.lines[line_no].line
         row.level_id, row.sku_id, row.location_id = level_id, sku_id, location_id
     if filtered:  # subscriptions with a query: matched in Python exactly as kernel.outbox.publish does
-        deliveries = [{"id": new_id(), "event_id": event_id, "subscription_id": sub_id, "status": "pending",
-                       "attempts": 0, "next_attempt_at": now, "requeued_after": 0}
-                      for sub_id, query in filtered
-                      if subscription_matches(query, EVENT_TYPE, resource, RESOURCE_TYPE)]
+        deliveries = [
+            {
+                "id": new_id(),
+                "event_id": event_id,
+                "subscription_id": sub_id,
+                "status": "pending",
+                "attempts": 0,
+                "next_attempt_at": now,
+                "requeued_after": 0,
+            }
+            for sub_id, query in filtered
+            if subscription_matches(query, EVENT_TYPE, resource, RESOURCE_TYPE)
+        ]
         if deliveries:
             session.execute(insert(EventDelivery), deliveries)
     return view, filtered

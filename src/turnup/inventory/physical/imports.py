@@ -35,22 +35,32 @@ def _reader(stream: TextIO, required: tuple[str, ...]) -> csv.DictReader[str]:
     reader = csv.DictReader(stream)
     missing = [c for c in required if c not in (reader.fieldnames or [])]
     if missing:
-        raise InvalidInput(f"CSV header: missing column(s) {', '.join(missing)}; expected {','.join(required)}")
+        raise InvalidInput(
+            f"CSV header: missing column(s) {', '.join(missing)}; expected {','.join(required)}"
+        )
     return reader
 
 
-def _known(session: Session, skus: Iterable[str], locations: Iterable[str]) -> tuple[dict[str, Any], set[str]]:
+def _known(
+    session: Session, skus: Iterable[str], locations: Iterable[str]
+) -> tuple[dict[str, Any], set[str]]:
     sku_rows = {s.code: s for s in session.scalars(select(Sku).where(Sku.code.in_(sorted(set(skus)))))}
     loc_codes = set(session.scalars(select(Location.code).where(Location.code.in_(sorted(set(locations))))))
     return sku_rows, loc_codes
 
 
-def import_stock(session: Session, stream: TextIO, actor: str, progress: Progress | None = None) -> ImportResult:
+def import_stock(
+    session: Session, stream: TextIO, actor: str, progress: Progress | None = None
+) -> ImportResult:
     rows = list(_reader(stream, ("sku", "location", "quantity")))
     skus, locs = _known(session, (r["sku"] for r in rows), (r["location"] for r in rows))
     totals: dict[tuple[str, str], int] = defaultdict(int)
     for n, row in enumerate(rows, start=2):
-        sku, loc, raw = (row["sku"] or "").strip(), (row["location"] or "").strip(), (row["quantity"] or "").strip()
+        sku, loc, raw = (
+            (row["sku"] or "").strip(),
+            (row["location"] or "").strip(),
+            (row["quantity"] or "").strip(),
+        )
         if sku not in skus:
             raise NotFound(f"row {n}: unknown SKU {sku!r}")
         if skus[sku].serialised:
@@ -66,8 +76,14 @@ def import_stock(session: Session, stream: TextIO, actor: str, progress: Progres
         totals[(sku, loc)] += quantity
     try:
         for (sku, loc), quantity in sorted(totals.items()):
-            apply_movement(session, MovementCreate(kind="receipt", sku=sku, location=loc, quantity=quantity,
-                                                   reference="csv-import"), actor, commit=False)
+            apply_movement(
+                session,
+                MovementCreate(
+                    kind="receipt", sku=sku, location=loc, quantity=quantity, reference="csv-import"
+                ),
+                actor,
+                commit=False,
+            )
             if progress:
                 progress(1)
         session.commit()
@@ -77,7 +93,9 @@ def import_stock(session: Session, stream: TextIO, actor: str, progress: Progres
     return ImportResult(rows=len(rows), movements=len(totals))
 
 
-def import_serials(session: Session, stream: TextIO, actor: str, progress: Progress | None = None) -> ImportResult:
+def import_serials(
+    session: Session, stream: TextIO, actor: str, progress: Progress | None = None
+) -> ImportResult:
     rows = list(_reader(stream, ("sku", "location", "serial")))
     skus, locs = _known(session, (r["sku"] for r in rows), (r["location"] for r in rows))
     groups: dict[tuple[str, str], list[UnitIn]] = defaultdict(list)
@@ -91,30 +109,46 @@ def import_serials(session: Session, stream: TextIO, actor: str, progress: Progr
         if loc not in locs:
             raise NotFound(f"row {n}: unknown location {loc!r}")
         try:
-            unit = UnitIn(serial=(row.get("serial") or "").strip(), mac=(row.get("mac") or "").strip() or None,
-                          imei=(row.get("imei") or "").strip() or None)
+            unit = UnitIn(
+                serial=(row.get("serial") or "").strip(),
+                mac=(row.get("mac") or "").strip() or None,
+                imei=(row.get("imei") or "").strip() or None,
+            )
         except ValidationError as exc:
             problem = exc.errors()[0]
             raise InvalidInput(f"row {n}: {'.'.join(map(str, problem['loc']))}: {problem['msg']}") from None
         if (sku, unit.serial) in seen:
-            raise Conflict(f"row {n}: serial {unit.serial!r} repeats row {seen[(sku, unit.serial)]}",
-                           reason="Serial already used")
+            raise Conflict(
+                f"row {n}: serial {unit.serial!r} repeats row {seen[(sku, unit.serial)]}",
+                reason="Serial already used",
+            )
         seen[(sku, unit.serial)] = n
         groups[(sku, loc)].append(unit)
     for sku, sku_row in skus.items():  # serials already in the database, reported by row
         serials = [s for (k, s) in seen if k == sku]
         for i in range(0, len(serials), 5000):
-            for existing in session.scalars(select(StockUnit.serial).where(
-                    StockUnit.sku_id == sku_row.id, StockUnit.serial.in_(serials[i:i + 5000]))):
-                raise Conflict(f"row {seen[(sku, existing)]}: serial {existing!r} already used for SKU {sku!r}",
-                               reason="Serial already used")
+            for existing in session.scalars(
+                select(StockUnit.serial).where(
+                    StockUnit.sku_id == sku_row.id, StockUnit.serial.in_(serials[i : i + 5000])
+                )
+            ):
+                raise Conflict(
+                    f"row {seen[(sku, existing)]}: serial {existing!r} already used for SKU {sku!r}",
+                    reason="Serial already used",
+                )
     movements = 0
     try:
         for (sku, loc), units in sorted(groups.items()):
             for i in range(0, len(units), BATCH):
-                chunk = units[i:i + BATCH]
-                apply_movement(session, MovementCreate(kind="receipt", sku=sku, location=loc, units=chunk,
-                                                       reference="csv-import"), actor, commit=False)
+                chunk = units[i : i + BATCH]
+                apply_movement(
+                    session,
+                    MovementCreate(
+                        kind="receipt", sku=sku, location=loc, units=chunk, reference="csv-import"
+                    ),
+                    actor,
+                    commit=False,
+                )
                 movements += 1
                 if progress:
                     progress(len(chunk))

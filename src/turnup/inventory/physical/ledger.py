@@ -29,7 +29,11 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from turnup.inventory.physical.orm import (
-    ReplenishmentRequest, ReservationLine, StockLevel, StockMovement, StockUnit,
+    ReplenishmentRequest,
+    ReservationLine,
+    StockLevel,
+    StockMovement,
+    StockUnit,
 )
 from turnup.inventory.physical.render import API, render_replenishment
 from turnup.kernel.ids import new_id
@@ -64,9 +68,18 @@ class Level:
         return self.on_hand - self.reserved - self.allocated
 
 
-_LEVEL_COLUMNS = (LEVEL.c.id, LEVEL.c.sku_id, LEVEL.c.location_id, LEVEL.c.on_hand, LEVEL.c.reserved,
-                  LEVEL.c.allocated, LEVEL.c.quarantined, LEVEL.c.reorder_point, LEVEL.c.reorder_quantity,
-                  LEVEL.c.lead_time_days)
+_LEVEL_COLUMNS = (
+    LEVEL.c.id,
+    LEVEL.c.sku_id,
+    LEVEL.c.location_id,
+    LEVEL.c.on_hand,
+    LEVEL.c.reserved,
+    LEVEL.c.allocated,
+    LEVEL.c.quarantined,
+    LEVEL.c.reorder_point,
+    LEVEL.c.reorder_quantity,
+    LEVEL.c.lead_time_days,
+)
 
 
 def pair_condition(session: Session, pairs: Iterable[tuple[str, str]]) -> Any:
@@ -80,8 +93,13 @@ def pair_condition(session: Session, pairs: Iterable[tuple[str, str]]) -> Any:
     return tuple_(LEVEL.c.sku_id, LEVEL.c.location_id).in_(pairs)
 
 
-def lock_levels(session: Session, *, pairs: Iterable[tuple[str, str]] = (), ids: Iterable[str] = (),
-                now: datetime | None = None) -> dict[tuple[str, str], Level]:
+def lock_levels(
+    session: Session,
+    *,
+    pairs: Iterable[tuple[str, str]] = (),
+    ids: Iterable[str] = (),
+    now: datetime | None = None,
+) -> dict[tuple[str, str], Level]:
     """Lock the given levels (by (sku_id, location_id) or id) in primary-key order; missing pairs are absent.
 
     With ``now``, the same statement also counts each level's expired-but-held lines, so the common case
@@ -94,20 +112,36 @@ def lock_levels(session: Session, *, pairs: Iterable[tuple[str, str]] = (), ids:
         condition = condition | LEVEL.c.id.in_(ids)
     columns: list[Any] = list(_LEVEL_COLUMNS)
     if now is not None:
-        columns.append(select(func.count()).select_from(LINE).where(
-            LINE.c.level_id == LEVEL.c.id, LINE_HELD, LINE.c.expires_at <= now).scalar_subquery())
+        columns.append(
+            select(func.count())
+            .select_from(LINE)
+            .where(LINE.c.level_id == LEVEL.c.id, LINE_HELD, LINE.c.expires_at <= now)
+            .scalar_subquery()
+        )
     stmt = select(*columns).where(condition).order_by(LEVEL.c.id).with_for_update(key_share=True)
     return {(row.sku_id, row.location_id): Level(*row) for row in session.execute(stmt)}
 
 
 def ensure_levels(session: Session, pairs: Iterable[tuple[str, str]], now: datetime) -> None:
     """Create missing level rows (receipts and transfers into new places); safe under concurrency."""
-    rows = [{"id": new_id(), "sku_id": s, "location_id": loc, "on_hand": 0, "reserved": 0, "allocated": 0,
-             "quarantined": 0, "created_at": now, "updated_at": now} for s, loc in sorted(set(pairs))]
+    rows = [
+        {
+            "id": new_id(),
+            "sku_id": s,
+            "location_id": loc,
+            "on_hand": 0,
+            "reserved": 0,
+            "allocated": 0,
+            "quarantined": 0,
+            "created_at": now,
+            "updated_at": now,
+        }
+        for s, loc in sorted(set(pairs))
+    ]
     if not rows:
         return
     dialect = session.get_bind().dialect.name
-    ins = (postgresql.insert(LEVEL) if dialect == "postgresql" else sqlite.insert(LEVEL))
+    ins = postgresql.insert(LEVEL) if dialect == "postgresql" else sqlite.insert(LEVEL)
     session.execute(ins.on_conflict_do_nothing(index_elements=["sku_id", "location_id"]), rows)
 
 
@@ -120,10 +154,22 @@ class Ledger:
         self.touched: dict[str, Level] = {}
         self.received: set[str] = set()
 
-    def move(self, level: Level, kind: str, *, on_hand: int = 0, reserved: int = 0, allocated: int = 0,
-             quarantined: int = 0, unit_id: str | None = None, unit_state: str | None = None,
-             reservation_id: str | None = None, reference: str | None = None, reason: str | None = None,
-             location_id: str | None = None) -> None:
+    def move(
+        self,
+        level: Level,
+        kind: str,
+        *,
+        on_hand: int = 0,
+        reserved: int = 0,
+        allocated: int = 0,
+        quarantined: int = 0,
+        unit_id: str | None = None,
+        unit_state: str | None = None,
+        reservation_id: str | None = None,
+        reference: str | None = None,
+        reason: str | None = None,
+        location_id: str | None = None,
+    ) -> None:
         level.on_hand += on_hand
         level.reserved += reserved
         level.allocated += allocated
@@ -131,24 +177,56 @@ class Ledger:
         self.touched[level.id] = level
         if kind == "receipt" or (kind == "refurbish" and on_hand > 0):
             self.received.add(level.id)
-        self.moves.append({
-            "at": self.now, "kind": kind, "sku_id": level.sku_id,
-            "location_id": location_id or level.location_id, "on_hand_delta": on_hand,
-            "reserved_delta": reserved, "allocated_delta": allocated, "quarantined_delta": quarantined,
-            "unit_id": unit_id, "unit_state": unit_state, "reservation_id": reservation_id,
-            "reference": reference, "reason": reason, "actor": self.actor,
-        })
+        self.moves.append(
+            {
+                "at": self.now,
+                "kind": kind,
+                "sku_id": level.sku_id,
+                "location_id": location_id or level.location_id,
+                "on_hand_delta": on_hand,
+                "reserved_delta": reserved,
+                "allocated_delta": allocated,
+                "quarantined_delta": quarantined,
+                "unit_id": unit_id,
+                "unit_state": unit_state,
+                "reservation_id": reservation_id,
+                "reference": reference,
+                "reason": reason,
+                "actor": self.actor,
+            }
+        )
 
-    def note(self, sku_id: str, location_id: str | None, kind: str, *, unit_id: str | None = None,
-             unit_state: str | None = None, reservation_id: str | None = None, reference: str | None = None,
-             reason: str | None = None) -> None:
+    def note(
+        self,
+        sku_id: str,
+        location_id: str | None,
+        kind: str,
+        *,
+        unit_id: str | None = None,
+        unit_state: str | None = None,
+        reservation_id: str | None = None,
+        reference: str | None = None,
+        reason: str | None = None,
+    ) -> None:
         """A ledger entry that changes no quantity (e.g. a shipped unit installed at a customer site)."""
-        self.moves.append({
-            "at": self.now, "kind": kind, "sku_id": sku_id, "location_id": location_id, "on_hand_delta": 0,
-            "reserved_delta": 0, "allocated_delta": 0, "quarantined_delta": 0, "unit_id": unit_id,
-            "unit_state": unit_state, "reservation_id": reservation_id, "reference": reference,
-            "reason": reason, "actor": self.actor,
-        })
+        self.moves.append(
+            {
+                "at": self.now,
+                "kind": kind,
+                "sku_id": sku_id,
+                "location_id": location_id,
+                "on_hand_delta": 0,
+                "reserved_delta": 0,
+                "allocated_delta": 0,
+                "quarantined_delta": 0,
+                "unit_id": unit_id,
+                "unit_state": unit_state,
+                "reservation_id": reservation_id,
+                "reference": reference,
+                "reason": reason,
+                "actor": self.actor,
+            }
+        )
 
     def flush(self) -> None:
         if self.touched:  # one statement: the rows are locked, so absolute values are safe
@@ -159,7 +237,9 @@ class Ledger:
                     values[column] = getattr(levels[0], column)
                 else:
                     values[column] = case({lv.id: getattr(lv, column) for lv in levels}, value=LEVEL.c.id)
-            self.session.execute(update(LEVEL).where(LEVEL.c.id.in_([lv.id for lv in levels])).values(**values))
+            self.session.execute(
+                update(LEVEL).where(LEVEL.c.id.in_([lv.id for lv in levels])).values(**values)
+            )
         if self.moves:  # executemany: psycopg pipelines it, SQLite loops in C
             self.session.execute(insert(MOVE), self.moves)
         self._replenishment()
@@ -169,33 +249,55 @@ class Ledger:
         """Receipts close open requests; falling below the reorder point opens one (one per level)."""
         for level_id in sorted(self.received):
             closed = self.session.scalars(
-                select(ReplenishmentRequest).where(ReplenishmentRequest.level_id == level_id,
-                                                   ReplenishmentRequest.status == "open")).all()
+                select(ReplenishmentRequest).where(
+                    ReplenishmentRequest.level_id == level_id, ReplenishmentRequest.status == "open"
+                )
+            ).all()
             for req in closed:
                 req.status, req.closed_at = "closed", self.now
                 self.session.flush()
-                publish(self.session, api=API, event_type="ReplenishmentRequestStateChangeEvent",
-                        resource_type="replenishmentRequest", resource=render_replenishment(req))
+                publish(
+                    self.session,
+                    api=API,
+                    event_type="ReplenishmentRequestStateChangeEvent",
+                    resource_type="replenishmentRequest",
+                    resource=render_replenishment(req),
+                )
         for level in sorted(self.touched.values(), key=lambda lv: lv.id):
             if level.reorder_point is None or level.available >= level.reorder_point:
                 continue
             existing = self.session.scalar(
-                select(ReplenishmentRequest.id).where(ReplenishmentRequest.level_id == level.id,
-                                                      ReplenishmentRequest.status == "open"))
+                select(ReplenishmentRequest.id).where(
+                    ReplenishmentRequest.level_id == level.id, ReplenishmentRequest.status == "open"
+                )
+            )
             if existing:
                 continue
             quantity = level.reorder_quantity or max(level.reorder_point - level.available, 1)
             req = ReplenishmentRequest(
-                id=new_id(), level_id=level.id, sku_id=level.sku_id, location_id=level.location_id,
-                quantity=quantity, status="open", created_at=self.now,
-                expected_at=(self.now + timedelta(days=level.lead_time_days)
-                             if level.lead_time_days is not None else None),
+                id=new_id(),
+                level_id=level.id,
+                sku_id=level.sku_id,
+                location_id=level.location_id,
+                quantity=quantity,
+                status="open",
+                created_at=self.now,
+                expected_at=(
+                    self.now + timedelta(days=level.lead_time_days)
+                    if level.lead_time_days is not None
+                    else None
+                ),
                 comment=f"available {level.available} below reorder point {level.reorder_point}",
             )
             self.session.add(req)
             self.session.flush()
-            publish(self.session, api=API, event_type="ReplenishmentRequestCreateEvent",
-                    resource_type="replenishmentRequest", resource=render_replenishment(req))
+            publish(
+                self.session,
+                api=API,
+                event_type="ReplenishmentRequestCreateEvent",
+                resource_type="replenishmentRequest",
+                resource=render_replenishment(req),
+            )
 
 
 def release_expired(session: Session, ledger: Ledger, levels: Iterable[Level], now: datetime) -> int:
@@ -204,7 +306,8 @@ def release_expired(session: Session, ledger: Ledger, levels: Iterable[Level], n
     if not by_id or all(lv.expired == 0 for lv in by_id.values()):
         return 0
     rows = session.execute(
-        update(LINE).where(LINE.c.level_id.in_(sorted(by_id)), LINE_HELD, LINE.c.expires_at <= now)
+        update(LINE)
+        .where(LINE.c.level_id.in_(sorted(by_id)), LINE_HELD, LINE.c.expires_at <= now)
         .values(status="expired")
         .returning(LINE.c.id, LINE.c.reservation_id, LINE.c.level_id, LINE.c.quantity, LINE.c.serial_numbers)
     ).all()
@@ -217,11 +320,19 @@ def release_expired(session: Session, ledger: Ledger, levels: Iterable[Level], n
         level = by_id[r.level_id]
         if r.serial_numbers:
             for unit_id in units_by_line.get(r.id, []):
-                ledger.move(level, "release", reserved=-1, unit_id=unit_id, unit_state="in_stock",
-                            reservation_id=r.reservation_id, reason="expired")
+                ledger.move(
+                    level,
+                    "release",
+                    reserved=-1,
+                    unit_id=unit_id,
+                    unit_state="in_stock",
+                    reservation_id=r.reservation_id,
+                    reason="expired",
+                )
         else:
-            ledger.move(level, "release", reserved=-r.quantity, reservation_id=r.reservation_id,
-                        reason="expired")
+            ledger.move(
+                level, "release", reserved=-r.quantity, reservation_id=r.reservation_id, reason="expired"
+            )
     return len(rows)
 
 
@@ -232,8 +343,8 @@ def held_units(session: Session, line_ids: Iterable[str]) -> dict[str, list[str]
         return {}
     result: dict[str, list[str]] = {}
     for unit_id, line_id in session.execute(
-            select(UNIT.c.id, UNIT.c.hold_line_id).where(UNIT.c.hold_line_id.in_(line_ids))
-            .order_by(UNIT.c.id)):
+        select(UNIT.c.id, UNIT.c.hold_line_id).where(UNIT.c.hold_line_id.in_(line_ids)).order_by(UNIT.c.id)
+    ):
         result.setdefault(line_id, []).append(unit_id)
     return result
 
@@ -241,5 +352,6 @@ def held_units(session: Session, line_ids: Iterable[str]) -> dict[str, list[str]
 def free_units(session: Session, unit_ids: Iterable[str], now: datetime) -> None:
     ids = sorted(set(unit_ids))
     if ids:
-        session.execute(update(UNIT).where(UNIT.c.id.in_(ids))
-                        .values(state="in_stock", hold_line_id=None, updated_at=now))
+        session.execute(
+            update(UNIT).where(UNIT.c.id.in_(ids)).values(state="in_stock", hold_line_id=None, updated_at=now)
+        )

@@ -20,7 +20,16 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import (
-    BigInteger, Boolean, CheckConstraint, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -28,10 +37,22 @@ from turnup.kernel.db import Base, JSONDoc, UTCDateTime
 from turnup.kernel.ids import new_id
 
 LOCATION_TYPES = ("warehouse", "van", "store", "customer_site", "data_centre", "cage", "rack")
-UNIT_STATES = ("in_stock", "reserved", "allocated", "shipped", "issued", "installed", "returned",
-               "scrapped")
-MOVEMENT_KINDS = ("receipt", "transfer", "issue", "reserve", "release", "commit", "cancel", "ship",
-                  "install", "return", "refurbish", "scrap", "count_adjustment")
+UNIT_STATES = ("in_stock", "reserved", "allocated", "shipped", "issued", "installed", "returned", "scrapped")
+MOVEMENT_KINDS = (
+    "receipt",
+    "transfer",
+    "issue",
+    "reserve",
+    "release",
+    "commit",
+    "cancel",
+    "ship",
+    "install",
+    "return",
+    "refurbish",
+    "scrap",
+    "count_adjustment",
+)
 RESERVATION_STATES = ("held", "committed", "released", "expired")
 LINE_STATES = ("held", "committed", "released", "expired")
 ALLOCATION_STATES = ("active", "shipped", "issued", "cancelled")
@@ -63,12 +84,17 @@ class Location(Base):
     __tablename__ = "stock_location"
     __table_args__ = (
         CheckConstraint(_in("location_type", LOCATION_TYPES), name="location_type"),
-        CheckConstraint("(location_type = 'rack') = (rack_units IS NOT NULL AND power_budget_watts IS NOT NULL)",
-                        name="rack_dimensions"),
+        CheckConstraint(
+            "(location_type = 'rack') = (rack_units IS NOT NULL AND power_budget_watts IS NOT NULL)",
+            name="rack_dimensions",
+        ),
         CheckConstraint("rack_units IS NULL OR rack_units > 0", name="rack_units"),
         CheckConstraint("power_budget_watts IS NULL OR power_budget_watts >= 0", name="power_budget"),
-        CheckConstraint("power_reserved_watts >= 0 AND (power_budget_watts IS NULL "
-                        "OR power_reserved_watts <= power_budget_watts)", name="power_reserved"),
+        CheckConstraint(
+            "power_reserved_watts >= 0 AND (power_budget_watts IS NULL "
+            "OR power_reserved_watts <= power_budget_watts)",
+            name="power_reserved",
+        ),
         CheckConstraint("site_id IS NULL OR location_type = 'customer_site'", name="site_only_customer"),
     )
 
@@ -161,8 +187,9 @@ class StockUnit(Base):
     imei: Mapped[str | None] = mapped_column(String(15), nullable=True, unique=True)
     location_id: Mapped[str | None] = mapped_column(ForeignKey("stock_location.id"), nullable=True)
     state: Mapped[str] = mapped_column(String(20))
-    hold_line_id: Mapped[str | None] = mapped_column(ForeignKey("stock_reservation_line.id"), nullable=True,
-                                                     index=True)
+    hold_line_id: Mapped[str | None] = mapped_column(
+        ForeignKey("stock_reservation_line.id"), nullable=True, index=True
+    )
     order_id: Mapped[str | None] = mapped_column(String(100), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -174,8 +201,12 @@ class Reservation(Base):
     __tablename__ = "stock_reservation"
     __table_args__ = (
         CheckConstraint(_in("status", RESERVATION_STATES), name="status"),
-        Index("ix_stock_reservation_due", "expires_at", postgresql_where=text("status = 'held'"),
-              sqlite_where=text("status = 'held'")),
+        Index(
+            "ix_stock_reservation_due",
+            "expires_at",
+            postgresql_where=text("status = 'held'"),
+            sqlite_where=text("status = 'held'"),
+        ),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
@@ -195,8 +226,13 @@ class ReservationLine(Base):
     __table_args__ = (
         CheckConstraint(_in("status", LINE_STATES), name="status"),
         CheckConstraint("quantity > 0", name="quantity"),
-        Index("ix_stock_reservation_line_live", "level_id", "expires_at",
-              postgresql_where=text("status = 'held'"), sqlite_where=text("status = 'held'")),
+        Index(
+            "ix_stock_reservation_line_live",
+            "level_id",
+            "expires_at",
+            postgresql_where=text("status = 'held'"),
+            sqlite_where=text("status = 'held'"),
+        ),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
@@ -233,8 +269,12 @@ class RackHold(Base):
         CheckConstraint(_in("status", RESERVATION_STATES), name="status"),
         CheckConstraint("start_u >= 1 AND units >= 1", name="units"),
         CheckConstraint("power_watts >= 0", name="power"),
-        Index("ix_stock_rack_hold_due", "expires_at", postgresql_where=text("status = 'held'"),
-              sqlite_where=text("status = 'held'")),
+        Index(
+            "ix_stock_rack_hold_due",
+            "expires_at",
+            postgresql_where=text("status = 'held'"),
+            sqlite_where=text("status = 'held'"),
+        ),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
@@ -257,8 +297,14 @@ class RackUnitHold(Base):
     __tablename__ = "stock_rack_unit"
     __table_args__ = (
         CheckConstraint("u >= 1", name="u"),
-        Index("uq_stock_rack_unit_live", "rack_id", "u", unique=True,
-              postgresql_where=text("active"), sqlite_where=text("active")),
+        Index(
+            "uq_stock_rack_unit_live",
+            "rack_id",
+            "u",
+            unique=True,
+            postgresql_where=text("active"),
+            sqlite_where=text("active"),
+        ),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
@@ -275,8 +321,13 @@ class ReplenishmentRequest(Base):
     __table_args__ = (
         CheckConstraint(_in("status", ("open", "closed", "cancelled")), name="status"),
         CheckConstraint("quantity > 0", name="quantity"),
-        Index("uq_stock_replenishment_open", "level_id", unique=True,
-              postgresql_where=text("status = 'open'"), sqlite_where=text("status = 'open'")),
+        Index(
+            "uq_stock_replenishment_open",
+            "level_id",
+            unique=True,
+            postgresql_where=text("status = 'open'"),
+            sqlite_where=text("status = 'open'"),
+        ),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)

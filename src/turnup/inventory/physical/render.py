@@ -7,8 +7,16 @@ from datetime import datetime
 from typing import Any
 
 from turnup.inventory.physical.orm import (
-    Allocation, Location, RackHold, ReplenishmentRequest, Reservation, ReservationLine, Sku, StockLevel,
-    StockMovement, StockUnit,
+    Allocation,
+    Location,
+    RackHold,
+    ReplenishmentRequest,
+    Reservation,
+    ReservationLine,
+    Sku,
+    StockLevel,
+    StockMovement,
+    StockUnit,
 )
 from turnup.kernel import clock
 from turnup.kernel.hrefs import href, iso
@@ -80,23 +88,41 @@ def effective_status(status: str, expires_at: datetime, now: datetime | None = N
 
 
 def render_sku(s: Sku) -> dict[str, Any]:
-    return {"id": s.id, "href": href(API, "sku", s.id), "@type": "Sku", "code": s.code, "name": s.name,
-            "serialised": s.serialised, "unit": s.unit, "createdAt": iso(s.created_at),
-            "lastUpdate": iso(s.updated_at)}
+    return {
+        "id": s.id,
+        "href": href(API, "sku", s.id),
+        "@type": "Sku",
+        "code": s.code,
+        "name": s.name,
+        "serialised": s.serialised,
+        "unit": s.unit,
+        "createdAt": iso(s.created_at),
+        "lastUpdate": iso(s.updated_at),
+    }
 
 
 def render_location(loc: Location, parent_code: str | None = None) -> dict[str, Any]:
     doc: dict[str, Any] = {
-        "id": loc.id, "href": href(API, "location", loc.id), "@type": "StockLocation", "code": loc.code,
-        "name": loc.name, "locationType": loc.location_type, "parentId": loc.parent_id,
-        "region": loc.region, "siteId": loc.site_id, "createdAt": iso(loc.created_at),
+        "id": loc.id,
+        "href": href(API, "location", loc.id),
+        "@type": "StockLocation",
+        "code": loc.code,
+        "name": loc.name,
+        "locationType": loc.location_type,
+        "parentId": loc.parent_id,
+        "region": loc.region,
+        "siteId": loc.site_id,
+        "createdAt": iso(loc.created_at),
         "lastUpdate": iso(loc.updated_at),
     }
     if parent_code is not None:
         doc["parent"] = parent_code
     if loc.location_type == "rack":
-        doc.update(rackUnits=loc.rack_units, powerBudgetWatts=loc.power_budget_watts,
-                   powerReservedWatts=loc.power_reserved_watts)
+        doc.update(
+            rackUnits=loc.rack_units,
+            powerBudgetWatts=loc.power_budget_watts,
+            powerReservedWatts=loc.power_reserved_watts,
+        )
     return doc
 
 
@@ -110,19 +136,28 @@ def render_level(level: StockLevel, sku: Sku, loc: Location, expired_held: int =
     reserved = level.reserved - expired_held
     available = level.on_hand - reserved - level.allocated
     return {
-        "id": level.id, "href": href(API, "productStock", level.id), "@type": "ProductStock",
+        "id": level.id,
+        "href": href(API, "productStock", level.id),
+        "@type": "ProductStock",
         "name": f"{sku.code} @ {loc.code}",
         "productStockStatusType": "available" if available > 0 else "unavailable",
         "stockedProduct": {"id": sku.id, "code": sku.code, "name": sku.name, "@referredType": "Sku"},
-        "place": {"id": loc.id, "code": loc.code, "name": loc.name, "region": loc.region,
-                  "@referredType": "StockLocation"},
+        "place": {
+            "id": loc.id,
+            "code": loc.code,
+            "name": loc.name,
+            "region": loc.region,
+            "@referredType": "StockLocation",
+        },
         "stockedQuantity": _qty(level.on_hand, sku.unit),
         "reservedQuantity": _qty(reserved, sku.unit),
         "allocatedQuantity": _qty(level.allocated, sku.unit),
         "availableQuantity": _qty(available, sku.unit),
         "quarantinedQuantity": _qty(level.quarantined, sku.unit),
-        "reorderPoint": level.reorder_point, "reorderQuantity": level.reorder_quantity,
-        "leadTimeDays": level.lead_time_days, "lastUpdate": iso(level.updated_at),
+        "reorderPoint": level.reorder_point,
+        "reorderQuantity": level.reorder_quantity,
+        "leadTimeDays": level.lead_time_days,
+        "lastUpdate": iso(level.updated_at),
     }
 
 
@@ -130,21 +165,31 @@ def render_reservation(view: ReservationView) -> dict[str, Any]:
     r = view.reservation
     lines: dict[int, dict[str, Any]] = {}
     for lv in sorted(view.lines, key=lambda v: (v.line.line_no, v.location_code)):
-        item = lines.setdefault(lv.line.line_no, {"line": lv.line.line_no, "sku": lv.sku_code,
-                                                  "quantity": 0, "places": []})
+        item = lines.setdefault(
+            lv.line.line_no, {"line": lv.line.line_no, "sku": lv.sku_code, "quantity": 0, "places": []}
+        )
         item["quantity"] += lv.line.quantity
-        place: dict[str, Any] = {"location": lv.location_code, "quantity": lv.line.quantity,
-                                 "state": effective_status(lv.line.status, lv.line.expires_at)}
+        place: dict[str, Any] = {
+            "location": lv.location_code,
+            "quantity": lv.line.quantity,
+            "state": effective_status(lv.line.status, lv.line.expires_at),
+        }
         if lv.line.serial_numbers:
             place["serials"] = list(lv.line.serial_numbers)
             item.setdefault("serials", []).extend(lv.line.serial_numbers)
         item["places"].append(place)
     doc: dict[str, Any] = {
-        "id": r.id, "href": href(API, "reserveProductStock", r.id), "@type": "ReserveProductStock",
-        "reservationState": view.status, "expiresAt": iso(r.expires_at), "customerId": r.customer_id,
-        "quoteId": r.quote_id, "orderId": r.order_id,
+        "id": r.id,
+        "href": href(API, "reserveProductStock", r.id),
+        "@type": "ReserveProductStock",
+        "reservationState": view.status,
+        "expiresAt": iso(r.expires_at),
+        "customerId": r.customer_id,
+        "quoteId": r.quote_id,
+        "orderId": r.order_id,
         "reserveProductStockItem": [lines[k] for k in sorted(lines)],
-        "createdAt": iso(r.created_at), "lastUpdate": iso(r.updated_at),
+        "createdAt": iso(r.created_at),
+        "lastUpdate": iso(r.updated_at),
     }
     if view.allocation is not None:
         doc["allocation"] = render_allocation(view.allocation)
@@ -152,38 +197,93 @@ def render_reservation(view: ReservationView) -> dict[str, Any]:
 
 
 def render_allocation(a: Allocation) -> dict[str, Any]:
-    return {"id": a.id, "href": href(API, "allocation", a.id), "@type": "StockAllocation",
-            "reservationId": a.reservation_id, "orderId": a.order_id, "status": a.status,
-            "createdAt": iso(a.created_at), "lastUpdate": iso(a.updated_at)}
+    return {
+        "id": a.id,
+        "href": href(API, "allocation", a.id),
+        "@type": "StockAllocation",
+        "reservationId": a.reservation_id,
+        "orderId": a.order_id,
+        "status": a.status,
+        "createdAt": iso(a.created_at),
+        "lastUpdate": iso(a.updated_at),
+    }
 
 
-def render_unit(u: StockUnit, sku_code: str | None = None, location_code: str | None = None
-                ) -> dict[str, Any]:
-    return {"id": u.id, "href": href(API, "stockUnit", u.id), "@type": "StockUnit", "serial": u.serial,
-            "mac": u.mac, "imei": u.imei, "skuId": u.sku_id, "sku": sku_code, "locationId": u.location_id,
-            "location": location_code, "state": u.state, "orderId": u.order_id,
-            "createdAt": iso(u.created_at), "lastUpdate": iso(u.updated_at)}
+def render_unit(
+    u: StockUnit, sku_code: str | None = None, location_code: str | None = None
+) -> dict[str, Any]:
+    return {
+        "id": u.id,
+        "href": href(API, "stockUnit", u.id),
+        "@type": "StockUnit",
+        "serial": u.serial,
+        "mac": u.mac,
+        "imei": u.imei,
+        "skuId": u.sku_id,
+        "sku": sku_code,
+        "locationId": u.location_id,
+        "location": location_code,
+        "state": u.state,
+        "orderId": u.order_id,
+        "createdAt": iso(u.created_at),
+        "lastUpdate": iso(u.updated_at),
+    }
 
 
 def render_movement(m: StockMovement) -> dict[str, Any]:
-    return {"id": str(m.id), "href": href(API, "stockMovement", str(m.id)), "@type": "StockMovement",
-            "at": iso(m.at), "kind": m.kind, "skuId": m.sku_id, "locationId": m.location_id,
-            "onHandDelta": m.on_hand_delta, "reservedDelta": m.reserved_delta,
-            "allocatedDelta": m.allocated_delta, "quarantinedDelta": m.quarantined_delta,
-            "unitId": m.unit_id, "unitState": m.unit_state, "reservationId": m.reservation_id,
-            "reference": m.reference, "reason": m.reason, "actor": m.actor}
+    return {
+        "id": str(m.id),
+        "href": href(API, "stockMovement", str(m.id)),
+        "@type": "StockMovement",
+        "at": iso(m.at),
+        "kind": m.kind,
+        "skuId": m.sku_id,
+        "locationId": m.location_id,
+        "onHandDelta": m.on_hand_delta,
+        "reservedDelta": m.reserved_delta,
+        "allocatedDelta": m.allocated_delta,
+        "quarantinedDelta": m.quarantined_delta,
+        "unitId": m.unit_id,
+        "unitState": m.unit_state,
+        "reservationId": m.reservation_id,
+        "reference": m.reference,
+        "reason": m.reason,
+        "actor": m.actor,
+    }
 
 
 def render_replenishment(r: ReplenishmentRequest) -> dict[str, Any]:
-    return {"id": r.id, "href": href(API, "replenishmentRequest", r.id), "@type": "ReplenishmentRequest",
-            "productStockId": r.level_id, "skuId": r.sku_id, "locationId": r.location_id,
-            "quantity": r.quantity, "status": r.status, "expectedAt": iso(r.expected_at),
-            "createdAt": iso(r.created_at), "closedAt": iso(r.closed_at), "comment": r.comment}
+    return {
+        "id": r.id,
+        "href": href(API, "replenishmentRequest", r.id),
+        "@type": "ReplenishmentRequest",
+        "productStockId": r.level_id,
+        "skuId": r.sku_id,
+        "locationId": r.location_id,
+        "quantity": r.quantity,
+        "status": r.status,
+        "expectedAt": iso(r.expected_at),
+        "createdAt": iso(r.created_at),
+        "closedAt": iso(r.closed_at),
+        "comment": r.comment,
+    }
 
 
 def render_rack_hold(h: RackHold) -> dict[str, Any]:
-    return {"id": h.id, "href": href(API, "rackSpaceReservation", h.id), "@type": "RackSpaceReservation",
-            "rackId": h.rack_id, "startU": h.start_u, "endU": h.start_u + h.units - 1, "units": h.units,
-            "powerWatts": h.power_watts, "reservationState": effective_status(h.status, h.expires_at),
-            "expiresAt": iso(h.expires_at), "customerId": h.customer_id, "quoteId": h.quote_id,
-            "orderId": h.order_id, "createdAt": iso(h.created_at), "lastUpdate": iso(h.updated_at)}
+    return {
+        "id": h.id,
+        "href": href(API, "rackSpaceReservation", h.id),
+        "@type": "RackSpaceReservation",
+        "rackId": h.rack_id,
+        "startU": h.start_u,
+        "endU": h.start_u + h.units - 1,
+        "units": h.units,
+        "powerWatts": h.power_watts,
+        "reservationState": effective_status(h.status, h.expires_at),
+        "expiresAt": iso(h.expires_at),
+        "customerId": h.customer_id,
+        "quoteId": h.quote_id,
+        "orderId": h.order_id,
+        "createdAt": iso(h.created_at),
+        "lastUpdate": iso(h.updated_at),
+    }

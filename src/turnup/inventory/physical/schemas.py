@@ -19,6 +19,7 @@ class Strict(BaseModel):
 
 # --- master data -----------------------------------------------------------------------------------------
 
+
 class SkuCreate(Strict):
     code: str = Code
     name: str = Field(min_length=1, max_length=200)
@@ -70,14 +71,16 @@ class LevelSettings(Strict):
 
 # --- movements -------------------------------------------------------------------------------------------
 
+
 class UnitIn(Strict):
     serial: str = Field(min_length=1, max_length=100)
     mac: str | None = Field(default=None, pattern=r"^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}$")
     imei: str | None = Field(default=None, pattern=r"^[0-9]{15}$")
 
 
-MovementKind = Literal["receipt", "transfer", "issue", "ship", "install", "return", "refurbish", "scrap",
-                       "count_adjustment"]
+MovementKind = Literal[
+    "receipt", "transfer", "issue", "ship", "install", "return", "refurbish", "scrap", "count_adjustment"
+]
 
 
 class MovementCreate(Strict):
@@ -108,8 +111,16 @@ class MovementCreate(Strict):
 
     @model_validator(mode="after")
     def _shape(self) -> MovementCreate:
-        given = [n for n, v in (("quantity", self.quantity), ("serials", self.serials), ("units", self.units),
-                                ("countedQuantity", self.countedQuantity)) if v is not None]
+        given = [
+            n
+            for n, v in (
+                ("quantity", self.quantity),
+                ("serials", self.serials),
+                ("units", self.units),
+                ("countedQuantity", self.countedQuantity),
+            )
+            if v is not None
+        ]
         if self.kind == "count_adjustment":
             if given != ["countedQuantity"]:
                 raise ValueError("count_adjustment takes countedQuantity only")
@@ -134,6 +145,7 @@ class MovementCreate(Strict):
 
 
 # --- reservations ----------------------------------------------------------------------------------------
+
 
 class LineRequest(Strict):
     """One requested line: a SKU, a quantity or specific serials, at a location or anywhere in a region."""
@@ -215,12 +227,14 @@ class AllocationDispatch(Strict):
 
 # --- rack space ------------------------------------------------------------------------------------------
 
+
 class RackHoldCreate(Strict):
     rack: str = Field(min_length=1, max_length=100, description="rack location code")
     units: int = Field(gt=0, le=100)
     powerWatts: int = Field(ge=0, le=MAX_INT)
-    startU: int | None = Field(default=None, ge=1, le=100,
-                               description="a specific position; lowest free otherwise")
+    startU: int | None = Field(
+        default=None, ge=1, le=100, description="a specific position; lowest free otherwise"
+    )
     expiresAt: AwareDatetime
     customerId: str | None = Field(default=None, max_length=32)
     quoteId: str | None = Field(default=None, max_length=100)
@@ -228,4 +242,3 @@ class RackHoldCreate(Strict):
 
 class RackHoldUpdate(ReservationUpdate):
     pass
-

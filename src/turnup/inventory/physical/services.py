@@ -10,17 +10,39 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from turnup.inventory.physical.ledger import (
-    LINE, UNIT, Ledger, Level, ensure_levels, lock_levels, pair_condition, release_expired,
+    LINE,
+    UNIT,
+    Ledger,
+    Level,
+    ensure_levels,
+    lock_levels,
+    pair_condition,
+    release_expired,
 )
 from turnup.inventory.physical.orm import (
-    Allocation, Location, Sku, StockLevel, StockMovement, StockUnit,
+    Allocation,
+    Location,
+    Sku,
+    StockLevel,
+    StockMovement,
+    StockUnit,
 )
 from turnup.inventory.physical.render import (
-    API, render_allocation, render_level, render_location, render_sku,
+    API,
+    render_allocation,
+    render_level,
+    render_location,
+    render_sku,
 )
 from turnup.inventory.physical.reservations import STOCK_HOLDING, expired_held
 from turnup.inventory.physical.schemas import (
-    AllocationDispatch, LevelSettings, LocationCreate, LocationUpdate, MovementCreate, SkuCreate, SkuUpdate,
+    AllocationDispatch,
+    LevelSettings,
+    LocationCreate,
+    LocationUpdate,
+    MovementCreate,
+    SkuCreate,
+    SkuUpdate,
     StockQuery,
 )
 from turnup.kernel import audit, clock
@@ -49,12 +71,25 @@ def create_sku(session: Session, data: SkuCreate, actor: str) -> Sku:
     if session.scalar(select(Sku.id).where(Sku.code == data.code)):
         raise Conflict(f"code: SKU {data.code!r} already exists")
     now = clock.now()
-    sku = Sku(id=new_id(), code=data.code, name=data.name, serialised=data.serialised, unit=data.unit,
-              created_at=now, updated_at=now)
+    sku = Sku(
+        id=new_id(),
+        code=data.code,
+        name=data.name,
+        serialised=data.serialised,
+        unit=data.unit,
+        created_at=now,
+        updated_at=now,
+    )
     session.add(sku)
     session.flush()
-    audit.record(session, actor=actor, action="stock.sku.create", resource_type="sku", resource_id=sku.id,
-                 details={"code": sku.code})
+    audit.record(
+        session,
+        actor=actor,
+        action="stock.sku.create",
+        resource_type="sku",
+        resource_id=sku.id,
+        details={"code": sku.code},
+    )
     publish(session, api=API, event_type="SkuCreateEvent", resource_type="sku", resource=render_sku(sku))
     session.commit()
     return sku
@@ -72,10 +107,21 @@ def update_sku(session: Session, sku_id: str, data: SkuUpdate, actor: str) -> Sk
             setattr(sku, key, changes[key])
     sku.updated_at = clock.now()
     session.flush()
-    audit.record(session, actor=actor, action="stock.sku.update", resource_type="sku", resource_id=sku.id,
-                 details=changes)
-    publish(session, api=API, event_type="SkuAttributeValueChangeEvent", resource_type="sku",
-            resource=render_sku(sku))
+    audit.record(
+        session,
+        actor=actor,
+        action="stock.sku.update",
+        resource_type="sku",
+        resource_id=sku.id,
+        details=changes,
+    )
+    publish(
+        session,
+        api=API,
+        event_type="SkuAttributeValueChangeEvent",
+        resource_type="sku",
+        resource=render_sku(sku),
+    )
     session.commit()
     return sku
 
@@ -88,20 +134,41 @@ def create_location(session: Session, data: LocationCreate, actor: str) -> Locat
         raise InvalidInput("parent: a rack cannot contain other locations")
     if data.siteId is not None:
         from turnup.accounts.orm import Site
+
         if session.get(Site, data.siteId) is None:
             raise NotFound(f"siteId: site {data.siteId!r} not found")
     now = clock.now()
-    loc = Location(id=new_id(), code=data.code, name=data.name, location_type=data.locationType,
-                   parent_id=parent.id if parent else None,
-                   region=data.region or (parent.region if parent else None), site_id=data.siteId,
-                   rack_units=data.rackUnits, power_budget_watts=data.powerBudgetWatts, power_reserved_watts=0,
-                   created_at=now, updated_at=now)
+    loc = Location(
+        id=new_id(),
+        code=data.code,
+        name=data.name,
+        location_type=data.locationType,
+        parent_id=parent.id if parent else None,
+        region=data.region or (parent.region if parent else None),
+        site_id=data.siteId,
+        rack_units=data.rackUnits,
+        power_budget_watts=data.powerBudgetWatts,
+        power_reserved_watts=0,
+        created_at=now,
+        updated_at=now,
+    )
     session.add(loc)
     session.flush()
-    audit.record(session, actor=actor, action="stock.location.create", resource_type="location",
-                 resource_id=loc.id, details={"code": loc.code, "type": loc.location_type})
-    publish(session, api=API, event_type="StockLocationCreateEvent", resource_type="location",
-            resource=render_location(loc, data.parent))
+    audit.record(
+        session,
+        actor=actor,
+        action="stock.location.create",
+        resource_type="location",
+        resource_id=loc.id,
+        details={"code": loc.code, "type": loc.location_type},
+    )
+    publish(
+        session,
+        api=API,
+        event_type="StockLocationCreateEvent",
+        resource_type="location",
+        resource=render_location(loc, data.parent),
+    )
     session.commit()
     return loc
 
@@ -118,10 +185,21 @@ def update_location(session: Session, location_id: str, data: LocationUpdate, ac
             setattr(loc, key, changes[key])
     loc.updated_at = clock.now()
     session.flush()
-    audit.record(session, actor=actor, action="stock.location.update", resource_type="location",
-                 resource_id=loc.id, details=changes)
-    publish(session, api=API, event_type="StockLocationAttributeValueChangeEvent", resource_type="location",
-            resource=render_location(loc))
+    audit.record(
+        session,
+        actor=actor,
+        action="stock.location.update",
+        resource_type="location",
+        resource_id=loc.id,
+        details=changes,
+    )
+    publish(
+        session,
+        api=API,
+        event_type="StockLocationAttributeValueChangeEvent",
+        resource_type="location",
+        resource=render_location(loc),
+    )
     session.commit()
     return loc
 
@@ -130,14 +208,16 @@ def location_subtree(session: Session, location_id: str) -> list[Location]:
     """A location and everything below it (the location tree)."""
     result, frontier = [], [location_id]
     while frontier:
-        rows = list(session.scalars(select(Location).where(Location.id.in_(frontier))
-                                    .order_by(Location.code)))
+        rows = list(
+            session.scalars(select(Location).where(Location.id.in_(frontier)).order_by(Location.code))
+        )
         result.extend(rows)
         frontier = list(session.scalars(select(Location.id).where(Location.parent_id.in_(frontier))))
     return result
 
 
 # --- levels ----------------------------------------------------------------------------------------------
+
 
 def level_document(session: Session, level: StockLevel) -> dict[str, Any]:
     sku, loc = session.get(Sku, level.sku_id), session.get(Location, level.location_id)
@@ -151,8 +231,10 @@ def level_documents(session: Session, levels: Sequence[StockLevel]) -> list[dict
     if not levels:
         return []
     skus = {s.id: s for s in session.scalars(select(Sku).where(Sku.id.in_({lv.sku_id for lv in levels})))}
-    locs = {loc.id: loc for loc in session.scalars(
-        select(Location).where(Location.id.in_({lv.location_id for lv in levels})))}
+    locs = {
+        loc.id: loc
+        for loc in session.scalars(select(Location).where(Location.id.in_({lv.location_id for lv in levels})))
+    }
     freed = expired_held(session, [lv.id for lv in levels], clock.now())
     return [render_level(lv, skus[lv.sku_id], locs[lv.location_id], freed.get(lv.id, 0)) for lv in levels]
 
@@ -166,9 +248,14 @@ def set_level_policy(session: Session, data: LevelSettings, actor: str) -> Stock
     ensure_levels(session, [(sku.id, loc.id)], now)
     levels = lock_levels(session, pairs=[(sku.id, loc.id)])
     level = levels[(sku.id, loc.id)]
-    mapping = {"reorderPoint": "reorder_point", "reorderQuantity": "reorder_quantity",
-               "leadTimeDays": "lead_time_days"}
-    updates = {column: getattr(data, name) for name, column in mapping.items() if name in data.model_fields_set}
+    mapping = {
+        "reorderPoint": "reorder_point",
+        "reorderQuantity": "reorder_quantity",
+        "leadTimeDays": "lead_time_days",
+    }
+    updates = {
+        column: getattr(data, name) for name, column in mapping.items() if name in data.model_fields_set
+    }
     if updates:
         session.execute(update(StockLevel).where(StockLevel.id == level.id).values(updated_at=now, **updates))
         for key, value in updates.items():
@@ -178,18 +265,32 @@ def set_level_policy(session: Session, data: LevelSettings, actor: str) -> Stock
     ledger.flush()
     row = session.get(StockLevel, level.id, populate_existing=True)
     assert row is not None
-    audit.record(session, actor=actor, action="stock.level.policy", resource_type="productStock",
-                 resource_id=level.id, details={k: v for k, v in updates.items()})
-    publish(session, api=API, event_type="ProductStockAttributeValueChangeEvent", resource_type="productStock",
-            resource=level_document(session, row))
+    audit.record(
+        session,
+        actor=actor,
+        action="stock.level.policy",
+        resource_type="productStock",
+        resource_id=level.id,
+        details={k: v for k, v in updates.items()},
+    )
+    publish(
+        session,
+        api=API,
+        event_type="ProductStockAttributeValueChangeEvent",
+        resource_type="productStock",
+        resource=level_document(session, row),
+    )
     session.commit()
     return row
 
 
 def query_stock(session: Session, data: StockQuery) -> list[dict[str, Any]]:
     """``queryProductStock``: levels by SKU codes, location codes and/or region."""
-    stmt = select(StockLevel).join(Sku, Sku.id == StockLevel.sku_id).join(
-        Location, Location.id == StockLevel.location_id)
+    stmt = (
+        select(StockLevel)
+        .join(Sku, Sku.id == StockLevel.sku_id)
+        .join(Location, Location.id == StockLevel.location_id)
+    )
     if data.skus:
         stmt = stmt.where(Sku.code.in_(data.skus))
     if data.locations:
@@ -204,40 +305,67 @@ def query_stock(session: Session, data: StockQuery) -> list[dict[str, Any]]:
 
 # --- movements -------------------------------------------------------------------------------------------
 
+
 def _stock_holding(loc: Location, field: str) -> None:
     if loc.location_type not in STOCK_HOLDING:
         raise InvalidInput(f"{field}: {loc.code!r} is a {loc.location_type}, which holds no stock")
 
 
 def _units(session: Session, sku: Sku, serials: list[str], field: str = "serials") -> list[StockUnit]:
-    found = {u.serial: u for u in session.scalars(
-        select(StockUnit).where(StockUnit.sku_id == sku.id, StockUnit.serial.in_(serials))
-        .order_by(StockUnit.id).with_for_update(key_share=True).execution_options(populate_existing=True))}
+    found = {
+        u.serial: u
+        for u in session.scalars(
+            select(StockUnit)
+            .where(StockUnit.sku_id == sku.id, StockUnit.serial.in_(serials))
+            .order_by(StockUnit.id)
+            .with_for_update(key_share=True)
+            .execution_options(populate_existing=True)
+        )
+    }
     for i, serial in enumerate(serials):
         if serial not in found:
             raise NotFound(f"{field}[{i}]: unknown serial {serial!r} for SKU {sku.code!r}")
     return [found[s] for s in serials]
 
 
-def _expect(units: list[StockUnit], states: tuple[str, ...], location: Location | None, action: str,
-            field: str = "serials") -> None:
+def _expect(
+    units: list[StockUnit],
+    states: tuple[str, ...],
+    location: Location | None,
+    action: str,
+    field: str = "serials",
+) -> None:
     for i, u in enumerate(units):
         if u.state not in states:
-            raise Conflict(f"{field}[{i}]: unit {u.serial!r} is {u.state}; {action} needs "
-                           f"{' or '.join(states)}", reason="Illegal state transition")
+            raise Conflict(
+                f"{field}[{i}]: unit {u.serial!r} is {u.state}; {action} needs {' or '.join(states)}",
+                reason="Illegal state transition",
+            )
         if location is not None and u.location_id != location.id:
-            raise Conflict(f"{field}[{i}]: unit {u.serial!r} is not at {location.code!r}",
-                           reason="Unit elsewhere")
+            raise Conflict(
+                f"{field}[{i}]: unit {u.serial!r} is not at {location.code!r}", reason="Unit elsewhere"
+            )
 
 
 def _short(sku: Sku, loc: Location, requested: int, available: int, what: str = "available") -> Conflict:
-    return Conflict(f"insufficient stock: {sku.code} at {loc.code}: requested {requested}, {what} "
-                    f"{max(available, 0)}", reason="Insufficient stock",
-                    details=[{"line": 0, "sku": sku.code, "location": loc.code, "requested": requested,
-                              "available": max(available, 0)}])
+    return Conflict(
+        f"insufficient stock: {sku.code} at {loc.code}: requested {requested}, {what} {max(available, 0)}",
+        reason="Insufficient stock",
+        details=[
+            {
+                "line": 0,
+                "sku": sku.code,
+                "location": loc.code,
+                "requested": requested,
+                "available": max(available, 0),
+            }
+        ],
+    )
 
 
-def apply_movement(session: Session, data: MovementCreate, actor: str, *, commit: bool = True) -> dict[str, Any]:
+def apply_movement(
+    session: Session, data: MovementCreate, actor: str, *, commit: bool = True
+) -> dict[str, Any]:
     """One movement (``adjustProductStock``); everything is checked before anything is written.
     ``commit=False`` leaves the transaction open (CSV imports apply many movements all or nothing)."""
     now = clock.now()
@@ -252,8 +380,10 @@ def apply_movement(session: Session, data: MovementCreate, actor: str, *, commit
     if not sku.serialised and (data.serials is not None or data.units is not None):
         raise InvalidInput(f"serials: SKU {sku.code!r} is not serialised; give a quantity")
     if kind == "count_adjustment" and sku.serialised:
-        raise InvalidInput(f"countedQuantity: SKU {sku.code!r} is serialised; count it by serial "
-                           "(receipt of found units, scrap of missing ones)")
+        raise InvalidInput(
+            f"countedQuantity: SKU {sku.code!r} is serialised; count it by serial "
+            "(receipt of found units, scrap of missing ones)"
+        )
     if loc is not None:
         _stock_holding(loc, "location")
     if kind == "transfer":
@@ -264,9 +394,13 @@ def apply_movement(session: Session, data: MovementCreate, actor: str, *, commit
     if kind == "issue" and dest is not None and dest.location_type != "van":
         raise InvalidInput(f"toLocation: {dest.code!r} is a {dest.location_type}; issue goes to a van")
     if kind in ("ship",) and dest is not None and dest.location_type != "customer_site":
-        raise InvalidInput(f"toLocation: {dest.code!r} is a {dest.location_type}; ship goes to a customer site")
+        raise InvalidInput(
+            f"toLocation: {dest.code!r} is a {dest.location_type}; ship goes to a customer site"
+        )
     if kind == "install" and dest is not None and dest.location_type != "customer_site":
-        raise InvalidInput(f"toLocation: {dest.code!r} is a {dest.location_type}; install needs a customer site")
+        raise InvalidInput(
+            f"toLocation: {dest.code!r} is a {dest.location_type}; install needs a customer site"
+        )
 
     quantity = data.quantity or len(data.serials or data.units or [])
     pairs = set()
@@ -275,8 +409,12 @@ def apply_movement(session: Session, data: MovementCreate, actor: str, *, commit
     if kind == "transfer" and dest is not None:
         pairs.add((sku.id, dest.id))
     if kind == "receipt" or kind == "return" or kind == "transfer" or kind == "count_adjustment":
-        before = {(p[0], p[1]) for p in session.execute(select(StockLevel.sku_id, StockLevel.location_id).where(
-            pair_condition(session, pairs)))}
+        before = {
+            (p[0], p[1])
+            for p in session.execute(
+                select(StockLevel.sku_id, StockLevel.location_id).where(pair_condition(session, pairs))
+            )
+        }
         created = pairs - before
         ensure_levels(session, pairs, now)
     else:
@@ -284,11 +422,23 @@ def apply_movement(session: Session, data: MovementCreate, actor: str, *, commit
     levels = lock_levels(session, pairs=pairs)
     ledger = Ledger(session, actor, now)
     release_expired(session, ledger, levels.values(), now)
-    was_available = {lv.id: lv.available > 0 for (s_id, l_id), lv in levels.items() if (s_id, l_id) not in created}
+    was_available = {
+        lv.id: lv.available > 0 for (s_id, l_id), lv in levels.items() if (s_id, l_id) not in created
+    }
     src: Level | None = levels.get((sku.id, loc.id)) if loc else None
     if loc is not None and src is None:
-        src = Level(id="", sku_id=sku.id, location_id=loc.id, on_hand=0, reserved=0, allocated=0, quarantined=0,
-                    reorder_point=None, reorder_quantity=None, lead_time_days=None)
+        src = Level(
+            id="",
+            sku_id=sku.id,
+            location_id=loc.id,
+            on_hand=0,
+            reserved=0,
+            allocated=0,
+            quarantined=0,
+            reorder_point=None,
+            reorder_quantity=None,
+            lead_time_days=None,
+        )
     reference = data.reference or new_id()
     moved_serials: list[str] = []
 
@@ -301,13 +451,31 @@ def apply_movement(session: Session, data: MovementCreate, actor: str, *, commit
         assert src is not None
         if data.units:
             _check_new_units(session, sku, data.units)
-            rows = [{"id": new_id(), "sku_id": sku.id, "serial": u.serial, "mac": u.mac.upper() if u.mac else None,
-                     "imei": u.imei, "location_id": loc.id, "state": "in_stock",  # type: ignore[union-attr]
-                     "created_at": now, "updated_at": now} for u in data.units]
+            rows = [
+                {
+                    "id": new_id(),
+                    "sku_id": sku.id,
+                    "serial": u.serial,
+                    "mac": u.mac.upper() if u.mac else None,
+                    "imei": u.imei,
+                    "location_id": loc.id,
+                    "state": "in_stock",  # type: ignore[union-attr]
+                    "created_at": now,
+                    "updated_at": now,
+                }
+                for u in data.units
+            ]
             session.execute(UNIT.insert(), rows)
             for row in rows:
-                ledger.move(src, "receipt", on_hand=1, unit_id=row["id"], unit_state="in_stock",
-                            reference=reference, reason=data.reason)
+                ledger.move(
+                    src,
+                    "receipt",
+                    on_hand=1,
+                    unit_id=row["id"],
+                    unit_state="in_stock",
+                    reference=reference,
+                    reason=data.reason,
+                )
             moved_serials = [u.serial for u in data.units]
         else:
             ledger.move(src, "receipt", on_hand=quantity, reference=reference, reason=data.reason)
@@ -320,8 +488,12 @@ def apply_movement(session: Session, data: MovementCreate, actor: str, *, commit
             _expect(units, ("in_stock",), loc, "transfer")
             _move_units(session, units, "in_stock", dest.id, now)
             for u in units:
-                ledger.move(src, "transfer", on_hand=-1, unit_id=u.id, unit_state="in_stock", reference=reference)
-                ledger.move(to, "transfer", on_hand=1, unit_id=u.id, unit_state="in_stock", reference=reference)
+                ledger.move(
+                    src, "transfer", on_hand=-1, unit_id=u.id, unit_state="in_stock", reference=reference
+                )
+                ledger.move(
+                    to, "transfer", on_hand=1, unit_id=u.id, unit_state="in_stock", reference=reference
+                )
             moved_serials = data.serials
         else:
             ledger.move(src, "transfer", on_hand=-quantity, reference=reference, reason=data.reason)
@@ -335,8 +507,15 @@ def apply_movement(session: Session, data: MovementCreate, actor: str, *, commit
             _expect(units, ("in_stock",), loc, kind)
             _move_units(session, units, state, dest.id if dest else None, now)
             for u in units:
-                ledger.move(src, kind, on_hand=-1, unit_id=u.id, unit_state=state, reference=reference,
-                            reason=data.reason)
+                ledger.move(
+                    src,
+                    kind,
+                    on_hand=-1,
+                    unit_id=u.id,
+                    unit_state=state,
+                    reference=reference,
+                    reason=data.reason,
+                )
             moved_serials = data.serials
         else:
             ledger.move(src, kind, on_hand=-quantity, reference=reference, reason=data.reason)
@@ -346,8 +525,15 @@ def apply_movement(session: Session, data: MovementCreate, actor: str, *, commit
         _expect(units, ("shipped", "issued"), None, "install")
         _move_units(session, units, "installed", dest.id, now)
         for u in units:
-            ledger.note(sku.id, dest.id, "install", unit_id=u.id, unit_state="installed", reference=reference,
-                        reason=data.reason)
+            ledger.note(
+                sku.id,
+                dest.id,
+                "install",
+                unit_id=u.id,
+                unit_state="installed",
+                reference=reference,
+                reason=data.reason,
+            )
         moved_serials = data.serials
     elif kind == "return":
         assert src is not None
@@ -356,8 +542,15 @@ def apply_movement(session: Session, data: MovementCreate, actor: str, *, commit
             _expect(units, ("shipped", "issued", "installed"), None, "return")
             _move_units(session, units, "returned", loc.id, now)  # type: ignore[union-attr]
             for u in units:
-                ledger.move(src, "return", quarantined=1, unit_id=u.id, unit_state="returned",
-                            reference=reference, reason=data.reason)
+                ledger.move(
+                    src,
+                    "return",
+                    quarantined=1,
+                    unit_id=u.id,
+                    unit_state="returned",
+                    reference=reference,
+                    reason=data.reason,
+                )
             moved_serials = data.serials
         else:
             ledger.move(src, "return", quarantined=quantity, reference=reference, reason=data.reason)
@@ -370,12 +563,26 @@ def apply_movement(session: Session, data: MovementCreate, actor: str, *, commit
             _expect(units, ("returned",), loc, "refurbish")
             _move_units(session, units, "in_stock", loc.id, now)
             for u in units:
-                ledger.move(src, "refurbish", quarantined=-1, on_hand=1, unit_id=u.id, unit_state="in_stock",
-                            reference=reference, reason=data.reason)
+                ledger.move(
+                    src,
+                    "refurbish",
+                    quarantined=-1,
+                    on_hand=1,
+                    unit_id=u.id,
+                    unit_state="in_stock",
+                    reference=reference,
+                    reason=data.reason,
+                )
             moved_serials = data.serials
         else:
-            ledger.move(src, "refurbish", quarantined=-quantity, on_hand=quantity, reference=reference,
-                        reason=data.reason)
+            ledger.move(
+                src,
+                "refurbish",
+                quarantined=-quantity,
+                on_hand=quantity,
+                reference=reference,
+                reason=data.reason,
+            )
     elif kind == "scrap":
         assert src is not None and loc is not None
         if data.fromQuarantine and src.quarantined < quantity:
@@ -388,42 +595,93 @@ def apply_movement(session: Session, data: MovementCreate, actor: str, *, commit
             _expect(units, ("returned",) if data.fromQuarantine else ("in_stock",), loc, "scrap")
             _move_units(session, units, "scrapped", None, now)
             for u in units:
-                ledger.move(src, "scrap", unit_id=u.id, unit_state="scrapped", reference=reference,
-                            reason=data.reason, location_id=loc.id, **delta)
+                ledger.move(
+                    src,
+                    "scrap",
+                    unit_id=u.id,
+                    unit_state="scrapped",
+                    reference=reference,
+                    reason=data.reason,
+                    location_id=loc.id,
+                    **delta,
+                )
             moved_serials = data.serials
         else:
-            ledger.move(src, "scrap", reference=reference, reason=data.reason,
-                        **{k: v * quantity for k, v in delta.items()})
+            ledger.move(
+                src,
+                "scrap",
+                reference=reference,
+                reason=data.reason,
+                **{k: v * quantity for k, v in delta.items()},
+            )
     elif kind == "count_adjustment":
         assert src is not None and loc is not None and data.countedQuantity is not None
         committed = src.reserved + src.allocated
         if data.countedQuantity < committed:
-            raise Conflict(f"countedQuantity: {data.countedQuantity} counted for {sku.code} at {loc.code} but "
-                           f"{committed} reserved or allocated; release holds first", reason="Count below holds",
-                           details=[{"line": 0, "sku": sku.code, "location": loc.code,
-                                     "requested": committed, "available": data.countedQuantity}])
+            raise Conflict(
+                f"countedQuantity: {data.countedQuantity} counted for {sku.code} at {loc.code} but "
+                f"{committed} reserved or allocated; release holds first",
+                reason="Count below holds",
+                details=[
+                    {
+                        "line": 0,
+                        "sku": sku.code,
+                        "location": loc.code,
+                        "requested": committed,
+                        "available": data.countedQuantity,
+                    }
+                ],
+            )
         delta_q = data.countedQuantity - src.on_hand
         ledger.move(src, "count_adjustment", on_hand=delta_q, reference=reference, reason=data.reason)
     touched = sorted(ledger.touched)
     ledger.flush()
-    level_rows = list(session.scalars(select(StockLevel).where(StockLevel.id.in_(touched))
-                                      .order_by(StockLevel.id).execution_options(populate_existing=True)))
+    level_rows = list(
+        session.scalars(
+            select(StockLevel)
+            .where(StockLevel.id.in_(touched))
+            .order_by(StockLevel.id)
+            .execution_options(populate_existing=True)
+        )
+    )
     docs = level_documents(session, level_rows)
     for row, doc in zip(level_rows, docs):
-        event = ("ProductStockCreateEvent" if (row.sku_id, row.location_id) in created
-                 else "ProductStockAttributeValueChangeEvent")
+        event = (
+            "ProductStockCreateEvent"
+            if (row.sku_id, row.location_id) in created
+            else "ProductStockAttributeValueChangeEvent"
+        )
         publish(session, api=API, event_type=event, resource_type="productStock", resource=doc)
         was = was_available.get(row.id)
         if was is not None and was != (doc["availableQuantity"]["amount"] > 0):
-            publish(session, api=API, event_type="ProductStockStateChangeEvent", resource_type="productStock",
-                    resource=doc)
-    result = {"id": reference, "@type": "AdjustProductStock", "kind": kind, "sku": sku.code,
-              "location": loc.code if loc else None, "toLocation": dest.code if dest else None,
-              "quantity": quantity if kind != "count_adjustment" else data.countedQuantity,
-              "serials": moved_serials or None, "reason": data.reason, "productStock": docs,
-              "state": "done"}
-    audit.record(session, actor=actor, action=f"stock.{kind}", resource_type="productStock",
-                 resource_id=reference, details={k: v for k, v in result.items() if k != "productStock"})
+            publish(
+                session,
+                api=API,
+                event_type="ProductStockStateChangeEvent",
+                resource_type="productStock",
+                resource=doc,
+            )
+    result = {
+        "id": reference,
+        "@type": "AdjustProductStock",
+        "kind": kind,
+        "sku": sku.code,
+        "location": loc.code if loc else None,
+        "toLocation": dest.code if dest else None,
+        "quantity": quantity if kind != "count_adjustment" else data.countedQuantity,
+        "serials": moved_serials or None,
+        "reason": data.reason,
+        "productStock": docs,
+        "state": "done",
+    }
+    audit.record(
+        session,
+        actor=actor,
+        action=f"stock.{kind}",
+        resource_type="productStock",
+        resource_id=reference,
+        details={k: v for k, v in result.items() if k != "productStock"},
+    )
     if commit:
         session.commit()
     return result
@@ -431,16 +689,23 @@ def apply_movement(session: Session, data: MovementCreate, actor: str, *, commit
 
 def _check_new_units(session: Session, sku: Sku, units: list[Any]) -> None:
     serials = [u.serial for u in units]
-    taken = set(session.scalars(select(StockUnit.serial).where(StockUnit.sku_id == sku.id,
-                                                               StockUnit.serial.in_(serials))))
+    taken = set(
+        session.scalars(
+            select(StockUnit.serial).where(StockUnit.sku_id == sku.id, StockUnit.serial.in_(serials))
+        )
+    )
     macs = [u.mac.upper() for u in units if u.mac]
     imeis = [u.imei for u in units if u.imei]
     taken_macs = set(session.scalars(select(StockUnit.mac).where(StockUnit.mac.in_(macs)))) if macs else set()
-    taken_imeis = set(session.scalars(select(StockUnit.imei).where(StockUnit.imei.in_(imeis)))) if imeis else set()
+    taken_imeis = (
+        set(session.scalars(select(StockUnit.imei).where(StockUnit.imei.in_(imeis)))) if imeis else set()
+    )
     for i, u in enumerate(units):
         if u.serial in taken:
-            raise Conflict(f"units[{i}].serial: serial {u.serial!r} already used for SKU {sku.code!r}",
-                           reason="Serial already used")
+            raise Conflict(
+                f"units[{i}].serial: serial {u.serial!r} already used for SKU {sku.code!r}",
+                reason="Serial already used",
+            )
         if u.mac and u.mac.upper() in taken_macs:
             raise Conflict(f"units[{i}].mac: MAC {u.mac!r} already used", reason="Serial already used")
         if u.imei and u.imei in taken_imeis:
@@ -449,12 +714,18 @@ def _check_new_units(session: Session, sku: Sku, units: list[Any]) -> None:
         raise InvalidInput("units: duplicate MAC or IMEI in the request")
 
 
-def _move_units(session: Session, units: list[StockUnit], state: str, location_id: str | None, now: Any) -> None:
-    session.execute(update(UNIT).where(UNIT.c.id.in_([u.id for u in units]))
-                    .values(state=state, location_id=location_id, updated_at=now))
+def _move_units(
+    session: Session, units: list[StockUnit], state: str, location_id: str | None, now: Any
+) -> None:
+    session.execute(
+        update(UNIT)
+        .where(UNIT.c.id.in_([u.id for u in units]))
+        .values(state=state, location_id=location_id, updated_at=now)
+    )
 
 
 # --- units and history -----------------------------------------------------------------------------------
+
 
 def unit_by_serial(session: Session, serial: str, sku_code: str | None = None) -> StockUnit:
     stmt = select(StockUnit).where(StockUnit.serial == serial)
@@ -471,11 +742,15 @@ def unit_by_serial(session: Session, serial: str, sku_code: str | None = None) -
 def unit_history(session: Session, unit_id: str) -> list[StockMovement]:
     if session.get(StockUnit, unit_id) is None:
         raise NotFound(f"stockUnit {unit_id!r} not found")
-    return list(session.scalars(select(StockMovement).where(StockMovement.unit_id == unit_id)
-                                .order_by(StockMovement.id)))
+    return list(
+        session.scalars(
+            select(StockMovement).where(StockMovement.unit_id == unit_id).order_by(StockMovement.id)
+        )
+    )
 
 
 # --- allocations leaving stock ---------------------------------------------------------------------------
+
 
 def get_allocation(session: Session, allocation_id: str) -> Allocation:
     allocation = session.get(Allocation, allocation_id)
@@ -486,50 +761,92 @@ def get_allocation(session: Session, allocation_id: str) -> Allocation:
 
 def _lock_allocation(session: Session, allocation_id: str) -> tuple[Allocation, dict[str, Level], list[Any]]:
     allocation = get_allocation(session, allocation_id)
-    lines = session.execute(select(LINE.c.id, LINE.c.level_id, LINE.c.quantity, LINE.c.sku_id)
-                            .where(LINE.c.reservation_id == allocation.reservation_id,
-                                   LINE.c.status == "committed").order_by(LINE.c.id)).all()
+    lines = session.execute(
+        select(LINE.c.id, LINE.c.level_id, LINE.c.quantity, LINE.c.sku_id)
+        .where(LINE.c.reservation_id == allocation.reservation_id, LINE.c.status == "committed")
+        .order_by(LINE.c.id)
+    ).all()
     levels = lock_levels(session, ids=[r.level_id for r in lines])
-    allocation = session.scalar(select(Allocation).where(Allocation.id == allocation_id)
-                                .with_for_update(key_share=True).execution_options(populate_existing=True))
+    allocation = session.scalar(
+        select(Allocation)
+        .where(Allocation.id == allocation_id)
+        .with_for_update(key_share=True)
+        .execution_options(populate_existing=True)
+    )
     assert allocation is not None
     if allocation.status != "active":
-        raise Conflict(f"allocation {allocation_id!r} is {allocation.status}", reason="Illegal state transition")
+        raise Conflict(
+            f"allocation {allocation_id!r} is {allocation.status}", reason="Illegal state transition"
+        )
     return allocation, {lv.id: lv for lv in levels.values()}, lines
 
 
-def dispatch_allocation(session: Session, allocation_id: str, data: AllocationDispatch, actor: str
-                        ) -> Allocation:
+def dispatch_allocation(
+    session: Session, allocation_id: str, data: AllocationDispatch, actor: str
+) -> Allocation:
     """Ship (to a customer site) or issue (to a technician's van) everything an allocation holds."""
     now = clock.now()
     dest = location_by_code(session, data.toLocation, "toLocation") if data.toLocation else None
     if data.kind == "issue" and dest is not None and dest.location_type != "van":
         raise InvalidInput(f"toLocation: {dest.code!r} is a {dest.location_type}; issue goes to a van")
     if data.kind == "ship" and dest is not None and dest.location_type != "customer_site":
-        raise InvalidInput(f"toLocation: {dest.code!r} is a {dest.location_type}; ship goes to a customer site")
+        raise InvalidInput(
+            f"toLocation: {dest.code!r} is a {dest.location_type}; ship goes to a customer site"
+        )
     allocation, levels, lines = _lock_allocation(session, allocation_id)
     state = "shipped" if data.kind == "ship" else "issued"
     ledger = Ledger(session, actor, now)
     for r in lines:
         level = levels[r.level_id]
-        units = list(session.execute(select(UNIT.c.id).where(UNIT.c.hold_line_id == r.id)
-                                     .order_by(UNIT.c.id)).scalars())
+        units = list(
+            session.execute(
+                select(UNIT.c.id).where(UNIT.c.hold_line_id == r.id).order_by(UNIT.c.id)
+            ).scalars()
+        )
         if units:
-            session.execute(update(UNIT).where(UNIT.c.id.in_(units)).values(
-                state=state, hold_line_id=None, location_id=dest.id if dest else None, updated_at=now))
+            session.execute(
+                update(UNIT)
+                .where(UNIT.c.id.in_(units))
+                .values(state=state, hold_line_id=None, location_id=dest.id if dest else None, updated_at=now)
+            )
             for unit_id in units:
-                ledger.move(level, data.kind, on_hand=-1, allocated=-1, unit_id=unit_id, unit_state=state,
-                            reservation_id=allocation.reservation_id, reference=allocation.order_id)
+                ledger.move(
+                    level,
+                    data.kind,
+                    on_hand=-1,
+                    allocated=-1,
+                    unit_id=unit_id,
+                    unit_state=state,
+                    reservation_id=allocation.reservation_id,
+                    reference=allocation.order_id,
+                )
         else:
-            ledger.move(level, data.kind, on_hand=-r.quantity, allocated=-r.quantity,
-                        reservation_id=allocation.reservation_id, reference=allocation.order_id)
+            ledger.move(
+                level,
+                data.kind,
+                on_hand=-r.quantity,
+                allocated=-r.quantity,
+                reservation_id=allocation.reservation_id,
+                reference=allocation.order_id,
+            )
     ledger.flush()
     allocation.status, allocation.updated_at = state, now
     session.flush()
-    audit.record(session, actor=actor, action=f"stock.allocation.{data.kind}", resource_type="allocation",
-                 resource_id=allocation.id, details={"toLocation": data.toLocation})
-    publish(session, api=API, event_type="StockAllocationStateChangeEvent", resource_type="allocation",
-            resource=render_allocation(allocation))
+    audit.record(
+        session,
+        actor=actor,
+        action=f"stock.allocation.{data.kind}",
+        resource_type="allocation",
+        resource_id=allocation.id,
+        details={"toLocation": data.toLocation},
+    )
+    publish(
+        session,
+        api=API,
+        event_type="StockAllocationStateChangeEvent",
+        resource_type="allocation",
+        resource=render_allocation(allocation),
+    )
     session.commit()
     return allocation
 
@@ -541,32 +858,70 @@ def cancel_allocation(session: Session, allocation_id: str, actor: str, *, commi
     ledger = Ledger(session, actor, now)
     for r in lines:
         level = levels[r.level_id]
-        units = list(session.execute(select(UNIT.c.id).where(UNIT.c.hold_line_id == r.id)
-                                     .order_by(UNIT.c.id)).scalars())
+        units = list(
+            session.execute(
+                select(UNIT.c.id).where(UNIT.c.hold_line_id == r.id).order_by(UNIT.c.id)
+            ).scalars()
+        )
         if units:
-            session.execute(update(UNIT).where(UNIT.c.id.in_(units)).values(
-                state="in_stock", hold_line_id=None, order_id=None, updated_at=now))
+            session.execute(
+                update(UNIT)
+                .where(UNIT.c.id.in_(units))
+                .values(state="in_stock", hold_line_id=None, order_id=None, updated_at=now)
+            )
             for unit_id in units:
-                ledger.move(level, "cancel", allocated=-1, unit_id=unit_id, unit_state="in_stock",
-                            reservation_id=allocation.reservation_id, reference=allocation.order_id)
+                ledger.move(
+                    level,
+                    "cancel",
+                    allocated=-1,
+                    unit_id=unit_id,
+                    unit_state="in_stock",
+                    reservation_id=allocation.reservation_id,
+                    reference=allocation.order_id,
+                )
         else:
-            ledger.move(level, "cancel", allocated=-r.quantity, reservation_id=allocation.reservation_id,
-                        reference=allocation.order_id)
-    session.execute(update(LINE).where(LINE.c.reservation_id == allocation.reservation_id,
-                                       LINE.c.status == "committed").values(status="released"))
+            ledger.move(
+                level,
+                "cancel",
+                allocated=-r.quantity,
+                reservation_id=allocation.reservation_id,
+                reference=allocation.order_id,
+            )
+    session.execute(
+        update(LINE)
+        .where(LINE.c.reservation_id == allocation.reservation_id, LINE.c.status == "committed")
+        .values(status="released")
+    )
     ledger.flush()
     allocation.status, allocation.updated_at = "cancelled", now
     session.flush()
-    audit.record(session, actor=actor, action="stock.allocation.cancel", resource_type="allocation",
-                 resource_id=allocation.id)
-    publish(session, api=API, event_type="StockAllocationStateChangeEvent", resource_type="allocation",
-            resource=render_allocation(allocation))
+    audit.record(
+        session,
+        actor=actor,
+        action="stock.allocation.cancel",
+        resource_type="allocation",
+        resource_id=allocation.id,
+    )
+    publish(
+        session,
+        api=API,
+        event_type="StockAllocationStateChangeEvent",
+        resource_type="allocation",
+        resource=render_allocation(allocation),
+    )
     if commit:
         session.commit()
     return allocation
 
 
 def count_units(session: Session, sku_id: str, location_id: str, states: Sequence[str]) -> int:
-    return session.scalar(select(func.count()).select_from(StockUnit).where(
-        StockUnit.sku_id == sku_id, StockUnit.location_id == location_id, StockUnit.state.in_(states))) or 0
-
+    return (
+        session.scalar(
+            select(func.count())
+            .select_from(StockUnit)
+            .where(
+                StockUnit.sku_id == sku_id, StockUnit.location_id == location_id, StockUnit.state.in_(states)
+            )
+        )
+        or 0
+    )

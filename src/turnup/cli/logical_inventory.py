@@ -16,20 +16,32 @@ from turnup.inventory.logical import numbers, reservations, services
 from turnup.inventory.logical.orm import LogicalSpace
 from turnup.inventory.logical.render import render_block, render_number
 from turnup.inventory.logical.schemas import (
-    AllocationRequest, NumberClassCreate, NumberImport, NumberSearch, NumberUpdate, PoolCreate,
+    AllocationRequest,
+    NumberClassCreate,
+    NumberImport,
+    NumberSearch,
+    NumberUpdate,
+    PoolCreate,
 )
 from turnup.kernel import clock
 
-ip_app = typer.Typer(help="IP address management: aggregates, pools, subnets, allocations.",
-                     no_args_is_help=True)
-numbers_app = typer.Typer(help="Telephone numbers: import, search, lifecycle, block pooling.",
-                          no_args_is_help=True)
+ip_app = typer.Typer(
+    help="IP address management: aggregates, pools, subnets, allocations.", no_args_is_help=True
+)
+numbers_app = typer.Typer(
+    help="Telephone numbers: import, search, lifecycle, block pooling.", no_args_is_help=True
+)
 pools_app = typer.Typer(help="VLAN, ASN and identifier pools; reservations.", no_args_is_help=True)
 
 
 def _progress() -> Progress:
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                    console=console)
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+    )
 
 
 def _pool_table(rows: list[LogicalSpace]) -> Table:
@@ -54,38 +66,75 @@ def _create(**values: object) -> None:
 
 
 @ip_app.command("aggregate")
-def ip_aggregate(prefix: str, name: str = typer.Option(...), vrf: str = typer.Option("default"),
-                 description: str | None = typer.Option(None)) -> None:
+def ip_aggregate(
+    prefix: str,
+    name: str = typer.Option(...),
+    vrf: str = typer.Option("default"),
+    description: str | None = typer.Option(None),
+) -> None:
     """Add an aggregate (e.g. 10.0.0.0/8) to a routing domain (VRF)."""
     _create(poolType="ipAggregate", name=name, prefix=prefix, routingDomain=vrf, description=description)
 
 
 @ip_app.command("pool")
-def ip_pool(prefix: str, name: str = typer.Option(...), vrf: str = typer.Option("default"),
-            purpose: str | None = typer.Option(None), site: str | None = typer.Option(None),
-            quarantine_days: int = typer.Option(0, help="days a released prefix stays unusable"),
-            policy: str | None = typer.Option(None, help="best-fit | first-fit")) -> None:
+def ip_pool(
+    prefix: str,
+    name: str = typer.Option(...),
+    vrf: str = typer.Option("default"),
+    purpose: str | None = typer.Option(None),
+    site: str | None = typer.Option(None),
+    quarantine_days: int = typer.Option(0, help="days a released prefix stays unusable"),
+    policy: str | None = typer.Option(None, help="best-fit | first-fit"),
+) -> None:
     """Add a pool inside an aggregate."""
-    _create(poolType="ipPool", name=name, prefix=prefix, routingDomain=vrf, purpose=purpose, site=site,
-            quarantineSeconds=quarantine_days * 86400, allocationPolicy=policy)
+    _create(
+        poolType="ipPool",
+        name=name,
+        prefix=prefix,
+        routingDomain=vrf,
+        purpose=purpose,
+        site=site,
+        quarantineSeconds=quarantine_days * 86400,
+        allocationPolicy=policy,
+    )
 
 
 @ip_app.command("subnet")
-def ip_subnet(prefix: str, name: str = typer.Option(...), vrf: str = typer.Option("default"),
-              quarantine_days: int = typer.Option(0)) -> None:
+def ip_subnet(
+    prefix: str,
+    name: str = typer.Option(...),
+    vrf: str = typer.Option("default"),
+    quarantine_days: int = typer.Option(0),
+) -> None:
     """Add a subnet (host addresses are allocated from it) inside a pool."""
-    _create(poolType="ipSubnet", name=name, prefix=prefix, routingDomain=vrf,
-            quarantineSeconds=quarantine_days * 86400)
+    _create(
+        poolType="ipSubnet",
+        name=name,
+        prefix=prefix,
+        routingDomain=vrf,
+        quarantineSeconds=quarantine_days * 86400,
+    )
 
 
 @ip_app.command("allocate")
-def ip_allocate(pool_id: str, length: int | None = typer.Option(None, "--length", help="prefix length"),
-                prefix: str | None = typer.Option(None, help="a specific prefix or address"),
-                count: int = typer.Option(1, help="how many"), policy: str | None = typer.Option(None),
-                service: str | None = typer.Option(None), description: str | None = typer.Option(None)) -> None:
+def ip_allocate(
+    pool_id: str,
+    length: int | None = typer.Option(None, "--length", help="prefix length"),
+    prefix: str | None = typer.Option(None, help="a specific prefix or address"),
+    count: int = typer.Option(1, help="how many"),
+    policy: str | None = typer.Option(None),
+    service: str | None = typer.Option(None),
+    description: str | None = typer.Option(None),
+) -> None:
     """Allocate the next free prefix (--length), a specific --prefix, or host addresses (neither)."""
-    data = validated(AllocationRequest, prefixLength=length, prefix=prefix, allocationPolicy=policy,
-                     serviceId=service, description=description)
+    data = validated(
+        AllocationRequest,
+        prefixLength=length,
+        prefix=prefix,
+        allocationPolicy=policy,
+        serviceId=service,
+        description=description,
+    )
     with cli_session() as session, _progress() as progress:
         task = progress.add_task("allocating", total=count)
         for _ in range(count):
@@ -99,7 +148,9 @@ def ip_release(resource_id: str) -> None:
     """Release an allocation (into the pool's quarantine)."""
     with cli_session() as session:
         doc = services.release(session, resource_id, CLI_ACTOR)
-        console.print(f"Released {doc['value']} -> {doc['lifecycleState']} {doc.get('quarantineUntil') or ''}")
+        console.print(
+            f"Released {doc['value']} -> {doc['lifecycleState']} {doc.get('quarantineUntil') or ''}"
+        )
 
 
 @ip_app.command("util")
@@ -107,17 +158,22 @@ def ip_util(pool_id: str) -> None:
     """Utilisation of a pool."""
     with cli_session() as session:
         u = services.utilization(session, pool_id)
-        console.print(f"{u['pool']['name']} {u['pool']['prefix'] or ''}: {u['utilizationPercent']}% used "
-                      f"(allocated {u['allocated']}, reserved {u['reserved']}, quarantine {u['quarantine']}, "
-                      f"child pools {u['childPools']}, free {u['free']} of {u['total']})")
+        console.print(
+            f"{u['pool']['name']} {u['pool']['prefix'] or ''}: {u['utilizationPercent']}% used "
+            f"(allocated {u['allocated']}, reserved {u['reserved']}, quarantine {u['quarantine']}, "
+            f"child pools {u['childPools']}, free {u['free']} of {u['total']})"
+        )
 
 
 @ip_app.command("list")
 def ip_list(vrf: str | None = typer.Option(None)) -> None:
     """List IP aggregates, pools and subnets."""
     with cli_session() as session:
-        stmt = select(LogicalSpace).where(LogicalSpace.resource_type.in_(["ipv4", "ipv6"]),
-                                          LogicalSpace.role != "root").order_by(LogicalSpace.lo)
+        stmt = (
+            select(LogicalSpace)
+            .where(LogicalSpace.resource_type.in_(["ipv4", "ipv6"]), LogicalSpace.role != "root")
+            .order_by(LogicalSpace.lo)
+        )
         if vrf:
             stmt = stmt.where(LogicalSpace.domain == vrf)
         console.print(_pool_table(list(session.scalars(stmt))))
@@ -132,7 +188,8 @@ def numbers_import(
     end: str | None = typer.Argument(None, help="last number (inclusive)"),
     block: list[str] = typer.Option([], "--block", help="a thousands-block (all digits but the last 3)"),
     file: Path | None = typer.Option(None, help="CSV of start,end ranges (bulk import)"),
-    country: str | None = typer.Option(None), number_class: str = typer.Option("residential", "--class"),
+    country: str | None = typer.Option(None),
+    number_class: str = typer.Option("residential", "--class"),
     status: str = typer.Option("available", help="available | port_in_pending"),
 ) -> None:
     """Import ranges or thousands-blocks, with a progress bar."""
@@ -144,8 +201,13 @@ def numbers_import(
         with file.open() as handle:
             for i, row in enumerate(csv.reader(handle), start=1):
                 if row and not row[0].startswith("#"):
-                    jobs.append({"start": row[0].strip(), "end": (row[1].strip() if len(row) > 1 else None),
-                                 "_line": i})
+                    jobs.append(
+                        {
+                            "start": row[0].strip(),
+                            "end": (row[1].strip() if len(row) > 1 else None),
+                            "_line": i,
+                        }
+                    )
     if not jobs:
         raise typer.BadParameter("give START [END], --block or --file")
     inputs = []
@@ -158,8 +220,9 @@ def numbers_import(
         task = progress.add_task("importing", total=None)
         for line, data in inputs:
             try:
-                result = numbers.import_numbers(session, data, CLI_ACTOR, commit=False,
-                                                progress=lambda n: progress.advance(task, n))
+                result = numbers.import_numbers(
+                    session, data, CLI_ACTOR, commit=False, progress=lambda n: progress.advance(task, n)
+                )
             except Exception as exc:
                 if line is not None and hasattr(exc, "message"):
                     exc.message = f"line {line}: {exc.message}"  # type: ignore[attr-defined]
@@ -170,21 +233,42 @@ def numbers_import(
 
 
 @numbers_app.command("search")
-def numbers_search(country: str | None = typer.Option(None), area: str | None = typer.Option(None),
-                   pattern: str | None = typer.Option(None, help="digits/letters, ? one digit, * any"),
-                   prefix: str | None = typer.Option(None), min_repeat: int | None = typer.Option(None),
-                   golden: bool | None = typer.Option(None), status: str = typer.Option("available"),
-                   limit: int = typer.Option(20)) -> None:
+def numbers_search(
+    country: str | None = typer.Option(None),
+    area: str | None = typer.Option(None),
+    pattern: str | None = typer.Option(None, help="digits/letters, ? one digit, * any"),
+    prefix: str | None = typer.Option(None),
+    min_repeat: int | None = typer.Option(None),
+    golden: bool | None = typer.Option(None),
+    status: str = typer.Option("available"),
+    limit: int = typer.Option(20),
+) -> None:
     """Search numbers by country, area, pattern (vanity words), repeated digits or golden numbers."""
-    q = validated(NumberSearch, country=country, area=area, pattern=pattern, prefix=prefix,
-                  minRepeat=min_repeat, golden=golden, status=status, limit=limit)
+    q = validated(
+        NumberSearch,
+        country=country,
+        area=area,
+        pattern=pattern,
+        prefix=prefix,
+        minRepeat=min_repeat,
+        golden=golden,
+        status=status,
+        limit=limit,
+    )
     with cli_session() as session:
         numbers.sweep(session)
         table = Table("number", "national", "country", "class", "state", "golden", "id")
         for n in numbers.search(session, q):
             doc = render_number(n)
-            table.add_row(doc["value"], doc["nationalFormat"], n.region, n.number_class, n.state,
-                          "yes" if n.golden else "", n.id)
+            table.add_row(
+                doc["value"],
+                doc["nationalFormat"],
+                n.region,
+                n.number_class,
+                n.state,
+                "yes" if n.golden else "",
+                n.id,
+            )
         console.print(table)
 
 
@@ -207,14 +291,20 @@ def numbers_class(name: str, aging_days: int = typer.Option(..., help=">= 45")) 
 
 
 @numbers_app.command("pooling-report")
-def numbers_pooling_report(threshold: float = typer.Option(10.0), country: str | None = typer.Option(None)
-                           ) -> None:
+def numbers_pooling_report(
+    threshold: float = typer.Option(10.0), country: str | None = typer.Option(None)
+) -> None:
     """Thousands-blocks under THRESHOLD % used that can be donated."""
     with cli_session() as session:
         table = Table("block", "country", "class", "used", "%")
         for b in numbers.pooling_report(session, threshold, country):
-            table.add_row(b["prefix"] + "xxx", b["country"], b["numberClass"], str(b["used"]),
-                          str(b["utilizationPercent"]))
+            table.add_row(
+                b["prefix"] + "xxx",
+                b["country"],
+                b["numberClass"],
+                str(b["used"]),
+                str(b["utilizationPercent"]),
+            )
         console.print(table)
 
 
@@ -222,30 +312,50 @@ def numbers_pooling_report(threshold: float = typer.Option(10.0), country: str |
 
 
 @pools_app.command("vlan")
-def pools_vlan(start: int, end: int, name: str = typer.Option(...), domain: str = typer.Option("default"),
-               quarantine_days: int = typer.Option(0)) -> None:
+def pools_vlan(
+    start: int,
+    end: int,
+    name: str = typer.Option(...),
+    domain: str = typer.Option("default"),
+    quarantine_days: int = typer.Option(0),
+) -> None:
     """Add a VLAN pool (ids 1-4094) in a VLAN domain."""
-    _create(poolType="vlanPool", name=name, start=start, end=end, routingDomain=domain,
-            quarantineSeconds=quarantine_days * 86400)
+    _create(
+        poolType="vlanPool",
+        name=name,
+        start=start,
+        end=end,
+        routingDomain=domain,
+        quarantineSeconds=quarantine_days * 86400,
+    )
 
 
 @pools_app.command("asn")
-def pools_asn(start: int, end: int, name: str = typer.Option(...), quarantine_days: int = typer.Option(0)
-              ) -> None:
+def pools_asn(
+    start: int, end: int, name: str = typer.Option(...), quarantine_days: int = typer.Option(0)
+) -> None:
     """Add an ASN pool (16-bit or 32-bit range; never materialised)."""
     _create(poolType="asnPool", name=name, start=start, end=end, quarantineSeconds=quarantine_days * 86400)
 
 
 @pools_app.command("identifier")
-def pools_identifier(name: str, template: str = typer.Option(..., help="e.g. 'CKT-{n:06d}'"),
-                     start: int = typer.Option(1), end: int | None = typer.Option(None)) -> None:
+def pools_identifier(
+    name: str,
+    template: str = typer.Option(..., help="e.g. 'CKT-{n:06d}'"),
+    start: int = typer.Option(1),
+    end: int | None = typer.Option(None),
+) -> None:
     """Add a pool of formatted identifiers (circuit ids, …)."""
     _create(poolType="identifierPool", name=name, template=template, start=start, end=end)
 
 
 @pools_app.command("allocate")
-def pools_allocate(pool_id: str, value: int | None = typer.Option(None, help="a specific id"),
-                   count: int = typer.Option(1), service: str | None = typer.Option(None)) -> None:
+def pools_allocate(
+    pool_id: str,
+    value: int | None = typer.Option(None, help="a specific id"),
+    count: int = typer.Option(1),
+    service: str | None = typer.Option(None),
+) -> None:
     """Allocate the next free (or a specific) VLAN, ASN or identifier."""
     data = validated(AllocationRequest, value=value, serviceId=service)
     with cli_session() as session, _progress() as progress:
@@ -266,15 +376,22 @@ def pools_release(resource_id: str) -> None:
 def pools_list(kind: str | None = typer.Option(None, help="vlan | asn | identifier")) -> None:
     """List VLAN, ASN and identifier pools."""
     with cli_session() as session:
-        stmt = select(LogicalSpace).where(LogicalSpace.resource_type.in_([kind] if kind else
-                                                                         ["vlan", "asn", "identifier"]),
-                                          LogicalSpace.role != "root").order_by(LogicalSpace.name)
+        stmt = (
+            select(LogicalSpace)
+            .where(
+                LogicalSpace.resource_type.in_([kind] if kind else ["vlan", "asn", "identifier"]),
+                LogicalSpace.role != "root",
+            )
+            .order_by(LogicalSpace.name)
+        )
         console.print(_pool_table(list(session.scalars(stmt))))
 
 
 @pools_app.command("reserve")
-def pools_reserve(pool_id: list[str] = typer.Option(..., "--pool", help="one line per pool (repeatable)"),
-                  hours: float = typer.Option(24.0, help="expiry from now")) -> None:
+def pools_reserve(
+    pool_id: list[str] = typer.Option(..., "--pool", help="one line per pool (repeatable)"),
+    hours: float = typer.Option(24.0, help="expiry from now"),
+) -> None:
     """Reserve the next free resource of each given pool, all or nothing."""
     with cli_session() as session:
         lines = []
@@ -283,5 +400,6 @@ def pools_reserve(pool_id: list[str] = typer.Option(..., "--pool", help="one lin
             kind = {"ipv4": "ipAddress", "ipv6": "ipAddress"}.get(space.resource_type, space.resource_type)
             lines.append(reservations.ReserveLine(kind, {"poolId": pid}))
         r = reservations.reserve(session, lines, clock.now() + timedelta(hours=hours), CLI_ACTOR)
-        console.print(f"Reservation {r.id} until {r.expires_at.isoformat()}: "
-                      + ", ".join(i.value for i in r.items))
+        console.print(
+            f"Reservation {r.id} until {r.expires_at.isoformat()}: " + ", ".join(i.value for i in r.items)
+        )

@@ -12,8 +12,10 @@ from turnup.cli.common import console
 from turnup.kernel import housekeeping
 from turnup.kernel.settings import get_settings
 
-app = typer.Typer(help="Periodic housekeeping: release expired holds, expire quotes, end number aging.",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="Periodic housekeeping: release expired holds, expire quotes, end number aging.",
+    no_args_is_help=True,
+)
 
 
 def _details(entry: dict[str, Any]) -> str:

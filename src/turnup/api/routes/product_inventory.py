@@ -17,23 +17,43 @@ from turnup.product_inventory.render import render_item, render_product
 from turnup.security import Principal
 
 PRODUCTS = f"/tmf-api/{services.API}/v4/product"
-FILTERABLE = {"id": ProductOrderItem.id, "name": ProductOrderItem.offering_name,
-              "relatedParty.id": ProductOrder.customer_id, "productOffering.id": ProductOrderItem.offering_id,
-              "productOrderItem.productOrderId": ProductOrderItem.order_id, "orderDate": ProductOrder.order_date}
+FILTERABLE = {
+    "id": ProductOrderItem.id,
+    "name": ProductOrderItem.offering_name,
+    "relatedParty.id": ProductOrder.customer_id,
+    "productOffering.id": ProductOrderItem.offering_id,
+    "productOrderItem.productOrderId": ProductOrderItem.order_id,
+    "orderDate": ProductOrder.order_date,
+}
 
 router = APIRouter(tags=["product inventory"])
 
 
 @router.get(PRODUCTS, name="list product")
-def list_products(request: Request, response: Response, session: Session = Depends(get_session),
-                  principal: Principal = requires("services:read")) -> list[dict[str, Any]]:
-    return list_resources(request, response, session, services.products_select(), FILTERABLE, render_item,
-                          (ProductOrder.order_date, ProductOrderItem.id))
+def list_products(
+    request: Request,
+    response: Response,
+    session: Session = Depends(get_session),
+    principal: Principal = requires("services:read"),
+) -> list[dict[str, Any]]:
+    return list_resources(
+        request,
+        response,
+        session,
+        services.products_select(),
+        FILTERABLE,
+        render_item,
+        (ProductOrder.order_date, ProductOrderItem.id),
+    )
 
 
 @router.get(PRODUCTS + "/{product_id}", name="get product")
-def get_product(product_id: str, request: Request, session: Session = Depends(get_session),
-                principal: Principal = requires("services:read")) -> dict[str, Any]:
+def get_product(
+    product_id: str,
+    request: Request,
+    session: Session = Depends(get_session),
+    principal: Principal = requires("services:read"),
+) -> dict[str, Any]:
     product = services.get_product(session, product_id)
     if product is None:
         raise NotFound(f"product {product_id!r} not found")

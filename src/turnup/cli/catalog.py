@@ -8,8 +8,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from turnup.catalog import get_offering_detail, list_offerings, load_catalog_file, publish_catalog
-from turnup.catalog import services
+from turnup.catalog import get_offering_detail, list_offerings, load_catalog_file, publish_catalog, services
 from turnup.cli.common import CLI_ACTOR, cli_session, console
 
 app = typer.Typer(help="Product catalog (TMF620): publish, list, show, retire.", no_args_is_help=True)
@@ -29,16 +28,24 @@ def list_cmd(
     status: str | None = typer.Option(None, "--status", help="inDesign | active | retired"),
     search: str | None = typer.Option(None, help="text in name or description"),
     category: str | None = typer.Option(None, help="category id"),
-    limit: int = typer.Option(50), offset: int = typer.Option(0),
+    limit: int = typer.Option(50),
+    offset: int = typer.Option(0),
 ) -> None:
     """List product offerings."""
     with cli_session() as session:
-        page = list_offerings(session, lifecycle_status=status, search=search, category_id=category,
-                              limit=limit, offset=offset)
+        page = list_offerings(
+            session, lifecycle_status=status, search=search, category_id=category, limit=limit, offset=offset
+        )
         table = Table("id", "name", "version", "status", "bundle", "channels")
         for o in page:
-            table.add_row(o["id"], o["name"], o["version"], o["lifecycleStatus"],
-                          "yes" if o["isBundle"] else "", ", ".join(c["id"] for c in o["channel"]))
+            table.add_row(
+                o["id"],
+                o["name"],
+                o["version"],
+                o["lifecycleStatus"],
+                "yes" if o["isBundle"] else "",
+                ", ".join(c["id"] for c in o["channel"]),
+            )
         console.print(table)
         console.print(f"{len(page)} of {page.total} offerings")
 

@@ -29,8 +29,9 @@ def list_events(
             stmt = stmt.where(OutboxEvent.event_type == event_type)
         table = Table("eventId", "time", "api", "type", "resource")
         for e in session.scalars(stmt):
-            table.add_row(e.id, iso(e.event_time) or "", e.api, e.event_type,
-                          f"{e.resource_type}/{e.resource_id}")
+            table.add_row(
+                e.id, iso(e.event_time) or "", e.api, e.event_type, f"{e.resource_type}/{e.resource_id}"
+            )
         console.print(table)
 
 
@@ -55,18 +56,37 @@ def list_deliveries(
 ) -> None:
     """List deliveries, most recent events first."""
     with cli_session() as session:
-        stmt = (select(EventDelivery, OutboxEvent.event_type)
-                .join(OutboxEvent, OutboxEvent.id == EventDelivery.event_id)
-                .order_by(OutboxEvent.event_time.desc(), EventDelivery.id).limit(limit))
+        stmt = (
+            select(EventDelivery, OutboxEvent.event_type)
+            .join(OutboxEvent, OutboxEvent.id == EventDelivery.event_id)
+            .order_by(OutboxEvent.event_time.desc(), EventDelivery.id)
+            .limit(limit)
+        )
         if status:
             stmt = stmt.where(EventDelivery.status == status)
         if subscription:
             stmt = stmt.where(EventDelivery.subscription_id == subscription)
-        table = Table("deliveryId", "eventId", "type", "subscription", "status", "attempts", "next attempt",
-                      "last error")
+        table = Table(
+            "deliveryId",
+            "eventId",
+            "type",
+            "subscription",
+            "status",
+            "attempts",
+            "next attempt",
+            "last error",
+        )
         for d, event_type in session.execute(stmt):
-            table.add_row(d.id, d.event_id, event_type, d.subscription_id, d.status, str(d.attempts),
-                          iso(d.next_attempt_at) if d.status == "pending" else "", d.last_error or "")
+            table.add_row(
+                d.id,
+                d.event_id,
+                event_type,
+                d.subscription_id,
+                d.status,
+                str(d.attempts),
+                iso(d.next_attempt_at) if d.status == "pending" else "",
+                d.last_error or "",
+            )
         console.print(table)
 
 
@@ -75,5 +95,7 @@ def redeliver(delivery_id: str) -> None:
     """Requeue a failed (dead-lettered) delivery with a fresh retry budget."""
     with cli_session() as session:
         delivery = requeue(session, delivery_id, CLI_ACTOR)
-        console.print(f"Delivery [bold]{delivery.id}[/] requeued (event {delivery.event_id}, "
-                      f"{delivery.attempts} attempts so far)")
+        console.print(
+            f"Delivery [bold]{delivery.id}[/] requeued (event {delivery.event_id}, "
+            f"{delivery.attempts} attempts so far)"
+        )

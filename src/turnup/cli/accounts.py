@@ -26,8 +26,15 @@ def create(
     status: str = typer.Option("prospective", help="prospective | active"),
 ) -> None:
     """Create a customer."""
-    data = validated(CustomerCreate, name=name, customerType=customer_type, country=country,
-                      segment=segment, email=email, status=status)
+    data = validated(
+        CustomerCreate,
+        name=name,
+        customerType=customer_type,
+        country=country,
+        segment=segment,
+        email=email,
+        status=status,
+    )
     with cli_session() as session:
         customer = services.create_customer(session, data, CLI_ACTOR)
         console.print(f"Created customer [bold]{customer.name}[/] id={customer.id}")
@@ -57,15 +64,27 @@ def set_status(customer_id: str, status: str) -> None:
 
 @app.command("add-site")
 def add_site(
-    customer_id: str, name: str,
+    customer_id: str,
+    name: str,
     country: str = typer.Option(..., help="ISO 3166 alpha-2"),
-    street: str | None = typer.Option(None), city: str | None = typer.Option(None),
+    street: str | None = typer.Option(None),
+    city: str | None = typer.Option(None),
     postcode: str | None = typer.Option(None),
-    latitude: Decimal | None = typer.Option(None), longitude: Decimal | None = typer.Option(None),
+    latitude: Decimal | None = typer.Option(None),
+    longitude: Decimal | None = typer.Option(None),
 ) -> None:
     """Add a site (address and coordinates) to a customer."""
-    data = validated(SiteCreate, customerId=customer_id, name=name, country=country, street=street,
-                      city=city, postcode=postcode, latitude=latitude, longitude=longitude)
+    data = validated(
+        SiteCreate,
+        customerId=customer_id,
+        name=name,
+        country=country,
+        street=street,
+        city=city,
+        postcode=postcode,
+        latitude=latitude,
+        longitude=longitude,
+    )
     with cli_session() as session:
         site = services.create_site(session, data, CLI_ACTOR)
         console.print(f"Created site [bold]{site.name}[/] id={site.id}")
@@ -78,15 +97,19 @@ def sites(customer_id: str) -> None:
         services.get_customer(session, customer_id)
         table = Table("id", "name", "city", "country", "lat", "lon")
         for s in session.scalars(select(Site).where(Site.customer_id == customer_id).order_by(Site.name)):
-            table.add_row(s.id, s.name, s.city or "", s.country, str(s.latitude or ""),
-                          str(s.longitude or ""))
+            table.add_row(
+                s.id, s.name, s.city or "", s.country, str(s.latitude or ""), str(s.longitude or "")
+            )
         console.print(table)
 
 
 @app.command("add-contact")
 def add_contact(
-    customer_id: str, name: str, role: str | None = typer.Option(None),
-    email: str | None = typer.Option(None), phone: str | None = typer.Option(None),
+    customer_id: str,
+    name: str,
+    role: str | None = typer.Option(None),
+    email: str | None = typer.Option(None),
+    phone: str | None = typer.Option(None),
 ) -> None:
     """Add a contact person to a customer."""
     data = validated(ContactCreate, customerId=customer_id, name=name, role=role, email=email, phone=phone)

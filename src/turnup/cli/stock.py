@@ -18,13 +18,21 @@ from turnup.inventory.physical import imports, racks, reservations, services
 from turnup.inventory.physical.orm import ReplenishmentRequest
 from turnup.inventory.physical.render import render_reservation
 from turnup.inventory.physical.schemas import (
-    AllocationDispatch, LevelSettings, LineRequest, LocationCreate, MovementCreate, RackHoldCreate,
-    ReservationCreate, SkuCreate, StockQuery,
+    AllocationDispatch,
+    LevelSettings,
+    LineRequest,
+    LocationCreate,
+    MovementCreate,
+    RackHoldCreate,
+    ReservationCreate,
+    SkuCreate,
+    StockQuery,
 )
 from turnup.kernel import clock
 
-app = typer.Typer(help="Physical inventory: SKUs, locations, stock, serials, reservations, racks.",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="Physical inventory: SKUs, locations, stock, serials, reservations, racks.", no_args_is_help=True
+)
 
 
 def parse_line(text: str) -> dict[str, object]:
@@ -46,14 +54,20 @@ def parse_line(text: str) -> dict[str, object]:
             line["location"] = where
         return line
     except ValueError:
-        err_console.print(f"[bold red]Error:[/] line {text!r}: expected SKU:QTY@LOCATION, SKU:QTY@region:R "
-                          "or SKU#SERIAL,SERIAL")
+        err_console.print(
+            f"[bold red]Error:[/] line {text!r}: expected SKU:QTY@LOCATION, SKU:QTY@region:R "
+            "or SKU#SERIAL,SERIAL"
+        )
         raise typer.Exit(1) from None
 
 
 @app.command("sku-add")
-def sku_add(code: str, name: str, serialised: bool = typer.Option(False, "--serialised"),
-            unit: str = typer.Option("each")) -> None:
+def sku_add(
+    code: str,
+    name: str,
+    serialised: bool = typer.Option(False, "--serialised"),
+    unit: str = typer.Option("each"),
+) -> None:
     """Add a SKU to the physical SKU master."""
     data = validated(SkuCreate, code=code, name=name, serialised=serialised, unit=unit)
     with cli_session() as session:
@@ -63,15 +77,29 @@ def sku_add(code: str, name: str, serialised: bool = typer.Option(False, "--seri
 
 @app.command("location-add")
 def location_add(
-    code: str, name: str, location_type: str = typer.Option(..., "--type",
-                                                             help="warehouse|van|store|customer_site|data_centre|cage|rack"),
-    parent: str | None = typer.Option(None), region: str | None = typer.Option(None),
-    site_id: str | None = typer.Option(None), rack_units: int | None = typer.Option(None),
+    code: str,
+    name: str,
+    location_type: str = typer.Option(
+        ..., "--type", help="warehouse|van|store|customer_site|data_centre|cage|rack"
+    ),
+    parent: str | None = typer.Option(None),
+    region: str | None = typer.Option(None),
+    site_id: str | None = typer.Option(None),
+    rack_units: int | None = typer.Option(None),
     power_budget: int | None = typer.Option(None, help="watts (racks)"),
 ) -> None:
     """Add a location to the tree."""
-    data = validated(LocationCreate, code=code, name=name, locationType=location_type, parent=parent, region=region,
-                     siteId=site_id, rackUnits=rack_units, powerBudgetWatts=power_budget)
+    data = validated(
+        LocationCreate,
+        code=code,
+        name=name,
+        locationType=location_type,
+        parent=parent,
+        region=region,
+        siteId=site_id,
+        rackUnits=rack_units,
+        powerBudgetWatts=power_budget,
+    )
     with cli_session() as session:
         loc = services.create_location(session, data, CLI_ACTOR)
         console.print(f"Created location [bold]{loc.code}[/] ({loc.location_type}) id={loc.id}")
@@ -79,61 +107,108 @@ def location_add(
 
 @app.command("move")
 def move(
-    kind: str = typer.Argument(..., help="receipt|transfer|issue|ship|install|return|refurbish|scrap|"
-                                          "count_adjustment"),
-    sku: str = typer.Argument(...), location: str | None = typer.Option(None),
-    to: str | None = typer.Option(None, "--to"), quantity: int | None = typer.Option(None),
-    serial: list[str] = typer.Option([], help="repeatable"), counted: int | None = typer.Option(None),
+    kind: str = typer.Argument(
+        ..., help="receipt|transfer|issue|ship|install|return|refurbish|scrap|count_adjustment"
+    ),
+    sku: str = typer.Argument(...),
+    location: str | None = typer.Option(None),
+    to: str | None = typer.Option(None, "--to"),
+    quantity: int | None = typer.Option(None),
+    serial: list[str] = typer.Option([], help="repeatable"),
+    counted: int | None = typer.Option(None),
     from_quarantine: bool = typer.Option(True, "--from-quarantine/--from-stock"),
-    reason: str | None = typer.Option(None), reference: str | None = typer.Option(None),
+    reason: str | None = typer.Option(None),
+    reference: str | None = typer.Option(None),
 ) -> None:
     """Record a stock movement (receipts of serialised SKUs: --serial for each unit)."""
     units = [{"serial": s} for s in serial] if kind == "receipt" and serial else None
-    data = validated(MovementCreate, kind=kind, sku=sku, location=location, toLocation=to, quantity=quantity,
-                     serials=serial or None if units is None else None, units=units, countedQuantity=counted,
-                     fromQuarantine=from_quarantine, reason=reason, reference=reference)
+    data = validated(
+        MovementCreate,
+        kind=kind,
+        sku=sku,
+        location=location,
+        toLocation=to,
+        quantity=quantity,
+        serials=serial or None if units is None else None,
+        units=units,
+        countedQuantity=counted,
+        fromQuarantine=from_quarantine,
+        reason=reason,
+        reference=reference,
+    )
     with cli_session() as session:
         result = services.apply_movement(session, data, CLI_ACTOR)
         console.print(f"{kind} of {result['quantity']} × {sku} recorded (reference {result['id']})")
         for doc in result["productStock"]:
-            console.print(f"  {doc['name']}: on hand {doc['stockedQuantity']['amount']}, "
-                          f"available {doc['availableQuantity']['amount']}")
+            console.print(
+                f"  {doc['name']}: on hand {doc['stockedQuantity']['amount']}, "
+                f"available {doc['availableQuantity']['amount']}"
+            )
 
 
 @app.command("levels")
-def levels(sku: list[str] = typer.Option([], help="repeatable"), location: list[str] = typer.Option([]),
-           region: str | None = typer.Option(None)) -> None:
+def levels(
+    sku: list[str] = typer.Option([], help="repeatable"),
+    location: list[str] = typer.Option([]),
+    region: str | None = typer.Option(None),
+) -> None:
     """Stock per SKU × location (expired holds already count as available)."""
     data = validated(StockQuery, skus=sku or None, locations=location or None, region=region)
     with cli_session() as session:
-        table = Table("sku", "location", "on hand", "reserved", "allocated", "available", "quarantine",
-                      "reorder at")
+        table = Table(
+            "sku", "location", "on hand", "reserved", "allocated", "available", "quarantine", "reorder at"
+        )
         for d in services.query_stock(session, data):
-            table.add_row(d["stockedProduct"]["code"], d["place"]["code"], str(d["stockedQuantity"]["amount"]),
-                          str(d["reservedQuantity"]["amount"]), str(d["allocatedQuantity"]["amount"]),
-                          str(d["availableQuantity"]["amount"]), str(d["quarantinedQuantity"]["amount"]),
-                          "" if d["reorderPoint"] is None else str(d["reorderPoint"]))
+            table.add_row(
+                d["stockedProduct"]["code"],
+                d["place"]["code"],
+                str(d["stockedQuantity"]["amount"]),
+                str(d["reservedQuantity"]["amount"]),
+                str(d["allocatedQuantity"]["amount"]),
+                str(d["availableQuantity"]["amount"]),
+                str(d["quarantinedQuantity"]["amount"]),
+                "" if d["reorderPoint"] is None else str(d["reorderPoint"]),
+            )
         console.print(table)
 
 
 @app.command("policy")
-def policy(sku: str, location: str, reorder_point: int | None = typer.Option(None),
-           reorder_quantity: int | None = typer.Option(None), lead_time_days: int | None = typer.Option(None)) -> None:
+def policy(
+    sku: str,
+    location: str,
+    reorder_point: int | None = typer.Option(None),
+    reorder_quantity: int | None = typer.Option(None),
+    lead_time_days: int | None = typer.Option(None),
+) -> None:
     """Set the reorder point / quantity / lead time of a SKU × location."""
-    data = validated(LevelSettings, sku=sku, location=location, reorderPoint=reorder_point,
-                     reorderQuantity=reorder_quantity, leadTimeDays=lead_time_days)
+    data = validated(
+        LevelSettings,
+        sku=sku,
+        location=location,
+        reorderPoint=reorder_point,
+        reorderQuantity=reorder_quantity,
+        leadTimeDays=lead_time_days,
+    )
     with cli_session() as session:
         services.set_level_policy(session, data, CLI_ACTOR)
         console.print(f"Reorder policy set for {sku} @ {location}")
 
 
 @app.command("reserve")
-def reserve(line: list[str] = typer.Option(..., help="SKU:QTY@LOC | SKU:QTY@region:R | SKU#S1,S2 (repeatable)"),
-            minutes: int = typer.Option(60 * 24 * 14, help="hold for this many minutes (quote validity)"),
-            quote: str | None = typer.Option(None), customer: str | None = typer.Option(None)) -> None:
+def reserve(
+    line: list[str] = typer.Option(..., help="SKU:QTY@LOC | SKU:QTY@region:R | SKU#S1,S2 (repeatable)"),
+    minutes: int = typer.Option(60 * 24 * 14, help="hold for this many minutes (quote validity)"),
+    quote: str | None = typer.Option(None),
+    customer: str | None = typer.Option(None),
+) -> None:
     """Reserve several lines, all or nothing."""
-    data = validated(ReservationCreate, lines=[parse_line(x) for x in line],
-                     expiresAt=clock.now() + timedelta(minutes=minutes), quoteId=quote, customerId=customer)
+    data = validated(
+        ReservationCreate,
+        lines=[parse_line(x) for x in line],
+        expiresAt=clock.now() + timedelta(minutes=minutes),
+        quoteId=quote,
+        customerId=customer,
+    )
     with cli_session() as session:
         view = reservations.create_reservation(session, data, CLI_ACTOR)
         _print_reservation(render_reservation(view))
@@ -149,8 +224,9 @@ def _print_reservation(doc: dict[str, object]) -> None:
 @app.command("extend")
 def extend(reservation_id: str, minutes: int = typer.Option(..., help="new expiry: now + minutes")) -> None:
     with cli_session() as session:
-        view = reservations.extend_reservation(session, reservation_id, clock.now() + timedelta(minutes=minutes),
-                                               CLI_ACTOR)
+        view = reservations.extend_reservation(
+            session, reservation_id, clock.now() + timedelta(minutes=minutes), CLI_ACTOR
+        )
         _print_reservation(render_reservation(view))
 
 
@@ -167,12 +243,17 @@ def commit(reservation_id: str, order_id: str) -> None:
     with cli_session() as session:
         view = reservations.commit_reservation(session, reservation_id, order_id, CLI_ACTOR)
         assert view.allocation is not None
-        console.print(f"Reservation {view.id} committed: allocation {view.allocation.id} for order {order_id}")
+        console.print(
+            f"Reservation {view.id} committed: allocation {view.allocation.id} for order {order_id}"
+        )
 
 
 @app.command("dispatch")
-def dispatch(allocation_id: str, kind: str = typer.Option("ship", help="ship | issue"),
-             to: str | None = typer.Option(None, "--to")) -> None:
+def dispatch(
+    allocation_id: str,
+    kind: str = typer.Option("ship", help="ship | issue"),
+    to: str | None = typer.Option(None, "--to"),
+) -> None:
     """Ship an allocation (to a customer site) or issue it to a technician's van."""
     data = validated(AllocationDispatch, kind=kind, toLocation=to)
     with cli_session() as session:
@@ -187,10 +268,17 @@ def check(line: list[str] = typer.Option(..., help="SKU:QTY@LOC | SKU:QTY@region
     with cli_session() as session:
         table = Table("line", "sku", "requested", "available", "ok", "where", "replenishment")
         for r in reservations.check_availability(session, requests):
-            table.add_row(str(r.line), r.sku, str(r.requested), str(r.available), "yes" if r.sufficient else "NO",
-                          ", ".join(f"{p['available']}@{p['location']}" for p in r.locations),
-                          ", ".join(f"{x['quantity']}@{x['location']} {x['expectedAt'] or '?'}"
-                                    for x in r.replenishment))
+            table.add_row(
+                str(r.line),
+                r.sku,
+                str(r.requested),
+                str(r.available),
+                "yes" if r.sufficient else "NO",
+                ", ".join(f"{p['available']}@{p['location']}" for p in r.locations),
+                ", ".join(
+                    f"{x['quantity']}@{x['location']} {x['expectedAt'] or '?'}" for x in r.replenishment
+                ),
+            )
         console.print(table)
 
 
@@ -200,8 +288,10 @@ def sweep() -> None:
     `turnup orchestrator run` also does this periodically)."""
     with cli_session() as session:
         result = reservations.sweep_expired(session, actor="cli:sweeper")
-        console.print(f"Released {result.lines_released} expired line(s); {result.reservations_expired} "
-                      f"reservation(s) and {result.rack_holds_expired} rack hold(s) expired")
+        console.print(
+            f"Released {result.lines_released} expired line(s); {result.reservations_expired} "
+            f"reservation(s) and {result.rack_holds_expired} rack hold(s) expired"
+        )
 
 
 @app.command("unit-history")
@@ -212,8 +302,15 @@ def unit_history(serial: str, sku: str | None = typer.Option(None)) -> None:
         console.print(f"Unit {unit.serial}: {unit.state}")
         table = Table("at", "kind", "state", "location", "reservation", "reference", "reason")
         for m in services.unit_history(session, unit.id):
-            table.add_row(m.at.isoformat(), m.kind, m.unit_state or "", m.location_id or "",
-                          m.reservation_id or "", m.reference or "", m.reason or "")
+            table.add_row(
+                m.at.isoformat(),
+                m.kind,
+                m.unit_state or "",
+                m.location_id or "",
+                m.reservation_id or "",
+                m.reference or "",
+                m.reason or "",
+            )
         console.print(table)
 
 
@@ -222,23 +319,47 @@ def replenishment(status: str = typer.Option("open")) -> None:
     """Replenishment requests."""
     with cli_session() as session:
         table = Table("id", "sku", "location", "quantity", "status", "expected")
-        for r in session.scalars(select(ReplenishmentRequest).where(ReplenishmentRequest.status == status)
-                                 .order_by(ReplenishmentRequest.created_at)):
-            table.add_row(r.id, r.sku_id, r.location_id, str(r.quantity), r.status,
-                          r.expected_at.isoformat() if r.expected_at else "")
+        for r in session.scalars(
+            select(ReplenishmentRequest)
+            .where(ReplenishmentRequest.status == status)
+            .order_by(ReplenishmentRequest.created_at)
+        ):
+            table.add_row(
+                r.id,
+                r.sku_id,
+                r.location_id,
+                str(r.quantity),
+                r.status,
+                r.expected_at.isoformat() if r.expected_at else "",
+            )
         console.print(table)
 
 
 @app.command("rack-reserve")
-def rack_reserve(rack: str, units: int, power_watts: int, minutes: int = typer.Option(60 * 24 * 14),
-                 start_u: int | None = typer.Option(None), quote: str | None = typer.Option(None)) -> None:
+def rack_reserve(
+    rack: str,
+    units: int,
+    power_watts: int,
+    minutes: int = typer.Option(60 * 24 * 14),
+    start_u: int | None = typer.Option(None),
+    quote: str | None = typer.Option(None),
+) -> None:
     """Hold contiguous rack units with power headroom."""
-    data = validated(RackHoldCreate, rack=rack, units=units, powerWatts=power_watts, startU=start_u,
-                     expiresAt=clock.now() + timedelta(minutes=minutes), quoteId=quote)
+    data = validated(
+        RackHoldCreate,
+        rack=rack,
+        units=units,
+        powerWatts=power_watts,
+        startU=start_u,
+        expiresAt=clock.now() + timedelta(minutes=minutes),
+        quoteId=quote,
+    )
     with cli_session() as session:
         hold = racks.reserve_rack_space(session, data, CLI_ACTOR)
-        console.print(f"Rack hold {hold.id}: U{hold.start_u}-U{hold.start_u + hold.units - 1}, "
-                      f"{hold.power_watts} W until {hold.expires_at.isoformat()}")
+        console.print(
+            f"Rack hold {hold.id}: U{hold.start_u}-U{hold.start_u + hold.units - 1}, "
+            f"{hold.power_watts} W until {hold.expires_at.isoformat()}"
+        )
 
 
 @app.command("rack-extend")

@@ -63,5 +63,7 @@ def deliver_mail() -> None:
     with cli_session() as session:
         results = services.deliver_mail(session)
         for m in results:
-            console.print(f"{m.id} to {m.to_address}: {m.status}" + (f" ({m.last_error})" if m.last_error else ""))
+            console.print(
+                f"{m.id} to {m.to_address}: {m.status}" + (f" ({m.last_error})" if m.last_error else "")
+            )
         console.print(f"{len(results)} message(s) processed")

@@ -18,8 +18,11 @@ app = typer.Typer(help="Export compliance: screening, review queue, export rules
 
 
 @app.command("screen")
-def screen(name: str, country: str | None = typer.Option(None, "--country", help="ISO 3166 alpha-2"),
-           threshold: float | None = typer.Option(None, help="override TURNUP_SCREENING_THRESHOLD")) -> None:
+def screen(
+    name: str,
+    country: str | None = typer.Option(None, "--country", help="ISO 3166 alpha-2"),
+    threshold: float | None = typer.Option(None, help="override TURNUP_SCREENING_THRESHOLD"),
+) -> None:
     """Screen one name against the list in force (writes nothing)."""
     with cli_session() as session:
         matches = services.screen_name(session, name, country.upper() if country else None, threshold)
@@ -28,7 +31,9 @@ def screen(name: str, country: str | None = typer.Option(None, "--country", help
             return
         table = Table("entry", "listed name", "matched", "source", "score", "notes")
         for m in matches:
-            table.add_row(m.entry_id, m.entry_name, m.matched_name, m.source, f"{m.score:g}", "; ".join(m.notes))
+            table.add_row(
+                m.entry_id, m.entry_name, m.matched_name, m.source, f"{m.score:g}", "; ".join(m.notes)
+            )
         console.print(table)
         raise typer.Exit(2)  # a hit: useful in scripts
 
@@ -42,8 +47,9 @@ def cases(state: str | None = typer.Option(None, help="open | cleared | confirme
             stmt = stmt.where(ScreeningCase.state == state)
         table = Table("id", "ref", "state", "matches", "updated")
         for c in session.scalars(stmt):
-            table.add_row(c.id, f"{c.ref_type}/{c.ref_id}", c.state, str(len(c.matches or [])),
-                          c.updated_at.isoformat())
+            table.add_row(
+                c.id, f"{c.ref_type}/{c.ref_id}", c.state, str(len(c.matches or [])), c.updated_at.isoformat()
+            )
         console.print(table)
 
 
@@ -52,7 +58,9 @@ def _print_case(case: ScreeningCase) -> None:
 
 
 @app.command("clear")
-def clear(case_id: str, reason: str = typer.Option(..., "--reason", help="why this is a false positive")) -> None:
+def clear(
+    case_id: str, reason: str = typer.Option(..., "--reason", help="why this is a false positive")
+) -> None:
     """Clear a case (false positive): the deal leaves compliance hold."""
     with cli_session() as session:
         _print_case(services.clear_case(session, case_id, reason, CLI_ACTOR))
@@ -75,15 +83,20 @@ def load_list(file: Path = typer.Argument(..., exists=True, dir_okay=False, read
         raise typer.Exit(1) from None
     with cli_session() as session:
         version, result = services.load_list(session, content, file.name, CLI_ACTOR)
-        console.print(f"Loaded {version.entry_count} entries (sha256 {version.sha256[:12]}…); "
-                      f"re-screened {result.screened} open deal(s), {len(result.held)} on hold")
+        console.print(
+            f"Loaded {version.entry_count} entries (sha256 {version.sha256[:12]}…); "
+            f"re-screened {result.screened} open deal(s), {len(result.held)} on hold"
+        )
         for ref_type, ref_id, case_id in result.held:
             console.print(f"  on hold: {ref_type}/{ref_id} case {case_id}")
 
 
 @app.command("check-export")
-def check_export(country: str = typer.Option(..., "--country"), eccn: str | None = typer.Option(None),
-                 on: str | None = typer.Option(None, "--date", help="YYYY-MM-DD (default today)")) -> None:
+def check_export(
+    country: str = typer.Option(..., "--country"),
+    eccn: str | None = typer.Option(None),
+    on: str | None = typer.Option(None, "--date", help="YYYY-MM-DD (default today)"),
+) -> None:
     """Embargo and licence findings for an ECCN to a destination on a date."""
     try:
         on_date = date.fromisoformat(on) if on else clock.now().date()
@@ -91,8 +104,9 @@ def check_export(country: str = typer.Option(..., "--country"), eccn: str | None
         err_console.print(f"[bold red]Error:[/] --date: {on!r} is not YYYY-MM-DD")
         raise typer.Exit(1) from None
     with cli_session() as session:
-        findings = services.check_export(session, eccn=eccn, destination_country=country.upper(),
-                                         on_date=on_date)
+        findings = services.check_export(
+            session, eccn=eccn, destination_country=country.upper(), on_date=on_date
+        )
         if not findings:
             console.print("No embargo or licence requirement found")
             return

@@ -14,8 +14,10 @@ app = typer.Typer(help="Order steps that failed for good: retry, skip or abort t
 
 
 @app.command("list")
-def list_fallout(state: str = typer.Option("open", help="open | retried | skipped | aborted | all"),
-                 limit: int = typer.Option(50)) -> None:
+def list_fallout(
+    state: str = typer.Option("open", help="open | retried | skipped | aborted | all"),
+    limit: int = typer.Option(50),
+) -> None:
     """List fallout entries (open ones by default)."""
     with cli_session() as session:
         stmt = select(FalloutEntry).order_by(FalloutEntry.opened_at).limit(limit)

@@ -26,11 +26,21 @@ def list_quotes(state: str | None = typer.Option(None), limit: int = typer.Optio
         stmt = select(Quote).order_by(Quote.created_at.desc(), Quote.id).limit(limit)
         if state:
             stmt = stmt.where(Quote.state == state)
-        table = Table("id", "state", "version", "customer", "recurring", "one-time", "valid until", "approval")
+        table = Table(
+            "id", "state", "version", "customer", "recurring", "one-time", "valid until", "approval"
+        )
         table.columns[0].no_wrap = True
         for q in session.scalars(stmt):
-            table.add_row(q.id, q.state, str(q.version), q.customer_id, str(q.recurring_total or ""),
-                          str(q.one_time_total or ""), q.valid_until.isoformat(), q.approval_status or "")
+            table.add_row(
+                q.id,
+                q.state,
+                str(q.version),
+                q.customer_id,
+                str(q.recurring_total or ""),
+                str(q.one_time_total or ""),
+                q.valid_until.isoformat(),
+                q.approval_status or "",
+            )
         console.print(table)
 
 
@@ -46,9 +56,11 @@ def price(quote_id: str) -> None:
     """Price a quote and hold its resources until it expires."""
     with cli_session() as session:
         q = services.price_quote(session, quote_id, CLI_ACTOR)
-        console.print(f"Quote {q.id} v{q.version} is [bold]{q.state}[/]: recurring {q.currency} "
-                      f"{money_text(q.recurring_total or ZERO)}, one-time {q.currency} "
-                      f"{money_text(q.one_time_total or ZERO)}")
+        console.print(
+            f"Quote {q.id} v{q.version} is [bold]{q.state}[/]: recurring {q.currency} "
+            f"{money_text(q.recurring_total or ZERO)}, one-time {q.currency} "
+            f"{money_text(q.one_time_total or ZERO)}"
+        )
 
 
 def _decide(quote_id: str, role: str, comment: str, decision: str) -> None:
@@ -59,8 +71,11 @@ def _decide(quote_id: str, role: str, comment: str, decision: str) -> None:
 
 
 @app.command("approve")
-def approve(quote_id: str, role: str = typer.Option(..., help="the approver role of the next step"),
-            comment: str = typer.Option(...)) -> None:
+def approve(
+    quote_id: str,
+    role: str = typer.Option(..., help="the approver role of the next step"),
+    comment: str = typer.Option(...),
+) -> None:
     """Approve the quote's next approval step."""
     _decide(quote_id, role, comment, "approved")
 
@@ -72,7 +87,9 @@ def reject(quote_id: str, role: str = typer.Option(...), comment: str = typer.Op
 
 
 @app.command("accept")
-def accept(quote_id: str, signer_name: str = typer.Option(...), signer_email: str = typer.Option(...)) -> None:
+def accept(
+    quote_id: str, signer_name: str = typer.Option(...), signer_email: str = typer.Option(...)
+) -> None:
     """Accept a quote: convert holds, generate and sign the agreement, create the product order."""
     data = QuoteAccept(signer=validated(Signer, name=signer_name, email=signer_email))
     with cli_session() as session:
@@ -93,8 +110,10 @@ def sweep() -> None:
     """Cancel expired quotes and release their holds."""
     with cli_session() as session:
         result = services.sweep_expired(session, actor="cli:sweep")
-        console.print(f"Expired {len(result.expired)} quote(s)" + (f": {', '.join(result.expired)}"
-                                                                   if result.expired else ""))
+        console.print(
+            f"Expired {len(result.expired)} quote(s)"
+            + (f": {', '.join(result.expired)}" if result.expired else "")
+        )
 
 
 @app.command("import-rules")

@@ -15,11 +15,15 @@ app = typer.Typer(help="Durable order workflows (DBOS) on Turnup's database.", n
 
 @app.command("run")
 def run(
-    executor_id: str | None = typer.Option(None, help="stable id of this worker (default TURNUP_EXECUTOR_ID "
-                                                       "or turnup-<hostname>); keep it across restarts"),
+    executor_id: str | None = typer.Option(
+        None,
+        help="stable id of this worker (default TURNUP_EXECUTOR_ID "
+        "or turnup-<hostname>); keep it across restarts",
+    ),
     concurrency: int = typer.Option(8, help="workflows this worker runs at once"),
-    delivery: bool = typer.Option(False, "--delivery/--no-delivery",
-                                  help="also run the outbox delivery worker in this process"),
+    delivery: bool = typer.Option(
+        False, "--delivery/--no-delivery", help="also run the outbox delivery worker in this process"
+    ),
 ) -> None:
     """Run order workflows and the housekeeping sweeps until stopped (SIGTERM/Ctrl-C). Any number may run
     against PostgreSQL (each sweep runs in one of them at a time)."""
@@ -35,7 +39,9 @@ def run(
         start_delivery_worker(stop)
     start_housekeeper(stop, settings)  # every TURNUP_SWEEP_INTERVAL_SECONDS (0: off); stopped by ``stop``
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    console.print(f"Orchestrator [bold]{runtime.runtime.executor_id}[/] running; Ctrl-C to stop", highlight=False)
+    console.print(
+        f"Orchestrator [bold]{runtime.runtime.executor_id}[/] running; Ctrl-C to stop", highlight=False
+    )
     try:
         while not stop.wait(0.5):
             pass
