@@ -22,6 +22,9 @@ import turnup.models
 from turnup.kernel import clock
 from turnup.kernel.db import make_engine, make_sessionmaker
 from turnup.kernel.settings import Settings, get_settings
+from turnup.wiring import wire
+
+wire()  # the composition root: every feature's consumers, sweeps and workflows registered
 
 PG_HOST = os.environ.get("TURNUP_TEST_PG_HOST", "127.0.0.1")
 PG_PORT = int(os.environ.get("TURNUP_TEST_PG_PORT", "5432"))

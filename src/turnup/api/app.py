@@ -31,9 +31,11 @@ from turnup.kernel.settings import Settings, get_settings
 from turnup.web.access import install_web_error_handlers
 from turnup.web.routes import STATIC_DIR
 from turnup.web.routes import router as web_router
+from turnup.wiring import wire
 
 
 def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:
+    wire()  # every feature's consumers registered before a request can publish an event
     settings = settings or get_settings()
     engine = engine or make_engine(settings.database_url)
     app = FastAPI(

@@ -26,6 +26,16 @@ from turnup.kernel.housekeeping import start_housekeeper
 from turnup.kernel.settings import get_settings
 
 app = typer.Typer(help="Turnup service delivery platform.", no_args_is_help=True)
+
+
+@app.callback()
+def _wire() -> None:
+    """Turnup service delivery platform."""
+    from turnup.wiring import wire
+
+    wire()  # every feature's consumers, sweeps and workflows registered before any command runs
+
+
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 users_app = typer.Typer(help="Users and API tokens.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
@@ -116,6 +126,7 @@ def serve(
     orchestrator: bool | None = typer.Option(
         None, help="also run order workflows (DBOS) and the housekeeping sweeps in this process"
     ),
+    consumers: bool | None = typer.Option(None, help="also run the durable event consumers in this process"),
 ) -> None:
     """Serve the API and web console (by default with the delivery worker, order workflows and housekeeping
     in-process)."""
@@ -133,6 +144,12 @@ def serve(
     stop = threading.Event()
     if worker if worker is not None else settings.run_worker:
         start_delivery_worker(stop)
+    stop_consumers = None
+    if consumers if consumers is not None else settings.run_consumers:
+        from turnup.kernel.consumers import start_worker_thread
+        from turnup.kernel.db import make_engine, make_sessionmaker
+
+        stop_consumers = start_worker_thread(make_sessionmaker(make_engine(settings.database_url)), settings)
     run_orchestrator = orchestrator if orchestrator is not None else settings.run_orchestrator
     if run_orchestrator:  # before uvicorn starts its event loop: DBOS registers its queue synchronously
         from turnup.orchestration import runtime
@@ -144,6 +161,8 @@ def serve(
         uvicorn.run(create_app(settings), host=host, port=port, log_level=settings.log_level)
     finally:
         stop.set()
+        if stop_consumers is not None:
+            stop_consumers()
         if run_orchestrator:
             runtime.shutdown()
 
@@ -174,7 +193,7 @@ def demo(serve_too: bool = typer.Option(True, "--serve/--no-serve")) -> None:
     console.print(f"Web console login: [bold]{result.admin_username}[/] / [bold]{result.admin_password}[/]")
     print(f"API token: {result.api_token}", flush=True)
     if serve_too:
-        serve(None, None, None, None)
+        serve(None, None, None, None, None)
 
 
 def _redact(url: str) -> str:

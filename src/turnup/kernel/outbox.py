@@ -1,8 +1,9 @@
 """Transactional outbox: events are rows written in the same transaction as the change they describe.
 
 ``publish`` stores the event and, in that same transaction, one ``EventDelivery`` per hub subscription
-whose query matches. A delivery worker (``turnup.kernel.delivery``) POSTs them after commit, so a rolled
-back change never notifies anybody and a committed one always does.
+whose query matches and one ``ConsumerInbox`` row per internal consumer of the event type
+(``turnup.kernel.consumers``). A delivery worker (``turnup.kernel.delivery``) POSTs them after commit, so a
+rolled back change never notifies anybody and a committed one always does.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from urllib.parse import parse_qsl
 from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint, select
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
-from turnup.kernel import clock
+from turnup.kernel import clock, consumers
 from turnup.kernel.db import Base, JSONDoc, UTCDateTime
 from turnup.kernel.ids import new_id
 
@@ -147,7 +148,15 @@ def publish(
         payload=payload,
     )
     session.add(event)
-    session.flush()  # the event row first: deliveries reference it
+    session.flush()  # the event row first: deliveries and consumer inbox rows reference it
+    consumers.record_owed(
+        session,
+        event_id=event_id,
+        event_type=event_type,
+        resource_type=resource_type,
+        resource_id=event.resource_id,
+        at=at,
+    )
     for sub_id, query in _subscriptions(session, api):
         if subscription_matches(query, event_type, resource, resource_type):
             session.add(

@@ -27,6 +27,12 @@ class Settings(BaseSettings):
     worker_poll_seconds: float = 0.5
     # Housekeeping (expired stock/rack holds, expired quotes, number aging): seconds between runs; 0 disables.
     sweep_interval_seconds: float = 60.0
+    # Durable event consumers (turnup.kernel.consumers): polling, batch, retry schedule.
+    run_consumers: bool = True  # `turnup serve` also runs the event consumers in a thread
+    consumer_poll_seconds: float = 0.1
+    consumer_batch_size: int = 100
+    consumer_backoff_base_seconds: float = 1.0
+    consumer_backoff_cap_seconds: float = 300.0
 
     @property
     def base_url(self) -> str:
