@@ -6,3 +6,11 @@ Python API for other features (the quote feature combines these with logical res
 ``turnup.inventory.physical.reservations`` — ``create_reservation``, ``extend_reservation``,
 ``release_reservation``, ``commit_reservation``, ``check_availability``, ``sweep_expired``.
 """
+
+from turnup.inventory.physical.assignment import (
+    commit_stock_for_order,
+    release_stock_if_held,
+    return_allocation,
+)
+
+__all__ = ["commit_stock_for_order", "release_stock_if_held", "return_allocation"]
