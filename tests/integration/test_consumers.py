@@ -55,7 +55,7 @@ def _statuses(session: Session) -> dict[tuple[str, str], int]:
 
 def _assert_ledger_exact(session: Session, published: dict[str, int], names: tuple[str, ...]) -> None:
     """Each consumer saw every event once, and each resource's events in the order they were published."""
-    rows = rig.ledger_rows(session)
+    rows = [row for row in rig.ledger_rows(session) if row.consumer in names]
     seen: dict[tuple[str, str], list[int]] = defaultdict(list)
     for row in rows:
         seen[(row.consumer, row.resource_id)].append(row.n)
@@ -205,7 +205,7 @@ def test_a_failed_handler_leaves_none_of_its_writes_and_a_rolled_back_publish_ow
     with session_factory() as s:
         # then the failed attempt wrote nothing and the row waits for its backoff
         assert rig.ledger_rows(s) == []
-        entry = s.scalars(select(ConsumerInbox)).one()
+        entry = s.scalars(select(ConsumerInbox).where(ConsumerInbox.consumer == "rig.flaky")).one()
         assert (entry.status, entry.attempts) == ("pending", 1)
         assert entry.next_attempt_at > clock.now()
     # when nothing is due, nothing runs

@@ -2,7 +2,8 @@
 
 - ``rig.ledger``: appends (consumer, event id, resource, n); unique on (consumer, event id), so a second
   application of one event to one consumer cannot commit (it would fail, be retried and end up parked).
-- ``rig.flaky``: the same, but fails its first two attempts on every event whose ``n`` is a multiple of 7.
+- ``rig.flaky``: the same, but fails its first two attempts (after writing) on every event whose ``n`` is a
+  multiple of 7.
 - ``rig.fragile``: the same, but fails on resource ``res-13`` until a row exists in ``rig_flag``
   (``max_attempts=2``: it parks, and blocks only that resource until an operator retries).
 
@@ -64,9 +65,11 @@ def _ledger(session: Session, event: Event) -> None:
 
 
 def _flaky(session: Session, event: Event) -> None:
+    """Writes its ledger row first, then fails: the failed attempt's write must not survive."""
+    _append(session, "rig.flaky", event)
+    session.flush()
     if int(event.resource["n"]) % 7 == 0 and event.attempt <= 2:
         raise RuntimeError(f"flaky: attempt {event.attempt} of event n={event.resource['n']} fails")
-    _append(session, "rig.flaky", event)
 
 
 def _fragile(session: Session, event: Event) -> None:
