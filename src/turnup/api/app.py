@@ -18,6 +18,7 @@ from turnup.api.routes.accounts import router as accounts_router
 from turnup.api.routes.agreements import router as agreements_router
 from turnup.api.routes.catalog import router as catalog_router
 from turnup.api.routes.compliance import router as compliance_router
+from turnup.api.routes.consumers import router as consumers_router
 from turnup.api.routes.fallout import router as fallout_router
 from turnup.api.routes.logical_inventory import router as logical_inventory_router
 from turnup.api.routes.onboarding import router as onboarding_router
@@ -70,6 +71,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.include_router(fallout_router)
     app.include_router(compliance_router)
     app.include_router(onboarding_router)
+    app.include_router(consumers_router)
     app.include_router(web_router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     install_web_error_handlers(app)

@@ -1,12 +1,15 @@
-"""``turnup events …``: the outbox and its deliveries from the command line."""
+"""``turnup events …``: the outbox, its hub deliveries and the durable consumers from the command line."""
 
 from __future__ import annotations
+
+import threading
 
 import typer
 from rich.table import Table
 from sqlalchemy import select
 
 from turnup.cli.common import CLI_ACTOR, cli_session, console
+from turnup.kernel import clock, consumers
 from turnup.kernel.delivery import redeliver as requeue
 from turnup.kernel.hrefs import iso
 from turnup.kernel.outbox import EventDelivery, HubSubscription, OutboxEvent
@@ -99,3 +102,87 @@ def redeliver(delivery_id: str) -> None:
             f"Delivery [bold]{delivery.id}[/] requeued (event {delivery.event_id}, "
             f"{delivery.attempts} attempts so far)"
         )
+
+
+# --- durable consumers -----------------------------------------------------------------------------------
+
+
+@app.command("consumers")
+def list_consumers() -> None:
+    """Each event consumer with its lag: pending (retrying), parked, oldest pending event."""
+    with cli_session() as session:
+        now = clock.now()
+        table = Table("consumer", "events", "pending", "retrying", "parked", "lag (s)")
+        for lag in consumers.lag(session):
+            table.add_row(
+                lag.name,
+                ", ".join(lag.events),
+                str(lag.pending),
+                str(lag.retrying),
+                str(lag.parked),
+                f"{lag.lag_seconds(now):.1f}",
+            )
+        console.print(table)
+
+
+@app.command("consumer-events")
+def list_consumer_events(
+    status: str | None = typer.Option(None, help="pending | done | parked | skipped"),
+    consumer: str | None = typer.Option(None, help="consumer name"),
+    resource: str | None = typer.Option(None, help="resource key, e.g. service/<id>"),
+    limit: int = typer.Option(50),
+) -> None:
+    """List consumer inbox rows, newest first (``--status parked`` for what needs an operator)."""
+    with cli_session() as session:
+        stmt = consumers.entries_select(consumer=consumer, status=status, resource=resource).limit(limit)
+        table = Table("seq", "consumer", "event", "resource", "status", "attempts", "last error")
+        for entry in session.scalars(stmt):
+            table.add_row(
+                str(entry.seq),
+                entry.consumer,
+                f"{entry.event_type} {entry.event_id}",
+                entry.resource_key,
+                entry.status,
+                str(entry.total_attempts),
+                (entry.last_error or "")[:120],
+            )
+        console.print(table)
+
+
+@app.command("retry")
+def retry_consumer_event(
+    seq: int, reason: str | None = typer.Option(None, help="why (kept in the audit trail)")
+) -> None:
+    """Give a parked consumer event a fresh retry budget."""
+    with cli_session() as session:
+        entry = consumers.retry(session, seq, actor=CLI_ACTOR, reason=reason)
+        console.print(f"Consumer event [bold]{entry.seq}[/] ({entry.consumer}) queued again")
+
+
+@app.command("skip")
+def skip_consumer_event(
+    seq: int, reason: str = typer.Option(..., help="why it is skipped (required)")
+) -> None:
+    """Give up on a parked or pending consumer event so later events of its resource flow again."""
+    with cli_session() as session:
+        entry = consumers.skip(session, seq, actor=CLI_ACTOR, reason=reason)
+        console.print(f"Consumer event [bold]{entry.seq}[/] ({entry.consumer}) skipped: {entry.note}")
+
+
+@app.command("run-consumers")
+def run_consumers(drain: bool = typer.Option(False, help="handle what is due, then exit")) -> None:
+    """Run the event consumers in the foreground (serve and orchestrator workers already run them)."""
+    from turnup.kernel.db import make_engine, make_sessionmaker
+    from turnup.kernel.settings import get_settings
+
+    settings = get_settings()
+    worker = consumers.ConsumerWorker(make_sessionmaker(make_engine(settings.database_url)), settings)
+    if drain:
+        console.print(f"{worker.drain()} consumer event(s) handled")
+        return
+    stop = threading.Event()
+    console.print("Event consumers running; Ctrl-C to stop")
+    try:
+        worker.run_forever(stop)
+    except KeyboardInterrupt:
+        stop.set()
