@@ -6,10 +6,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from turnup.accounts.orm import Contact, Customer, Site
+from turnup.accounts.queries import live_customer
 from turnup.accounts.render import render_contact, render_customer, render_site
 from turnup.accounts.schemas import (
     ContactCreate,
@@ -20,7 +20,7 @@ from turnup.accounts.schemas import (
     SiteUpdate,
 )
 from turnup.kernel import audit, clock
-from turnup.kernel.errors import Conflict, InvalidInput, NotFound, TurnupError
+from turnup.kernel.errors import Conflict, InvalidInput, NotFound
 from turnup.kernel.ids import new_id
 from turnup.kernel.outbox import publish
 
@@ -40,18 +40,6 @@ def get_customer(session: Session, customer_id: str) -> Customer:
     customer = session.get(Customer, customer_id)
     if customer is None:
         raise NotFound(f"customer {customer_id!r} not found")
-    return customer
-
-
-def live_customer(
-    session: Session, customer_id: str, field: str = "customerId", *, unknown: type[TurnupError] = NotFound
-) -> Customer:
-    """A customer that exists and is not closed; errors name ``field`` (``unknown`` when it does not exist)."""
-    customer = session.get(Customer, customer_id)
-    if customer is None:
-        raise unknown(f"{field}: unknown customer {customer_id!r}")
-    if customer.status == "closed":
-        raise Conflict(f"{field}: customer {customer_id!r} is closed")
     return customer
 
 
@@ -313,10 +301,6 @@ def update_site(session: Session, site_id: str, data: SiteUpdate, actor: str) ->
 
 def delete_site(session: Session, site_id: str, actor: str) -> None:
     _delete_child(session, SITE, site_id, actor)
-
-
-def count_customers(session: Session) -> int:
-    return session.scalar(select(func.count()).select_from(Customer)) or 0
 
 
 def _jsonable(changes: dict[str, Any]) -> dict[str, Any]:

@@ -6,7 +6,7 @@ from datetime import date
 
 from pydantic import Field
 
-from turnup.accounts.schemas import Country, Strict
+from turnup.accounts import Country, Strict
 
 
 class CaseResolution(Strict):

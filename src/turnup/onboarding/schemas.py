@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from turnup.accounts.schemas import Country, CustomerType, Email, SiteFields, Strict
+from turnup.accounts import Country, CustomerType, Email, SiteFields, Strict
 
 
 class OnboardingCustomer(Strict):

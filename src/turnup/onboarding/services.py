@@ -18,9 +18,8 @@ from datetime import timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from turnup.accounts import services as accounts
-from turnup.accounts.orm import Contact, Customer
-from turnup.accounts.schemas import ContactCreate, CustomerCreate, SiteCreate
+from turnup import accounts, security
+from turnup.accounts import ContactCreate, CustomerCreate, SiteCreate
 from turnup.compliance import Party, is_on_hold, register_open_deal_provider, screen_parties
 from turnup.kernel import audit, clock, mail
 from turnup.kernel.errors import Conflict, InvalidInput, NotFound
@@ -30,8 +29,6 @@ from turnup.kernel.settings import get_settings
 from turnup.onboarding.orm import STEP_NAMES, Onboarding, OnboardingStep, PortalInvitation
 from turnup.onboarding.render import API, render_onboarding
 from turnup.onboarding.schemas import OnboardingCreate
-from turnup.security.orm import User
-from turnup.security.services import hash_password
 
 INVITATION_TTL = timedelta(days=7)
 PORTAL_ROLE = "customer"
@@ -90,11 +87,11 @@ def _check(session: Session, data: OnboardingCreate) -> None:
 def _check_username(session: Session, email: str) -> None:
     if len(email) > 100:
         raise InvalidInput("primaryContact.email: at most 100 characters (it becomes the portal username)")
-    if session.scalar(select(User.id).where(User.username == email)) is not None:
+    if security.username_taken(session, email):
         raise Conflict(f"primaryContact.email: a user {email!r} already exists")
 
 
-def _create_account(session: Session, data: OnboardingCreate, actor: str) -> tuple[Customer, Contact]:
+def _create_account(session: Session, data: OnboardingCreate, actor: str) -> tuple[str, str]:
     """The customer, its sites and the primary contact, in the caller's transaction (no commit)."""
     c, p = data.customer, data.primaryContact
     customer = accounts.create_customer(
@@ -123,7 +120,7 @@ def _create_account(session: Session, data: OnboardingCreate, actor: str) -> tup
         actor,
         commit=False,
     )
-    return customer, contact
+    return customer.id, contact.id
 
 
 def invitation_link(token: str) -> str:
@@ -131,22 +128,20 @@ def invitation_link(token: str) -> str:
 
 
 def _invite_and_welcome(session: Session, onboarding: Onboarding, actor: str) -> None:
-    customer = session.get(Customer, onboarding.customer_id)
+    customer = accounts.find_customer(session, onboarding.customer_id or "")
     assert customer is not None
     contact_req = onboarding.request["primaryContact"]
     email = contact_req["email"]
     now = clock.now()
-    user = User(
-        id=new_id(),
+    user = security.create_user(
+        session,
         username=email,
         display_name=contact_req["name"],
-        password_hash=None,
         roles=[PORTAL_ROLE],
-        active=True,
-        created_at=now,
+        actor=actor,
+        commit=False,
+        audit_details={"customerId": customer.id},
     )
-    session.add(user)
-    session.flush()
     token = secrets.token_urlsafe(32)
     invitation = PortalInvitation(
         id=new_id(),
@@ -159,14 +154,6 @@ def _invite_and_welcome(session: Session, onboarding: Onboarding, actor: str) ->
         expires_at=now + INVITATION_TTL,
     )
     session.add(invitation)
-    audit.record(
-        session,
-        actor=actor,
-        action="user.create",
-        resource_type="user",
-        resource_id=user.id,
-        details={"username": email, "roles": [PORTAL_ROLE], "customerId": customer.id},
-    )
     onboarding.portal_user_id = user.id
     _set_step(
         onboarding,
@@ -222,14 +209,14 @@ def start_onboarding(
     ]
     session.add(onboarding)
     session.flush()
-    customer, contact = _create_account(session, data, actor)
-    onboarding.customer_id = customer.id
+    customer_id, contact_id = _create_account(session, data, actor)
+    onboarding.customer_id = customer_id
     _set_step(
         onboarding,
         "createAccount",
         "done",
-        f"customer {customer.id} with {len(data.sites)} site(s) and primary contact {contact.id}",
-        {"customerId": customer.id, "contactId": contact.id},
+        f"customer {customer_id} with {len(data.sites)} site(s) and primary contact {contact_id}",
+        {"customerId": customer_id, "contactId": contact_id},
     )
     _screen(session, onboarding, actor)
     audit.record(
@@ -238,7 +225,7 @@ def start_onboarding(
         action="onboarding.start",
         resource_type="onboarding",
         resource_id=onboarding.id,
-        details={"customerId": customer.id, "state": onboarding.state},
+        details={"customerId": customer_id, "state": onboarding.state},
     )
     publish(
         session,
@@ -367,7 +354,7 @@ def deliver_mail(
     return results
 
 
-def accept_invitation(session: Session, token: str, password: str) -> User:
+def accept_invitation(session: Session, token: str, password: str) -> security.Principal:
     """The invited person sets a password; the invitation can be used once, before it expires."""
     invitation = session.scalar(select(PortalInvitation).where(PortalInvitation.token_hash == _sha256(token)))
     if invitation is None:
@@ -376,9 +363,7 @@ def accept_invitation(session: Session, token: str, password: str) -> User:
         raise Conflict("token: invitation already used")
     if invitation.expires_at <= clock.now():
         raise InvalidInput("token: invitation expired")
-    user = session.get(User, invitation.user_id)
-    assert user is not None
-    user.password_hash = hash_password(password)
+    user = security.set_password(session, invitation.user_id, password)
     invitation.accepted_at = clock.now()
     audit.record(
         session,
@@ -391,15 +376,15 @@ def accept_invitation(session: Session, token: str, password: str) -> User:
     return user
 
 
-def portal_customer(session: Session, user_id: str) -> Customer:
-    """The one customer account a portal user may see."""
+def portal_customer_id(session: Session, user_id: str) -> str:
+    """The id of the one customer account a portal user may see."""
     customer_id = session.scalar(
         select(PortalInvitation.customer_id).where(PortalInvitation.user_id == user_id).limit(1)
     )
-    customer = session.get(Customer, customer_id) if customer_id else None
+    customer = accounts.find_customer(session, customer_id) if customer_id else None
     if customer is None:
         raise NotFound("no customer account is linked to this user")
-    return customer
+    return customer.id
 
 
 @register_open_deal_provider

@@ -7,6 +7,7 @@ import hmac
 import os
 import secrets
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -47,8 +48,10 @@ def create_user(
     password: str | None = None,
     roles: list[str] | None = None,
     actor: str = "system",
+    commit: bool = True,
+    audit_details: dict[str, Any] | None = None,
 ) -> User:
-    """Create a user; commits."""
+    """Create a user; commits unless ``commit=False``; ``audit_details`` are added to the audit record."""
     roles = roles or ["viewer"]
     unknown = [r for r in roles if r not in ROLE_PERMISSIONS]
     if unknown:
@@ -73,10 +76,27 @@ def create_user(
         action="user.create",
         resource_type="user",
         resource_id=user.id,
-        details={"username": username, "roles": roles},
+        details={"username": username, "roles": roles, **(audit_details or {})},
     )
-    session.commit()
+    if commit:
+        session.commit()
+    else:
+        session.flush()
     return user
+
+
+def username_taken(session: Session, username: str) -> bool:
+    """True when a user with this username exists."""
+    return session.scalar(select(User.id).where(User.username == username)) is not None
+
+
+def set_password(session: Session, user_id: str, password: str) -> Principal:
+    """Set a user's password (no commit: the caller's transaction decides)."""
+    user = session.get(User, user_id)
+    if user is None:
+        raise NotFound(f"user {user_id!r} not found")
+    user.password_hash = hash_password(password)
+    return _principal(user)
 
 
 def create_api_token(session: Session, *, username: str, name: str = "default", actor: str = "system") -> str:

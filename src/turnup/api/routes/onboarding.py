@@ -9,6 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from turnup.accounts.render import render_customer
+from turnup.accounts.services import get_customer
 from turnup.api.deps import get_session, public, requires
 from turnup.api.hub import hub_router
 from turnup.api.tmf import list_resources, render_one
@@ -86,7 +87,7 @@ def my_account(
     session: Session = Depends(get_session), principal: Principal = requires("portal:read")
 ) -> dict[str, Any]:
     """The portal user's own customer account (the only one the ``customer`` role can read)."""
-    return render_customer(services.portal_customer(session, principal.user_id))
+    return render_customer(get_customer(session, services.portal_customer_id(session, principal.user_id)))
 
 
 router.include_router(api)
