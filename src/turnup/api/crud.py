@@ -4,40 +4,44 @@ Note: no ``from __future__ import annotations`` here; FastAPI reads the schema c
 ``add_crud_routes`` from real annotations at runtime.
 """
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from fastapi import APIRouter, Body, Depends, Request, Response
 from pydantic import BaseModel
-from sqlalchemy import ColumnElement, Select
+from sqlalchemy import Select
 from sqlalchemy.orm import Session
 
 from turnup.api.deps import get_session, requires
-from turnup.api.tmf import get_or_404, list_resources, render_one
+from turnup.api.tmf import Filterable, ListColumn, get_or_404, list_resources, render_one
 from turnup.security import Principal
 
-MERGE_PATCH = {"application/merge-patch+json": {}, "application/json": {}}
+MERGE_PATCH: dict[str, dict[str, Any]] = {"application/merge-patch+json": {}, "application/json": {}}
+
+M = TypeVar("M")  # the mapped class served
+C = TypeVar("C", bound=BaseModel)  # its create schema
+U = TypeVar("U", bound=BaseModel)  # its merge-patch schema
 
 
 @dataclass
-class CrudSpec:
+class CrudSpec(Generic[M, C, U]):
     path: str  # e.g. "/tmf-api/customerManagement/v4/customer"
     label: str  # e.g. "customer" (used in messages)
     area: str  # permission area, e.g. "accounts"
-    model: type[Any]
-    select: Callable[[], Select[Any]]
-    filterable: Mapping[str, ColumnElement[Any]]
-    render: Callable[[Any], dict[str, Any]]
-    default_order: Sequence[ColumnElement[Any]]
-    create_schema: type[BaseModel] | None = None
-    create: Callable[[Session, Any, str], Any] | None = None
-    update_schema: type[BaseModel] | None = None
-    update: Callable[[Session, str, Any, str], Any] | None = None
+    model: type[M]
+    select: Callable[[], Select[M]]
+    filterable: Filterable
+    render: Callable[[M], dict[str, Any]]
+    default_order: Sequence[ListColumn]
+    create_schema: type[C] | None = None
+    create: Callable[[Session, C, str], M] | None = None
+    update_schema: type[U] | None = None
+    update: Callable[[Session, str, U, str], M] | None = None
     delete: Callable[[Session, str, str], None] | None = None
 
 
-def add_crud_routes(router: APIRouter, spec: CrudSpec) -> None:
+def add_crud_routes(router: APIRouter, spec: CrudSpec[M, C, U]) -> None:
     read, write = requires(f"{spec.area}:read"), requires(f"{spec.area}:write")
 
     def list_items(

@@ -1,4 +1,4 @@
-"""TMF hub: ``POST /tmf-api/<api>/<version>/hub {callback, query}`` registers a listener, ``DELETE`` removes it.
+"""TMF hub: ``POST /tmf-api/<api>/<version>/hub {callback, query}`` registers a listener; ``DELETE`` ends it.
 
 Events are POSTed to the callback by ``turnup.kernel.delivery``. What happened to each of them is visible
 at ``GET …/hub/{id}/delivery`` (with every attempt), and a dead-lettered (``failed``) delivery is requeued
@@ -12,7 +12,7 @@ from urllib.parse import parse_qsl, urlparse
 
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session, selectinload
 
 from turnup.api.deps import get_session, requires
@@ -96,7 +96,7 @@ def render_delivery(delivery: EventDelivery) -> dict[str, Any]:
     }
 
 
-def _delivery_select() -> Any:
+def _delivery_select() -> Select[EventDelivery]:
     return (
         select(EventDelivery)
         .join(OutboxEvent, OutboxEvent.id == EventDelivery.event_id)

@@ -22,11 +22,9 @@ class RouteInfo:
 def iter_api_routes(app: FastAPI) -> Iterator[RouteInfo]:
     """Every APIRoute with its full path (prefixes of included routers applied)."""
     for ctx in iter_route_contexts(app.routes):
-        route = ctx.route
-        if isinstance(route, APIRoute):
-            yield RouteInfo(
-                path=ctx.path, methods=frozenset(route.methods or ()), name=route.name, route=route
-            )
+        route, path = ctx.route, ctx.path
+        if isinstance(route, APIRoute) and path is not None:  # an APIRoute always has a path
+            yield RouteInfo(path=path, methods=frozenset(route.methods or ()), name=route.name, route=route)
 
 
 def dependency_calls(dependant: Dependant) -> Iterator[Callable[..., Any]]:

@@ -13,11 +13,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import Request, Response
-from sqlalchemy import ColumnElement, Select, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, Select, UnaryExpression, func, select
+from sqlalchemy.orm import QueryableAttribute, Session
+from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from turnup.kernel.errors import InvalidInput, NotFound
 
@@ -26,6 +27,13 @@ OPERATORS = {"gt": "__gt__", "gte": "__ge__", "lt": "__lt__", "lte": "__le__", "
 ALWAYS = ("id", "href", "@type")
 MAX_LIMIT = 1000
 DEFAULT_LIMIT = 100
+
+# A column a list endpoint filters or sorts on: a mapped attribute (``Customer.name``) or any SQL expression.
+ListColumn = ColumnElement[Any] | QueryableAttribute[Any]
+# Query attribute name -> column, e.g. ``{"name": Customer.name, "status": Customer.status}``.
+Filterable = Mapping[str, ListColumn]
+
+M = TypeVar("M")
 
 
 @dataclass
@@ -77,8 +85,14 @@ def parse_list_query(request: Request) -> ListQuery:
     return query
 
 
-def _convert(column: ColumnElement[Any], attribute: str, raw: str) -> Any:
-    column_type = getattr(column.type, "impl_instance", column.type)  # unwrap TypeDecorators
+def _sql_type(column: ListColumn) -> TypeEngine[Any]:
+    expression = column.expression if isinstance(column, QueryableAttribute) else column
+    sql_type = expression.type
+    return sql_type.impl_instance if isinstance(sql_type, TypeDecorator) else sql_type
+
+
+def _convert(column: ListColumn, attribute: str, raw: str) -> Any:
+    column_type = _sql_type(column)
     try:
         python_type = column_type.python_type
     except NotImplementedError:
@@ -106,9 +120,7 @@ def _convert(column: ColumnElement[Any], attribute: str, raw: str) -> Any:
     return raw
 
 
-def apply_filters(
-    stmt: Select[Any], query: ListQuery, filterable: Mapping[str, ColumnElement[Any]]
-) -> Select[Any]:
+def apply_filters(stmt: Select[M], query: ListQuery, filterable: Filterable) -> Select[M]:
     for attribute, op, values in query.filters:
         column = filterable.get(attribute)
         if column is None:
@@ -136,16 +148,16 @@ def list_resources(
     request: Request,
     response: Response,
     session: Session,
-    stmt: Select[Any],
-    filterable: Mapping[str, ColumnElement[Any]],
-    render: Callable[[Any], dict[str, Any]],
-    default_order: Sequence[ColumnElement[Any]] = (),
+    stmt: Select[M],
+    filterable: Filterable,
+    render: Callable[[M], dict[str, Any]],
+    default_order: Sequence[ListColumn] = (),
 ) -> list[dict[str, Any]]:
     """Run a TMF list request: filters, total count, sort, page, field selection, headers."""
     query = parse_list_query(request)
     stmt = apply_filters(stmt, query, filterable)
     total = session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery())) or 0
-    order: list[Any] = []
+    order: list[UnaryExpression[Any]] = []
     for attribute, descending in query.sort:
         column = filterable.get(attribute)
         if column is None:
@@ -158,7 +170,7 @@ def list_resources(
     return items
 
 
-def get_or_404(session: Session, model: type[Any], resource_id: str, label: str) -> Any:
+def get_or_404(session: Session, model: type[M], resource_id: str, label: str) -> M:
     obj = session.get(model, resource_id)
     if obj is None:
         raise NotFound(f"{label} {resource_id!r} not found")

@@ -14,7 +14,18 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Engine, MetaData, Numeric, create_engine, event
+from sqlalchemy import (
+    JSON,
+    CursorResult,
+    DateTime,
+    Engine,
+    MetaData,
+    Numeric,
+    Result,
+    Table,
+    create_engine,
+    event,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DisconnectionError
@@ -32,6 +43,25 @@ NAMING_CONVENTION = {
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def table_of(model: type[Base]) -> Table:
+    """The ``Table`` a declarative class is mapped to (typed: ``Model.__table__`` is only a ``FromClause``).
+
+    Use it for Core statements on a model's table: ``T = table_of(LogicalBlock)``, then
+    ``insert(T)``, ``T.c.state``.
+    """
+    table = model.__table__
+    if not isinstance(table, Table):
+        raise TypeError(f"{model.__name__} is not mapped to a single Table")
+    return table
+
+
+def rowcount(result: Result[*tuple[Any, ...]]) -> int:
+    """Rows matched by an UPDATE or DELETE run through ``Session.execute`` (typed as a plain ``Result``)."""
+    if not isinstance(result, CursorResult):
+        raise TypeError("rowcount needs the CursorResult of an UPDATE or DELETE statement")
+    return result.rowcount
 
 
 class UTCDateTime(TypeDecorator[datetime]):

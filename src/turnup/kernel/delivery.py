@@ -39,6 +39,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from turnup import __version__
 from turnup.kernel import audit, clock
+from turnup.kernel.db import rowcount
 from turnup.kernel.errors import Conflict, NotFound
 from turnup.kernel.ids import new_id
 from turnup.kernel.outbox import DeliveryAttempt, EventDelivery, HubSubscription, OutboxEvent
@@ -250,17 +251,19 @@ class DeliveryWorker:
             values.update(next_attempt_at=now + backoff(self.settings, failures), last_error=outcome.error)
             result = "retry"
         with self.sessionmaker() as session, session.begin():
-            changed = session.execute(
-                update(EventDelivery)
-                .where(
-                    EventDelivery.id == claim.delivery_id,
-                    EventDelivery.locked_by == self.worker_id,
-                    EventDelivery.status == "pending",
-                    EventDelivery.attempts == claim.prior_attempts,
+            changed = rowcount(
+                session.execute(
+                    update(EventDelivery)
+                    .where(
+                        EventDelivery.id == claim.delivery_id,
+                        EventDelivery.locked_by == self.worker_id,
+                        EventDelivery.status == "pending",
+                        EventDelivery.attempts == claim.prior_attempts,
+                    )
+                    .values(**values)
+                    .execution_options(synchronize_session=False)
                 )
-                .values(**values)
-                .execution_options(synchronize_session=False)
-            ).rowcount
+            )
             if changed != 1:
                 # Lease lost (expired and re-claimed) or the subscription was deleted meanwhile.
                 log.warning(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 from turnup.kernel.settings import get_settings
 
 # TM Forum APIs are v4; Turnup's own APIs (no TMF spec) are v1.
@@ -28,9 +30,8 @@ def href(api: str, resource: str, resource_id: str) -> str:
     return get_settings().base_url.rstrip("/") + tmf_path(api, resource, resource_id)
 
 
-def iso(value: object) -> str | None:
-    """ISO 8601 with an explicit UTC offset ('Z'), or None."""
+def iso(value: date | None) -> str | None:
+    """ISO 8601 with an explicit UTC offset ('Z'), or None (a ``datetime`` is a ``date``)."""
     if value is None:
         return None
-    text = value.isoformat()  # type: ignore[attr-defined]
-    return text.replace("+00:00", "Z")
+    return value.isoformat().replace("+00:00", "Z")
