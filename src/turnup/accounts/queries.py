@@ -20,6 +20,7 @@ class CustomerInfo:
     segment: str | None
     country: str | None
     email: str | None
+    billing_account_id: str | None
 
 
 @dataclass(frozen=True)
@@ -44,7 +45,9 @@ class ContactInfo:
 
 
 def _customer_info(c: Customer) -> CustomerInfo:
-    return CustomerInfo(c.id, c.name, c.customer_type, c.status, c.segment, c.country, c.email)
+    return CustomerInfo(
+        c.id, c.name, c.customer_type, c.status, c.segment, c.country, c.email, c.billing_account_id
+    )
 
 
 def _site_info(s: Site) -> SiteInfo:

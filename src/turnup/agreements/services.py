@@ -9,6 +9,7 @@ from __future__ import annotations
 import calendar
 import difflib
 import hashlib
+from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -68,11 +69,22 @@ def get_document(session: Session, agreement_id: str, version: int | None = None
     return doc
 
 
+@dataclass(frozen=True)
+class QuoteTerms:
+    """What an agreement needs to know about the accepted quote and its customer."""
+
+    quote_id: str
+    quote_version: int
+    term_months: int
+    customer_id: str
+    customer_name: str
+    billing_account_id: str | None
+
+
 def generate_for_quote(
     session: Session,
     *,
-    quote: Any,
-    customer: Any,
+    terms: QuoteTerms,
     lines: list[dict[str, Any]],
     totals: dict[str, str],
     currency: str,
@@ -81,18 +93,18 @@ def generate_for_quote(
     """Create the agreement and its version 1 from the template (no commit: part of quote acceptance)."""
     now = clock.now()
     start = now.date()
-    end = add_months(start, quote.contract_term_months)
-    number = f"AGR-{start:%Y%m%d}-{quote.id[:8].upper()}"
+    end = add_months(start, terms.term_months)
+    number = f"AGR-{start:%Y%m%d}-{terms.quote_id[:8].upper()}"
     agreement = Agreement(
         id=new_id(),
         document_number=number,
-        name=f"Service agreement for {customer.name}",
+        name=f"Service agreement for {terms.customer_name}",
         agreement_type="commercial",
         status="inProgress",
-        customer_id=customer.id,
-        quote_id=quote.id,
+        customer_id=terms.customer_id,
+        quote_id=terms.quote_id,
         current_version=1,
-        term_months=quote.contract_term_months,
+        term_months=terms.term_months,
         start_date=start,
         end_date=end,
         renewal="automatic",
@@ -107,8 +119,8 @@ def generate_for_quote(
         agreement=agreement,
         version=1,
         provider=PROVIDER,
-        customer=customer,
-        quote=quote,
+        customer={"name": terms.customer_name, "billing_account_id": terms.billing_account_id},
+        quote={"id": terms.quote_id, "version": terms.quote_version},
         lines=lines,
         totals=totals,
         currency=currency,
@@ -121,7 +133,7 @@ def generate_for_quote(
         action="agreement.create",
         resource_type="agreement",
         resource_id=agreement.id,
-        details={"quoteId": quote.id, "documentNumber": number},
+        details={"quoteId": terms.quote_id, "documentNumber": number},
     )
     session.expire(agreement, ["documents", "signatures"])
     publish(
@@ -132,6 +144,11 @@ def generate_for_quote(
         resource=render_agreement(agreement),
     )
     return agreement
+
+
+def record_order(session: Session, agreement_id: str, order_id: str) -> None:
+    """Note the product order created under the agreement (no commit: part of quote acceptance)."""
+    get_agreement(session, agreement_id).order_id = order_id
 
 
 def _store_version(

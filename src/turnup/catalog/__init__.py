@@ -9,6 +9,8 @@ Public helpers (other features and the web console use these, not the ORM direct
   a list of rendered offerings (TMF JSON dicts) with ``.total`` = every match.
 - ``get_offering_detail(session, offering_id) -> dict``: one offering with its specifications (incl.
   ``deliveryRequirements``), prices, categories and bundle members resolved to full documents.
+- ``offering_terms(session, offering_id) -> OfferingTerms | None``: a frozen snapshot of an offering with
+  its specifications, prices and bundle members, for features that price or deliver it (quotes, orders).
 """
 
 from __future__ import annotations
@@ -18,22 +20,25 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from turnup.catalog.publish import PublishResult, load_catalog_file, publish_catalog
-from turnup.catalog.services import OfferingPage, list_offerings
+from turnup.catalog.queries import OfferingTerms, PriceTerms, SpecificationTerms, offering_terms
+from turnup.catalog.render import render_offering_detail
+from turnup.catalog.services import OfferingPage, get_offering, list_offerings
 
 
 def get_offering_detail(session: Session, offering_id: str) -> dict[str, Any]:
     """Raises ``NotFound`` for an unknown id."""
-    from turnup.catalog.render import render_offering_detail
-    from turnup.catalog.services import get_offering
-
     return render_offering_detail(get_offering(session, offering_id))
 
 
 __all__ = [
     "OfferingPage",
+    "OfferingTerms",
+    "PriceTerms",
     "PublishResult",
+    "SpecificationTerms",
     "get_offering_detail",
     "list_offerings",
     "load_catalog_file",
+    "offering_terms",
     "publish_catalog",
 ]

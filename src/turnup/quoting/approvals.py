@@ -26,7 +26,7 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from turnup.accounts.orm import Customer
+from turnup.accounts import CustomerInfo
 from turnup.kernel import audit, clock
 from turnup.kernel.errors import Conflict, InvalidInput, NotFound
 from turnup.kernel.ids import new_id
@@ -54,7 +54,7 @@ def _offering_names(line: PricedLine) -> set[str]:
     return {m.name for m in _members(line.offering)}
 
 
-def _applies_to(rule: ApprovalRule, line: PricedLine, customer: Customer) -> bool:
+def _applies_to(rule: ApprovalRule, line: PricedLine, customer: CustomerInfo) -> bool:
     cond = rule.conditions or {}
     if cond.get("offerings") and not (_offering_names(line) & set(cond["offerings"])):
         return False
@@ -71,7 +71,7 @@ def active_rules(session: Session) -> list[ApprovalRule]:
     )
 
 
-def check_discount_ceilings(session: Session, customer: Customer, lines: list[PricedLine]) -> None:
+def check_discount_ceilings(session: Session, customer: CustomerInfo, lines: list[PricedLine]) -> None:
     rules = active_rules(session)
     for line in lines:
         ceilings = [line.approval_threshold if line.approval_threshold is not None else Decimal(0)]
@@ -92,7 +92,7 @@ def check_discount_ceilings(session: Session, customer: Customer, lines: list[Pr
 
 def required_chain(
     session: Session,
-    customer: Customer,
+    customer: CustomerInfo,
     lines: list[PricedLine],
     contract_value: Decimal,
     margin: Decimal | None,

@@ -1,8 +1,9 @@
 """Inventory holds for a quote: every physical and logical resource its lines need, all or nothing.
 
-One stock reservation (``turnup.inventory.physical.reservations``) and one logical reservation
-(``turnup.inventory.logical.reservations``) per quote, both taken with ``commit=False`` inside the quote's
-transaction; the caller commits once. A refusal from either inventory is re-worded to name the quote line.
+One stock hold (``turnup.inventory.physical.hold_stock``) and one logical hold
+(``turnup.inventory.logical.hold_resources``) per quote, both taken inside the quote's transaction through
+the inventories' own commands; the caller commits once. A refusal from either inventory is re-worded to
+name the quote line.
 
 Where a line's resources come from (docs/adr/0005-quote-holds.md):
 
@@ -24,18 +25,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from turnup.accounts.orm import Site
-from turnup.inventory.logical import reservations as logical
-from turnup.inventory.logical.orm import LogicalSpace, ResourceReservation
-from turnup.inventory.logical.reservations import ReserveLine
-from turnup.inventory.physical import reservations as physical
-from turnup.inventory.physical.orm import Location, Reservation
-from turnup.inventory.physical.render import effective_status
-from turnup.inventory.physical.reservations import STOCK_HOLDING
-from turnup.inventory.physical.schemas import LineRequest, ReservationCreate
+from turnup.accounts import SiteInfo
+from turnup.inventory import logical, physical
+from turnup.inventory.logical import PoolInfo, ReserveLine
+from turnup.inventory.physical import LineRequest
 from turnup.kernel import clock
 from turnup.kernel.errors import Conflict, TurnupError
 from turnup.kernel.hrefs import iso
@@ -69,7 +64,7 @@ def _what(line: PricedLine) -> str:
     return f"quoteItem[{line.index}] ({line.offering.name})"
 
 
-def _stock_region(session: Session, site: Site, regions: set[str]) -> str | None:
+def _stock_region(site: SiteInfo, regions: set[str]) -> str | None:
     for candidate in (site.region, site.city, site.country):
         if candidate and candidate in regions:
             return candidate
@@ -77,22 +72,18 @@ def _stock_region(session: Session, site: Site, regions: set[str]) -> str | None
 
 
 def _pool(
-    session: Session, resource_type: str, site: Site, purpose: str | None, prefix_length: int | None
-) -> LogicalSpace | None:
+    session: Session, resource_type: str, site: SiteInfo, purpose: str | None, prefix_length: int | None
+) -> PoolInfo | None:
     names = {n.lower() for n in (site.name, site.city, site.region) if n}
-    best: tuple[tuple[int, int, str], LogicalSpace] | None = None
-    for space in session.scalars(
-        select(LogicalSpace).where(
-            LogicalSpace.resource_type == resource_type, LogicalSpace.role.in_(("pool", "subnet"))
-        )
-    ):
+    best: tuple[tuple[int, int, str], PoolInfo] | None = None
+    for space in logical.resource_pools(session, resource_type):
         if space.site and space.site.lower() not in names:
             continue
         if purpose and space.purpose and space.purpose != purpose:
             continue
-        if prefix_length is not None and space.prefix and "/" in space.prefix:
-            if int(space.prefix.rsplit("/", 1)[1]) > prefix_length:
-                continue
+        prefix = space.prefix or ""
+        if prefix_length is not None and "/" in prefix and int(prefix.rsplit("/", 1)[1]) > prefix_length:
+            continue
         key = (0 if space.site else 1, 0 if (purpose and space.purpose == purpose) else 1, space.name)
         if best is None or key < best[0]:
             best = (key, space)
@@ -139,19 +130,13 @@ def _logical_line(session: Session, line: PricedLine, need: Requirement) -> Rese
 
 def plan(session: Session, lines: list[PricedLine]) -> HoldPlan:
     """Turn every line's requirements into reservation lines (nothing is reserved yet)."""
-    regions = set(
-        session.scalars(
-            select(Location.region)
-            .where(Location.location_type.in_(STOCK_HOLDING), Location.region.is_not(None))
-            .distinct()
-        )
-    )
+    regions = physical.stock_regions(session)
     result = HoldPlan([], [])
     for line in lines:
         for need in line.requirements:
             planned = _Planned(line, need)
             if need.kind == "physical":
-                region = _stock_region(session, line.site, regions)
+                region = _stock_region(line.site, regions)
                 if region is None:
                     raise Conflict(
                         f"{_what(line)}: no stock location serves site {line.site.name!r} "
@@ -177,64 +162,61 @@ def plan(session: Session, lines: list[PricedLine]) -> HoldPlan:
 def place(
     session: Session, quote: Quote, items: list[QuoteItem], lines: list[PricedLine], actor: str
 ) -> None:
-    """Hold everything the lines need until the quote expires, or raise naming the line (caller rolls back)."""
+    """Hold everything the lines need until the quote expires, or raise naming the line (the caller rolls
+    back)."""
     holds = plan(session, lines)
     per_item: dict[int, list[dict[str, Any]]] = {line.index: [] for line in lines}
     expires = quote.valid_until
     quote.stock_reservation_id = quote.logical_reservation_id = None
     if holds.physical:
         try:
-            view = physical.create_reservation(
+            stock = physical.hold_stock(
                 session,
-                ReservationCreate(
-                    lines=[r for _, r in holds.physical],
-                    expiresAt=expires,
-                    customerId=quote.customer_id,
-                    quoteId=quote.id,
-                ),
-                actor,
-                commit=False,
+                [r for _, r in holds.physical],
+                expires_at=expires,
+                customer_id=quote.customer_id,
+                quote_id=quote.id,
+                actor=actor,
             )
         except TurnupError as exc:
             raise _physical_refusal(exc, holds) from None
-        quote.stock_reservation_id = view.id
-        for lv in view.lines:
-            planned = holds.physical[lv.line.line_no][0]
+        quote.stock_reservation_id = stock.id
+        for held in stock.lines:
+            planned = holds.physical[held.line_no][0]
             per_item[planned.line.index].append(
                 {
                     "resource": "stock",
-                    "sku": lv.sku_code,
-                    "quantity": lv.line.quantity,
-                    "location": lv.location_code,
+                    "sku": held.sku,
+                    "quantity": held.quantity,
+                    "location": held.location,
                     "expiresAt": iso(expires),
                     "specification": planned.requirement.specification,
-                    "reservation": {"id": view.id, "@referredType": "ReserveProductStock"},
+                    "reservation": {"id": stock.id, "@referredType": "ReserveProductStock"},
                 }
             )
     if holds.logical:
         try:
-            reservation = logical.reserve(
+            resources = logical.hold_resources(
                 session,
                 [r for _, r in holds.logical],
                 expires,
                 actor,
                 description=f"quote {quote.id}",
                 related_party=quote.customer_id,
-                commit=False,
             )
         except TurnupError as exc:
             raise _logical_refusal(exc, holds) from None
-        quote.logical_reservation_id = reservation.id
-        for item in sorted(reservation.items, key=lambda i: i.line_no):
-            planned = holds.logical[item.line_no][0]
+        quote.logical_reservation_id = resources.id
+        for resource in resources.items:
+            planned = holds.logical[resource.line_no][0]
             per_item[planned.line.index].append(
                 {
                     "resource": planned.requirement.kind,
-                    "value": item.value,
+                    "value": resource.value,
                     "quantity": 1,
                     "expiresAt": iso(expires),
                     "specification": planned.requirement.specification,
-                    "reservation": {"id": reservation.id, "@referredType": "ResourceReservation"},
+                    "reservation": {"id": resources.id, "@referredType": "ResourceReservation"},
                 }
             )
     for item in items:
@@ -281,13 +263,9 @@ def _logical_refusal(exc: TurnupError, holds: HoldPlan) -> TurnupError:
 def release(session: Session, quote: Quote, actor: str) -> None:
     """Give back whatever the quote still holds (expired holds are released as expired)."""
     if quote.stock_reservation_id:
-        row = session.get(Reservation, quote.stock_reservation_id)
-        if row is not None and row.status == "held":
-            physical.release_reservation(session, row.id, actor, commit=False)
+        physical.release_stock_if_held(session, quote.stock_reservation_id, actor)
     if quote.logical_reservation_id:
-        res = session.get(ResourceReservation, quote.logical_reservation_id)
-        if res is not None and res.state == "reserved":
-            logical.release(session, res.id, actor, commit_now=False)
+        logical.release_reservation_if_held(session, quote.logical_reservation_id, actor)
     if quote.holds_state == "held":
         quote.holds_state = "released"
 
@@ -296,12 +274,11 @@ def lost(session: Session, quote: Quote, now: datetime | None = None) -> str | N
     """Why the quote's holds can no longer be converted, or None when they are all live."""
     now = now or clock.now()
     if quote.stock_reservation_id:
-        row = session.get(Reservation, quote.stock_reservation_id, populate_existing=True)
-        status = effective_status(row.status, row.expires_at, now) if row else "missing"
+        status = physical.stock_hold_status(session, quote.stock_reservation_id, now)
         if status != "held":
             return f"the stock hold {quote.stock_reservation_id} is {status}"
     if quote.logical_reservation_id:
-        res = session.get(ResourceReservation, quote.logical_reservation_id, populate_existing=True)
+        res = logical.resource_hold_state(session, quote.logical_reservation_id)
         if res is None or res.state != "reserved":
             return f"the resource hold {quote.logical_reservation_id} is {res.state if res else 'missing'}"
         if res.expires_at <= now:
@@ -319,8 +296,8 @@ def commit(
             physical.commit_reservation(session, quote.stock_reservation_id, order_id, actor, commit=False)
             refs.append({"id": quote.stock_reservation_id, "@referredType": "ReserveProductStock"})
         if quote.logical_reservation_id:
-            logical.commit(
-                session, quote.logical_reservation_id, actor, service_id=f"order:{order_id}", commit_now=False
+            logical.commit_resource_hold(
+                session, quote.logical_reservation_id, actor, service_id=f"order:{order_id}"
             )
             refs.append({"id": quote.logical_reservation_id, "@referredType": "ResourceReservation"})
     except TurnupError as exc:

@@ -24,8 +24,8 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from turnup.accounts.orm import Customer, Site
-from turnup.catalog.orm import ProductOffering, ProductOfferingPrice
+from turnup.accounts import SiteInfo
+from turnup.catalog import OfferingTerms, PriceTerms
 from turnup.kernel import clock
 from turnup.kernel.errors import Conflict, InvalidInput
 from turnup.quoting.money import (
@@ -59,8 +59,8 @@ class Requirement:
 @dataclass
 class PricedLine:
     index: int
-    offering: ProductOffering
-    site: Site
+    offering: OfferingTerms
+    site: SiteInfo
     quantity: int
     characteristics: dict[str, Any]
     requested_discount: Decimal
@@ -81,7 +81,7 @@ def _where(index: int) -> str:
     return f"quoteItem[{index}]"
 
 
-def _live_price(price: ProductOfferingPrice, now: datetime) -> bool:
+def _live_price(price: PriceTerms, now: datetime) -> bool:
     if price.lifecycle_status == "retired":
         return False
     if price.valid_from and price.valid_from > now:
@@ -89,7 +89,7 @@ def _live_price(price: ProductOfferingPrice, now: datetime) -> bool:
     return not (price.valid_to and price.valid_to <= now)
 
 
-def offering_problem(offering: ProductOffering, now: datetime) -> str | None:
+def offering_problem(offering: OfferingTerms, now: datetime) -> str | None:
     """Why an offering cannot be quoted (retired, not active, not sellable, outside validFor), or None."""
     if offering.lifecycle_status != "active":
         return f"offering {offering.name!r} is {offering.lifecycle_status}"
@@ -97,47 +97,45 @@ def offering_problem(offering: ProductOffering, now: datetime) -> str | None:
         return f"offering {offering.name!r} is not sellable"
     if offering.valid_to and offering.valid_to <= now:
         return f"offering {offering.name!r} is no longer valid (ended {offering.valid_to.isoformat()})"
-    for link in offering.bundle_links:
-        member = link.member
+    for member in offering.members:
         if member.lifecycle_status == "retired":
             return f"bundle member {member.name!r} of {offering.name!r} is retired"
     return None
 
 
-def _members(offering: ProductOffering, depth: int = 0) -> list[ProductOffering]:
+def _members(offering: OfferingTerms, depth: int = 0) -> list[OfferingTerms]:
     """The offering and every bundle member below it (depth first, catalog order)."""
     if depth > MAX_DEPTH:
         raise InvalidInput(f"productOffering {offering.name!r}: bundle nesting deeper than {MAX_DEPTH}")
     found = [offering]
-    for link in offering.bundle_links:
-        found.extend(_members(link.member, depth + 1))
+    for member in offering.members:
+        found.extend(_members(member, depth + 1))
     return found
 
 
-def allowed_characteristics(offering: ProductOffering) -> set[str]:
+def allowed_characteristics(offering: OfferingTerms) -> set[str]:
     names: set[str] = set(QUOTE_CHARACTERISTICS)
     for member in _members(offering):
-        for link in member.spec_links:
-            for action in (link.specification.delivery_requirements or {}).get("provisioning") or []:
+        for spec in member.specifications:
+            for action in spec.delivery_requirements.get("provisioning") or []:
                 names.update((action.get("parameters") or {}).keys())
-        for plink in member.price_links:
-            if plink.price.price_type == "usage" and plink.price.unit_of_measure:
-                names.add(USAGE_PREFIX + str(plink.price.unit_of_measure.get("units")))
+        for price in member.prices:
+            if price.price_type == "usage" and price.unit_of_measure:
+                names.add(USAGE_PREFIX + str(price.unit_of_measure.get("units")))
     return names
 
 
-def requirements(offering: ProductOffering) -> tuple[list[Requirement], list[str]]:
+def requirements(offering: OfferingTerms) -> tuple[list[Requirement], list[str]]:
     """Every physical and logical resource one unit of the offering needs, and every ECCN it carries."""
     needs: list[Requirement] = []
     eccns: list[str] = []
     for member in _members(offering):
         if member.eccn:
             eccns.append(member.eccn)
-        for link in member.spec_links:
-            spec = link.specification
+        for spec in member.specifications:
             if spec.eccn:
                 eccns.append(spec.eccn)
-            delivery = spec.delivery_requirements or {}
+            delivery = spec.delivery_requirements
             for item in delivery.get("physical") or []:
                 needs.append(
                     Requirement(
@@ -170,7 +168,7 @@ def _decimal(value: Any, where: str) -> Decimal:
 
 
 def check_characteristics(
-    offering: ProductOffering, characteristics: list[tuple[str, Any]], index: int
+    offering: OfferingTerms, characteristics: list[tuple[str, Any]], index: int
 ) -> dict[str, Any]:
     allowed = allowed_characteristics(offering)
     values: dict[str, Any] = {}
@@ -192,7 +190,7 @@ def check_characteristics(
     return values
 
 
-def _tiers(price: ProductOfferingPrice) -> list[TierSpec]:
+def _tiers(price: PriceTerms) -> list[TierSpec]:
     return [
         TierSpec(
             Decimal(str(t["from"])),
@@ -204,7 +202,7 @@ def _tiers(price: ProductOfferingPrice) -> list[TierSpec]:
 
 
 def _discounts(
-    offering: ProductOffering, quantity: int, term_months: int
+    offering: OfferingTerms, quantity: int, term_months: int
 ) -> tuple[Decimal, str | None, Decimal | None]:
     auto, auto_rule, threshold = Decimal(0), None, None
     for rule in offering.discount_rules or []:
@@ -220,18 +218,15 @@ def _discounts(
     return auto, auto_rule, threshold
 
 
-def _price_rows(
-    offering: ProductOffering, now: datetime
-) -> list[tuple[ProductOffering, ProductOfferingPrice]]:
-    own = [(offering, link.price) for link in offering.price_links if _live_price(link.price, now)]
-    if not offering.bundle_links:
+def _price_rows(offering: OfferingTerms, now: datetime) -> list[tuple[OfferingTerms, PriceTerms]]:
+    own = [(offering, price) for price in offering.prices if _live_price(price, now)]
+    if not offering.members:
         return own
     members = [m for m in _members(offering)[1:]]
     rows = list(own)
     has_own_charges = any(p.price_type in ("recurring", "oneTime") for _, p in own)
     for member in members:
-        for link in member.price_links:
-            price = link.price
+        for price in member.prices:
             if not _live_price(price, now):
                 continue
             if price.price_type == "usage" or not has_own_charges:
@@ -240,7 +235,7 @@ def _price_rows(
 
 
 def _price_doc(
-    c: Component, currency: str, price: ProductOfferingPrice, source: ProductOffering, extra: dict[str, Any]
+    c: Component, currency: str, price: PriceTerms, source: OfferingTerms, extra: dict[str, Any]
 ) -> dict[str, Any]:
     doc: dict[str, Any] = {
         "name": c.name,
@@ -262,9 +257,8 @@ def price_line(
     session: Session,
     *,
     index: int,
-    offering: ProductOffering,
-    site: Site,
-    customer: Customer,
+    offering: OfferingTerms,
+    site: SiteInfo,
     quantity: int,
     characteristics: dict[str, Any],
     requested_discount: Decimal,
@@ -332,8 +326,8 @@ def price_line(
             "oneTimeList": money_text(line_totals.one_time_list),
         },
     }
-    if offering.bundle_links:
-        members = [link.member for link in offering.bundle_links]
+    if offering.members:
+        members = list(offering.members)
         weights = [_weight(m, now) for m in members]
         document["bundleAllocation"] = [
             {"offering": m.name, "recurring": money_text(r), "oneTime": money_text(o)}
@@ -367,22 +361,22 @@ def price_line(
     )
 
 
-def _weight(member: ProductOffering, now: datetime) -> Decimal:
+def _weight(member: OfferingTerms, now: datetime) -> Decimal:
     """A bundle member's share weight: its standalone selling price, else its recurring list price."""
     ssp = ((member.revenue_recognition or {}).get("standaloneSellingPrice") or {}).get("value")
     if ssp is not None:
         return Decimal(str(ssp))
     return sum(
         (
-            Decimal(link.price.amount)
-            for link in member.price_links
-            if link.price.price_type == "recurring" and _live_price(link.price, now)
+            Decimal(price.amount)
+            for price in member.prices
+            if price.price_type == "recurring" and _live_price(price, now)
         ),
         ZERO,
     )
 
 
-def _cost(offering: ProductOffering, qty: Decimal) -> Decimal | None:
+def _cost(offering: OfferingTerms, qty: Decimal) -> Decimal | None:
     """Monthly cost from the offering's ``monthlyCost`` reporting attribute (per unit), if known."""
     raw = (offering.reporting_attributes or {}).get("monthlyCost")
     if raw is None:

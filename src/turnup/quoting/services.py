@@ -18,9 +18,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from turnup.accounts.orm import Customer, Site
-from turnup.accounts.services import live_customer
-from turnup.catalog.orm import ProductOffering
+from turnup import accounts, agreements, catalog
+from turnup.accounts import CustomerInfo
 from turnup.kernel import audit, clock
 from turnup.kernel.errors import Conflict, InvalidInput, NotFound, TurnupError
 from turnup.kernel.ids import new_id
@@ -69,8 +68,8 @@ def get_quote(session: Session, quote_id: str, *, lock: bool = False) -> Quote:
     return quote
 
 
-def _customer(session: Session, customer_id: str, field: str = "relatedParty[0].id") -> Customer:
-    return live_customer(session, customer_id, field, unknown=InvalidInput)
+def _customer(session: Session, customer_id: str, field: str = "relatedParty[0].id") -> CustomerInfo:
+    return accounts.live_customer(session, customer_id, field, unknown=InvalidInput)
 
 
 def _check_transition(quote: Quote, new_state: str) -> None:
@@ -121,13 +120,13 @@ def _snapshot(session: Session, quote: Quote, reason: str, actor: str) -> None:
 
 
 def _build_items(
-    session: Session, quote_id: str, customer: Customer, items: list[QuoteItemIn]
+    session: Session, quote_id: str, customer: CustomerInfo, items: list[QuoteItemIn]
 ) -> list[QuoteItem]:
     now = clock.now()
     built = []
     for i, item in enumerate(items):
         where = f"quoteItem[{i}]"
-        offering = session.get(ProductOffering, item.productOffering.id)
+        offering = catalog.offering_terms(session, item.productOffering.id)
         if offering is None:
             raise InvalidInput(
                 f"{where}.productOffering.id: unknown product offering {item.productOffering.id!r}"
@@ -138,7 +137,7 @@ def _build_items(
                 f"{where}.productOffering: {problem}; it cannot be quoted", reason="Offering not sellable"
             )
         site_ref = item.product.place[0].id
-        site = session.get(Site, site_ref)
+        site = accounts.find_site(session, site_ref)
         if site is None:
             raise InvalidInput(f"{where}.product.place[0].id: unknown site {site_ref!r}")
         if site.customer_id != customer.id:
@@ -321,11 +320,12 @@ def price_quote(session: Session, quote_id: str, actor: str) -> Quote:
     return quote
 
 
-def priced_lines(session: Session, quote: Quote, customer: Customer) -> list[PricedLine]:
+def priced_lines(session: Session, quote: Quote) -> list[PricedLine]:
+    """Price every line of the quote from the catalog as it is now."""
     lines = []
     for item in quote.items:
-        offering = session.get(ProductOffering, item.offering_id)
-        site = session.get(Site, item.site_id)
+        offering = catalog.offering_terms(session, item.offering_id)
+        site = accounts.find_site(session, item.site_id)
         if offering is None or site is None:
             raise Conflict(f"quoteItem[{item.position}]: its offering or site no longer exists")
         lines.append(
@@ -334,7 +334,6 @@ def priced_lines(session: Session, quote: Quote, customer: Customer) -> list[Pri
                 index=item.position,
                 offering=offering,
                 site=site,
-                customer=customer,
                 quantity=item.quantity,
                 characteristics=dict(item.characteristics),
                 requested_discount=Decimal(item.discount_percent),
@@ -345,9 +344,9 @@ def priced_lines(session: Session, quote: Quote, customer: Customer) -> list[Pri
 
 
 def _price(
-    session: Session, quote: Quote, customer: Customer, actor: str, *, bump: bool, reason: str = "priced"
+    session: Session, quote: Quote, customer: CustomerInfo, actor: str, *, bump: bool, reason: str = "priced"
 ) -> None:
-    lines = priced_lines(session, quote, customer)
+    lines = priced_lines(session, quote)
     currencies = {line.currency for line in lines}
     if len(currencies) > 1:
         raise InvalidInput(
@@ -580,7 +579,7 @@ def _acceptance_problem(session: Session, quote: Quote, now: datetime) -> None:
             f"validFor: quote {quote.id!r} expired at {quote.valid_until.isoformat()}", reason="Quote expired"
         )
     for item in quote.items:
-        offering = session.get(ProductOffering, item.offering_id)
+        offering = catalog.offering_terms(session, item.offering_id)
         problem = "it no longer exists" if offering is None else offering_problem(offering, now)
         if problem:
             raise Conflict(
@@ -610,8 +609,8 @@ def _eccns_by_country(session: Session, items: list[QuoteItem]) -> dict[str, lis
 
     found: dict[str, set[str]] = {}
     for item in items:
-        offering = session.get(ProductOffering, item.offering_id)
-        site = session.get(Site, item.site_id)
+        offering = catalog.offering_terms(session, item.offering_id)
+        site = accounts.find_site(session, item.site_id)
         if offering is not None and site is not None:
             found.setdefault(site.country, set()).update(requirements(offering)[1])
     return {k: sorted(v) for k, v in found.items()}
@@ -619,9 +618,6 @@ def _eccns_by_country(session: Session, items: list[QuoteItem]) -> dict[str, lis
 
 def accept_quote(session: Session, quote_id: str, data: QuoteAccept, actor: str) -> Quote:
     """The customer accepts: re-validate, convert holds, generate and sign the agreement, create the order."""
-    from turnup.agreements import services as agreements
-    from turnup.agreements.schemas import SignatureCreate
-
     prepare_order_handoff(session)
     now = clock.now()
     quote = get_quote(session, quote_id, lock=True)
@@ -632,8 +628,14 @@ def accept_quote(session: Session, quote_id: str, data: QuoteAccept, actor: str)
     def change() -> None:
         agreement = agreements.generate_for_quote(
             session,
-            quote=quote,
-            customer=customer,
+            terms=agreements.QuoteTerms(
+                quote_id=quote.id,
+                quote_version=quote.version,
+                term_months=quote.contract_term_months,
+                customer_id=customer.id,
+                customer_name=customer.name,
+                billing_account_id=customer.billing_account_id,
+            ),
             lines=_agreement_lines(session, items),
             totals={
                 "recurring": money_text(quote.recurring_total or ZERO),
@@ -647,7 +649,7 @@ def accept_quote(session: Session, quote_id: str, data: QuoteAccept, actor: str)
         agreements.sign(
             session,
             agreement.id,
-            SignatureCreate(
+            agreements.SignatureCreate(
                 signerName=data.signer.name,
                 signerEmail=data.signer.email,
                 organisation=data.signer.organisation,
@@ -658,7 +660,7 @@ def accept_quote(session: Session, quote_id: str, data: QuoteAccept, actor: str)
         )
         order_id = create_product_order(session, quote, customer, items, agreement.id, actor)
         holds.commit(session, quote, items, order_id, actor)
-        agreement.order_id = order_id
+        agreements.record_order(session, agreement.id, order_id)
         quote.agreement_id, quote.order_id, quote.accepted_at = agreement.id, order_id, now
         quote.compliance_hold = False
         audit.record(
@@ -680,7 +682,7 @@ def accept_quote(session: Session, quote_id: str, data: QuoteAccept, actor: str)
 def _agreement_lines(session: Session, items: list[QuoteItem]) -> list[dict[str, Any]]:
     lines = []
     for item in items:
-        site = session.get(Site, item.site_id)
+        site = accounts.find_site(session, item.site_id)
         held = []
         for h in item.holds or []:
             if h["resource"] == "stock":
@@ -713,12 +715,17 @@ def prepare_order_handoff(session: Session) -> None:
 
 
 def create_product_order(
-    session: Session, quote: Quote, customer: Customer, items: list[QuoteItem], agreement_id: str, actor: str
+    session: Session,
+    quote: Quote,
+    customer: CustomerInfo,
+    items: list[QuoteItem],
+    agreement_id: str,
+    actor: str,
 ) -> str:
     """The hand-off: a TMF622 product order for the accepted quote, referencing the quote, its agreement and
     the reservations it carries, created inside the acceptance transaction (``commit=False``)."""
-    from turnup.ordering import services as ordering
-    from turnup.ordering.schemas import ProductOrderCreate
+    from turnup import ordering
+    from turnup.ordering import ProductOrderCreate
 
     reservations = []
     if quote.stock_reservation_id:
@@ -746,7 +753,3 @@ def create_product_order(
     )
     order = ordering.create_order(session, data, actor, commit=False)
     return order.id
-
-
-# open quotes are re-screened by the compliance feature whenever its screening list changes
-screening.ensure_provider_registered()

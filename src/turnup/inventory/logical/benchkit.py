@@ -17,8 +17,13 @@ from contextlib import contextmanager
 import psycopg
 from sqlalchemy import Engine, text
 
-import turnup.models
-from turnup.kernel.db import make_engine
+from turnup.inventory.logical import orm as logical_orm
+from turnup.kernel import audit, consumers, mail, outbox
+from turnup.kernel.db import Base, make_engine
+
+# The tables a logical-inventory bench touches: its own and the kernel's (audit, outbox, hub, mail). The
+# feature never imports ``turnup.models`` (that would be an upward import into the composition root).
+_TABLE_MODULES = (logical_orm, audit, consumers, mail, outbox)
 
 PG = os.environ.get("TURNUP_BENCH_PG", "host=127.0.0.1 port=5432 user=postgres")
 
@@ -35,7 +40,7 @@ def bench_database(**engine_kwargs: object) -> Iterator[tuple[str, Engine]]:
     )
     engine = make_engine(url, **engine_kwargs)  # type: ignore[arg-type]
     try:
-        turnup.models.metadata.create_all(engine)
+        Base.metadata.create_all(engine)
         yield url, engine
     finally:
         engine.dispose()

@@ -2,9 +2,8 @@
 racks), stock per SKU × location as an immutable movement ledger, serialised units with a lifecycle,
 quote-time reservations that never oversell, rack space holds, replenishment and cycle counts (TMF687).
 
-Python API for other features (the quote feature combines these with logical reservations):
-``turnup.inventory.physical.reservations`` — ``create_reservation``, ``extend_reservation``,
-``release_reservation``, ``commit_reservation``, ``check_availability``, ``sweep_expired``.
+Other features use only this face: ``hold_stock`` / ``stock_hold_status`` / ``stock_regions`` (quote
+holds), ``commit_reservation`` and the assignment commands (orders and services), ``check_availability``.
 """
 
 from turnup.inventory.physical.assignment import (
@@ -12,5 +11,26 @@ from turnup.inventory.physical.assignment import (
     release_stock_if_held,
     return_allocation,
 )
+from turnup.inventory.physical.holds import (
+    HeldStockLine,
+    StockHold,
+    hold_stock,
+    stock_hold_status,
+    stock_regions,
+)
+from turnup.inventory.physical.reservations import check_availability, commit_reservation
+from turnup.inventory.physical.schemas import LineRequest
 
-__all__ = ["commit_stock_for_order", "release_stock_if_held", "return_allocation"]
+__all__ = [
+    "HeldStockLine",
+    "LineRequest",
+    "StockHold",
+    "check_availability",
+    "commit_reservation",
+    "commit_stock_for_order",
+    "hold_stock",
+    "release_stock_if_held",
+    "return_allocation",
+    "stock_hold_status",
+    "stock_regions",
+]

@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy import Boolean, String, func, literal, select, text, union_all, update
 from sqlalchemy.orm import Session
 
+from turnup import accounts
 from turnup.inventory.physical import fastpath
 from turnup.inventory.physical.ledger import (
     LEVEL,
@@ -380,11 +381,8 @@ def _create_general(
     session: Session, data: ReservationCreate, actor: str, now: datetime, *, commit: bool
 ) -> ReservationView:
     """Every request shape, on both databases: resolve, lock levels, release expired holds, plan, write."""
-    if data.customerId is not None:
-        from turnup.accounts.orm import Customer
-
-        if session.get(Customer, data.customerId) is None:
-            raise NotFound(f"customerId: customer {data.customerId!r} not found")
+    if data.customerId is not None and accounts.find_customer(session, data.customerId) is None:
+        raise NotFound(f"customerId: customer {data.customerId!r} not found")
     resolved = _resolve(session, data.lines)
     levels = lock_levels(session, pairs=resolved.pairs(), now=now)
     ledger = Ledger(session, actor, now)

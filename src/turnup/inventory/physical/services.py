@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from turnup import accounts
 from turnup.inventory.physical.ledger import (
     LINE,
     UNIT,
@@ -132,11 +133,8 @@ def create_location(session: Session, data: LocationCreate, actor: str) -> Locat
     parent = location_by_code(session, data.parent, "parent") if data.parent else None
     if parent is not None and parent.location_type == "rack":
         raise InvalidInput("parent: a rack cannot contain other locations")
-    if data.siteId is not None:
-        from turnup.accounts.orm import Site
-
-        if session.get(Site, data.siteId) is None:
-            raise NotFound(f"siteId: site {data.siteId!r} not found")
+    if data.siteId is not None and accounts.find_site(session, data.siteId) is None:
+        raise NotFound(f"siteId: site {data.siteId!r} not found")
     now = clock.now()
     loc = Location(
         id=new_id(),

@@ -1,0 +1,101 @@
+"""Read models other features use instead of the catalog ORM rows: an offering with everything needed to
+price and deliver it (its specifications, prices and bundle members), as frozen snapshots."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from turnup.catalog.orm import ProductOffering, ProductOfferingPrice, ProductSpecification
+
+# Bundles nest a few levels at most; the snapshot stops well below any runaway (or cyclic) nesting.
+MAX_SNAPSHOT_DEPTH = 8
+
+
+@dataclass(frozen=True)
+class PriceTerms:
+    id: str
+    name: str
+    lifecycle_status: str
+    price_type: str  # recurring | oneTime | usage
+    recurring_period_type: str | None
+    currency: str
+    amount: Decimal
+    unit_of_measure: dict[str, Any] | None
+    tiers: list[dict[str, Any]] | None
+    valid_from: datetime | None
+    valid_to: datetime | None
+
+
+@dataclass(frozen=True)
+class SpecificationTerms:
+    id: str
+    name: str
+    eccn: str | None
+    delivery_requirements: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class OfferingTerms:
+    id: str
+    name: str
+    lifecycle_status: str
+    is_sellable: bool
+    valid_to: datetime | None
+    eccn: str | None
+    discount_rules: list[dict[str, Any]]
+    reporting_attributes: dict[str, Any]
+    revenue_recognition: dict[str, Any] | None
+    specifications: tuple[SpecificationTerms, ...]  # catalog order
+    prices: tuple[PriceTerms, ...]  # catalog order
+    members: tuple[OfferingTerms, ...]  # bundle members, catalog order
+
+
+def _price(p: ProductOfferingPrice) -> PriceTerms:
+    return PriceTerms(
+        p.id,
+        p.name,
+        p.lifecycle_status,
+        p.price_type,
+        p.recurring_period_type,
+        p.currency,
+        Decimal(p.amount),
+        p.unit_of_measure,
+        p.tiers,
+        p.valid_from,
+        p.valid_to,
+    )
+
+
+def _spec(s: ProductSpecification) -> SpecificationTerms:
+    return SpecificationTerms(s.id, s.name, s.eccn, s.delivery_requirements or {})
+
+
+def _terms(o: ProductOffering, depth: int) -> OfferingTerms:
+    members = (
+        tuple(_terms(link.member, depth + 1) for link in o.bundle_links) if depth < MAX_SNAPSHOT_DEPTH else ()
+    )
+    return OfferingTerms(
+        id=o.id,
+        name=o.name,
+        lifecycle_status=o.lifecycle_status,
+        is_sellable=o.is_sellable,
+        valid_to=o.valid_to,
+        eccn=o.eccn,
+        discount_rules=list(o.discount_rules or []),
+        reporting_attributes=dict(o.reporting_attributes or {}),
+        revenue_recognition=o.revenue_recognition,
+        specifications=tuple(_spec(link.specification) for link in o.spec_links),
+        prices=tuple(_price(link.price) for link in o.price_links),
+        members=members,
+    )
+
+
+def offering_terms(session: Session, offering_id: str) -> OfferingTerms | None:
+    """The offering with its specifications, prices and bundle members, or None for an unknown id."""
+    offering = session.get(ProductOffering, offering_id)
+    return _terms(offering, 0) if offering is not None else None
