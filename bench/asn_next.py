@@ -43,7 +43,7 @@ def rss_mb() -> float:
 
 
 def heap_peak(fn: object, repeat: int = 50) -> float:
-    """Peak Python heap (MB) over a separate loop: tracemalloc slows Python, so latency is timed without it."""
+    """Peak Python heap (MB) over a separate loop (tracemalloc slows Python; latency is timed without it)."""
     tracemalloc.start()
     for _ in range(repeat):
         fn()  # type: ignore[operator]
@@ -89,12 +89,13 @@ def main() -> None:
         t0 = time.perf_counter()
         rows = load(url, packed_id, list(range(LO, LO + args.used)))
         print(
-            f"packed: {args.used:,} ASNs used, chain of {rows:,} rows, loaded in {time.perf_counter() - t0:.1f} s"
+            f"packed: {args.used:,} ASNs used, chain of {rows:,} rows, loaded in "
+            f"{time.perf_counter() - t0:.1f} s"
         )
         base = baseline_ms(engine)
         print(f"baseline SELECT 1 round trip p50 = {base:.3f} ms")
         with factory() as s:
-            first, space = services.allocate(s, packed_id, AllocationRequest(), "b")
+            first, _space = services.allocate(s, packed_id, AllocationRequest(), "b")
             assert first.lo == LO + args.used, first.lo
             gc.collect()
             rss0 = rss_mb()
@@ -103,7 +104,8 @@ def main() -> None:
             peak = heap_peak(lambda: services.allocate(s, packed_id, AllocationRequest(), "b"))
         print(report("next free ASN, 1M used (packed)", samples, base))
         print(
-            f"  first free was {first.lo} (= {LO} + {args.used:,}); Python heap peak over 50 more allocations "
+            f"  first free was {first.lo} (= {LO} + {args.used:,}); "
+            "Python heap peak over 50 more allocations "
             f"{peak:.2f} MB; RSS {rss0:.0f} -> {rss1:.0f} MB"
         )
         # scattered: the used ASNs are a random half of the first 2M values of a fresh 32-bit space

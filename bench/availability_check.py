@@ -13,7 +13,8 @@ Each run creates and drops its own database. Quick smoke run::
 
 Full run::
 
-    nice -n 10 .venv/bin/python bench/availability_check.py --db postgresql sqlite --units 1000000 --checks 300
+    nice -n 10 .venv/bin/python bench/availability_check.py \\
+        --db postgresql sqlite --units 1000000 --checks 300
 """
 
 from __future__ import annotations
@@ -52,8 +53,8 @@ def load(url: str, units: int) -> float:
             text(
                 "INSERT INTO stock_sku (id, code, name, serialised, unit, created_at, updated_at) "
                 + (
-                    "SELECT 'sku' || lpad(g::text, 6, '0'), 'SKU-' || lpad(g::text, 5, '0'), 'SKU ' || g, true, "
-                    f"'each', {now}, {now} FROM generate_series(0, {SKUS - 1}) g"
+                    "SELECT 'sku' || lpad(g::text, 6, '0'), 'SKU-' || lpad(g::text, 5, '0'), 'SKU ' || g, "
+                    f"true, 'each', {now}, {now} FROM generate_series(0, {SKUS - 1}) g"
                     if pg
                     else "WITH RECURSIVE g(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM g WHERE n < :last) "
                     "SELECT printf('sku%06d', n), printf('SKU-%05d', n), 'SKU ' || n, 1, 'each', "
@@ -67,8 +68,9 @@ def load(url: str, units: int) -> float:
                 "INSERT INTO stock_location (id, code, name, location_type, region, power_reserved_watts, "
                 "created_at, updated_at) "
                 + (
-                    "SELECT 'loc' || lpad(g::text, 3, '0'), 'LOC-' || lpad(g::text, 3, '0'), 'Warehouse ' || g, "
-                    f"'warehouse', 'R' || (g % {REGIONS}), 0, {now}, {now} FROM generate_series(0, {LOCATIONS - 1}) g"
+                    "SELECT 'loc' || lpad(g::text, 3, '0'), 'LOC-' || lpad(g::text, 3, '0'), "
+                    f"'Warehouse ' || g, 'warehouse', 'R' || (g % {REGIONS}), 0, {now}, {now} "
+                    f"FROM generate_series(0, {LOCATIONS - 1}) g"
                     if pg
                     else "WITH RECURSIVE g(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM g WHERE n < :last) "
                     "SELECT printf('loc%03d', n), printf('LOC-%03d', n), 'Warehouse ' || n, 'warehouse', "
@@ -81,7 +83,8 @@ def load(url: str, units: int) -> float:
             text(
                 "INSERT INTO stock_unit (id, sku_id, serial, location_id, state, created_at, updated_at) "
                 + (
-                    f"SELECT md5(g::text), 'sku' || lpad((g % {SKUS})::text, 6, '0'), 'SN' || lpad(g::text, 8, '0'), "
+                    f"SELECT md5(g::text), 'sku' || lpad((g % {SKUS})::text, 6, '0'), "
+                    "'SN' || lpad(g::text, 8, '0'), "
                     f"'loc' || lpad(((g / {SKUS}) % {LOCATIONS})::text, 3, '0'), 'in_stock', {now}, {now} "
                     f"FROM generate_series(0, {units - 1}) g"
                     if pg
@@ -94,27 +97,33 @@ def load(url: str, units: int) -> float:
         )
         conn.execute(
             text(
-                "INSERT INTO stock_level (id, sku_id, location_id, on_hand, reserved, allocated, quarantined, "
+                "INSERT INTO stock_level "
+                "(id, sku_id, location_id, on_hand, reserved, allocated, quarantined, "
                 "created_at, updated_at) "
-                f"SELECT {'md5(sku_id || location_id)' if pg else 'sku_id || location_id'}, sku_id, location_id, "
-                f"count(*), 0, 0, 0, {now}, {now} FROM stock_unit GROUP BY sku_id, location_id"
+                f"SELECT {'md5(sku_id || location_id)' if pg else 'sku_id || location_id'}, "
+                f"sku_id, location_id, count(*), 0, 0, 0, {now}, {now} "
+                "FROM stock_unit GROUP BY sku_id, location_id"
             )
         )
         # 5,000 holds of 3 units on random levels; half expired an hour ago and not yet swept
         conn.execute(
             text(
                 "INSERT INTO stock_reservation (id, status, expires_at, created_at, updated_at) "
-                f"SELECT 'r' || substr(id, 2), 'held', {now}, {now}, {now} FROM stock_level WHERE on_hand >= 3 ORDER BY id LIMIT 5000"
+                f"SELECT 'r' || substr(id, 2), 'held', {now}, {now}, {now} "
+                "FROM stock_level WHERE on_hand >= 3 ORDER BY id LIMIT 5000"
             )
         )
         conn.execute(
             text(
-                "INSERT INTO stock_reservation_line (id, reservation_id, line_no, level_id, sku_id, location_id, "
-                "quantity, status, expires_at) SELECT 'l' || substr(id, 2), 'r' || substr(id, 2), 0, id, sku_id, location_id, 3, 'held', "
+                "INSERT INTO stock_reservation_line "
+                "(id, reservation_id, line_no, level_id, sku_id, location_id, quantity, status, expires_at) "
+                "SELECT 'l' || substr(id, 2), 'r' || substr(id, 2), 0, id, sku_id, location_id, 3, 'held', "
                 + (
-                    "CASE WHEN random() < 0.5 THEN now() - interval '1 hour' ELSE now() + interval '1 day' END "
+                    "CASE WHEN random() < 0.5 THEN now() - interval '1 hour' "
+                    "ELSE now() + interval '1 day' END "
                     if pg
-                    else "CASE WHEN random() % 2 = 0 THEN '2000-01-01 00:00:00.000000' ELSE '2999-01-01 00:00:00.000000' END "
+                    else "CASE WHEN random() % 2 = 0 THEN '2000-01-01 00:00:00.000000' "
+                    "ELSE '2999-01-01 00:00:00.000000' END "
                 )
                 + "FROM stock_level WHERE on_hand >= 3 ORDER BY id LIMIT 5000"
             )

@@ -15,6 +15,7 @@ import io
 import random
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
@@ -113,7 +114,7 @@ def main() -> None:
             for policy in ("best-fit", "first-fit"):
                 with factory() as s:
                     req = AllocationRequest(prefixLength=29, allocationPolicy=policy)  # type: ignore[arg-type]
-                    samples = timed(lambda: services.allocate(s, pool_id, req, "bench"), args.samples)
+                    samples = timed(partial(services.allocate, s, pool_id, req, "bench"), args.samples)
                 print(report(f"next free /29, {name}, {policy}", samples, base))
             broken, dup = verify(url, pool_id)
             print(f"  chain after: broken links={broken} duplicate starts={dup}")

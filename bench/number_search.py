@@ -81,7 +81,8 @@ def load(url: str, total: int) -> None:
                             FROM generate_series({start}, {min(start + chunk, total) - 1}) AS i) g) f""")
             conn.commit()
             print(
-                f"  rows {start:>10,} .. {min(start + chunk, total):>10,} in {time.perf_counter() - t0:5.1f} s",
+                f"  rows {start:>10,} .. {min(start + chunk, total):>10,} in "
+                f"{time.perf_counter() - t0:5.1f} s",
                 flush=True,
             )
         conn.execute("""INSERT INTO number_block (id, prefix, region, number_class, size, created_at)
@@ -158,7 +159,8 @@ def main() -> None:
                 all_samples += samples
                 print(report(label, samples, base) + f"  avg hits={hits / args.samples:.1f}")
         print(
-            f"ALL QUERIES: n={len(all_samples)} p50={pct(all_samples, 50):.2f} ms p99={pct(all_samples, 99):.2f} ms"
+            f"ALL QUERIES: n={len(all_samples)} p50={pct(all_samples, 50):.2f} ms "
+            f"p99={pct(all_samples, 99):.2f} ms"
         )
 
 

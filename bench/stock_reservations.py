@@ -13,12 +13,14 @@ file). Quick smoke run::
 
 Full run (figures in docs/benchmarks-physical.md)::
 
-    nice -n 10 .venv/bin/python bench/stock_reservations.py --db postgresql sqlite --clients 16 32 --seconds 20
+    nice -n 10 .venv/bin/python bench/stock_reservations.py \\
+        --db postgresql sqlite --clients 16 32 --seconds 20
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import multiprocessing as mp
 import os
 import random
@@ -295,24 +297,21 @@ def client(
         worst = (0.0, 0.0)
         refused = retries = 0
         for _ in range(3):  # warm-up (connection, statement caches); counted in the ledger check, not timed
-            with factory() as session:
-                try:
-                    create_reservation(
-                        session,
-                        ReservationCreate(
-                            lines=[
-                                {
-                                    "sku": f"SKU-{rng.randrange(skus):05d}",
-                                    "quantity": 1,
-                                    "location": f"LOC-{rng.randrange(locations):03d}",
-                                }
-                            ],
-                            expiresAt=expires,
-                        ),
-                        "warm-up",
-                    )
-                except Conflict:
-                    pass
+            with factory() as session, contextlib.suppress(Conflict):
+                create_reservation(
+                    session,
+                    ReservationCreate(
+                        lines=[
+                            {
+                                "sku": f"SKU-{rng.randrange(skus):05d}",
+                                "quantity": 1,
+                                "location": f"LOC-{rng.randrange(locations):03d}",
+                            }
+                        ],
+                        expiresAt=expires,
+                    ),
+                    "warm-up",
+                )
         barrier.wait()
         while time.time() < start_at:
             time.sleep(0.001)
@@ -420,7 +419,8 @@ def cpu_cost(url: str, ns: argparse.Namespace) -> None:
     engine.dispose()
     db = "postgresql" if url.startswith("postgresql") else "sqlite"
     print(
-        f"{db:10s} single client, {n} sequential reservations ({ok} reserved){' GENERAL PATH' * ns.general_path}: "
+        f"{db:10s} single client, {n} sequential reservations ({ok} "
+        f"reserved){' GENERAL PATH' * ns.general_path}: "
         f"client CPU {cpu / n * 1000:.2f} ms/reservation, server backend CPU {server / n * 1000:.2f} ms, "
         f"wall {wall / n * 1000:.2f} ms",
         flush=True,
@@ -527,19 +527,22 @@ def run(db: str, clients: int, ns: argparse.Namespace) -> None:
             else [max(latencies or [0])] * 99
         )
         print(
-            f"{db:10s} clients={clients:3d} ({processes} processes x {per} threads) lines=1-5 skus={ns.skus} locations={ns.locations} "
+            f"{db:10s} clients={clients:3d} ({processes} processes x {per} threads) lines=1-5 "
+            f"skus={ns.skus} locations={ns.locations} "
             f"stock/level={ns.stock} seconds={ns.seconds}: reserved={ok} ({ok / ns.seconds:.0f}/s) "
             f"refused={refused} attempts/s={len(latencies) / ns.seconds:.0f} "
             f"p50={statistics.median(latencies) * 1000:.1f}ms p99={q[98] * 1000:.1f}ms "
-            f"max={latencies[-1] * 1000:.0f}ms (at +{slowest[1]:.1f}s) errors={len(errors)} busy_retries={retries} "
-            f"oversold={over} ledger_mismatches={mismatched} client CPU {client_cpu / max(len(latencies), 1) * 1000:.2f} "
+            f"max={latencies[-1] * 1000:.0f}ms (at +{slowest[1]:.1f}s) errors={len(errors)} "
+            f"busy_retries={retries} oversold={over} ledger_mismatches={mismatched} client CPU "
+            f"{client_cpu / max(len(latencies), 1) * 1000:.2f} "
             f"ms/attempt (load {load:.1f}s)",
             flush=True,
         )
         if baseline:
             print(
                 f"{'':10s} baseline (INSERT + COMMIT through the same stack, same clients, just before): "
-                f"{baseline:.0f} transactions/s; reservations/s = {ok / ns.seconds / baseline:.2f} x baseline",
+                f"{baseline:.0f} transactions/s; reservations/s = {ok / ns.seconds / baseline:.2f} x "
+                "baseline",
                 flush=True,
             )
         for e in sorted(set(errors))[:5]:

@@ -1,4 +1,5 @@
-"""`turnup demo` (what `./run demo` runs): migrates, loads the demo operator, prints a working API token, serves."""
+"""`turnup demo` (what `./run demo` runs): migrates, loads the demo operator, prints a working API
+token and serves."""
 
 from __future__ import annotations
 

@@ -1,8 +1,9 @@
-"""Housekeeping runs the expiry sweeps: expired stock holds are released (ledger ``release`` rows, ``reserved``
-back, reservation ``expired``), expired quotes are cancelled with their holds released, aged numbers become
-available. One failing sweep does not stop the others; concurrent runs on PostgreSQL release each expired
-line exactly once; ``Housekeeper.run_forever`` sweeps on its own and stops when asked; ``turnup housekeeping
-run`` prints what each sweep did. Runs on SQLite and PostgreSQL (the lock tests on PostgreSQL only)."""
+"""Housekeeping runs the expiry sweeps: expired stock holds are released (ledger ``release`` rows,
+``reserved`` back, reservation ``expired``), expired quotes are cancelled with their holds released, aged
+numbers become available. One failing sweep does not stop the others; concurrent runs on PostgreSQL release
+each expired line exactly once; ``Housekeeper.run_forever`` sweeps on its own and stops when asked;
+``turnup housekeeping run`` prints what each sweep did. Runs on SQLite and PostgreSQL (the lock tests on
+PostgreSQL only)."""
 
 from __future__ import annotations
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
+from itertools import pairwise
 
 import pytest
 from sqlalchemy import func, select, text
@@ -79,7 +80,7 @@ def test_32_clients_on_one_pool_never_duplicate_or_overlap(db_url: str, engine: 
         # then: no duplicates, no overlaps, the pool is exactly full
         assert len({r[0] for r in results}) == len(results)
         spans = sorted((lo, lo + (1 << k)) for _, lo, k in results)
-        assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:]))
+        assert all(a[1] <= b[0] for a, b in pairwise(spans))
         assert sum(b - a for a, b in spans) == 2048
         assert all(exc.status == 409 for exc in refusals) and len(refusals) >= CLIENTS
         with factory() as s:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from typing import Any
 
 import pytest
@@ -115,7 +116,7 @@ def _writes(s: Session, pool_id: str, taken_ids: list[str]) -> dict[str, Any]:
         if isinstance(value, list):
             return [scrub(v) for v in value]
         if isinstance(value, str):
-            for real, name in list(names.items()) + [(pool_id, "POOL")]:
+            for real, name in [*names.items(), (pool_id, "POOL")]:
                 value = value.replace(real, name)
         return value
 
@@ -191,7 +192,7 @@ def test_fast_path_writes_exactly_what_the_general_path_writes(
     # then the fast path served every request on PostgreSQL (and never ran on SQLite)
     assert spy == ([] if is_sqlite(db_url) else ["served"] * len(REQUESTS))
     # and the returned blocks, the chain, audit entries, events and deliveries are the same
-    for fast, general in zip(fast_docs, general_docs):
+    for fast, general in zip(fast_docs, general_docs, strict=True):
         for doc, pool_id in ((fast, fast_pool), (general, general_pool)):
             assert doc.pop("id") and doc.pop("href")
             assert doc.pop("resourcePool")["id"] == pool_id
@@ -230,7 +231,7 @@ def test_a_due_quarantine_is_reclaimed_by_the_general_path(
     with session_factory() as s:
         pool_id = _pool(s, "q", prefix="10.0.0.0/28", quarantineSeconds=60)
         first, _ = services.allocate(s, pool_id, AllocationRequest(prefixLength=29), "t")
-        second, _ = services.allocate(s, pool_id, AllocationRequest(prefixLength=29), "t")
+        services.allocate(s, pool_id, AllocationRequest(prefixLength=29), "t")  # the pool is now full
         services.release(s, first.id, "t")
     clock.advance(timedelta(seconds=61))
     spy.clear()
@@ -447,7 +448,7 @@ def test_concurrent_threads_on_one_pool_never_duplicate_or_overlap(
         # then: no duplicate, no overlap, the pool exactly full, every success written once
         spans = sorted((lo, lo + (1 << k)) for _, lo, k in results)
         assert len({r[0] for r in results}) == len(results)
-        assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:]))
+        assert all(a[1] <= b[0] for a, b in pairwise(spans))
         assert sum(b - a for a, b in spans) == 4096
         if not is_sqlite(db_url):
             assert spy.count("served") > 0
@@ -458,7 +459,7 @@ def test_concurrent_threads_on_one_pool_never_duplicate_or_overlap(
                 .order_by(LogicalBlock.lo)
             ).all()
             assert [r.state for r in rows] == ["allocated"] * len(results) + ["end"]
-            assert all(a.hi == b.lo for a, b in zip(rows, rows[1:]))  # an unbroken chain
+            assert all(a.hi == b.lo for a, b in pairwise(rows))  # an unbroken chain
             assert sorted((r.id, unhex(r.lo), r.k) for r in rows[:-1]) == sorted(results)
             ids = [r[0] for r in results]
             assert s.scalar(

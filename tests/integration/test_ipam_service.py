@@ -66,7 +66,7 @@ def test_specific_prefix_that_overlaps_is_409_and_changes_nothing(session: Sessi
     _alloc(session, pool, prefix="10.1.2.0/24")
     before = _counts(session)
     for prefix in ("10.1.2.0/24", "10.1.2.8/29", "10.1.0.0/22", "10.1.2.77"):
-        with pytest.raises(Conflict, match="prefix: .* is not free"):
+        with pytest.raises(Conflict, match=r"prefix: .* is not free"):
             _alloc(session, pool, prefix=prefix)
         session.rollback()
     assert _counts(session) == before

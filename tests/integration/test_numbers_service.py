@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from pydantic import ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -66,7 +67,7 @@ def test_duplicate_import_is_409_and_imports_nothing(session: Session) -> None:
 
 def test_aging_is_never_below_45_days_and_lifecycle_follows_the_rules(session: Session) -> None:
     clock.freeze(clock.now())
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError):
         NumberClassCreate(name="short", agingDays=30)
     numbers.create_number_class(session, NumberClassCreate(name="wholesale", agingDays=45), "t")
     numbers.import_numbers(session, NumberImport(start="+442079460100", numberClass="wholesale"), "t")

@@ -577,7 +577,8 @@ def test_the_statement_runs_on_a_generic_plan(engine: Any, session_factory: sess
                 )
         with single.connect() as conn:
             plans = conn.exec_driver_sql(
-                "SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE statement LIKE 'WITH req AS%%'"
+                "SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE statement LIKE 'WITH "
+                "req AS%%'"
             ).one()
     finally:
         single.dispose()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 from typing import Any
 
 from fastapi import Depends, Request
@@ -14,6 +14,14 @@ from turnup.security.permissions import PUBLIC
 from turnup.security.services import authenticate_session
 
 SESSION_COOKIE = "turnup_session"
+
+# The permission each guard dependency made by ``requires``/``public`` (and the web's ``page``) checks.
+_DECLARED: dict[Callable[..., object], str] = {}
+
+
+def declare_permission(guard: Callable[..., object], permission: str) -> None:
+    """Record that the dependency ``guard`` checks ``permission`` (read back by ``declared_permission``)."""
+    _DECLARED[guard] = permission
 
 
 def get_session(request: Request) -> Iterator[Session]:
@@ -49,7 +57,7 @@ def requires(permission: str) -> Any:
         request.state.principal = principal
         return principal
 
-    check_permission.turnup_permission = permission  # type: ignore[attr-defined]
+    declare_permission(check_permission, permission)
     return Depends(check_permission)
 
 
@@ -59,9 +67,10 @@ def public() -> Any:
     def anonymous() -> None:
         return None
 
-    anonymous.turnup_permission = PUBLIC  # type: ignore[attr-defined]
+    declare_permission(anonymous, PUBLIC)
     return Depends(anonymous)
 
 
-def declared_permission(call: Callable[..., Any]) -> str | None:
-    return getattr(call, "turnup_permission", None)
+def declared_permission(call: Callable[..., object]) -> str | None:
+    """The permission a route dependency checks, or None if it is not a permission guard."""
+    return _DECLARED.get(call) if isinstance(call, Hashable) else None

@@ -17,7 +17,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 
-from turnup.api.deps import get_session, resolve_principal
+from turnup.api.deps import declare_permission, get_session, resolve_principal
 from turnup.kernel.errors import Unauthorized
 from turnup.security import Principal, has_permission
 
@@ -60,7 +60,7 @@ def page(permission: str) -> Any:
         request.state.principal = principal
         return principal
 
-    check_page_permission.turnup_permission = permission  # type: ignore[attr-defined]
+    declare_permission(check_page_permission, permission)
     return Depends(check_page_permission)
 
 

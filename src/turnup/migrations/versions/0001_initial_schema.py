@@ -384,12 +384,14 @@ def upgrade() -> None:
         sa.Column("created_at", turnup.kernel.db.UTCDateTime(timezone=True), nullable=False),
         sa.Column("updated_at", turnup.kernel.db.UTCDateTime(timezone=True), nullable=False),
         sa.CheckConstraint(
-            "(role = 'root' AND parent_id IS NULL) OR (role <> 'root' AND parent_id IS NOT NULL) OR resource_type = 'identifier'",
+            "(role = 'root' AND parent_id IS NULL) OR (role <> 'root' AND parent_id IS NOT NULL) OR "
+            "resource_type = 'identifier'",
             name=op.f("ck_logical_space_parent"),
         ),
         sa.CheckConstraint("policy IN ('best-fit', 'first-fit')", name=op.f("ck_logical_space_policy")),
         sa.CheckConstraint(
-            "resource_type <> 'asn' OR (lo >= '000000000000000000000000000000001' AND hi <= '0000000000000000000000000ffffffff')",
+            "resource_type <> 'asn' OR (lo >= '000000000000000000000000000000001' AND hi <= "
+            "'0000000000000000000000000ffffffff')",
             name=op.f("ck_logical_space_asn_range"),
         ),
         sa.CheckConstraint(
@@ -397,7 +399,8 @@ def upgrade() -> None:
             name=op.f("ck_logical_space_ipv4_range"),
         ),
         sa.CheckConstraint(
-            "resource_type <> 'vlan' OR (lo >= '000000000000000000000000000000001' AND hi <= '000000000000000000000000000000fff')",
+            "resource_type <> 'vlan' OR (lo >= '000000000000000000000000000000001' AND hi <= "
+            "'000000000000000000000000000000fff')",
             name=op.f("ck_logical_space_vlan_range"),
         ),
         sa.CheckConstraint(
@@ -819,7 +822,8 @@ def upgrade() -> None:
         sa.Column("description", sa.String(length=500), nullable=True),
         sa.Column("allocated_at", turnup.kernel.db.UTCDateTime(timezone=True), nullable=True),
         sa.CheckConstraint(
-            "(state = 'end' AND hi IS NULL AND k IS NULL) OR (state <> 'end' AND hi > lo AND k >= 0 AND k <= 128)",
+            "(state = 'end' AND hi IS NULL AND k IS NULL) OR (state <> 'end' AND hi > lo AND k >= 0 AND k "
+            "<= 128)",
             name=op.f("ck_logical_block_chain"),
         ),
         sa.CheckConstraint(
@@ -1455,7 +1459,8 @@ def upgrade() -> None:
             name=op.f("ck_stock_location_power_budget"),
         ),
         sa.CheckConstraint(
-            "power_reserved_watts >= 0 AND (power_budget_watts IS NULL OR power_reserved_watts <= power_budget_watts)",
+            "power_reserved_watts >= 0 AND (power_budget_watts IS NULL OR power_reserved_watts <= "
+            "power_budget_watts)",
             name=op.f("ck_stock_location_power_reserved"),
         ),
         sa.CheckConstraint("rack_units IS NULL OR rack_units > 0", name=op.f("ck_stock_location_rack_units")),
@@ -1496,7 +1501,8 @@ def upgrade() -> None:
         sa.Column("created_at", turnup.kernel.db.UTCDateTime(timezone=True), nullable=False),
         sa.Column("updated_at", turnup.kernel.db.UTCDateTime(timezone=True), nullable=False),
         sa.CheckConstraint(
-            "state IN ('available', 'reserved', 'assigned', 'aging', 'port_in_pending', 'ported_out', 'disconnected')",
+            "state IN ('available', 'reserved', 'assigned', 'aging', 'port_in_pending', 'ported_out', "
+            "'disconnected')",
             name=op.f("ck_telephone_number_state"),
         ),
         sa.CheckConstraint(
@@ -1633,7 +1639,8 @@ def upgrade() -> None:
         sa.Column("reason", sa.String(length=500), nullable=True),
         sa.Column("actor", sa.String(length=200), nullable=False),
         sa.CheckConstraint(
-            "kind IN ('receipt', 'transfer', 'issue', 'reserve', 'release', 'commit', 'cancel', 'ship', 'install', 'return', 'refurbish', 'scrap', 'count_adjustment')",
+            "kind IN ('receipt', 'transfer', 'issue', 'reserve', 'release', 'commit', 'cancel', 'ship', "
+            "'install', 'return', 'refurbish', 'scrap', 'count_adjustment')",
             name=op.f("ck_stock_movement_kind"),
         ),
         sa.ForeignKeyConstraint(
@@ -1828,7 +1835,8 @@ def upgrade() -> None:
             "location_id IS NOT NULL OR state IN ('shipped', 'scrapped')", name=op.f("ck_stock_unit_located")
         ),
         sa.CheckConstraint(
-            "state IN ('in_stock', 'reserved', 'allocated', 'shipped', 'issued', 'installed', 'returned', 'scrapped')",
+            "state IN ('in_stock', 'reserved', 'allocated', 'shipped', 'issued', 'installed', 'returned', "
+            "'scrapped')",
             name=op.f("ck_stock_unit_state"),
         ),
         sa.ForeignKeyConstraint(
