@@ -10,7 +10,8 @@ Public helpers (other features and the web console use these, not the ORM direct
 - ``get_offering_detail(session, offering_id) -> dict``: one offering with its specifications (incl.
   ``deliveryRequirements``), prices, categories and bundle members resolved to full documents.
 - ``offering_terms(session, offering_id) -> OfferingTerms | None``: a frozen snapshot of an offering with
-  its specifications, prices and bundle members, for features that price or deliver it (quotes, orders).
+  its specifications, prices and bundle members, for features that price or deliver it (quotes, orders);
+  ``specification_terms`` and ``offerings_with_specification`` answer the same way for a specification.
 """
 
 from __future__ import annotations
@@ -20,7 +21,14 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from turnup.catalog.publish import PublishResult, load_catalog_file, publish_catalog
-from turnup.catalog.queries import OfferingTerms, PriceTerms, SpecificationTerms, offering_terms
+from turnup.catalog.queries import (
+    OfferingTerms,
+    PriceTerms,
+    SpecificationTerms,
+    offering_terms,
+    offerings_with_specification,
+    specification_terms,
+)
 from turnup.catalog.render import render_offering_detail
 from turnup.catalog.services import OfferingPage, get_offering, list_offerings
 
@@ -40,5 +48,7 @@ __all__ = [
     "list_offerings",
     "load_catalog_file",
     "offering_terms",
+    "offerings_with_specification",
     "publish_catalog",
+    "specification_terms",
 ]

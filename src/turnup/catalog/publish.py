@@ -314,10 +314,11 @@ def _check(session: Session, parsed: _Parsed, errors: list[str]) -> None:
         if cat.parent == cat.name:
             errors.append(f"categories[{i}].parent: a category cannot be its own parent")
 
-    for section, model, items in (
+    sections: tuple[tuple[str, type[Any], Any], ...] = (
         ("productSpecifications", ProductSpecification, parsed.specifications),
         ("productOfferings", ProductOffering, parsed.offerings),
-    ):
+    )
+    for section, model, items in sections:
         label = "productSpecification" if model is ProductSpecification else "productOffering"
         for i, item in items:
             existing = session.scalar(
@@ -411,11 +412,11 @@ def _category_order(
             return
         i, cat = by_name[name]
         if state.get(name) == "visiting":
-            errors.append(f"categories[{i}].parent: categories form a cycle ({' -> '.join(chain + [name])})")
+            errors.append(f"categories[{i}].parent: categories form a cycle ({' -> '.join([*chain, name])})")
             return
         state[name] = "visiting"
         if cat.parent in by_name and cat.parent != name:
-            visit(cat.parent, chain + [name])
+            visit(cat.parent, [*chain, name])
         state[name] = "done"
         ordered.append((i, cat))
 
@@ -566,14 +567,16 @@ def _publish(session: Session, document: dict[str, Any], actor: str) -> PublishR
         raise InvalidInput(_summary(errors), reason="Invalid catalog", details=errors)
     session.flush()
     result.superseded = sorted(
-        session.scalars(
-            select(ProductSpecification.id).where(
-                ProductSpecification.superseded_by_id.in_(result.specifications)
-            )
-        ).all()
-        + session.scalars(
-            select(ProductOffering.id).where(ProductOffering.superseded_by_id.in_(result.offerings))
-        ).all()
+        [
+            *session.scalars(
+                select(ProductSpecification.id).where(
+                    ProductSpecification.superseded_by_id.in_(result.specifications)
+                )
+            ),
+            *session.scalars(
+                select(ProductOffering.id).where(ProductOffering.superseded_by_id.in_(result.offerings))
+            ),
+        ]
     )
     session.commit()
     return result

@@ -8,9 +8,15 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from turnup.catalog.orm import ProductOffering, ProductOfferingPrice, ProductSpecification
+from turnup.catalog.orm import (
+    OfferingSpecification,
+    ProductOffering,
+    ProductOfferingPrice,
+    ProductSpecification,
+)
 
 # Bundles nest a few levels at most; the snapshot stops well below any runaway (or cyclic) nesting.
 MAX_SNAPSHOT_DEPTH = 8
@@ -99,3 +105,20 @@ def offering_terms(session: Session, offering_id: str) -> OfferingTerms | None:
     """The offering with its specifications, prices and bundle members, or None for an unknown id."""
     offering = session.get(ProductOffering, offering_id)
     return _terms(offering, 0) if offering is not None else None
+
+
+def specification_terms(session: Session, specification_id: str) -> SpecificationTerms | None:
+    """The product specification with this id (name, ECCN, delivery requirements), or None."""
+    spec = session.get(ProductSpecification, specification_id)
+    return _spec(spec) if spec is not None else None
+
+
+def offerings_with_specification(session: Session, specification_id: str) -> list[OfferingTerms]:
+    """Every offering that lists the specification, in id order."""
+    rows = session.scalars(
+        select(ProductOffering)
+        .join(OfferingSpecification, OfferingSpecification.offering_id == ProductOffering.id)
+        .where(OfferingSpecification.specification_id == specification_id)
+        .order_by(ProductOffering.id)
+    )
+    return [_terms(o, 0) for o in rows]

@@ -106,19 +106,23 @@ def _get(session: Session, kind: Kind, resource_id: str, field: str | None = Non
 
 
 def get_category(session: Session, category_id: str) -> Category:
-    return _get(session, CATEGORY, category_id)
+    category: Category = _get(session, CATEGORY, category_id)
+    return category
 
 
 def get_specification(session: Session, spec_id: str) -> ProductSpecification:
-    return _get(session, SPECIFICATION, spec_id)
+    spec: ProductSpecification = _get(session, SPECIFICATION, spec_id)
+    return spec
 
 
 def get_price(session: Session, price_id: str) -> ProductOfferingPrice:
-    return _get(session, PRICE, price_id)
+    price: ProductOfferingPrice = _get(session, PRICE, price_id)
+    return price
 
 
 def get_offering(session: Session, offering_id: str) -> ProductOffering:
-    return _get(session, OFFERING, offering_id)
+    offering: ProductOffering = _get(session, OFFERING, offering_id)
+    return offering
 
 
 def _changes(data: BaseModel) -> dict[str, Any]:
@@ -573,11 +577,7 @@ def update_price(
     if "lifecycleStatus" in changes:
         _check_transition(PRICE, price, changes["lifecycleStatus"])
     price_type = changes.get("priceType", price.price_type)
-    period = (
-        changes["recurringChargePeriodType"]
-        if "recurringChargePeriodType" in changes
-        else price.recurring_period_type
-    )
+    period = changes.get("recurringChargePeriodType", price.recurring_period_type)
     tiers = (
         changes["tiers"]
         if "tiers" in changes
@@ -694,12 +694,13 @@ def _check_activation(offering_name: str, is_bundle: bool, links: _Links) -> Non
             "one productOfferingPrice",
             reason=ILLEGAL,
         )
-    for field, kind, items in (
+    groups: tuple[tuple[str, Kind, Sequence[Any]], ...] = (
         ("productSpecification", SPECIFICATION, links.specs),
         ("productOfferingPrice", PRICE, links.prices),
         ("category", CATEGORY, links.categories),
         ("bundledProductOffering", OFFERING, links.members),
-    ):
+    )
+    for field, kind, items in groups:
         for i, item in enumerate(items):
             if item.lifecycle_status != "active":
                 raise Conflict(
@@ -873,12 +874,13 @@ def delete_offering(session: Session, offering_id: str, actor: str) -> None:
 
 def retire(session: Session, resource_id: str, actor: str, reason: str | None = None) -> tuple[Kind, Any]:
     """Retire whatever catalog entity has this id (``turnup catalog retire``)."""
-    for kind, update, schema in (
+    candidates: tuple[tuple[Kind, Callable[..., Any], type[BaseModel]], ...] = (
         (OFFERING, update_offering, ProductOfferingUpdate),
         (SPECIFICATION, update_specification, ProductSpecificationUpdate),
         (PRICE, update_price, ProductOfferingPriceUpdate),
         (CATEGORY, update_category, CategoryUpdate),
-    ):
+    )
+    for kind, update, schema in candidates:
         obj = session.get(kind.model, resource_id)
         if obj is not None:
             if obj.lifecycle_status == "retired":
@@ -890,7 +892,7 @@ def retire(session: Session, resource_id: str, actor: str, reason: str | None = 
             values: dict[str, Any] = {"lifecycleStatus": "retired"}
             if reason and kind in (OFFERING, SPECIFICATION):
                 values["statusReason"] = reason
-            return kind, update(session, resource_id, schema(**values), actor)  # type: ignore[operator]
+            return kind, update(session, resource_id, schema(**values), actor)
     raise NotFound(f"no catalog entity with id {resource_id!r}")
 
 
@@ -938,13 +940,3 @@ def list_offerings(
     page = OfferingPage(render_offering(o) for o in rows)
     page.total = total
     return page
-
-
-def catalog_counts(session: Session) -> dict[str, int]:
-    """Rows per catalog table (tests and ``turnup catalog list``)."""
-    from turnup.catalog.orm import CATALOG_TABLES
-
-    return {
-        model.__tablename__: session.scalar(select(func.count()).select_from(model)) or 0
-        for model in CATALOG_TABLES
-    }

@@ -225,7 +225,7 @@ def numbers_import(
                 )
             except Exception as exc:
                 if line is not None and hasattr(exc, "message"):
-                    exc.message = f"line {line}: {exc.message}"  # type: ignore[attr-defined]
+                    exc.message = f"line {line}: {exc.message}"
                 raise
             total += result["count"]
         session.commit()  # every range or none

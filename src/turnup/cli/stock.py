@@ -264,7 +264,7 @@ def dispatch(
 @app.command("check")
 def check(line: list[str] = typer.Option(..., help="SKU:QTY@LOC | SKU:QTY@region:R | SKU#S1,S2")) -> None:
     """Availability per line: available now, where, and expected replenishment."""
-    requests = [validated(LineRequest, **parse_line(x)) for x in line]  # type: ignore[arg-type]
+    requests = [validated(LineRequest, **parse_line(x)) for x in line]
     with cli_session() as session:
         table = Table("line", "sku", "requested", "available", "ok", "where", "replenishment")
         for r in reservations.check_availability(session, requests):

@@ -1,4 +1,5 @@
-"""Compliance settings, read from TURNUP_* environment variables on every call (cheap; tests can change them)."""
+"""Compliance settings, read from TURNUP_* environment variables on every call (cheap; tests can change
+them)."""
 
 from __future__ import annotations
 

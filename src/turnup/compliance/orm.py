@@ -11,7 +11,6 @@ from sqlalchemy.orm import Mapped, mapped_column
 from turnup.kernel.db import Base, JSONDoc, UTCDateTime
 from turnup.kernel.ids import new_id
 
-CASE_STATES = ("open", "cleared", "confirmed")
 HOLDING_STATES = ("open", "confirmed")
 
 

@@ -126,9 +126,10 @@ def evaluate(
     for rule in rules:
         if country not in rule.countries or not rule.in_force(on_date):
             continue
-        if rule.kind == "licence_required":
-            if not eccn or eccn.upper() == "EAR99" or not fnmatch.fnmatchcase(eccn, rule.eccn_pattern or ""):
-                continue
+        if rule.kind == "licence_required" and (
+            not eccn or eccn.upper() == "EAR99" or not fnmatch.fnmatchcase(eccn, rule.eccn_pattern or "")
+        ):
+            continue
         findings.append(
             ExportFinding(
                 rule.kind, rule.rule_id, country, eccn, rule.reason, rule.valid_from, rule.valid_until

@@ -111,14 +111,6 @@ def _cached_index(sha256: str, load: Callable[[], str]) -> ScreeningIndex:
     return index
 
 
-def active_list(session: Session) -> ScreeningListVersion | None:
-    return session.scalars(
-        select(ScreeningListVersion)
-        .order_by(ScreeningListVersion.loaded_at.desc(), ScreeningListVersion.id.desc())
-        .limit(1)
-    ).first()
-
-
 def active_index(session: Session) -> ScreeningIndex:
     """The newest list loaded into the database, else the file at TURNUP_SCREENING_LIST_PATH / sample."""
     current = session.execute(

@@ -11,9 +11,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from turnup.kernel.db import Base, JSONDoc, UTCDateTime
 from turnup.kernel.ids import new_id
 
-STATES = ("inProgress", "onHold", "completed")
 STEP_NAMES = ("createAccount", "screenParties", "invitePortalUser", "sendWelcome")
-STEP_STATES = ("pending", "done", "held", "queued", "retrying", "failed")
 
 
 class Onboarding(Base):

@@ -14,6 +14,7 @@ import hashlib
 import secrets
 from collections.abc import Iterator
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -52,7 +53,7 @@ def _step(onboarding: Onboarding, name: str) -> OnboardingStep:
 
 
 def _set_step(
-    onboarding: Onboarding, name: str, state: str, outcome: str, details: dict | None = None
+    onboarding: Onboarding, name: str, state: str, outcome: str, details: dict[str, Any] | None = None
 ) -> None:
     step = _step(onboarding, name)
     step.state, step.outcome, step.updated_at = state, outcome, clock.now()
@@ -61,7 +62,7 @@ def _set_step(
     onboarding.updated_at = step.updated_at
 
 
-def _parties(onboarding_id: str, request: dict) -> list[Party]:
+def _parties(onboarding_id: str, request: dict[str, Any]) -> list[Party]:
     customer = request["customer"]
     parties = [Party("customer", customer["name"], customer.get("country"), None)]
     for i, site in enumerate(request.get("sites") or []):

@@ -12,7 +12,6 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from turnup.kernel.db import Base, JSONDoc, Money, UTCDateTime
 from turnup.kernel.ids import new_id
 
-QUOTE_STATES = ("inProgress", "pending", "approved", "cancelled", "accepted", "rejected")
 Percent = Numeric(7, 4, asdecimal=True)
 
 

@@ -264,7 +264,7 @@ def search_numbers(
     if unknown:
         raise InvalidInput(f"{sorted(unknown)[0]}: unknown parameter; search by {', '.join(sorted(_SEARCH))}")
     try:
-        query = NumberSearch(**params)  # type: ignore[arg-type]
+        query = NumberSearch(**params)
     except ValidationError as exc:
         first = exc.errors()[0]
         raise InvalidInput(f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}") from None

@@ -38,7 +38,7 @@ def bench_database(**engine_kwargs: object) -> Iterator[tuple[str, Engine]]:
         f"postgresql+psycopg://{parts.get('user', 'postgres')}@{parts.get('host', '127.0.0.1')}:"
         f"{parts.get('port', '5432')}/{name}"
     )
-    engine = make_engine(url, **engine_kwargs)  # type: ignore[arg-type]
+    engine = make_engine(url, **engine_kwargs)
     try:
         Base.metadata.create_all(engine)
         yield url, engine
@@ -53,8 +53,8 @@ def raw_connection(url: str) -> psycopg.Connection:
 
 
 def copy_blocks(url: str, space_id: str, rows: io.StringIO) -> int:
-    """Replace a space's ``logical_block`` chain with ``rows`` (COPY text format: id, space_id, lo, hi, k, state)
-    in bulk, without per-row foreign-key checks, then ANALYZE. Returns the number of rows loaded."""
+    """Replace a space's ``logical_block`` chain with ``rows`` (COPY text format: id, space_id, lo, hi, k,
+    state) in bulk, without per-row foreign-key checks, then ANALYZE. Returns the number of rows loaded."""
     count = rows.getvalue().count("\n")
     rows.seek(0)
     with raw_connection(url) as conn:
@@ -86,7 +86,7 @@ def baseline_ms(engine: Engine, repeat: int = 200) -> float:
 
 def pct(samples: list[float], q: float) -> float:
     ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
 def report(label: str, samples: list[float], base: float) -> str:

@@ -17,18 +17,23 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import Row, delete, insert, literal_column, select, update
+from sqlalchemy import ColumnClause, Row, delete, insert, literal_column, select, update
 from sqlalchemy.orm import Session
 
 from turnup.inventory.logical.codec import decompose, hexkey, split_plan, unhex
 from turnup.inventory.logical.orm import LogicalBlock, LogicalSpace
 from turnup.kernel import clock
+from turnup.kernel.db import table_of
 from turnup.kernel.errors import Conflict
 from turnup.kernel.ids import new_id
 
-T = LogicalBlock.__table__
-FREE = literal_column("'free'")  # a literal, so PostgreSQL always matches the partial indexes
+T = table_of(LogicalBlock)
+BlockRow = Row[*tuple[Any, ...]]  # a logical_block row as selected here (some of its columns)
+FREE: ColumnClause[str] = literal_column(
+    "'free'"
+)  # a literal, so PostgreSQL always matches the partial indexes
 RECLAIM_BATCH = 64
 MAX_ATTEMPTS = 2000
 POLLS = 60
@@ -64,7 +69,7 @@ def init_chain(session: Session, space_id: str, lo: int, hi: int) -> None:
     session.execute(insert(T), rows)
 
 
-def _candidate(session: Session, space_id: str, r: int, policy: str, lock: str | None) -> Row | None:
+def _candidate(session: Session, space_id: str, r: int, policy: str, lock: str | None) -> BlockRow | None:
     stmt = select(T.c.id, T.c.lo, T.c.k).where(T.c.space_id == space_id, T.c.state == FREE, T.c.k >= r)
     stmt = stmt.order_by(T.c.k, T.c.lo) if policy == "best-fit" else stmt.order_by(T.c.lo)
     stmt = stmt.limit(1)
@@ -75,7 +80,7 @@ def _candidate(session: Session, space_id: str, r: int, policy: str, lock: str |
     return session.execute(stmt).first()
 
 
-def _containing(session: Session, space_id: str, at: int) -> Row | None:
+def _containing(session: Session, space_id: str, at: int) -> BlockRow | None:
     stmt = (
         select(T.c.id, T.c.lo, T.c.hi, T.c.k, T.c.state)
         .where(T.c.space_id == space_id, T.c.lo <= hexkey(at))
@@ -196,7 +201,7 @@ def _split_and_take(
         )
         rows.append(row)
     first = rows[0]  # starts at lo: the existing row is rewritten in place (its lo never changes)
-    if not (first["id"] == taken_id):
+    if first["id"] != taken_id:
         first["id"] = old_id
     session.execute(
         update(T)
@@ -285,7 +290,7 @@ def reclaim(session: Session, space_id: str) -> int:
     return len(rows)
 
 
-def lock_block(session: Session, block_id: str) -> Row | None:
+def lock_block(session: Session, block_id: str) -> BlockRow | None:
     return session.execute(
         select(
             T.c.id,
@@ -305,7 +310,7 @@ def lock_block(session: Session, block_id: str) -> Row | None:
     ).first()
 
 
-def release(session: Session, space: LogicalSpace, row: Row, quarantine: bool = True) -> datetime | None:
+def release(session: Session, space: LogicalSpace, row: BlockRow, quarantine: bool = True) -> datetime | None:
     """Release a locked reserved/allocated block: into quarantine, or straight back to the free list.
 
     Returns the end of the quarantine (None when freed at once).

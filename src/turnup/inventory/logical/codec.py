@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import ipaddress
 import string
-from typing import Union
 
 from turnup.kernel.errors import InvalidInput
 
-HEX_WIDTH = 33
-IPNetwork = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 WIDTH = {"ipv4": 32, "ipv6": 128}
 
 

@@ -164,6 +164,7 @@ def applies_to(space: LogicalSpace, target: int | None) -> bool:
 def _execute(session: Session, sql: str, params: dict[str, Any]) -> tuple[Any, ...]:
     connection = session.connection()
     driver = connection.connection.driver_connection
+    assert driver is not None  # a checked-out pool connection always has its DBAPI connection
     try:
         with driver.pipeline():  # the implicit BEGIN and the statement leave together
             cursor = driver.execute(sql, params)

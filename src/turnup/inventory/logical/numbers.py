@@ -355,7 +355,7 @@ def update_number(session: Session, number_id: str, data: NumberUpdate, actor: s
         if new not in TRANSITIONS[current]:
             extra = (
                 f" before its aging ends at {number.until.isoformat()}"
-                if number.state == "aging" and new == "available"
+                if number.state == "aging" and new == "available" and number.until is not None
                 else ""
             )
             raise Conflict(

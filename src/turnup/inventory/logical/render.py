@@ -48,15 +48,26 @@ STATUS = {
 
 
 class BlockLike(Protocol):
-    id: str
-    lo: Any
-    k: Any
-    state: str
-    until: datetime | None
-    reservation_id: str | None
-    service_id: str | None
-    description: str | None
-    allocated_at: datetime | None
+    """What ``render_block`` reads (read-only, so rows and dataclasses with narrower types fit)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def lo(self) -> Any: ...
+    @property
+    def k(self) -> Any: ...
+    @property
+    def state(self) -> str: ...
+    @property
+    def until(self) -> datetime | None: ...
+    @property
+    def reservation_id(self) -> str | None: ...
+    @property
+    def service_id(self) -> str | None: ...
+    @property
+    def description(self) -> str | None: ...
+    @property
+    def allocated_at(self) -> datetime | None: ...
 
 
 def _ref(api: str, resource: str, obj_id: str | None, **extra: Any) -> dict[str, Any] | None:

@@ -28,7 +28,6 @@ from sqlalchemy.orm import Session
 from turnup.inventory.logical import chain, numbers
 from turnup.inventory.logical.codec import WIDTH, unhex
 from turnup.inventory.logical.orm import (
-    LogicalSpace,
     ResourceReservation,
     ResourceReservationItem,
     TelephoneNumber,
@@ -393,9 +392,3 @@ def update_from_api(
     if data.reservationState == "released":
         return release(session, reservation_id, actor)
     raise InvalidInput("reservationState: give committed or released (or validFor to extend)")
-
-
-def space_of(session: Session, space_id: str) -> LogicalSpace:
-    space = session.get(LogicalSpace, space_id)
-    assert space is not None
-    return space

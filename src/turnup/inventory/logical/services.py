@@ -29,12 +29,13 @@ from turnup.inventory.logical.orm import LogicalBlock, LogicalSpace
 from turnup.inventory.logical.render import INVENTORY_API, POOL_API, render_block, render_pool
 from turnup.inventory.logical.schemas import AllocationRequest, PoolCreate, PoolUpdate
 from turnup.kernel import audit, clock
+from turnup.kernel.db import table_of
 from turnup.kernel.errors import Conflict, InvalidInput, NotFound
 from turnup.kernel.ids import new_id
 from turnup.kernel.outbox import publish
 
 ROOT_RANGES = {"ipv4": (0, 1 << 32), "ipv6": (0, 1 << 128), "vlan": (1, 4095), "asn": (1, 4294967295)}
-T = LogicalBlock.__table__
+T = table_of(LogicalBlock)
 _R = TypeVar("_R")
 VLAN_RULE = "VLAN ids are 1-4094 (0 and 4095 are reserved)"
 ASN_RULE = "ASNs are 1-4294967294 (16-bit 1-65534, 32-bit up to 4294967294)"

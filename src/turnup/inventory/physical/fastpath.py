@@ -99,7 +99,8 @@ WITH req AS (
                   ORDER BY x.level_id, x.expires_at LIMIT 1) IS NOT NULL)
        AND (%(cid)s::text IS NULL
             OR EXISTS (SELECT 1 FROM customer c WHERE c.id = %(cid)s::text))
-       AND NOT (%(solo)s AND EXISTS (SELECT 1 FROM hub_subscription h WHERE h.api = %(api)s AND h.query <> ''))
+       AND NOT (%(solo)s AND EXISTS (SELECT 1 FROM hub_subscription h
+                                     WHERE h.api = %(api)s AND h.query <> ''))
            AS ok
 ), upd AS (
     UPDATE stock_level s SET reserved = s.reserved + w.qty, updated_at = %(now)s
@@ -147,15 +148,15 @@ SELECT (SELECT ok FROM decision) AS ok,
        (SELECT json_agg(json_build_array(h.id, h.query) ORDER BY h.id) FROM hub_subscription h
         WHERE h.api = %(api)s AND h.query <> '') AS filtered_subscriptions
 """
-# ``WHERE r.ord <= n`` is always true; it tells the planner that the request has a handful of lines rather than
-# the default guess for an array, which makes the generic plan cost what a custom one does: PostgreSQL then
-# keeps the generic plan instead of re-planning the statement at every execution (~0.4 ms of server CPU here;
-# ``test_the_statement_runs_on_a_generic_plan``).
+# ``WHERE r.ord <= n`` is always true; it tells the planner that the request has a handful of lines rather
+# than the default guess for an array, which makes the generic plan cost what a custom one does: PostgreSQL
+# then keeps the generic plan instead of re-planning the statement at every execution (~0.4 ms of server CPU
+# here; ``test_the_statement_runs_on_a_generic_plan``).
 # Every look-up is written so that any plan, generic or custom, on fresh or analysed tables, is an index probe
 # per line: the codes and the level through scalar sub-selects (unique indexes), the levels to lock through
-# a nested-loop join on the primary key, the expired-hold probe as an ``ORDER BY ... LIMIT 1`` sub-select on the
-# partial index ``ix_stock_reservation_line_live``. (Written as joins and ``EXISTS``, the generic plan hashed
-# the whole ``stock_sku`` table and scanned all of ``stock_reservation_line`` for every reservation.)
+# a nested-loop join on the primary key, the expired-hold probe as an ``ORDER BY ... LIMIT 1`` sub-select on
+# the partial index ``ix_stock_reservation_line_live``. (Written as joins and ``EXISTS``, the generic plan
+# hashed the whole ``stock_sku`` table and scanned all of ``stock_reservation_line`` for every reservation.)
 # No ``--`` comments inside the SQL: it is joined into one line.
 # One line of single spaces: under psycopg's 4 KiB limit for caching the parsed query (no string literal
 # above contains whitespace). psycopg prepares it server-side after a few executions on a connection.
@@ -169,6 +170,7 @@ def _execute(session: Session, params: dict[str, Any], *, solo: bool) -> tuple[A
     statement leave in one packet, inside the caller's transaction."""
     connection = session.connection()
     driver = connection.connection.driver_connection
+    assert driver is not None  # a checked-out pool connection always has its DBAPI connection
     try:
         if solo:
             driver.autocommit = True  # allowed: the session has not begun a transaction on the server
@@ -242,7 +244,7 @@ def _attempt(
     reservation_id = new_id()
     event_id = new_id()
     lines = data.lines
-    line_rows = [
+    line_rows: list[dict[str, Any]] = [
         {
             "id": new_id(),
             "reservation_id": reservation_id,
@@ -269,7 +271,10 @@ def _attempt(
     )
     view = ReservationView(
         reservation,
-        [LineView(LineRecord(**row), line.sku, line.location or "") for row, line in zip(line_rows, lines)],
+        [
+            LineView(LineRecord(**row), line.sku, line.location or "")
+            for row, line in zip(line_rows, lines, strict=True)
+        ],
     )
     resource = render_reservation(view)
     payload = {

@@ -36,13 +36,14 @@ from turnup.inventory.physical.orm import (
     StockUnit,
 )
 from turnup.inventory.physical.render import API, render_replenishment
+from turnup.kernel.db import table_of
 from turnup.kernel.ids import new_id
 from turnup.kernel.outbox import publish
 
-LEVEL = StockLevel.__table__
-LINE = ReservationLine.__table__
-UNIT = StockUnit.__table__
-MOVE = StockMovement.__table__
+LEVEL = table_of(StockLevel)
+LINE = table_of(ReservationLine)
+UNIT = table_of(StockUnit)
+MOVE = table_of(StockMovement)
 # Literal predicates so PostgreSQL can match the partial indexes.
 LINE_HELD = text("stock_reservation_line.status = 'held'")
 
@@ -83,8 +84,9 @@ _LEVEL_COLUMNS = (
 
 
 def pair_condition(session: Session, pairs: Iterable[tuple[str, str]]) -> Any:
-    """``stock_level`` rows of these (sku_id, location_id) pairs. SQLite scans the whole table for a row-value
-    ``IN`` list, so there the pairs become OR-ed equalities, which use the unique (sku_id, location_id) index."""
+    """``stock_level`` rows of these (sku_id, location_id) pairs. SQLite scans the whole table for a
+    row-value ``IN`` list, so there the pairs become OR-ed equalities, which use the unique (sku_id,
+    location_id) index."""
     pairs = sorted(set(pairs))
     if not pairs:
         return false()

@@ -18,13 +18,13 @@ from turnup.inventory.physical.orm import Location, RackHold, RackUnitHold
 from turnup.inventory.physical.render import API, effective_status, render_rack_hold
 from turnup.inventory.physical.schemas import RackHoldCreate
 from turnup.kernel import audit, clock
+from turnup.kernel.db import table_of
 from turnup.kernel.errors import Conflict, InvalidInput, NotFound
 from turnup.kernel.hrefs import iso
 from turnup.kernel.ids import new_id
 from turnup.kernel.outbox import publish
 
-RU = RackUnitHold.__table__
-HOLD = RackHold.__table__
+RU = table_of(RackUnitHold)
 
 
 def _lock_rack(

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Boolean, String, func, literal, select, text, union_all, update
+from sqlalchemy import Boolean, Select, String, func, literal, select, text, union_all, update
 from sqlalchemy.orm import Session
 
 from turnup import accounts
@@ -53,6 +53,7 @@ from turnup.inventory.physical.render import (
 )
 from turnup.inventory.physical.schemas import LineRequest, ReservationCreate
 from turnup.kernel import audit, clock
+from turnup.kernel.db import rowcount, table_of
 from turnup.kernel.errors import Conflict, InvalidInput, NotFound
 from turnup.kernel.hrefs import iso
 from turnup.kernel.ids import new_id
@@ -123,7 +124,7 @@ def _resolve(session: Session, requests: list[LineRequest]) -> _Resolved:
     loc_codes = sorted({r.location for r in requests if r.location})
     regions = sorted({r.region for r in requests if r.region})
     # SKUs, named locations and the locations of named regions in one round trip
-    parts = [
+    parts: list[Select[*tuple[Any, ...]]] = [
         select(
             literal("s").label("kind"),
             Sku.id,
@@ -175,7 +176,7 @@ def _resolve(session: Session, requests: list[LineRequest]) -> _Resolved:
     wanted_set = set(wanted)
     units: dict[tuple[str, str], _Unit] = {}
     if wanted:
-        for row in session.execute(
+        for unit_row in session.execute(
             select(
                 Sku.code,
                 UNIT.c.id,
@@ -195,11 +196,11 @@ def _resolve(session: Session, requests: list[LineRequest]) -> _Resolved:
                 UNIT.c.serial.in_(sorted({x for _, x in wanted})),
             )
         ):
-            if (row[0], row.serial) not in wanted_set:
+            if (unit_row[0], unit_row.serial) not in wanted_set:
                 continue
-            units[(row[0], row.serial)] = _Unit(*row[1:])
-            if row.location_id:
-                location_codes[row.location_id] = row[6]
+            units[(unit_row[0], unit_row.serial)] = _Unit(*unit_row[1:])
+            if unit_row.location_id:
+                location_codes[unit_row.location_id] = unit_row[6]
     lines: list[_Line] = []
     for i, req in enumerate(requests):
         sku = skus.get(req.sku)
@@ -371,7 +372,8 @@ def create_reservation(
         view = fastpath.reserve(session, data, actor, now, solo=solo)
         if view is not None:
             if commit:
-                session.commit()  # after solo: committed on the server already; this ends the session transaction
+                # after solo: committed on the server already; this ends the session transaction
+                session.commit()
             return view
 
     return _create_general(session, data, actor, now, commit=commit)
@@ -415,7 +417,7 @@ def _create_general(
         "created_at": now,
         "updated_at": now,
     }
-    session.execute(Reservation.__table__.insert(), [res_row])
+    session.execute(table_of(Reservation).insert(), [res_row])
     reservation = Reservation(**res_row)
     views: list[LineView] = []
     line_rows: list[dict[str, Any]] = []
@@ -449,7 +451,7 @@ def _create_general(
         else:
             ledger.move(t.level, "reserve", reserved=t.quantity, reservation_id=reservation.id)
     session.execute(LINE.insert(), line_rows)
-    for t, row in zip(takes, line_rows):
+    for t, row in zip(takes, line_rows, strict=True):  # one line row per take, built just above
         if t.units:
             session.execute(
                 update(UNIT)
@@ -549,11 +551,13 @@ def extend_reservation(
     held = session.scalar(
         select(func.count()).select_from(LINE).where(LINE.c.reservation_id == reservation_id, LINE_HELD)
     )
-    changed = session.execute(
-        update(LINE)
-        .where(LINE.c.reservation_id == reservation_id, LINE_HELD, LINE.c.expires_at > now)
-        .values(expires_at=expires_at)
-    ).rowcount
+    changed = rowcount(
+        session.execute(
+            update(LINE)
+            .where(LINE.c.reservation_id == reservation_id, LINE_HELD, LINE.c.expires_at > now)
+            .values(expires_at=expires_at)
+        )
+    )
     if changed != held:
         raise Conflict(
             f"reserveProductStock {reservation_id!r} expired while being extended",
@@ -823,17 +827,17 @@ def check_availability(session: Session, requests: list[LineRequest]) -> list[Li
             .scalar_subquery()
             .label("expired")
         )
-        repl = ReplenishmentRequest.__table__
+        requests_t = table_of(ReplenishmentRequest)
         open_repl = text("stock_replenishment_request.status = 'open'")
         repl_qty = (
-            select(func.sum(repl.c.quantity))
-            .where(repl.c.level_id == LEVEL.c.id, open_repl)
+            select(func.sum(requests_t.c.quantity))
+            .where(requests_t.c.level_id == LEVEL.c.id, open_repl)
             .scalar_subquery()
             .label("repl_qty")
         )
         repl_at = (
-            select(func.min(repl.c.expected_at))
-            .where(repl.c.level_id == LEVEL.c.id, open_repl)
+            select(func.min(requests_t.c.expected_at))
+            .where(requests_t.c.level_id == LEVEL.c.id, open_repl)
             .scalar_subquery()
             .label("repl_at")
         )
@@ -856,11 +860,11 @@ def check_availability(session: Session, requests: list[LineRequest]) -> list[Li
     codes = resolved.location_codes
 
     def avail(row: Any) -> int:
-        return row.on_hand - row.reserved - row.allocated + int(row.expired or 0)
+        return int(row.on_hand - row.reserved - row.allocated + int(row.expired or 0))
 
     results = []
     for line in resolved.lines:
-        serial_info = None
+        serial_info: list[dict[str, Any]] | None = None
         if line.units:
             serial_info = []
             for u in line.units:
@@ -882,8 +886,8 @@ def check_availability(session: Session, requests: list[LineRequest]) -> list[Li
             loc_ids = sorted({u.location_id for u in line.units if u.location_id})
         else:
             loc_ids = line.location_ids
-        places = []
-        repl = []
+        places: list[dict[str, Any]] = []
+        repl: list[dict[str, Any]] = []
         for loc in loc_ids:
             row = levels.get((line.sku_id, loc))
             if row is None:
@@ -922,9 +926,8 @@ def _utc(value: Any) -> datetime | None:
     """Aggregates bypass the UTCDateTime type: SQLite returns text, PostgreSQL an aware datetime."""
     if value is None:
         return None
-    if not isinstance(value, datetime):
-        value = datetime.fromisoformat(str(value))
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 # --- sweeper ---------------------------------------------------------------------------------------------

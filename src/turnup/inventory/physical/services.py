@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from turnup import accounts
@@ -200,18 +200,6 @@ def update_location(session: Session, location_id: str, data: LocationUpdate, ac
     )
     session.commit()
     return loc
-
-
-def location_subtree(session: Session, location_id: str) -> list[Location]:
-    """A location and everything below it (the location tree)."""
-    result, frontier = [], [location_id]
-    while frontier:
-        rows = list(
-            session.scalars(select(Location).where(Location.id.in_(frontier)).order_by(Location.code))
-        )
-        result.extend(rows)
-        frontier = list(session.scalars(select(Location.id).where(Location.parent_id.in_(frontier))))
-    return result
 
 
 # --- levels ----------------------------------------------------------------------------------------------
@@ -446,10 +434,10 @@ def apply_movement(
             raise _short(sku, loc, n, src.available)
 
     if kind == "receipt":
-        assert src is not None
+        assert src is not None and loc is not None
         if data.units:
             _check_new_units(session, sku, data.units)
-            rows = [
+            rows: list[dict[str, Any]] = [
                 {
                     "id": new_id(),
                     "sku_id": sku.id,
@@ -457,7 +445,7 @@ def apply_movement(
                     "mac": u.mac.upper() if u.mac else None,
                     "imei": u.imei,
                     "location_id": loc.id,
-                    "state": "in_stock",  # type: ignore[union-attr]
+                    "state": "in_stock",
                     "created_at": now,
                     "updated_at": now,
                 }
@@ -587,7 +575,8 @@ def apply_movement(
             raise _short(sku, loc, quantity, src.quarantined, "in quarantine")
         if not data.fromQuarantine:
             need_available(quantity)
-        delta = {"quarantined": -1} if data.fromQuarantine else {"on_hand": -1}
+        # one unit leaves quarantine or stock
+        d_on_hand, d_quarantined = (0, -1) if data.fromQuarantine else (-1, 0)
         if data.serials:
             units = _units(session, sku, data.serials)
             _expect(units, ("returned",) if data.fromQuarantine else ("in_stock",), loc, "scrap")
@@ -601,7 +590,8 @@ def apply_movement(
                     reference=reference,
                     reason=data.reason,
                     location_id=loc.id,
-                    **delta,
+                    on_hand=d_on_hand,
+                    quarantined=d_quarantined,
                 )
             moved_serials = data.serials
         else:
@@ -610,7 +600,8 @@ def apply_movement(
                 "scrap",
                 reference=reference,
                 reason=data.reason,
-                **{k: v * quantity for k, v in delta.items()},
+                on_hand=d_on_hand * quantity,
+                quarantined=d_quarantined * quantity,
             )
     elif kind == "count_adjustment":
         assert src is not None and loc is not None and data.countedQuantity is not None
@@ -643,14 +634,14 @@ def apply_movement(
         )
     )
     docs = level_documents(session, level_rows)
-    for row, doc in zip(level_rows, docs):
+    for level_row, doc in zip(level_rows, docs, strict=True):  # one document per level row
         event = (
             "ProductStockCreateEvent"
-            if (row.sku_id, row.location_id) in created
+            if (level_row.sku_id, level_row.location_id) in created
             else "ProductStockAttributeValueChangeEvent"
         )
         publish(session, api=API, event_type=event, resource_type="productStock", resource=doc)
-        was = was_available.get(row.id)
+        was = was_available.get(level_row.id)
         if was is not None and was != (doc["availableQuantity"]["amount"] > 0):
             publish(
                 session,
@@ -765,18 +756,16 @@ def _lock_allocation(session: Session, allocation_id: str) -> tuple[Allocation, 
         .order_by(LINE.c.id)
     ).all()
     levels = lock_levels(session, ids=[r.level_id for r in lines])
-    allocation = session.scalar(
+    locked = session.scalar(
         select(Allocation)
         .where(Allocation.id == allocation_id)
         .with_for_update(key_share=True)
         .execution_options(populate_existing=True)
     )
-    assert allocation is not None
-    if allocation.status != "active":
-        raise Conflict(
-            f"allocation {allocation_id!r} is {allocation.status}", reason="Illegal state transition"
-        )
-    return allocation, {lv.id: lv for lv in levels.values()}, lines
+    assert locked is not None
+    if locked.status != "active":
+        raise Conflict(f"allocation {allocation_id!r} is {locked.status}", reason="Illegal state transition")
+    return locked, {lv.id: lv for lv in levels.values()}, list(lines)
 
 
 def dispatch_allocation(
@@ -850,7 +839,8 @@ def dispatch_allocation(
 
 
 def cancel_allocation(session: Session, allocation_id: str, actor: str, *, commit: bool = True) -> Allocation:
-    """Give an allocation's stock back (order cancelled). With ``commit=False``, in the caller's transaction."""
+    """Give an allocation's stock back (order cancelled); with ``commit=False``, in the caller's
+    transaction."""
     now = clock.now()
     allocation, levels, lines = _lock_allocation(session, allocation_id)
     ledger = Ledger(session, actor, now)
@@ -910,16 +900,3 @@ def cancel_allocation(session: Session, allocation_id: str, actor: str, *, commi
     if commit:
         session.commit()
     return allocation
-
-
-def count_units(session: Session, sku_id: str, location_id: str, states: Sequence[str]) -> int:
-    return (
-        session.scalar(
-            select(func.count())
-            .select_from(StockUnit)
-            .where(
-                StockUnit.sku_id == sku_id, StockUnit.location_id == location_id, StockUnit.state.in_(states)
-            )
-        )
-        or 0
-    )
