@@ -6,7 +6,8 @@ One statement does what the general path (``reservations._create_general``) does
 2. lock those levels in primary-key order (``ORDER BY id FOR NO KEY UPDATE`` in a materialised CTE, the same
    lock and order as ``ledger.lock_levels``);
 3. decide, on the locked (latest) row versions, whether *every* line fits: quantity per level summed over the
-   lines, no expired-but-unswept hold on any of the levels, no reorder point crossed, customer known;
+   lines, no expired-but-unswept hold on any of the levels, no reorder point crossed (the customer, owned by
+   accounts, was checked through its face before the statement);
 4. only if so: add to ``reserved`` (CHECK constraints stay the last line of defence), insert the reservation,
    its lines, one ``reserve`` ledger row per line, the audit entry, the outbox event and its deliveries for
    hub subscriptions without a query filter.
@@ -97,8 +98,6 @@ WITH req AS (
               OR (SELECT x.expires_at FROM stock_reservation_line x
                   WHERE x.level_id = k.id AND x.status = 'held' AND x.expires_at <= %(now)s
                   ORDER BY x.level_id, x.expires_at LIMIT 1) IS NOT NULL)
-       AND (%(cid)s::text IS NULL
-            OR EXISTS (SELECT 1 FROM customer c WHERE c.id = %(cid)s::text))
        AND NOT (%(solo)s AND EXISTS (SELECT 1 FROM hub_subscription h
                                      WHERE h.api = %(api)s AND h.query <> ''))
            AS ok

@@ -367,6 +367,8 @@ def create_reservation(
     now = clock.now()
     if data.expiresAt <= now:
         raise InvalidInput("expiresAt: must be in the future")
+    if data.customerId is not None and accounts.find_customer(session, data.customerId) is None:
+        raise NotFound(f"customerId: customer {data.customerId!r} not found")
     if fastpath.eligible(session, data):
         solo = commit and fastpath.can_commit_with_statement(session)
         view = fastpath.reserve(session, data, actor, now, solo=solo)
@@ -383,8 +385,6 @@ def _create_general(
     session: Session, data: ReservationCreate, actor: str, now: datetime, *, commit: bool
 ) -> ReservationView:
     """Every request shape, on both databases: resolve, lock levels, release expired holds, plan, write."""
-    if data.customerId is not None and accounts.find_customer(session, data.customerId) is None:
-        raise NotFound(f"customerId: customer {data.customerId!r} not found")
     resolved = _resolve(session, data.lines)
     levels = lock_levels(session, pairs=resolved.pairs(), now=now)
     ledger = Ledger(session, actor, now)
