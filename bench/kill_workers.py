@@ -21,7 +21,10 @@ from sqlalchemy import func, select, text
 
 from turnup.kernel.db import make_engine, make_sessionmaker
 from turnup.orchestration import runtime
-from turnup.orchestration.testing import (
+from turnup.ordering.orm import PlanItem, ProductOrder
+from turnup.provisioning.orm import SimulatorLedgerEntry
+from turnup.service_inventory.orm import Service
+from turnup.testing import (
     WorkerProcess,
     create_order_with_vlan,
     make_customer,
@@ -32,9 +35,6 @@ from turnup.orchestration.testing import (
     scratch_database,
     wait_until,
 )
-from turnup.ordering.orm import PlanItem, ProductOrder
-from turnup.provisioning.orm import SimulatorLedgerEntry
-from turnup.service_inventory.orm import Service
 
 
 def main() -> None:

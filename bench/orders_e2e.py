@@ -23,7 +23,10 @@ from sqlalchemy import select, text
 
 from turnup.kernel.db import make_engine, make_sessionmaker
 from turnup.orchestration import runtime
-from turnup.orchestration.testing import (
+from turnup.ordering import services as ordering
+from turnup.ordering.orm import ProductOrder
+from turnup.ordering.schemas import ProductOrderCreate
+from turnup.testing import (
     WorkerProcess,
     make_customer,
     make_offering,
@@ -31,9 +34,6 @@ from turnup.orchestration.testing import (
     scratch_database,
     wait_until,
 )
-from turnup.ordering import services as ordering
-from turnup.ordering.orm import ProductOrder
-from turnup.ordering.schemas import ProductOrderCreate
 
 
 def pct(values: list[float], q: float) -> float:

@@ -11,7 +11,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from turnup.orchestration import runtime
-from turnup.orchestration.testing import in_process, make_customer, make_offering
+from turnup.testing import in_process, make_customer, make_offering
 
 FAST_RETRIES = {
     "TURNUP_STEP_MAX_ATTEMPTS": "3",

@@ -9,8 +9,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from turnup.kernel.outbox import OutboxEvent
-from turnup.orchestration.testing import make_offering, order_body, wait_until
-from turnup.provisioning.orm import FalloutEntry, SimulatorLedgerEntry
+from turnup.ordering.orm import FalloutEntry
+from turnup.provisioning.orm import SimulatorLedgerEntry
+from turnup.testing import make_offering, order_body, wait_until
 
 ORDERS = "/tmf-api/productOrderingManagement/v4/productOrder"
 CANCEL = "/tmf-api/productOrderingManagement/v4/cancelProductOrder"

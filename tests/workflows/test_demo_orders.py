@@ -12,8 +12,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 import turnup.demo
 from turnup.catalog import load_catalog_file, publish_catalog
-from turnup.orchestration.testing import wait_until
 from turnup.provisioning.orm import SimulatorLedgerEntry
+from turnup.testing import wait_until
 
 ORDERS = "/tmf-api/productOrderingManagement/v4/productOrder"
 OFFERINGS = "/tmf-api/productCatalogManagement/v4/productOffering"

@@ -13,9 +13,9 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
 
-from turnup.orchestration.testing import make_offering, order_body, wait_until
 from turnup.provisioning.adapters import AdapterAnswerMalformed, AdapterError, AdapterRequest, check_result
 from turnup.provisioning.http_adapter import HttpAdapter, verify
+from turnup.testing import make_offering, order_body, wait_until
 
 SECRET = "s3cret-for-tests"
 ORDERS = "/tmf-api/productOrderingManagement/v4/productOrder"

@@ -18,12 +18,12 @@ from turnup.inventory.logical.schemas import AllocationRequest, NumberImport, Nu
 from turnup.kernel import clock
 from turnup.kernel.errors import Conflict
 from turnup.kernel.outbox import OutboxEvent
-from turnup.orchestration.testing import make_customer, order_body, wait_until
 from turnup.ordering import services as ordering
 from turnup.ordering.orm import PlanItem, ProductOrder
 from turnup.ordering.schemas import ProductOrderCreate
 from turnup.provisioning.orm import SimulatorLedgerEntry
 from turnup.service_inventory.orm import Service
+from turnup.testing import make_customer, order_body, wait_until
 
 ORDERS = "/tmf-api/productOrderingManagement/v4/productOrder"
 SERVICES = "/tmf-api/serviceInventory/v4/service"

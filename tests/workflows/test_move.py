@@ -10,8 +10,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from turnup.kernel.outbox import OutboxEvent
-from turnup.orchestration.testing import make_customer, wait_until
 from turnup.provisioning.orm import SimulatorLedgerEntry
+from turnup.testing import make_customer, wait_until
 
 ORDERS = "/tmf-api/productOrderingManagement/v4/productOrder"
 SERVICES = "/tmf-api/serviceInventory/v4/service"
@@ -154,7 +154,7 @@ def test_an_aborted_move_puts_the_service_back_at_its_old_site(
     orchestrator: None,
 ) -> None:
     # Given an active link whose element refuses every activation at the new site (simulated outage)
-    from turnup.orchestration.testing import make_offering
+    from turnup.testing import make_offering
 
     with session_factory() as s:
         offering = make_offering(

@@ -17,7 +17,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from turnup.kernel.outbox import OutboxEvent
 from turnup.orchestration import runtime
-from turnup.orchestration.testing import (
+from turnup.ordering import services as ordering
+from turnup.ordering.orm import PlanItem, ProductOrder
+from turnup.ordering.schemas import ProductOrderCreate
+from turnup.provisioning.orm import SimulatorLedgerEntry
+from turnup.service_inventory.orm import Service
+from turnup.testing import (
     WorkerProcess,
     create_order_with_vlan,
     make_customer,
@@ -27,11 +32,6 @@ from turnup.orchestration.testing import (
     reservation_leaks,
     wait_until,
 )
-from turnup.ordering import services as ordering
-from turnup.ordering.orm import PlanItem, ProductOrder
-from turnup.ordering.schemas import ProductOrderCreate
-from turnup.provisioning.orm import SimulatorLedgerEntry
-from turnup.service_inventory.orm import Service
 
 CONCURRENCY = 4
 

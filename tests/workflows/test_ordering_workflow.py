@@ -9,10 +9,10 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from turnup.kernel.outbox import OutboxEvent
-from turnup.orchestration.testing import order_body, wait_until
-from turnup.ordering.orm import PlanItem, ProductOrder
-from turnup.provisioning.orm import FalloutEntry, SimulatorLedgerEntry
+from turnup.ordering.orm import FalloutEntry, PlanItem, ProductOrder
+from turnup.provisioning.orm import SimulatorLedgerEntry
 from turnup.service_inventory.orm import Service
+from turnup.testing import order_body, wait_until
 
 ORDERS = "/tmf-api/productOrderingManagement/v4/productOrder"
 CANCEL = "/tmf-api/productOrderingManagement/v4/cancelProductOrder"

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from turnup.kernel.outbox import OutboxEvent
-from turnup.orchestration.testing import make_offering, order_body, wait_until
+from turnup.testing import make_offering, order_body, wait_until
 
 ORDERS = "/tmf-api/productOrderingManagement/v4/productOrder"
 CANCEL = "/tmf-api/productOrderingManagement/v4/cancelProductOrder"
@@ -85,20 +85,29 @@ def test_products_follow_their_services_through_the_lifecycle(
     ended = client.get(f"{PRODUCTS}/{fibre['id']}").json()
     assert ended["status"] == "terminated" and ended["terminationDate"] is not None
     assert client.get(f"{PRODUCTS}/{colo['id']}").json()["status"] == "active"  # untouched
-    # and every status change was published
-    with session_factory() as s:
-        changes = [
-            e.payload["event"]["product"]["status"]
-            for e in s.scalars(
-                select(OutboxEvent)
-                .where(
-                    OutboxEvent.event_type == "ProductStateChangeEvent",
-                    OutboxEvent.resource_id == fibre["id"],
+
+    # and every status change was published (by product inventory's consumer of the service events)
+    def changes() -> list[str]:
+        with session_factory() as s:
+            return [
+                e.payload["event"]["product"]["status"]
+                for e in s.scalars(
+                    select(OutboxEvent)
+                    .where(
+                        OutboxEvent.event_type == "ProductStateChangeEvent",
+                        OutboxEvent.resource_id == fibre["id"],
+                    )
+                    .order_by(OutboxEvent.event_time)
                 )
-                .order_by(OutboxEvent.event_time)
-            )
-        ]
-    assert changes == ["active", "suspended", "active", "terminated"]
+            ]
+
+    wait_until(lambda: len(changes()) >= 4, 30, message="product events")
+    assert changes() == ["active", "suspended", "active", "terminated"]
+    with session_factory() as s:  # and each product was announced once, when its order was accepted
+        created = s.scalars(
+            select(OutboxEvent.resource_id).where(OutboxEvent.event_type == "ProductCreateEvent")
+        ).all()
+    assert sorted(created) == sorted([fibre["id"], colo["id"]])
     # TMF conventions: filters, field selection, 404
     mine = client.get(
         PRODUCTS, params={"relatedParty.id": customer_id, "productOffering.id": catalog["colo"]}

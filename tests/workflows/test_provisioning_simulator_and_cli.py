@@ -12,10 +12,10 @@ from typer.testing import CliRunner
 
 from turnup.cli.main import app as cli
 from turnup.kernel.settings import get_settings
-from turnup.orchestration.testing import order_body, wait_until
 from turnup.provisioning.adapters import AdapterAnswerMalformed, AdapterRequest, check_result
 from turnup.provisioning.orm import SimulatorLedgerEntry
 from turnup.provisioning.simulator import NetworkSimulator, SimulatedOutage
+from turnup.testing import order_body, wait_until
 
 
 def _outcomes(sim: NetworkSimulator, keys: list[str]) -> list[str]:

@@ -14,9 +14,9 @@ from turnup.inventory.logical import services as pools
 from turnup.inventory.logical.orm import LogicalBlock, ResourceReservation
 from turnup.inventory.logical.schemas import PoolCreate
 from turnup.kernel import clock
-from turnup.orchestration.testing import make_offering, order_body, wait_until
 from turnup.ordering import services as ordering
 from turnup.ordering.schemas import ProductOrderCreate
+from turnup.testing import make_offering, order_body, wait_until
 
 ORDERS = "/tmf-api/productOrderingManagement/v4/productOrder"
 CANCEL = "/tmf-api/productOrderingManagement/v4/cancelProductOrder"

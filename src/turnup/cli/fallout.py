@@ -7,8 +7,8 @@ from rich.table import Table
 from sqlalchemy import select
 
 from turnup.cli.common import CLI_ACTOR, cli_session, console
-from turnup.provisioning import services
-from turnup.provisioning.orm import FalloutEntry
+from turnup.ordering import fallout as services
+from turnup.ordering.orm import FalloutEntry
 
 app = typer.Typer(help="Order steps that failed for good: retry, skip or abort them.", no_args_is_help=True)
 

@@ -25,16 +25,22 @@ def run(
         False, "--delivery/--no-delivery", help="also run the outbox delivery worker in this process"
     ),
 ) -> None:
-    """Run order workflows and the housekeeping sweeps until stopped (SIGTERM/Ctrl-C). Any number may run
-    against PostgreSQL (each sweep runs in one of them at a time)."""
+    """Run order workflows, the event consumers and the housekeeping sweeps until stopped (SIGTERM/Ctrl-C).
+    Any number may run against PostgreSQL (each sweep runs in one of them at a time; each event is applied
+    once per consumer whichever worker takes it)."""
+    from turnup.kernel.consumers import start_worker_thread
     from turnup.kernel.housekeeping import start_housekeeper
     from turnup.orchestration import runtime
 
     settings = get_settings()
     stop = threading.Event()
     runtime.launch(settings.database_url, executor_id=executor_id, worker_concurrency=concurrency)
+    assert runtime.runtime.factory is not None
+    stop_consumers = start_worker_thread(
+        runtime.runtime.factory, settings, worker_id=f"{runtime.runtime.executor_id}-consumers"
+    )
     if delivery:
-        from turnup.cli.main import start_delivery_worker
+        from turnup.cli.common import start_delivery_worker
 
         start_delivery_worker(stop)
     start_housekeeper(stop, settings)  # every TURNUP_SWEEP_INTERVAL_SECONDS (0: off); stopped by ``stop``
@@ -49,6 +55,7 @@ def run(
         pass
     finally:
         stop.set()
+        stop_consumers()
         runtime.shutdown()
 
 

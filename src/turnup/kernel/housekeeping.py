@@ -30,7 +30,7 @@ from turnup.kernel.settings import Settings, get_settings
 
 log = structlog.get_logger(__name__)
 
-ACTOR = "system:housekeeping"
+ACTOR = "system:housekeeping"  # the actor sweeps record in the audit log
 SKIPPED = "running elsewhere"
 
 Sweep = Callable[[Session], Any]
@@ -49,38 +49,9 @@ def register(name: str) -> Callable[[Sweep], Sweep]:
     return add
 
 
-# --- the sweeps (imports are lazy: kernel must not import the features at import time) -------------------
-
-
-@register("quotes")
-def sweep_quotes(session: Session) -> Any:
-    """Cancel open quotes past their validity and release their stock and resource holds."""
-    from turnup.quoting import services
-
-    return services.sweep_expired(session, actor=ACTOR)
-
-
-@register("stock")
-def sweep_stock(session: Session) -> Any:
-    """Release expired stock holds (ledger ``release`` rows) and expire rack-space holds."""
-    from turnup.inventory.physical import reservations
-
-    return reservations.sweep_expired(session, actor=ACTOR)
-
-
-@register("numbers")
-def sweep_numbers(session: Session) -> dict[str, int]:
-    """Telephone numbers whose aging (quarantine) or reservation has ended become available."""
-    from turnup.inventory.logical import numbers
-
-    return numbers.sweep(session, commit=True)
-
-
-# Logical resource reservations (IP prefixes/addresses, VLANs, ASNs, identifiers) have no expiry sweep:
-# they are released lazily. An expired reserved block goes back to its space's free list the next time that
-# space is allocated from or reported on (``chain.reclaim``, bounded per space and run inside the caller's
-# transaction), and a reservation past its expiry already renders as ``expired``. The telephone numbers such
-# a reservation holds are returned by the "numbers" sweep above. So nothing is registered for them here.
+# The sweeps themselves belong to the features that own the rows they release (``quoting/sweeps.py``,
+# ``inventory/physical/sweeps.py``, ``inventory/logical/sweeps.py``); each registers here when imported, and
+# the composition root (``turnup.wiring.wire``) imports them. Kernel knows no feature.
 
 
 # --- running ----------------------------------------------------------------------------------------------

@@ -13,9 +13,12 @@ Because the system tables are in the same database, an API request enqueues the 
 (``send_in_transaction``) **in the same transaction** as the rows it writes: an order is never stored
 without its workflow, and a fallout decision is never recorded without reaching the workflow.
 
-Workers: every worker process launches DBOS with an ``executor_id`` and listens on the ``orders``
-queue. PostgreSQL hands each queued workflow to exactly one worker (``FOR UPDATE SKIP LOCKED``). On start a
-worker recovers the workflows its executor id left PENDING (so a restarted worker must keep its id);
+Features register their workflows and steps with DBOS by being imported (the composition root
+``turnup.wiring.wire`` imports them); ``launch`` starts DBOS with whatever is registered and knows no
+feature. Workers: every worker process launches DBOS with an ``executor_id`` and listens on the work
+queue (``orders``). PostgreSQL hands each queued workflow to exactly one worker (``FOR UPDATE SKIP
+LOCKED``). On start a worker recovers the workflows its executor id left PENDING (so a restarted worker
+must keep its id);
 ``turnup orchestrator recover --executor-id X`` adopts those of a worker that is gone for good.
 """
 
@@ -36,8 +39,7 @@ from turnup import __version__
 from turnup.kernel.db import is_sqlite, make_engine, make_sessionmaker
 
 APP_NAME = "turnup"
-ORDER_QUEUE = "orders"
-ORDER_WORKFLOW = "turnup.order"
+ORDER_QUEUE = "orders"  # the work queue every worker listens on (the name is kept for existing databases)
 APP_VERSION = f"turnup-{__version__}"
 
 _lock = threading.Lock()
@@ -127,6 +129,13 @@ def client_for(url: str) -> Any:
     return client
 
 
+def session_url(session: Session) -> str:
+    """The database URL (with its password) of the session's bind."""
+    bind = session.get_bind()
+    engine = bind if isinstance(bind, Engine) else bind.engine
+    return engine.url.render_as_string(hide_password=False)
+
+
 def prepare(session: Session) -> str:
     """Make sure the DBOS client (and system tables) exist before a use case starts writing.
 
@@ -134,7 +143,7 @@ def prepare(session: Session) -> str:
     the request already opened (authentication) is ended first; it has nothing to lose.
     Returns the database URL of the session.
     """
-    url = session.get_bind().url.render_as_string(hide_password=False)
+    url = session_url(session)
     if (url, dbos_schema(url)) not in _clients:
         if session.in_transaction():
             if session.new or session.dirty or session.deleted:
@@ -144,18 +153,19 @@ def prepare(session: Session) -> str:
     return url
 
 
-def enqueue_order_workflow(session: Session, url: str, order_id: str) -> str:
-    """Enqueue the order's workflow in the caller's transaction; the workflow id is ``order-<id>``."""
-    workflow_id = f"order-{order_id}"
+def enqueue_in_transaction(
+    session: Session, url: str, workflow_name: str, workflow_id: str, *args: Any
+) -> str:
+    """Enqueue the registered workflow ``workflow_name`` on the work queue, in the caller's transaction."""
     client_for(url).enqueue_in_transaction(
         session,
         {
-            "workflow_name": ORDER_WORKFLOW,
+            "workflow_name": workflow_name,
             "queue_name": ORDER_QUEUE,
             "workflow_id": workflow_id,
             "app_version": APP_VERSION,
         },
-        order_id,
+        *args,
     )
     return workflow_id
 
@@ -190,11 +200,11 @@ def launch(
     polling_interval_sec: float = 0.05,
     log_level: str = "WARNING",
 ) -> None:
-    """Start DBOS in this process on Turnup's database and listen on the order queue."""
-    from dbos import DBOS
+    """Start DBOS in this process on Turnup's database and listen on the work queue.
 
-    import turnup.models  # noqa: F401  (complete metadata)
-    from turnup.provisioning import workflow  # noqa: F401  (registers the workflows and steps)
+    The workflows run are those registered (imported) before this call: ``turnup.wiring.wire()``.
+    """
+    from dbos import DBOS
 
     if runtime.launched:
         raise RuntimeError("orchestrator already launched in this process")

@@ -10,14 +10,13 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from turnup import service_inventory as inventory
 from turnup.kernel import audit, clock
 from turnup.kernel.errors import Conflict, InvalidInput, NotFound
 from turnup.kernel.hrefs import href, iso
 from turnup.orchestration import runtime as orchestration
 from turnup.ordering import services as ordering
-from turnup.ordering.orm import PlanItem
-from turnup.provisioning.orm import FalloutEntry
-from turnup.service_inventory import services as inventory
+from turnup.ordering.orm import FalloutEntry, PlanItem
 
 API = "turnupOrchestration"
 ACTIONS = ("retry", "skip", "abort")

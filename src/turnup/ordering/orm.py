@@ -1,4 +1,5 @@
-"""Product orders (TMF622), their items, and the plan they decompose into (TMF641-style service order items)."""
+"""Product orders (TMF622), their items, the plan they decompose into (TMF641-style service order items),
+and the fallout queue of their workflows."""
 
 from __future__ import annotations
 
@@ -85,3 +86,22 @@ class PlanItem(Base):
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class FalloutEntry(Base):
+    """A workflow step that failed for good and waits for a person: retry, skip (with a reason) or abort."""
+
+    __tablename__ = "fallout_entry"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    order_id: Mapped[str] = mapped_column(String(32), index=True)
+    plan_item_id: Mapped[str] = mapped_column(String(32), index=True)
+    workflow_id: Mapped[str] = mapped_column(String(64))
+    step: Mapped[str] = mapped_column(String(100))
+    error: Mapped[str] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(20), index=True)  # open | retried | skipped | aborted
+    resolution_reason: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    resolved_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    opened_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

@@ -94,7 +94,8 @@ class FalloutDecision(Strict):
 
 
 class OrderEventCreate(Strict):
-    """An outside event a waiting plan item needs (field work done, shipment delivered, milestone accepted)."""
+    """An outside event a waiting plan item needs (field work done, shipment delivered, milestone
+    accepted)."""
 
     eventType: str = Field(min_length=1, max_length=100)  # technicianCompleted | shipmentDelivered | …
     planItemId: str | None = Field(default=None, max_length=32)  # which item, when several await one type

@@ -7,31 +7,32 @@ Every step opens its own short Turnup transaction(s). Adapter calls carry the id
 from __future__ import annotations
 
 import os
-import threading
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
 
+from turnup import service_inventory as inventory
 from turnup.kernel import audit, clock
 from turnup.kernel.ids import new_id
 from turnup.kernel.outbox import publish
 from turnup.orchestration import runtime as orchestration
 from turnup.ordering import services as ordering
-from turnup.ordering.orm import PlanItem, ProductOrder, ProductOrderItem
+from turnup.ordering.orm import FalloutEntry, PlanItem, ProductOrder, ProductOrderItem
+from turnup.ordering.render import API, render_order
 from turnup.ordering.services import set_plan_state
-from turnup.provisioning.adapters import (
+from turnup.ordering.settlement import ACTOR, settle_resources, terminate
+from turnup.provisioning import (
     AdapterAnswerMalformed,
     AdapterContext,
-    AdapterError,
     AdapterRegistry,
     AdapterRequest,
+    AdapterResult,
     UnknownAdapter,
+    call_with_timeout,
+    step_timeout,
 )
-from turnup.provisioning.orm import FalloutEntry
-from turnup.service_inventory import services as inventory
 
-ACTOR = "orchestrator"
 CANCELLING = "pendingCancellation"  # what activate/wait steps return when the order is being cancelled
 
 
@@ -51,7 +52,7 @@ class RetryPolicy:
     fallout_wait_seconds: float = 86400.0
 
     def backoff(self, failed_attempts: int) -> float:
-        return min(self.base_seconds * 2 ** (failed_attempts - 1), self.cap_seconds)
+        return float(min(self.base_seconds * 2 ** (failed_attempts - 1), self.cap_seconds))
 
     @classmethod
     def from_env(cls) -> RetryPolicy:
@@ -74,7 +75,7 @@ def adapters() -> AdapterRegistry:
     return _registry
 
 
-# --- start ----------------------------------------------------------------------------------------------------
+# --- start --------------------------------------------------------------------------------------------------
 def start_order(order_id: str) -> dict[str, Any]:
     """Validate the order is still to be worked and move it to inProgress; return the plan to run."""
     with orchestration.step_session() as s:
@@ -109,7 +110,7 @@ def _topological(plan: list[PlanItem]) -> list[PlanItem]:
     return ordered
 
 
-# --- activate / change / deactivate --------------------------------------------------------------------------
+# --- activate / change / deactivate -------------------------------------------------------------------------
 # What a plan item's action needs of its service before the adapter call, and what it leaves it in.
 NEEDS = {
     "add": ("designed", "reserved", "active"),
@@ -190,7 +191,7 @@ def _operate(order_id: str, plan_item_id: str, mode: str) -> str:
             order_id=order_id,
         )
         adapter_name, action = plan.adapter, plan.action
-        timeout = _step_timeout(plan.parameters)
+        timeout = step_timeout(plan.parameters)
         s.rollback()  # no database transaction is held while the adapter works
     try:
         result = _call_with_timeout(adapter_name, operation, request, timeout)
@@ -255,19 +256,6 @@ def _operate(order_id: str, plan_item_id: str, mode: str) -> str:
         return plan.state
 
 
-def terminate(s: Any, service: Any, *, action: str, order_id: str, order_item_id: str) -> None:
-    """A service this order created ends (compensation, abort, cancellation): terminated, and the resources
-    assigned to it (from the order's reservations) released — no leak when an order does not complete."""
-    if service.state != "terminated":
-        inventory.change_state(
-            s, service, "terminated", action=action, order_id=order_id, order_item_id=order_item_id
-        )
-        if service.resources:
-            inventory.release_resources(
-                s, service, actor=ACTOR, order_id=order_id, order_item_id=order_item_id
-            )
-
-
 def _assign(s: Any, plan: PlanItem) -> str:
     """Resource work: assign a reservation the order carries to the plan item's service (one transaction)."""
     from turnup.kernel.errors import TurnupError
@@ -293,70 +281,15 @@ def _assign(s: Any, plan: PlanItem) -> str:
     return plan.state
 
 
-def settle_resources(s: Any, plan: list[PlanItem], order_id: str) -> None:
-    """At an order's end without completion: reservations not yet assigned are assigned to their service
-    (so terminating it releases them); a reservation that cannot be is left as it is (recorded)."""
-    from turnup.kernel.errors import TurnupError
-
-    for p in plan:
-        if p.kind != ordering.RESOURCE_KIND or p.state in ("completed", "cancelled"):
-            continue
-        service = inventory.get_service(s, p.service_id)
-        savepoint = s.begin_nested()
-        try:
-            inventory.assign_reservation(
-                s, service, dict(p.parameters["reservation"]), order_id=order_id, actor=ACTOR
-            )
-            savepoint.commit()
-            if service.state == "terminated":
-                inventory.release_resources(
-                    s, service, actor=ACTOR, order_id=order_id, order_item_id=p.order_item_id
-                )
-        except TurnupError as exc:
-            savepoint.rollback()
-            p.last_error = exc.message
-
-
 def _cancelling(s: Any, order_id: str) -> bool:
     order = s.get(ProductOrder, order_id)
     return order is not None and order.state == CANCELLING
 
 
-def _step_timeout(parameters: dict[str, Any]) -> float:
-    """Per-step timeout of an adapter call: the plan item's ``stepTimeoutSeconds`` parameter (from the
-    catalog's provisioning entry), else ``TURNUP_STEP_TIMEOUT_SECONDS`` (default 30 s)."""
-    value = parameters.get("stepTimeoutSeconds") or os.environ.get("TURNUP_STEP_TIMEOUT_SECONDS") or 30
-    return max(float(value), 0.001)
-
-
-class AdapterTimeout(AdapterError):
-    """The adapter did not answer within the step timeout: a failed attempt (retried, then fallout)."""
-
-
-def _call_with_timeout(adapter_name: str, operation: str, request: AdapterRequest, timeout: float) -> Any:
-    """Call the adapter in a daemon thread and give up after ``timeout`` seconds.
-
-    A call that hangs is abandoned (Python cannot stop a thread); if it completes later its effect is
-    recorded by the adapter under the same idempotency key, so the retry gets that answer without a second
-    effect.
-    """
-    box: dict[str, Any] = {}
-    done = threading.Event()
-
-    def work() -> None:
-        try:
-            box["result"] = adapters().call(adapter_name, operation, request)
-        except BaseException as exc:
-            box["error"] = exc
-        finally:
-            done.set()
-
-    threading.Thread(target=work, name=f"adapter-{request.idempotency_key}", daemon=True).start()
-    if not done.wait(timeout):
-        raise AdapterTimeout(f"adapter {adapter_name!r} {operation} did not answer within {timeout:g}s")
-    if "error" in box:
-        raise box["error"]
-    return box["result"]
+def _call_with_timeout(
+    adapter_name: str, operation: str, request: AdapterRequest, timeout: float
+) -> AdapterResult:
+    return call_with_timeout(adapters(), adapter_name, operation, request, timeout)
 
 
 def _record_failure(plan_item_id: str, error: str) -> None:
@@ -373,7 +306,7 @@ def _record_failure(plan_item_id: str, error: str) -> None:
             s.commit()
 
 
-# --- durable waits for outside events -------------------------------------------------------------------------
+# --- durable waits for outside events -----------------------------------------------------------------------
 def begin_wait(order_id: str, plan_item_id: str) -> str:
     """A field/shipping plan item starts waiting for its event (plan item inProgress)."""
     with orchestration.step_session() as s:
@@ -391,8 +324,6 @@ def begin_wait(order_id: str, plan_item_id: str) -> str:
 
 def raise_jeopardy(order_id: str, plan_item_id: str, count: int, waited_seconds: float) -> None:
     """The awaited event is late: publish ProductOrderJeopardyEvent (the order keeps its state)."""
-    from turnup.ordering.render import API, render_order
-
     with orchestration.step_session() as s:
         order = ordering.get_order(s, order_id)
         plan = s.get(PlanItem, plan_item_id)
@@ -426,7 +357,7 @@ def raise_jeopardy(order_id: str, plan_item_id: str, count: int, waited_seconds:
         s.commit()
 
 
-# --- fallout --------------------------------------------------------------------------------------------------
+# --- fallout ------------------------------------------------------------------------------------------------
 def open_fallout(
     order_id: str, plan_item_id: str, workflow_id: str, step: str, error: str, attempts: int
 ) -> str:
@@ -471,7 +402,7 @@ def open_fallout(
         return entry.id
 
 
-# --- finish ---------------------------------------------------------------------------------------------------
+# --- finish -------------------------------------------------------------------------------------------------
 def finish_order(order_id: str, aborted: bool) -> str:
     """Set the final order and item states: completed, partial or failed."""
     with orchestration.step_session() as s:
@@ -514,7 +445,7 @@ def finish_order(order_id: str, aborted: bool) -> str:
         return final
 
 
-# --- cancellation ---------------------------------------------------------------------------------------------
+# --- cancellation -------------------------------------------------------------------------------------------
 def finish_cancellation(order_id: str) -> str:
     """End a cancelled order (after compensation): plan items not done are cancelled, designed services
     terminated, resources of the services this order created and then terminated are released, the

@@ -1,4 +1,5 @@
-"""The order workflow (DBOS). It only decides what happens next; every read, write and adapter call is a step.
+"""The order workflow (DBOS), registered when this module is imported (``turnup.wiring.wire``). It only
+decides what happens next; every read, write and adapter call is a step.
 
     validate (acknowledged -> inProgress, returns the plan in dependency order)
     for each plan item: activate/modify/suspend/resume/deactivate (adapter + service inventory), retried
@@ -19,9 +20,9 @@ from typing import Any
 
 from dbos import DBOS
 
-from turnup.orchestration.runtime import ORDER_WORKFLOW
-from turnup.provisioning import steps
-from turnup.provisioning.steps import RetryPolicy, StepFailedForGood
+from turnup.ordering import steps
+from turnup.ordering.services import ORDER_WORKFLOW
+from turnup.ordering.steps import RetryPolicy, StepFailedForGood
 
 FALLOUT_TOPIC = "fallout:{}"
 EVENT_TOPIC = "event:{}"  # outside events (technicianCompleted, shipmentDelivered…) for one plan item

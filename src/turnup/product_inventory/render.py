@@ -7,12 +7,11 @@ from typing import Any
 from sqlalchemy.orm import object_session
 
 from turnup.kernel.hrefs import href, iso
-from turnup.ordering.orm import ProductOrderItem
-from turnup.product_inventory.services import API, ProductView, view
+from turnup.product_inventory.services import API, ProductView, get_product
 
 
 def render_product(p: ProductView) -> dict[str, Any]:
-    item, order = p.item, p.order
+    item = p.product
     site = p.site_id
     return {
         "id": item.id,
@@ -23,7 +22,7 @@ def render_product(p: ProductView) -> dict[str, Any]:
         "isBundle": False,
         "isCustomerVisible": True,
         "quantity": item.quantity,
-        "orderDate": iso(order.order_date),
+        "orderDate": iso(item.order_date),
         "startDate": iso(p.start_date),
         "terminationDate": iso(p.termination_date),
         "productOffering": {
@@ -33,10 +32,10 @@ def render_product(p: ProductView) -> dict[str, Any]:
         },
         "productOrderItem": [
             {
-                "productOrderId": order.id,
+                "productOrderId": item.order_id,
                 "orderItemId": item.item_ref,
                 "orderItemAction": "add",
-                "productOrderHref": href("productOrderingManagement", "productOrder", order.id),
+                "productOrderHref": href("productOrderingManagement", "productOrder", item.order_id),
                 "@referredType": "ProductOrderItem",
             }
         ],
@@ -49,14 +48,17 @@ def render_product(p: ProductView) -> dict[str, Any]:
             }
             for s in p.services
         ],
-        "relatedParty": [{"id": order.customer_id, "role": "customer", "@referredType": "Customer"}],
+        "relatedParty": [{"id": item.customer_id, "role": "customer", "@referredType": "Customer"}],
         "place": [{"id": site, "role": "installationAddress", "@referredType": "GeographicSite"}]
         if site
         else [],
     }
 
 
-def render_item(item: ProductOrderItem) -> dict[str, Any]:
+def render_item(item: Any) -> dict[str, Any]:
+    """Render the product of a row of ``services.products_select()`` (an order item)."""
     session = object_session(item)
     assert session is not None
-    return render_product(view(session, item))
+    product = get_product(session, str(item.id))
+    assert product is not None
+    return render_product(product)

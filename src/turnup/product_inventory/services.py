@@ -1,8 +1,8 @@
 """TMF637 product inventory, derived from what orders and the service inventory already record (no table).
 
 A product is an ``add`` product order item; its realising services are the services the item's plan
-activates (``order_plan_item`` rows of kind serviceActivation). Its status follows those services
-(TMF637 ProductStatusType subset):
+activates. Both are read through the faces of ``turnup.ordering`` and ``turnup.service_inventory``. Its
+status follows those services (TMF637 ProductStatusType subset):
 
 - ``created`` while any live service is still designed/reserved (the order is being delivered);
 - ``active`` when every live service is active (``startDate``: the earliest activation);
@@ -10,8 +10,8 @@ activates (``order_plan_item`` rows of kind serviceActivation). Its status follo
 - ``terminated`` when all services are terminated after one was active (``terminationDate``: the latest
   termination), ``cancelled`` when none ever was (order cancelled, aborted, skipped).
 
-Events (same transaction as the change): ``ProductCreateEvent`` at acceptance, ``ProductStateChangeEvent``
-when a service change changes the product's status, ``ProductAttributeValueChangeEvent`` on a move.
+Events are published by the consumers in ``turnup.product_inventory.consumers`` (product inventory follows
+orders and services through their events; nobody calls it).
 """
 
 from __future__ import annotations
@@ -20,21 +20,20 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select
 from sqlalchemy.orm import Session
 
-from turnup.kernel.outbox import publish
-from turnup.ordering.orm import PlanItem, ProductOrder, ProductOrderItem
-from turnup.service_inventory.orm import Service, ServiceOrderHistory
+from turnup import ordering, service_inventory
+from turnup.ordering import OrderedProduct
+from turnup.service_inventory import ServiceView
 
 API = "productInventory"
 
 
 @dataclass
 class ProductView:
-    item: ProductOrderItem
-    order: ProductOrder
-    services: list[Service]
+    product: OrderedProduct
+    services: list[ServiceView]
 
     @property
     def status(self) -> str:
@@ -59,6 +58,7 @@ class ProductView:
 
 
 def derive_status(services: list[tuple[str, datetime | None]]) -> str:
+    """A product's status from its services' (state, activation date)."""
     live = [state for state, _ in services if state != "terminated"]
     if not live:
         return "terminated" if any(activated for _, activated in services) else "cancelled"
@@ -69,102 +69,18 @@ def derive_status(services: list[tuple[str, datetime | None]]) -> str:
     return "active"
 
 
-def services_of(session: Session, order_item_id: str) -> list[Service]:
-    ids = session.scalars(
-        select(PlanItem.service_id)
-        .where(
-            PlanItem.order_item_id == order_item_id,
-            PlanItem.kind == "serviceActivation",
-            PlanItem.action == "add",
-        )
-        .order_by(PlanItem.position)
-    ).all()
-    found = [session.get(Service, sid) for sid in dict.fromkeys(ids)]
-    return [s for s in found if s is not None]
-
-
-def view(session: Session, item: ProductOrderItem) -> ProductView:
-    order = session.get(ProductOrder, item.order_id)
-    assert order is not None
-    return ProductView(item=item, order=order, services=services_of(session, item.id))
+def view(session: Session, product: OrderedProduct) -> ProductView:
+    return ProductView(
+        product=product, services=service_inventory.service_views(session, product.service_ids)
+    )
 
 
 def get_product(session: Session, product_id: str) -> ProductView | None:
-    item = session.get(ProductOrderItem, product_id)
-    if item is None or item.action != "add":
-        return None
-    return view(session, item)
+    """The product with this id (an ``add`` order item's id), or None."""
+    product = ordering.ordered_product(session, product_id)
+    return view(session, product) if product is not None else None
 
 
-def products_select() -> Any:
-    return (
-        select(ProductOrderItem)
-        .join(ProductOrder, ProductOrder.id == ProductOrderItem.order_id)
-        .where(ProductOrderItem.action == "add")
-    )
-
-
-def announce_created(session: Session, item: ProductOrderItem) -> None:
-    from turnup.product_inventory.render import render_product
-
-    session.flush()
-    publish(
-        session,
-        api=API,
-        event_type="ProductCreateEvent",
-        resource_type="product",
-        resource=render_product(view(session, item)),
-    )
-
-
-def product_item_of_service(session: Session, service_id: str) -> ProductOrderItem | None:
-    """The product a service realises: the order item whose plan added the service."""
-    item_id = session.scalar(
-        select(ServiceOrderHistory.order_item_id)
-        .where(ServiceOrderHistory.service_id == service_id, ServiceOrderHistory.action == "add")
-        .limit(1)
-    )
-    if item_id is None:
-        return None
-    item = session.get(ProductOrderItem, item_id)
-    return item if item is not None and item.action == "add" else None
-
-
-def follow_service(
-    session: Session,
-    service: Service,
-    previous_state: str | None = None,
-    previous_activation: datetime | None = None,
-    *,
-    moved: bool = False,
-) -> None:
-    """After ``service`` changed (state, or site when ``moved``): publish the product's change, if any."""
-    from turnup.product_inventory.render import render_product
-
-    item = product_item_of_service(session, service.id)
-    if item is None:
-        return
-    current = view(session, item)
-    if previous_state is not None:
-        before = derive_status(
-            [
-                (previous_state, previous_activation) if s.id == service.id else (s.state, s.activation_date)
-                for s in current.services
-            ]
-        )
-        if before != current.status:
-            publish(
-                session,
-                api=API,
-                event_type="ProductStateChangeEvent",
-                resource_type="product",
-                resource=render_product(current),
-            )
-    if moved:
-        publish(
-            session,
-            api=API,
-            event_type="ProductAttributeValueChangeEvent",
-            resource_type="product",
-            resource=render_product(current),
-        )
+def products_select() -> Select[Any]:
+    """What lists products: the ``add`` order items (rendered with ``render.render_item``)."""
+    return ordering.product_items_select()

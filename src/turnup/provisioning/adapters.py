@@ -9,6 +9,8 @@ the workflow does not retry (it goes straight to the fallout queue).
 
 from __future__ import annotations
 
+import os
+import threading
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib.metadata import entry_points
@@ -116,3 +118,43 @@ class AdapterRegistry:
             raise ValueError(f"unknown adapter operation {operation!r}")
         raw = getattr(self.get(name), operation)(request)
         return check_result(name, operation, raw)
+
+
+class AdapterTimeout(AdapterError):
+    """The adapter did not answer within the step timeout: a failed attempt (retried, then fallout)."""
+
+
+def step_timeout(parameters: dict[str, Any]) -> float:
+    """Per-call timeout of an adapter call: the ``stepTimeoutSeconds`` parameter (from the catalog's
+    provisioning entry), else ``TURNUP_STEP_TIMEOUT_SECONDS`` (default 30 s)."""
+    value = parameters.get("stepTimeoutSeconds") or os.environ.get("TURNUP_STEP_TIMEOUT_SECONDS") or 30
+    return max(float(value), 0.001)
+
+
+def call_with_timeout(
+    registry: AdapterRegistry, name: str, operation: str, request: AdapterRequest, timeout: float
+) -> AdapterResult:
+    """Call the adapter in a daemon thread and give up (``AdapterTimeout``) after ``timeout`` seconds.
+
+    A call that hangs is abandoned (Python cannot stop a thread); if it completes later its effect is
+    recorded by the adapter under the same idempotency key, so a retry gets that answer without a second
+    effect. Whatever the adapter raised is raised here.
+    """
+    box: dict[str, Any] = {}
+    done = threading.Event()
+
+    def work() -> None:
+        try:
+            box["result"] = registry.call(name, operation, request)
+        except BaseException as exc:
+            box["error"] = exc
+        finally:
+            done.set()
+
+    threading.Thread(target=work, name=f"adapter-{request.idempotency_key}", daemon=True).start()
+    if not done.wait(timeout):
+        raise AdapterTimeout(f"adapter {name!r} {operation} did not answer within {timeout:g}s")
+    if "error" in box:
+        raise box["error"]
+    result: AdapterResult = box["result"]
+    return result

@@ -1,15 +1,14 @@
-"""The simulator's ledger of effects, and the fallout queue."""
+"""The network simulator's ledger of effects."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Integer, String, Text
+from sqlalchemy import Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from turnup.kernel.db import Base, JSONDoc, UTCDateTime
-from turnup.kernel.ids import new_id
 
 
 class SimulatorLedgerEntry(Base):
@@ -31,22 +30,3 @@ class SimulatorLedgerEntry(Base):
     failures: Mapped[int] = mapped_column(Integer, default=0)
     first_call_at: Mapped[datetime] = mapped_column(UTCDateTime)
     applied_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
-
-
-class FalloutEntry(Base):
-    """A workflow step that failed for good and waits for a person: retry, skip (with a reason) or abort."""
-
-    __tablename__ = "fallout_entry"
-
-    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
-    order_id: Mapped[str] = mapped_column(String(32), index=True)
-    plan_item_id: Mapped[str] = mapped_column(String(32), index=True)
-    workflow_id: Mapped[str] = mapped_column(String(64))
-    step: Mapped[str] = mapped_column(String(100))
-    error: Mapped[str] = mapped_column(Text)
-    attempts: Mapped[int] = mapped_column(Integer)
-    state: Mapped[str] = mapped_column(String(20), index=True)  # open | retried | skipped | aborted
-    resolution_reason: Mapped[str | None] = mapped_column(String(500), nullable=True)
-    resolved_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
-    opened_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
-    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

@@ -151,7 +151,8 @@ class NetworkSimulator:
 
 
 def factory(context: AdapterContext) -> NetworkSimulator:
-    """Entry point ``network-simulator`` (and stand-in for adapters not built yet, e.g. ``voice-platform``)."""
+    """Entry point ``network-simulator`` (and stand-in for adapters not built yet, e.g.
+    ``voice-platform``)."""
     settings = SimulatorSettings()
     return NetworkSimulator(
         context.sessions,

@@ -23,12 +23,23 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from turnup.accounts.orm import Customer
+from turnup.accounts import find_customer
 from turnup.catalog.orm import OfferingSpecification, ProductOffering, ProductSpecification
 from turnup.kernel import audit
 from turnup.kernel.errors import Conflict, InvalidInput
 from turnup.kernel.ids import new_id
+from turnup.provisioning import (
+    AdapterContext,
+    AdapterRegistry,
+    AdapterRequest,
+    AdapterResult,
+    AdapterTimeout,
+    available_adapters,
+    call_with_timeout,
+    step_timeout,
+)
 from turnup.service_inventory import services as inventory
+from turnup.service_inventory.guards import open_order as open_order_of
 from turnup.service_inventory.orm import Service
 
 ACTIVATION_API = "ServiceActivationAndConfiguration"
@@ -73,10 +84,8 @@ def _call(
     service_id: str,
     action: str,
     parameters: dict[str, Any],
-) -> Any:
-    from turnup.provisioning import steps
-    from turnup.provisioning.adapters import AdapterContext, AdapterRegistry, AdapterRequest
-
+) -> AdapterResult | Conflict:
+    """Call the adapter under the workflow steps' timeout rule; a failure is returned as a ``Conflict``."""
     registry = AdapterRegistry(
         AdapterContext(sessions=sessionmaker(bind=session.get_bind(), expire_on_commit=False), settings={})
     )
@@ -86,29 +95,13 @@ def _call(
         action=action,
         parameters={k: v for k, v in parameters.items() if not k.startswith("_")},
     )
-    box: dict[str, Any] = {}
-    # same timeout rule as the workflow's steps
-    timeout = steps._step_timeout(parameters)
-    import threading
-
-    done = threading.Event()
-
-    def work() -> None:
-        try:
-            box["result"] = registry.call(adapter, operation, request)
-        except BaseException as exc:
-            box["error"] = exc
-        finally:
-            done.set()
-
-    threading.Thread(target=work, daemon=True).start()
-    if not done.wait(timeout):
-        return Conflict(
-            f"adapter {adapter!r} {operation} did not answer within {timeout:g}s", reason="Adapter failed"
-        )
-    if "error" in box:
-        return Conflict(f"adapter {adapter!r} {operation} failed: {box['error']}", reason="Adapter failed")
-    return box["result"]
+    timeout = step_timeout(parameters)
+    try:
+        return call_with_timeout(registry, adapter, operation, request, timeout)
+    except AdapterTimeout as exc:
+        return Conflict(str(exc), reason="Adapter failed")
+    except Exception as exc:
+        return Conflict(f"adapter {adapter!r} {operation} failed: {exc}", reason="Adapter failed")
 
 
 def _provisioning_entry(spec: ProductSpecification) -> dict[str, Any]:
@@ -119,12 +112,10 @@ def _provisioning_entry(spec: ProductSpecification) -> dict[str, Any]:
 
 
 def create(session: Session, data: ServiceActivationCreate, actor: str) -> dict[str, Any]:
-    from turnup.provisioning.adapters import available_adapters
-
     customers = [p for p in data.relatedParty if (p.role or "customer") == "customer"]
     if len(customers) != 1:
         raise InvalidInput("relatedParty: exactly one party with role 'customer' is required")
-    customer = session.get(Customer, customers[0].id)
+    customer = find_customer(session, customers[0].id)
     if customer is None:
         raise InvalidInput(f"relatedParty[0].id: unknown customer {customers[0].id!r}")
     spec = session.get(ProductSpecification, data.serviceSpecification.id)
@@ -199,16 +190,10 @@ def _change(
     actor: str,
     action: str | None,
 ) -> dict[str, Any]:
-    from turnup.ordering.orm import PlanItem, ProductOrder
-    from turnup.ordering.services import FINAL
-
-    service = session.get(Service, service.id, with_for_update=True, populate_existing=True)  # type: ignore[assignment]
-    open_order = session.scalar(
-        select(PlanItem.order_id)
-        .join(ProductOrder, ProductOrder.id == PlanItem.order_id)
-        .where(PlanItem.service_id == service.id, ProductOrder.state.not_in(sorted(FINAL)))
-        .limit(1)
-    )
+    locked = inventory.lock_service(session, service.id)
+    assert locked is not None
+    service = locked
+    open_order = open_order_of(session, service.id)  # guards registered by the ordering feature
     if open_order is not None:
         raise Conflict(
             f"service {service.id} is the subject of productOrder {open_order}, which is not finished",

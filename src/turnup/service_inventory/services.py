@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from turnup.kernel import clock
+from turnup.inventory import logical, physical
+from turnup.kernel import audit, clock
 from turnup.kernel.errors import Conflict, NotFound
 from turnup.kernel.hrefs import iso
 from turnup.kernel.ids import new_id
@@ -26,11 +30,51 @@ TRANSITIONS: dict[str, set[str]] = {
 }
 
 
+@dataclass(frozen=True)
+class ServiceView:
+    """What other features may read of a service (plain data)."""
+
+    id: str
+    name: str
+    state: str
+    customer_id: str
+    site_id: str | None
+    offering_id: str
+    activation_date: datetime | None
+    termination_date: datetime | None
+
+
+def _view(s: Service) -> ServiceView:
+    return ServiceView(
+        id=s.id,
+        name=s.name,
+        state=s.state,
+        customer_id=s.customer_id,
+        site_id=s.site_id,
+        offering_id=s.offering_id,
+        activation_date=s.activation_date,
+        termination_date=s.termination_date,
+    )
+
+
+def service_views(session: Session, service_ids: Iterable[str]) -> list[ServiceView]:
+    """The services with these ids, in the order given (unknown ids are left out)."""
+    ids = list(dict.fromkeys(service_ids))
+    found = {s.id: s for s in session.scalars(select(Service).where(Service.id.in_(ids)))} if ids else {}
+    return [_view(found[i]) for i in ids if i in found]
+
+
 def get_service(session: Session, service_id: str) -> Service:
+    """The service, or ``NotFound``."""
     service = session.get(Service, service_id)
     if service is None:
         raise NotFound(f"service {service_id!r} not found")
     return service
+
+
+def lock_service(session: Session, service_id: str) -> Service | None:
+    """The service locked (``FOR UPDATE``) and freshly read, or None."""
+    return session.get(Service, service_id, with_for_update=True, populate_existing=True)
 
 
 def design_service(
@@ -136,11 +180,9 @@ def change_state(
             api=DELIVERY_API,
             event_type=internal,
             resource_type="serviceDelivery",
-            resource=_delivery_fact(service, now, order_id, order_item_id),
+            resource=_delivery_fact(service, now, order_id, order_item_id)
+            | {"previousState": previous_state, "previousActivationDate": iso(previous_activation)},
         )
-    from turnup.product_inventory.services import follow_service
-
-    follow_service(session, service, previous_state, previous_activation)  # TMF637: the product follows
 
 
 def modify_characteristics(
@@ -202,96 +244,33 @@ def release_resources(
     - telephone numbers (``{"resourceType": "telephoneNumber", "id": <number id>}``) start aging for their
       number class's period;
     - a logical reservation still held (``{"resourceType": "resourceReservation", "id": …}``) is released;
-    - a stock allocation (``{"resourceType": "physicalAllocation", "id": …}``) not yet dispatched is cancelled:
-      its stock is available again; a dispatched one joins the CPE return below;
+    - a stock allocation (``{"resourceType": "physicalAllocation", "id": …}``) not yet dispatched is
+      cancelled: its stock is available again; a dispatched one joins the CPE return below;
     - physical units (``{"resourceType": "physicalResource", "serial": …, "sku": …}``) stay where they are and
       a ``CpeReturnRequestedEvent`` (internal delivery API) asks logistics to collect them.
 
     Runs in the caller's transaction (never commits); returns what happened to each entry.
     """
-    from datetime import timedelta
-
-    from turnup.inventory.logical import chain
-    from turnup.inventory.logical import reservations as logical_reservations
-    from turnup.inventory.logical.numbers import get_class
-    from turnup.inventory.logical.orm import LogicalSpace, ResourceReservation, TelephoneNumber
-    from turnup.inventory.logical.render import INVENTORY_API, render_block, render_number
-    from turnup.inventory.physical import services as physical_services
-    from turnup.inventory.physical.orm import Allocation
-    from turnup.kernel import audit
-
     now = clock.now()
     outcome: list[dict[str, Any]] = []
     units: list[dict[str, Any]] = []
     for entry in service.resources or []:
         kind, rid = entry.get("resourceType"), entry.get("id")
         if kind == "logicalResource" and rid:
-            row = chain.lock_block(session, rid)
-            if row is None or row.state != "allocated" or (row.service_id not in (None, service.id)):
-                outcome.append({"id": rid, "result": "notHeld"})
-                continue
-            space = session.get(LogicalSpace, row.space_id)
-            assert space is not None
-            document = render_block(row, space)
-            until = chain.release(session, space, row)
-            document.update(
-                lifecycleState="quarantine" if until else "free",
-                usageState="idle",
-                quarantineUntil=until and until.isoformat(),
-                resourceStatus="standby" if until else "available",
-            )
-            publish(
-                session,
-                api=INVENTORY_API,
-                event_type="ResourceStateChangeEvent",
-                resource_type="resource",
-                resource=document,
-            )
-            outcome.append(
-                {
-                    "id": rid,
-                    "result": "quarantine" if until else "free",
-                    "until": until.isoformat() if until else None,
-                }
-            )
+            outcome.append(logical.release_block(session, rid, service.id))
         elif kind == "telephoneNumber" and rid:
-            number = session.get(TelephoneNumber, rid, with_for_update=True)
-            if number is None or number.state != "assigned":
-                outcome.append({"id": rid, "result": "notHeld"})
-                continue
-            aging_days = get_class(session, number.number_class).aging_days
-            number.state = "aging"
-            number.until = now + timedelta(days=aging_days)
-            number.service_id = None
-            number.reservation_id = None
-            number.updated_at = now
-            session.flush()
-            publish(
-                session,
-                api=INVENTORY_API,
-                event_type="ResourceStateChangeEvent",
-                resource_type="resource",
-                resource=render_number(number),
-            )
-            outcome.append({"id": rid, "result": "aging", "until": number.until.isoformat()})
+            outcome.append(logical.age_number(session, rid))
         elif kind == "resourceReservation" and rid:
-            reservation = session.get(ResourceReservation, rid)
-            if reservation is not None and reservation.state == "reserved":
-                logical_reservations.release(session, rid, actor, commit_now=False)
-                outcome.append({"id": rid, "result": "released"})
-            else:
-                outcome.append({"id": rid, "result": "notHeld"})
+            released = logical.release_reservation_if_held(session, rid, actor)
+            outcome.append({"id": rid, "result": "released" if released else "notHeld"})
         elif kind == "physicalAllocation" and rid:
             # stock allocated to the order but never dispatched goes straight back to stock; dispatched
             # units are out there and come back through a CPE return
-            allocation = session.get(Allocation, rid)
-            if allocation is not None and allocation.status == "active":
-                physical_services.cancel_allocation(session, rid, actor, commit=False)
-                outcome.append({"id": rid, "result": "returnedToStock"})
-            elif allocation is not None and allocation.status in ("shipped", "issued"):
+            result = physical.return_allocation(session, rid, actor)
+            if result == "dispatched":
                 units.append({"allocationId": rid, "reservationId": entry.get("reservationId")})
             else:
-                outcome.append({"id": rid, "result": "notHeld"})
+                outcome.append({"id": rid, "result": result})
         elif kind == "physicalResource":
             units.append(
                 {k: entry.get(k) for k in ("id", "serial", "sku", "name") if entry.get(k) is not None}
@@ -356,81 +335,15 @@ def assign_reservation(
     Idempotent: assigning again finds the entries recorded. A reservation that is missing, released,
     expired, or committed to something else is a ``Conflict`` naming it.
     """
-    from sqlalchemy import select, update
-
-    from turnup.inventory.logical import chain
-    from turnup.inventory.logical import reservations as logical
-    from turnup.inventory.logical.orm import ResourceReservation, TelephoneNumber
-    from turnup.inventory.physical import reservations as physical
-    from turnup.inventory.physical.orm import Allocation
-    from turnup.inventory.physical.orm import Reservation as StockReservation
-    from turnup.kernel import audit
-
     rid, kind = str(ref.get("id")), ref.get("@referredType")
-    owner = f"order:{order_id}"
-    entries: list[dict[str, Any]] = []
+    entries: list[dict[str, Any]]
     if kind == "ResourceReservation":
-        held = session.get(ResourceReservation, rid, with_for_update=True, populate_existing=True)
-        if held is None:
-            raise Conflict(f"resourceReservation {rid} not found", reason="Reservation lost")
-        if held.state == "reserved":
-            logical.commit(session, rid, actor, service_id=service.id, commit_now=False)
-        elif held.state == "committed" and held.service_id in (owner, service.id):
-            now = clock.now()
-            for item in held.items:
-                if item.number_id:
-                    number = session.get(TelephoneNumber, item.number_id, with_for_update=True)
-                    if number is not None and number.service_id == owner:
-                        number.service_id, number.updated_at = service.id, now
-                elif item.block_id:
-                    session.execute(
-                        update(chain.T)
-                        .where(chain.T.c.id == item.block_id, chain.T.c.service_id == owner)
-                        .values(service_id=service.id)
-                    )
-            held.service_id, held.updated_at = service.id, now
-        else:
-            raise Conflict(
-                f"resourceReservation {rid} is {held.state}"
-                + (f" for {held.service_id}" if held.service_id else ""),
-                reason="Reservation lost",
-            )
-        for item in held.items:
-            if item.number_id:
-                entries.append(
-                    {
-                        "resourceType": "telephoneNumber",
-                        "id": item.number_id,
-                        "value": item.value,
-                        "reservationId": rid,
-                    }
-                )
-            elif item.block_id:
-                entries.append(
-                    {
-                        "resourceType": "logicalResource",
-                        "id": item.block_id,
-                        "value": item.value,
-                        "kind": item.resource_type,
-                        "reservationId": rid,
-                    }
-                )
-    elif kind == "ReserveProductStock":
-        stock = session.get(StockReservation, rid)
-        if stock is None:
-            raise Conflict(f"reserveProductStock {rid} not found", reason="Reservation lost")
-        if stock.status == "held":
-            physical.commit_reservation(session, rid, order_id, actor, commit=False)
-        elif not (stock.status == "committed" and stock.order_id == order_id):
-            raise Conflict(f"reserveProductStock {rid} is {stock.status}", reason="Reservation lost")
-        allocation = session.scalar(select(Allocation).where(Allocation.reservation_id == rid))
-        entries.append(
-            {
-                "resourceType": "physicalAllocation",
-                "id": allocation.id if allocation else None,
-                "reservationId": rid,
-            }
+        entries = logical.assign_reservation_to_service(
+            session, rid, service_id=service.id, owner=f"order:{order_id}", actor=actor
         )
+    elif kind == "ReserveProductStock":
+        allocation_id = physical.commit_stock_for_order(session, rid, order_id=order_id, actor=actor)
+        entries = [{"resourceType": "physicalAllocation", "id": allocation_id, "reservationId": rid}]
     else:
         raise Conflict(f"reservation {rid}: unknown type {kind!r}", reason="Reservation lost")
     known = {(e.get("resourceType"), e.get("id")) for e in service.resources or []}
@@ -491,6 +404,3 @@ def move(
             resource=_delivery_fact(service, now, order_id, order_item_id)
             | {"siteId": site_id, "previousSiteId": previous},
         )
-        from turnup.product_inventory.services import follow_service
-
-        follow_service(session, service, moved=True)

@@ -11,10 +11,10 @@ from sqlalchemy.orm import Session
 from turnup.api.crud import CrudSpec, add_crud_routes
 from turnup.api.deps import get_session, requires
 from turnup.kernel.hrefs import tmf_path
+from turnup.ordering import fallout as services
+from turnup.ordering.fallout import API
+from turnup.ordering.orm import FalloutEntry
 from turnup.ordering.schemas import FalloutDecision
-from turnup.provisioning import services
-from turnup.provisioning.orm import FalloutEntry
-from turnup.provisioning.services import API
 from turnup.security import Principal
 
 PATH = tmf_path(API, "fallout")

@@ -43,7 +43,11 @@ def release_block(session: Session, block_id: str, service_id: str) -> dict[str,
         resourceStatus="standby" if until else "available",
     )
     publish(
-        session, api=INVENTORY_API, event_type="ResourceStateChangeEvent", resource_type="resource", resource=document
+        session,
+        api=INVENTORY_API,
+        event_type="ResourceStateChangeEvent",
+        resource_type="resource",
+        resource=document,
     )
     return {
         "id": block_id,
@@ -60,9 +64,10 @@ def age_number(session: Session, number_id: str) -> dict[str, Any]:
     number = session.get(TelephoneNumber, number_id, with_for_update=True)
     if number is None or number.state != "assigned":
         return {"id": number_id, "result": "notHeld"}
+    aging_days = get_class(session, number.number_class).aging_days  # (before any change: autoflush)
     now = clock.now()
     number.state = "aging"
-    number.until = now + timedelta(days=get_class(session, number.number_class).aging_days)
+    number.until = now + timedelta(days=aging_days)
     number.service_id = None
     number.reservation_id = None
     number.updated_at = now
@@ -118,14 +123,20 @@ def assign_reservation_to_service(
         held.service_id, held.updated_at = service_id, now
     else:
         raise Conflict(
-            f"resourceReservation {rid} is {held.state}" + (f" for {held.service_id}" if held.service_id else ""),
+            f"resourceReservation {rid} is {held.state}"
+            + (f" for {held.service_id}" if held.service_id else ""),
             reason="Reservation lost",
         )
     entries: list[dict[str, Any]] = []
     for item in held.items:
         if item.number_id:
             entries.append(
-                {"resourceType": "telephoneNumber", "id": item.number_id, "value": item.value, "reservationId": rid}
+                {
+                    "resourceType": "telephoneNumber",
+                    "id": item.number_id,
+                    "value": item.value,
+                    "reservationId": rid,
+                }
             )
         elif item.block_id:
             entries.append(

@@ -1,0 +1,379 @@
+"""Decomposition: from the items of a product order to its plan.
+
+``decompose`` checks every item against the catalog and the service inventory and says what each one
+needs: an ``add`` item the provisioning steps of its offering (its specifications' entries, derived
+shipment, field visit and project milestone waits, then its bundle members'), a ``modify``/``delete`` item
+the change(s) to the service it names (a move is two: ``moveOut`` at the old site, ``moveIn`` at the new).
+It writes nothing; ``services.create_order`` stores the order and the plan this returns.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from turnup import catalog
+from turnup import service_inventory as inventory
+from turnup.accounts import find_site
+from turnup.kernel.errors import Conflict, InvalidInput, NotFound
+from turnup.ordering.model import DEFAULT_EVENTS, FINAL, MAX_BUNDLE_DEPTH, MOVE_FROM, UNDO_KEY, WAIT_KINDS
+from turnup.ordering.orm import PlanItem, ProductOrder
+from turnup.ordering.queries import ordered_product
+from turnup.ordering.schemas import ProductOrderCreate
+from turnup.provisioning import available_adapters
+from turnup.service_inventory import Service
+
+
+@dataclass
+class PlannedItem:
+    """One order item, checked: what it acts on and the steps it needs."""
+
+    ref: str  # the caller's item id ("1", "2", …)
+    action: str  # add | modify | delete
+    quantity: int
+    offering_id: str
+    offering_name: str
+    service: Service | None  # the existing service a modify/delete names (None for add)
+    steps: list[dict[str, Any]] = field(default_factory=list)  # add: provisioning steps; else plan changes
+
+
+@dataclass
+class Plan:
+    """What an order decomposes into, item by item (in the order's item order)."""
+
+    items: list[PlannedItem]
+
+    @property
+    def adds(self) -> bool:
+        return any(i.service is None for i in self.items)
+
+
+def decompose(session: Session, data: ProductOrderCreate, customer_id: str) -> Plan:
+    """Check every item of the order and return its plan (``InvalidInput``/``Conflict`` naming the item).
+
+    Locks the services the order changes (primary-key order) so two orders on one service serialise.
+    """
+    refs = [i.id for i in data.productOrderItem]
+    if len(set(refs)) != len(refs):
+        raise InvalidInput("productOrderItem: item ids must be unique within the order")
+    named = [i.product.id for i in data.productOrderItem if i.product is not None and i.product.id]
+    if len(set(named)) != len(named):
+        raise InvalidInput("productOrderItem: one item per product; the same product is named twice")
+    installed = set(available_adapters())
+    services_by_id = _lock_services(session, data)
+    planned: list[PlannedItem] = []
+    for n, item in enumerate(data.productOrderItem):
+        where = f"productOrderItem[{n}]"
+        if item.action in ("modify", "delete"):
+            service = services_by_id.get(item.product.id) if item.product and item.product.id else None
+            change = _change(session, item, where, customer_id, service)
+            assert service is not None  # _change refuses an unknown service
+            planned.append(
+                PlannedItem(
+                    ref=item.id,
+                    action=item.action,
+                    quantity=1,
+                    offering_id=service.offering_id,
+                    offering_name=service.offering_name,
+                    service=service,
+                    steps=change if isinstance(change, list) else [change],
+                )
+            )
+            continue
+        offering, steps = _add(session, item, where, customer_id, installed)
+        planned.append(
+            PlannedItem(
+                ref=item.id,
+                action=item.action,
+                quantity=item.quantity,
+                offering_id=offering["id"],
+                offering_name=offering["name"],
+                service=None,
+                steps=steps,
+            )
+        )
+    return Plan(items=planned)
+
+
+def _add(
+    session: Session, item: Any, where: str, customer_id: str, installed: set[str]
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Check an ``add`` item; return its offering and provisioning steps (each with the item's site)."""
+    if item.action != "add":
+        raise InvalidInput(f"{where}.action: {item.action!r} items are not supported (add, modify, delete)")
+    if item.productOffering is None:
+        raise InvalidInput(f"{where}.productOffering: required for action 'add'")
+    if item.product is not None and (
+        item.product.id or item.product.status or item.product.productCharacteristic
+    ):
+        raise InvalidInput(
+            f"{where}.product: an 'add' item creates a new product; do not name one "
+            "(only product.place, the installation site, may be given)"
+        )
+    offering = _offering(session, item.productOffering.id)
+    if offering is None:
+        raise InvalidInput(
+            f"{where}.productOffering.id: unknown product offering {item.productOffering.id!r}"
+        )
+    if item.productOffering.name is not None and item.productOffering.name != offering["name"]:
+        raise InvalidInput(
+            f"{where}.productOffering.name: {item.productOffering.name!r} does not match "
+            f"offering {offering['id']!r} ({offering['name']!r})"
+        )
+    if offering["lifecycleStatus"] != "active" or not offering["isSellable"]:
+        raise InvalidInput(
+            f"{where}.productOffering: {offering['name']!r} is {offering['lifecycleStatus']}"
+            f"{'' if offering['isSellable'] else ' and not sellable'}; it cannot be ordered"
+        )
+    steps = provisioning_steps(offering, where)
+    if not steps:
+        raise InvalidInput(
+            f"{where}.productOffering: {offering['name']!r} has no provisioning steps; "
+            "orders without network activation are not supported yet"
+        )
+    for step in steps:
+        if step["kind"] not in WAIT_KINDS and step["adapter"] not in installed:
+            raise InvalidInput(
+                f"{where}.productOffering: {offering['name']!r} needs provisioning adapter "
+                f"{step['adapter']!r}, which is not installed"
+            )
+    if all(step["kind"] in WAIT_KINDS for step in steps):
+        raise InvalidInput(
+            f"{where}.productOffering: {offering['name']!r} has field or shipping steps but no "
+            "service to activate"
+        )
+    site_id = _site(session, item, where, customer_id)
+    return offering, [dict(step, site_id=site_id) for step in steps]
+
+
+def _lock_services(session: Session, data: ProductOrderCreate) -> dict[str, Service]:
+    """Lock the services the order's modify/delete items name, in primary-key order.
+
+    The lock serialises orders on one service: the second of two concurrent orders waits here until the
+    first commits, then sees its plan item and is refused (see ``_change``).
+    """
+    ids = sorted(
+        {
+            i.product.id
+            for i in data.productOrderItem
+            if i.product is not None and i.product.id and i.action != "add"
+        }
+    )
+    found: dict[str, Service] = {}
+    for service_id in ids:
+        service = inventory.lock_service(session, service_id)
+        if service is None:
+            # a TMF637 product id: the change applies to the service realising it (one-service products)
+            product = ordered_product(session, service_id)
+            if product is not None and len(product.service_ids) == 1:
+                service = inventory.lock_service(session, product.service_ids[0])
+        if service is not None:
+            found[service_id] = service
+    return found
+
+
+def _change(
+    session: Session, item: Any, where: str, customer_id: str, service: Service | None
+) -> dict[str, Any] | list[dict[str, Any]]:
+    """Validate a modify/delete item against the service it names; return the plan action and parameters.
+
+    Rules: ``delete`` (disconnect) needs an active or suspended (``inactive``) service; ``modify`` with
+    ``product.status: suspended`` (suspend) needs an active one, with ``product.status: active`` (resume) a
+    suspended one; ``modify`` with ``productCharacteristic`` needs an active one. A service that is the
+    subject of an order not yet final (any action, including the add that created it) cannot be named by
+    another order: 409 naming the open order (refused, not queued).
+    """
+    if item.product is None:
+        raise InvalidInput(f"{where}.product: required for action {item.action!r} (the product to change)")
+    if item.product.id is None:
+        raise InvalidInput(f"{where}.product.id: required for action {item.action!r} (the product to change)")
+    if item.quantity != 1:
+        raise InvalidInput(f"{where}.quantity: must be 1 for action {item.action!r}")
+    if service is None:
+        raise InvalidInput(f"{where}.product.id: unknown product/service {item.product.id!r}")
+    if service.customer_id != customer_id:
+        raise InvalidInput(f"{where}.product.id: service {service.id!r} belongs to another customer")
+    if item.productOffering is not None and item.productOffering.id != service.offering_id:
+        raise InvalidInput(
+            f"{where}.productOffering.id: service {service.id!r} realises offering "
+            f"{service.offering_id!r}, not {item.productOffering.id!r}"
+        )
+    open_order = session.scalar(
+        select(PlanItem.order_id)
+        .join(ProductOrder, ProductOrder.id == PlanItem.order_id)
+        .where(PlanItem.service_id == service.id, ProductOrder.state.not_in(sorted(FINAL)))
+        .limit(1)
+    )
+    if open_order is not None:
+        raise Conflict(
+            f"{where}.product.id: service {service.id} is already the subject of productOrder "
+            f"{open_order}, which is not finished; one order at a time per service",
+            reason="Service has an order in progress",
+        )
+    status, chars = item.product.status, item.product.productCharacteristic
+    if item.product.place:
+        # move (new site): deactivate at the old site, activate at the new one, the service's site updated
+        if item.action != "modify" or status is not None or chars:
+            raise InvalidInput(f"{where}.product.place: a move is a 'modify' item with only product.place")
+        new_site = _site(session, item, where, customer_id)
+        if new_site == service.site_id:
+            raise InvalidInput(
+                f"{where}.product.place[0].id: service {service.id} is already at site {new_site}"
+            )
+        _need_state(service, ("active",), "moved", where)
+        return [
+            {"action": "moveOut", "parameters": dict(service.characteristics) | {"siteId": service.site_id}},
+            {
+                "action": "moveIn",
+                "parameters": dict(service.characteristics)
+                | {"siteId": new_site, MOVE_FROM: service.site_id},
+            },
+        ]
+    if item.action == "delete":
+        if status is not None or chars:
+            raise InvalidInput(f"{where}.product: a delete item takes no status or productCharacteristic")
+        _need_state(service, ("active", "inactive"), "disconnected", where)
+        return {"action": "delete", "parameters": dict(service.characteristics)}
+    if status is not None and chars:
+        raise InvalidInput(f"{where}.product: change the status or the characteristics, not both in one item")
+    if status == "suspended":
+        _need_state(service, ("active",), "suspended", where)
+        return {"action": "suspend", "parameters": dict(service.characteristics)}
+    if status == "active":
+        _need_state(service, ("inactive",), "resumed", where)
+        return {"action": "resume", "parameters": dict(service.characteristics)}
+    if not chars:
+        raise InvalidInput(f"{where}.product: nothing to modify (give productCharacteristic or status)")
+    names = [c.name for c in chars]
+    if len(set(names)) != len(names):
+        raise InvalidInput(f"{where}.product.productCharacteristic: names must be unique")
+    _need_state(service, ("active",), "modified", where)
+    changes = {c.name: c.value for c in chars}
+    return {
+        "action": "modify",
+        "parameters": {**changes, UNDO_KEY: {k: service.characteristics.get(k) for k in changes}},
+    }
+
+
+def _site(session: Session, item: Any, where: str, customer_id: str) -> str | None:
+    """The installation site an item names (``product.place[0].id``): a geographic site of the customer."""
+    if item.product is None or not item.product.place:
+        return None
+    site = find_site(session, item.product.place[0].id)
+    if site is None:
+        raise InvalidInput(
+            f"{where}.product.place[0].id: unknown geographic site {item.product.place[0].id!r}"
+        )
+    if site.customer_id != customer_id:
+        raise InvalidInput(f"{where}.product.place[0].id: site {site.id!r} belongs to another customer")
+    return site.id
+
+
+def _need_state(service: Service, states: tuple[str, ...], verb: str, where: str) -> None:
+    if service.state not in states:
+        raise Conflict(
+            f"{where}.product.id: service {service.id} is {service.state}; only "
+            f"{' or '.join(states)} services can be {verb}",
+            reason="Illegal service state",
+        )
+
+
+def _offering(session: Session, offering_id: str) -> dict[str, Any] | None:
+    """The offering's catalog document with its specifications and bundle members, or None."""
+    try:
+        return catalog.get_offering_detail(session, offering_id)
+    except NotFound:
+        return None
+
+
+def provisioning_steps(offering: dict[str, Any], where: str, depth: int = 0) -> list[dict[str, Any]]:
+    """The provisioning steps an offering (its catalog document, ``catalog.get_offering_detail``) needs:
+    its specifications' entries, then its bundle members'."""
+    if depth > MAX_BUNDLE_DEPTH:
+        raise InvalidInput(f"{where}: bundle nesting deeper than {MAX_BUNDLE_DEPTH}")
+    steps: list[dict[str, Any]] = []
+    for spec in offering.get("productSpecification") or []:
+        requirements = spec.get("deliveryRequirements") or {}
+        entries = list(requirements.get("provisioning") or [])
+        explicit = {e.get("kind") for e in entries}
+        # the catalog's own delivery requirements: items shipped to the customer -> a shipment wait; a field
+        # visit (technician-fulfilled items come with it) -> a field visit wait; both before activation
+        shipped = [
+            {"sku": p.get("sku"), "quantity": p.get("quantity")}
+            for p in requirements.get("physical") or []
+            if p.get("fulfilmentMethod") == "ship"
+        ]
+        derived: list[dict[str, Any]] = []
+        if shipped and "shipment" not in explicit:
+            derived.append({"kind": "shipment", "items": shipped})
+        if requirements.get("fieldVisit") and "fieldVisit" not in explicit:
+            derived.append({"kind": "fieldVisit", **requirements["fieldVisit"]})
+        project = requirements.get("implementationProject")
+        if project and "projectMilestone" not in explicit:  # each milestone waits for its acceptance
+            derived.extend(
+                {
+                    "kind": "projectMilestone",
+                    "project": project.get("name"),
+                    "milestone": m.get("name"),
+                    "offsetDays": m.get("offsetDays"),
+                    "revenuePercent": m.get("revenuePercent"),
+                }
+                for m in project.get("milestones") or []
+            )
+        for entry in derived + entries:
+            kind = entry.get("kind") or "serviceActivation"
+            if kind in WAIT_KINDS:
+                details = {
+                    k: v
+                    for k, v in entry.items()
+                    if k
+                    in (
+                        "items",
+                        "workType",
+                        "skills",
+                        "durationMinutes",
+                        "project",
+                        "milestone",
+                        "offsetDays",
+                        "revenuePercent",
+                    )
+                }
+                label = (
+                    f"{spec['name']} {entry['milestone']}"
+                    if kind == "projectMilestone"
+                    else f"{spec['name']} {kind}"
+                )
+                steps.append(
+                    {
+                        "kind": kind,
+                        "specification_id": spec["id"],
+                        "service_name": label,
+                        "adapter": None,
+                        "event": entry.get("event") or DEFAULT_EVENTS[kind],
+                        "action": None,
+                        "parameters": {
+                            "event": entry.get("event") or DEFAULT_EVENTS[kind],
+                            "jeopardySeconds": float(entry.get("jeopardySeconds") or 86400),
+                            "onTimeout": entry.get("onTimeout") or "wait",
+                            "maxJeopardies": int(entry.get("maxJeopardies") or 3),
+                            **details,
+                        },
+                    }
+                )
+                continue
+            steps.append(
+                {
+                    "kind": "serviceActivation",
+                    "specification_id": spec["id"],
+                    "service_name": spec["name"],
+                    "adapter": entry.get("adapter"),
+                    "action": entry.get("action") or "activate",
+                    "parameters": dict(entry.get("parameters") or {}),
+                }
+            )
+    for member in offering.get("bundledProductOffering") or []:
+        steps.extend(provisioning_steps(member, where, depth + 1))
+    return steps
