@@ -119,7 +119,7 @@ def settings(db_url: str) -> Settings:
 
 @pytest.fixture
 def app(settings: Settings, engine: Engine) -> Any:
-    from turnup.api.app import create_app
+    from turnup.app import create_app
 
     get_settings.cache_clear()
     return create_app(settings, engine)

@@ -1,7 +1,8 @@
-"""Shared CLI plumbing: a database session from settings and readable errors."""
+"""Shared CLI plumbing: a database session from settings, readable errors, the in-process delivery worker."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -52,3 +53,14 @@ def validated(schema: type[M], **values: Any) -> M:
             field = ".".join(str(p) for p in error["loc"])
             err_console.print(f"[bold red]Error:[/] {field}: {error['msg']}")
         raise typer.Exit(1) from None
+
+
+def start_delivery_worker(stop: threading.Event) -> threading.Thread:
+    """Run the outbox delivery worker in a background thread of this process."""
+    from turnup.kernel.delivery import DeliveryWorker
+
+    settings = get_settings()
+    worker = DeliveryWorker(make_sessionmaker(make_engine(settings.database_url)), settings)
+    thread = threading.Thread(target=worker.run_forever, args=(stop,), name="outbox-delivery", daemon=True)
+    thread.start()
+    return thread

@@ -12,6 +12,7 @@ from sqlalchemy import select
 from turnup.cli.accounts import app as accounts_app
 from turnup.cli.catalog import app as catalog_app
 from turnup.cli.common import cli_session, console
+from turnup.cli.common import start_delivery_worker as start_delivery_worker  # re-exported (cli.orchestrator)
 from turnup.cli.compliance import app as compliance_app
 from turnup.cli.events import app as events_app
 from turnup.cli.fallout import app as fallout_app
@@ -106,18 +107,6 @@ def users_list() -> None:
         console.print(table)
 
 
-def start_delivery_worker(stop: threading.Event) -> threading.Thread:
-    """Run the outbox delivery worker in a background thread of this process."""
-    from turnup.kernel.db import make_engine, make_sessionmaker
-    from turnup.kernel.delivery import DeliveryWorker
-
-    settings = get_settings()
-    worker = DeliveryWorker(make_sessionmaker(make_engine(settings.database_url)), settings)
-    thread = threading.Thread(target=worker.run_forever, args=(stop,), name="outbox-delivery", daemon=True)
-    thread.start()
-    return thread
-
-
 @app.command("serve")
 def serve(
     host: str | None = typer.Option(None),
@@ -132,7 +121,7 @@ def serve(
     in-process)."""
     import uvicorn
 
-    from turnup.api.app import create_app
+    from turnup.app import create_app
 
     settings = get_settings()
     host = host or settings.host

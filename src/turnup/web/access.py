@@ -1,7 +1,7 @@
 """Access control for HTML pages.
 
 Web routes declare their permission exactly like API routes: ``page("<area>:<action>")`` returns a
-dependency that carries the same ``turnup_permission`` attribute as ``turnup.api.deps.requires`` (so the
+dependency recorded with ``declare_permission`` exactly like ``turnup.api.deps.requires`` (so the
 route-table test sees exactly one declaration), and resolves the caller the same way (bearer token, then
 the session cookie). The difference is how failure looks: an anonymous browser is redirected to ``/login``
 (htmx requests get an ``HX-Redirect``), and a logged-in user without the permission gets an HTML 403 page.
@@ -20,18 +20,7 @@ from sqlalchemy.orm import Session
 from turnup.api.deps import declare_permission, get_session, resolve_principal
 from turnup.kernel.errors import Unauthorized
 from turnup.security import Principal, has_permission
-
-# Strict enough to stop injected scripts and framing; htmx needs nothing more (no eval, no inline code).
-CONTENT_SECURITY_POLICY = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'self'; object-src 'none'"
-)
-SECURITY_HEADERS = {
-    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "same-origin",
-    "X-Frame-Options": "DENY",
-}
+from turnup.web.render import render
 
 
 class LoginRequired(Exception):
@@ -91,7 +80,6 @@ def login_redirect(request: Request) -> Response:
 
 def install_web_error_handlers(app: FastAPI) -> None:
     """Turn the two page-access exceptions into a redirect and an HTML 403 (API errors unchanged)."""
-    from turnup.web.routes import render  # late import: routes imports this module
 
     @app.exception_handler(LoginRequired)
     async def _login_required(request: Request, exc: LoginRequired) -> Response:

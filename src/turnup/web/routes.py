@@ -7,68 +7,26 @@ and set ``HX-Replace-Url`` so the address bar (and a reload) keeps the current f
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from jinja2 import ChainableUndefined, Environment, FileSystemLoader, select_autoescape
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
-from turnup import __version__, catalog
+from turnup import catalog
 from turnup.accounts.orm import Contact, Customer, Site
 from turnup.api.deps import SESSION_COOKIE, get_session, public
 from turnup.kernel.errors import NotFound, Unauthorized
 from turnup.security import Principal, has_permission
 from turnup.security.services import SESSION_TTL, login, logout
-from turnup.web.access import SECURITY_HEADERS, page, safe_next
+from turnup.web.access import page, safe_next
+from turnup.web.render import render
 
-WEB_DIR = Path(__file__).resolve().parent
-TEMPLATES_DIR = WEB_DIR / "templates"
-STATIC_DIR = WEB_DIR / "static"
 PAGE_SIZE = 50
 
-env = Environment(
-    loader=FileSystemLoader(TEMPLATES_DIR),
-    autoescape=select_autoescape(["html"]),
-    undefined=ChainableUndefined,
-    trim_blocks=True,
-    lstrip_blocks=True,
-)
-env.globals["version"] = __version__
-env.globals["can"] = has_permission  # templates show only what the user may open
-
-
-def _plain(value: Any) -> str:
-    """JSON scalars as an operator reads them: true/false, not Python's True/False."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return "" if value is None else str(value)
-
-
-env.filters["plain"] = _plain
-
 router = APIRouter(tags=["web"], include_in_schema=False)
-
-
-def render(
-    request: Request,
-    template: str,
-    context: dict[str, Any],
-    status_code: int = 200,
-    headers: dict[str, str] | None = None,
-) -> HTMLResponse:
-    """Render a template as an HTML response with the console's security and caching headers."""
-    body = env.get_template(template).render(request=request, path=request.url.path, **context)
-    response = HTMLResponse(body, status_code=status_code)
-    response.headers.update(SECURITY_HEADERS)
-    # Pages show customer data: never keep them in a shared or back/forward cache after logout.
-    response.headers["Cache-Control"] = "no-store"
-    for key, value in (headers or {}).items():
-        response.headers[key] = value
-    return response
 
 
 def _page_url(path: str, **params: str | None) -> str:

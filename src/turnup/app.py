@@ -1,4 +1,8 @@
-"""The FastAPI application: one factory, every feature's router, TMF errors everywhere."""
+"""The FastAPI application: one factory composing every feature's API router, the web console and the wiring.
+
+It sits above ``turnup.api`` and ``turnup.web``: the console uses the API's request dependencies
+(``turnup.api.deps``), so the API package must not import the console.
+"""
 
 from __future__ import annotations
 
@@ -30,7 +34,7 @@ from turnup.api.routes.service_inventory import router as service_inventory_rout
 from turnup.kernel.db import make_engine, make_sessionmaker
 from turnup.kernel.settings import Settings, get_settings
 from turnup.web.access import install_web_error_handlers
-from turnup.web.routes import STATIC_DIR
+from turnup.web.render import STATIC_DIR
 from turnup.web.routes import router as web_router
 from turnup.wiring import wire
 
