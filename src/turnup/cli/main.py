@@ -11,8 +11,7 @@ from sqlalchemy import select
 
 from turnup.cli.accounts import app as accounts_app
 from turnup.cli.catalog import app as catalog_app
-from turnup.cli.common import cli_session, console
-from turnup.cli.common import start_delivery_worker as start_delivery_worker  # re-exported (cli.orchestrator)
+from turnup.cli.common import cli_session, console, start_delivery_worker
 from turnup.cli.compliance import app as compliance_app
 from turnup.cli.events import app as events_app
 from turnup.cli.fallout import app as fallout_app
