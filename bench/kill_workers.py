@@ -35,6 +35,7 @@ from turnup.testing import (
     scratch_database,
     wait_until,
 )
+from turnup.wiring import wire
 
 
 def main() -> None:
@@ -88,7 +89,8 @@ def main() -> None:
             kills = 0
             for k in range(args.kills):
                 victim = workers[k % len(workers)]
-                wait_until(lambda: "running" in Path(victim.log_path or "").read_text(errors="replace"), 60)
+                log = Path(victim.log_path or "")
+                wait_until(lambda log=log: "running" in log.read_text(errors="replace"), 60)
                 time.sleep(rng.uniform(0.3, 2.0))
                 before = completed()
                 victim.kill()
@@ -147,4 +149,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    wire()  # the composition root: workflows, consumers and sweeps registered before any order
     main()

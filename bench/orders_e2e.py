@@ -21,11 +21,11 @@ from pathlib import Path
 
 from sqlalchemy import select, text
 
+from turnup import ordering
 from turnup.kernel.db import make_engine, make_sessionmaker
 from turnup.orchestration import runtime
-from turnup.ordering import services as ordering
+from turnup.ordering import ProductOrderCreate
 from turnup.ordering.orm import ProductOrder
-from turnup.ordering.schemas import ProductOrderCreate
 from turnup.testing import (
     WorkerProcess,
     make_customer,
@@ -34,11 +34,12 @@ from turnup.testing import (
     scratch_database,
     wait_until,
 )
+from turnup.wiring import wire
 
 
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def run(
@@ -161,4 +162,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    wire()  # the composition root: workflows, consumers and sweeps registered before any order
     main()

@@ -1,4 +1,5 @@
-"""TMF622 cancel flow for orders in progress: the workflow stops, undoes what it did, releases, ends cancelled."""
+"""TMF622 cancel flow for orders in progress: the workflow stops, undoes what it did, releases, ends
+cancelled."""
 
 from __future__ import annotations
 

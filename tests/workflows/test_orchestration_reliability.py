@@ -174,8 +174,8 @@ def test_two_workers_share_the_orders_without_running_any_step_twice(
         by_executor = dict(
             s.execute(
                 text(
-                    f"SELECT executor_id, count(*) FROM \"{schema}\".workflow_status WHERE workflow_uuid LIKE 'order-%' "
-                    "GROUP BY executor_id"
+                    f'SELECT executor_id, count(*) FROM "{schema}".workflow_status '
+                    "WHERE workflow_uuid LIKE 'order-%' GROUP BY executor_id"
                 )
             ).all()
         )

@@ -9,6 +9,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from turnup import ordering, service_inventory
+from turnup.kernel.consumers import ConsumerWorker
 from turnup.kernel.outbox import OutboxEvent
 from turnup.testing import make_offering, order_body, wait_until
 
@@ -141,3 +143,50 @@ def test_a_product_whose_order_is_cancelled_before_activation_is_cancelled(
     assert _final(client, order["id"])["state"] == "cancelled"
     [product] = _products(client, order["id"])
     assert product["status"] == "cancelled" and product["startDate"] is None
+
+
+def test_product_events_are_derived_as_of_each_service_event_even_when_the_consumer_runs_late(
+    catalog: dict[str, str],
+    customer_id: str,
+    session_factory: sessionmaker[Session],
+    dbos_schema_cleanup: None,
+) -> None:
+    # Given an accepted fibre order (no workflow runs: the service is changed by hand below)
+    with session_factory() as s:
+        order = ordering.create_order(
+            s, ordering.ProductOrderCreate.model_validate(order_body(customer_id, catalog["fibre"])), "test"
+        )
+        [product] = ordering.ordered_products(s, order.id)
+        [service_id] = product.service_ids
+    # When its service is activated, suspended and terminated, one transaction each, before any consumer runs
+    for state, action in (("active", "add"), ("inactive", "suspend"), ("terminated", "delete")):
+        with session_factory() as s:
+            service = service_inventory.get_service(s, service_id)
+            service_inventory.change_state(
+                s, service, state, order_id=order.id, order_item_id=product.id, action=action
+            )
+            s.commit()
+
+    def product_events() -> list[tuple[str, str]]:
+        with session_factory() as s:
+            return [
+                (e.event_type, e.payload["event"]["product"]["status"])
+                for e in s.scalars(
+                    select(OutboxEvent)
+                    .where(OutboxEvent.resource_id == product.id)
+                    .order_by(OutboxEvent.event_time, OutboxEvent.id)
+                )
+            ]
+
+    assert product_events() == []  # nothing yet: product inventory follows through its consumers
+    # Then draining the consumers announces the product (as it is now) and publishes each status it went
+    # through, in order: before and after each change come from the service event, not from the service now
+    assert ConsumerWorker(session_factory).drain() >= 4  # 1 order event + 3 service events, at least
+    events = product_events()
+    assert [e for e in events if e[0] == "ProductCreateEvent"] == [("ProductCreateEvent", "terminated")]
+    assert [e for e in events if e[0] != "ProductCreateEvent"] == [
+        ("ProductStateChangeEvent", "active"),
+        ("ProductStateChangeEvent", "suspended"),
+        ("ProductStateChangeEvent", "terminated"),
+    ]
+    assert ConsumerWorker(session_factory).drain() == 0  # each event applied once

@@ -18,7 +18,8 @@ from sqlalchemy.orm import Session
 from turnup import catalog
 from turnup import service_inventory as inventory
 from turnup.accounts import find_site
-from turnup.kernel.errors import Conflict, InvalidInput, NotFound
+from turnup.catalog import OfferingTerms
+from turnup.kernel.errors import Conflict, InvalidInput
 from turnup.ordering.model import DEFAULT_EVENTS, FINAL, MAX_BUNDLE_DEPTH, MOVE_FROM, UNDO_KEY, WAIT_KINDS
 from turnup.ordering.orm import PlanItem, ProductOrder
 from turnup.ordering.queries import ordered_product
@@ -89,8 +90,8 @@ def decompose(session: Session, data: ProductOrderCreate, customer_id: str) -> P
                 ref=item.id,
                 action=item.action,
                 quantity=item.quantity,
-                offering_id=offering["id"],
-                offering_name=offering["name"],
+                offering_id=offering.id,
+                offering_name=offering.name,
                 service=None,
                 steps=steps,
             )
@@ -100,7 +101,7 @@ def decompose(session: Session, data: ProductOrderCreate, customer_id: str) -> P
 
 def _add(
     session: Session, item: Any, where: str, customer_id: str, installed: set[str]
-) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+) -> tuple[OfferingTerms, list[dict[str, Any]]]:
     """Check an ``add`` item; return its offering and provisioning steps (each with the item's site)."""
     if item.action != "add":
         raise InvalidInput(f"{where}.action: {item.action!r} items are not supported (add, modify, delete)")
@@ -113,36 +114,36 @@ def _add(
             f"{where}.product: an 'add' item creates a new product; do not name one "
             "(only product.place, the installation site, may be given)"
         )
-    offering = _offering(session, item.productOffering.id)
+    offering = catalog.offering_terms(session, item.productOffering.id)
     if offering is None:
         raise InvalidInput(
             f"{where}.productOffering.id: unknown product offering {item.productOffering.id!r}"
         )
-    if item.productOffering.name is not None and item.productOffering.name != offering["name"]:
+    if item.productOffering.name is not None and item.productOffering.name != offering.name:
         raise InvalidInput(
             f"{where}.productOffering.name: {item.productOffering.name!r} does not match "
-            f"offering {offering['id']!r} ({offering['name']!r})"
+            f"offering {offering.id!r} ({offering.name!r})"
         )
-    if offering["lifecycleStatus"] != "active" or not offering["isSellable"]:
+    if offering.lifecycle_status != "active" or not offering.is_sellable:
         raise InvalidInput(
-            f"{where}.productOffering: {offering['name']!r} is {offering['lifecycleStatus']}"
-            f"{'' if offering['isSellable'] else ' and not sellable'}; it cannot be ordered"
+            f"{where}.productOffering: {offering.name!r} is {offering.lifecycle_status}"
+            f"{'' if offering.is_sellable else ' and not sellable'}; it cannot be ordered"
         )
     steps = provisioning_steps(offering, where)
     if not steps:
         raise InvalidInput(
-            f"{where}.productOffering: {offering['name']!r} has no provisioning steps; "
+            f"{where}.productOffering: {offering.name!r} has no provisioning steps; "
             "orders without network activation are not supported yet"
         )
     for step in steps:
         if step["kind"] not in WAIT_KINDS and step["adapter"] not in installed:
             raise InvalidInput(
-                f"{where}.productOffering: {offering['name']!r} needs provisioning adapter "
+                f"{where}.productOffering: {offering.name!r} needs provisioning adapter "
                 f"{step['adapter']!r}, which is not installed"
             )
     if all(step["kind"] in WAIT_KINDS for step in steps):
         raise InvalidInput(
-            f"{where}.productOffering: {offering['name']!r} has field or shipping steps but no "
+            f"{where}.productOffering: {offering.name!r} has field or shipping steps but no "
             "service to activate"
         )
     site_id = _site(session, item, where, customer_id)
@@ -281,22 +282,13 @@ def _need_state(service: Service, states: tuple[str, ...], verb: str, where: str
         )
 
 
-def _offering(session: Session, offering_id: str) -> dict[str, Any] | None:
-    """The offering's catalog document with its specifications and bundle members, or None."""
-    try:
-        return catalog.get_offering_detail(session, offering_id)
-    except NotFound:
-        return None
-
-
-def provisioning_steps(offering: dict[str, Any], where: str, depth: int = 0) -> list[dict[str, Any]]:
-    """The provisioning steps an offering (its catalog document, ``catalog.get_offering_detail``) needs:
-    its specifications' entries, then its bundle members'."""
+def provisioning_steps(offering: OfferingTerms, where: str, depth: int = 0) -> list[dict[str, Any]]:
+    """The provisioning steps an offering needs: its specifications' entries, then its bundle members'."""
     if depth > MAX_BUNDLE_DEPTH:
         raise InvalidInput(f"{where}: bundle nesting deeper than {MAX_BUNDLE_DEPTH}")
     steps: list[dict[str, Any]] = []
-    for spec in offering.get("productSpecification") or []:
-        requirements = spec.get("deliveryRequirements") or {}
+    for spec in offering.specifications:
+        requirements = spec.delivery_requirements
         entries = list(requirements.get("provisioning") or [])
         explicit = {e.get("kind") for e in entries}
         # the catalog's own delivery requirements: items shipped to the customer -> a shipment wait; a field
@@ -342,14 +334,14 @@ def provisioning_steps(offering: dict[str, Any], where: str, depth: int = 0) -> 
                     )
                 }
                 label = (
-                    f"{spec['name']} {entry['milestone']}"
+                    f"{spec.name} {entry['milestone']}"
                     if kind == "projectMilestone"
-                    else f"{spec['name']} {kind}"
+                    else f"{spec.name} {kind}"
                 )
                 steps.append(
                     {
                         "kind": kind,
-                        "specification_id": spec["id"],
+                        "specification_id": spec.id,
                         "service_name": label,
                         "adapter": None,
                         "event": entry.get("event") or DEFAULT_EVENTS[kind],
@@ -367,13 +359,13 @@ def provisioning_steps(offering: dict[str, Any], where: str, depth: int = 0) -> 
             steps.append(
                 {
                     "kind": "serviceActivation",
-                    "specification_id": spec["id"],
-                    "service_name": spec["name"],
+                    "specification_id": spec.id,
+                    "service_name": spec.name,
                     "adapter": entry.get("adapter"),
                     "action": entry.get("action") or "activate",
                     "parameters": dict(entry.get("parameters") or {}),
                 }
             )
-    for member in offering.get("bundledProductOffering") or []:
+    for member in offering.members:
         steps.extend(provisioning_steps(member, where, depth + 1))
     return steps

@@ -20,11 +20,11 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from turnup import catalog
 from turnup.accounts import find_customer
-from turnup.catalog.orm import OfferingSpecification, ProductOffering, ProductSpecification
+from turnup.catalog import SpecificationTerms
 from turnup.kernel import audit
 from turnup.kernel.errors import Conflict, InvalidInput
 from turnup.kernel.ids import new_id
@@ -104,8 +104,8 @@ def _call(
         return Conflict(f"adapter {adapter!r} {operation} failed: {exc}", reason="Adapter failed")
 
 
-def _provisioning_entry(spec: ProductSpecification) -> dict[str, Any]:
-    for entry in (spec.delivery_requirements or {}).get("provisioning") or []:
+def _provisioning_entry(spec: SpecificationTerms) -> dict[str, Any]:
+    for entry in spec.delivery_requirements.get("provisioning") or []:
         if (entry.get("kind") or "serviceActivation") == "serviceActivation" and entry.get("adapter"):
             return dict(entry)
     raise InvalidInput(f"serviceSpecification.id: specification {spec.id!r} has no provisioning adapter")
@@ -118,18 +118,13 @@ def create(session: Session, data: ServiceActivationCreate, actor: str) -> dict[
     customer = find_customer(session, customers[0].id)
     if customer is None:
         raise InvalidInput(f"relatedParty[0].id: unknown customer {customers[0].id!r}")
-    spec = session.get(ProductSpecification, data.serviceSpecification.id)
+    spec = catalog.specification_terms(session, data.serviceSpecification.id)
     if spec is None:
         raise InvalidInput(f"serviceSpecification.id: unknown specification {data.serviceSpecification.id!r}")
     entry = _provisioning_entry(spec)
     if entry["adapter"] not in available_adapters():
         raise InvalidInput(f"serviceSpecification.id: adapter {entry['adapter']!r} is not installed")
-    offering = session.scalars(
-        select(ProductOffering)
-        .join(OfferingSpecification, OfferingSpecification.offering_id == ProductOffering.id)
-        .where(OfferingSpecification.specification_id == spec.id)
-        .order_by(ProductOffering.id)
-    ).first()
+    offering = next(iter(catalog.offerings_with_specification(session, spec.id)), None)
     if offering is None:
         raise InvalidInput(f"serviceSpecification.id: specification {spec.id!r} is in no product offering")
     characteristics = {
