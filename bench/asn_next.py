@@ -31,6 +31,9 @@ from turnup.inventory.logical.codec import decompose, hexkey
 from turnup.inventory.logical.schemas import AllocationRequest, PoolCreate
 from turnup.kernel.db import make_sessionmaker
 from turnup.kernel.ids import new_id
+from turnup.wiring import wire
+
+wire()  # every consumer registered: publish refuses to run in an unwired process
 
 LO, HI = 4200000000, 4294967295  # [LO, HI)
 

@@ -36,6 +36,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from stock_reservations import PG, pg_url
 
+from turnup.wiring import wire
+
+wire()  # every consumer registered: publish refuses to run in an unwired process
+
 SKUS, LOCATIONS, REGIONS = 1000, 20, 4
 
 

@@ -27,6 +27,9 @@ from turnup.inventory.logical.benchkit import baseline_ms, bench_database, pct, 
 from turnup.inventory.logical.schemas import AllocationRequest, PoolCreate
 from turnup.kernel.db import make_engine, make_sessionmaker
 from turnup.kernel.errors import Conflict
+from turnup.wiring import wire
+
+wire()  # every consumer registered: publish refuses to run in an unwired process
 
 
 def worker(

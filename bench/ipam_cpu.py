@@ -25,6 +25,9 @@ from turnup.inventory.logical import services
 from turnup.inventory.logical.benchkit import bench_database
 from turnup.inventory.logical.schemas import AllocationRequest, PoolCreate
 from turnup.kernel.db import make_sessionmaker
+from turnup.wiring import wire
+
+wire()  # every consumer registered: publish refuses to run in an unwired process
 
 
 def backend_cpu_s(pid: int) -> float | None:

@@ -33,6 +33,9 @@ from turnup.inventory.logical.codec import decompose, hexkey
 from turnup.inventory.logical.schemas import AllocationRequest, PoolCreate
 from turnup.kernel.db import make_sessionmaker
 from turnup.kernel.ids import new_id
+from turnup.wiring import wire
+
+wire()  # every consumer registered: publish refuses to run in an unwired process
 
 SLOTS = 1 << 21  # /29s in a /8
 

@@ -24,6 +24,9 @@ from turnup.inventory.logical.benchkit import baseline_ms, bench_database, pct, 
 from turnup.inventory.logical.codec import number_features
 from turnup.inventory.logical.schemas import NumberSearch
 from turnup.kernel.db import make_sessionmaker
+from turnup.wiring import wire
+
+wire()  # every consumer registered: publish refuses to run in an unwired process
 
 BACKREF = "\\1"
 RUN = " ".join(f"WHEN right(d, 7) ~ '(\\d){BACKREF * (n - 1)}' THEN {n}" for n in range(7, 1, -1))

@@ -35,6 +35,10 @@ from pathlib import Path
 
 import psycopg
 
+from turnup.wiring import wire
+
+wire()  # every consumer registered: publish refuses to run in an unwired process
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
 PG = os.environ.get("TURNUP_BENCH_PG", "host=127.0.0.1 port=5432 user=postgres")

@@ -305,8 +305,8 @@ class ConsumerWorker:
         return self._names if self._names is not None else tuple(sorted(_REGISTRY))
 
     def _claim(self, session: Session, limit: int) -> list[_Claimed]:
-        from turnup.kernel.outbox import OutboxEvent
-
+        # the outbox table by name: turnup.kernel.outbox imports this module (publish records what is owed)
+        events = Base.metadata.tables["outbox_event"].c
         names = [n for n in self.names() if n in _REGISTRY]
         if not names:
             return []
@@ -323,15 +323,17 @@ class ConsumerWorker:
                 ConsumerInbox.seq,
                 ConsumerInbox.consumer,
                 ConsumerInbox.attempts,
-                OutboxEvent.id,
-                OutboxEvent.api,
-                OutboxEvent.event_type,
-                OutboxEvent.event_time,
-                OutboxEvent.resource_type,
-                OutboxEvent.resource_id,
-                OutboxEvent.payload,
+                events.id,
+                events.api,
+                events.event_type,
+                events.event_time,
+                events.resource_type,
+                events.resource_id,
+                events.payload,
             )
-            .join(OutboxEvent, OutboxEvent.id == ConsumerInbox.event_id)
+            .join_from(
+                ConsumerInbox, Base.metadata.tables["outbox_event"], events.id == ConsumerInbox.event_id
+            )
             .where(
                 ConsumerInbox.status == PENDING,
                 ConsumerInbox.next_attempt_at <= now,

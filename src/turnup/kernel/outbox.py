@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint, select
-from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
+from sqlalchemy.orm import Mapped, Session, SessionTransaction, mapped_column, relationship
 
 from turnup.kernel import clock, consumers
 from turnup.kernel.db import Base, JSONDoc, UTCDateTime
@@ -175,10 +175,13 @@ def publish(
 _HUB_CACHE = "turnup.hub_subscriptions"
 
 
-def _subscriptions(session: Session, api: str) -> list[tuple[str, str | None]]:
+_Subscriptions = list[tuple[str, str | None]]
+
+
+def _subscriptions(session: Session, api: str) -> _Subscriptions:
     """The API's hub subscriptions, read once per transaction (a use case often publishes several events)."""
     transaction = session.get_transaction()
-    cached = session.info.get(_HUB_CACHE)
+    cached: tuple[SessionTransaction | None, dict[str, _Subscriptions]] | None = session.info.get(_HUB_CACHE)
     if cached is None or cached[0] is not transaction:
         cached = (transaction, {})
         session.info[_HUB_CACHE] = cached
