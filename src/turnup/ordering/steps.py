@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from turnup import service_inventory as inventory
 from turnup.kernel import audit, clock
@@ -256,7 +257,7 @@ def _operate(order_id: str, plan_item_id: str, mode: str) -> str:
         return plan.state
 
 
-def _assign(s: Any, plan: PlanItem) -> str:
+def _assign(s: Session, plan: PlanItem) -> str:
     """Resource work: assign a reservation the order carries to the plan item's service (one transaction)."""
     from turnup.kernel.errors import TurnupError
 
@@ -281,7 +282,7 @@ def _assign(s: Any, plan: PlanItem) -> str:
     return plan.state
 
 
-def _cancelling(s: Any, order_id: str) -> bool:
+def _cancelling(s: Session, order_id: str) -> bool:
     order = s.get(ProductOrder, order_id)
     return order is not None and order.state == CANCELLING
 
