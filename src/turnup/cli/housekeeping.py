@@ -20,9 +20,9 @@ app = typer.Typer(
 
 def _details(entry: dict[str, Any]) -> str:
     if entry["status"] == "failed":
-        return entry["error"]
+        return str(entry["error"])
     if entry["status"] == "skipped":
-        return entry["skipped"]
+        return str(entry["skipped"])
     parts = []
     for key, value in entry["result"].items():
         if isinstance(value, list | tuple):

@@ -44,7 +44,7 @@ router.include_router(hub_router(API, "services"))
 router.include_router(hub_router(DELIVERY_API, "services"))
 
 
-# --- TMF640 Service Activation and Configuration (server side) -------------------------------------------------
+# --- TMF640 Service Activation and Configuration (server side) ----------------------------------------------
 ACTIVATION = f"/tmf-api/{activation.ACTIVATION_API}/v4/service"
 
 
