@@ -6,6 +6,13 @@ transaction each, workflow enqueued in it), and wait until all are completed. Re
 (N / (last completion - first acceptance)), p50/p99 completion latency (completionDate - orderDate), and
 where the time goes, from DBOS's own step records (queue wait, each step, checkpoint overhead).
 
+In the same run, on the same database, with the same number of worker processes and queue concurrency, a
+**bare three-step DBOS workflow** (steps that do nothing) is enqueued N times first: orders/s is printed as
+a ratio of bare workflows/s (an order does real work, but most of its cost should be the checkpoints it
+needs). After the orders complete, the **lag of the durable event consumers** the workers ran alongside
+(``turnup.kernel.consumers``; product inventory follows services) is reported: done_at - created_at of
+every inbox row the run produced, p50/p99/max.
+
     nice -n 10 .venv/bin/python bench/orders_e2e.py --orders 200
 """
 
@@ -13,6 +20,8 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from collections import defaultdict
@@ -20,8 +29,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from sqlalchemy import select, text
+from sqlalchemy.orm import Session, sessionmaker
 
 from turnup import ordering
+from turnup.kernel.consumers import ConsumerInbox
 from turnup.kernel.db import make_engine, make_sessionmaker
 from turnup.orchestration import runtime
 from turnup.ordering import ProductOrderCreate
@@ -42,10 +53,122 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
+BARE_WORKFLOW = "bench.bare3"
+
+
+def bare_worker(url: str, executor_id: str, concurrency: int) -> None:
+    """A worker process that knows only the bare three-step workflow (no Turnup feature is imported)."""
+    import threading
+
+    from dbos import DBOS
+
+    @DBOS.step(name="bare.one")
+    def one(i: int) -> int:
+        return i
+
+    @DBOS.step(name="bare.two")
+    def two(i: int) -> int:
+        return i + 1
+
+    @DBOS.step(name="bare.three")
+    def three(i: int) -> int:
+        return i + 2
+
+    @DBOS.workflow(name=BARE_WORKFLOW)
+    def bare(i: int) -> int:
+        return one(i) + two(i) + three(i)
+
+    runtime.launch(url, executor_id=executor_id, worker_concurrency=concurrency)
+    print("running", flush=True)
+    threading.Event().wait()
+
+
+def run_bare(url: str, workers: int, n: int, concurrency: int, submitters: int = 4) -> float:
+    """Bare three-step workflows/s on this database with this many worker processes."""
+    procs = [
+        subprocess.Popen(
+            [sys.executable, __file__, "--bare-worker", url, f"bare-w{i}", str(concurrency)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )
+        for i in range(workers)
+    ]
+    try:
+        for p in procs:
+            assert p.stdout is not None and p.stdout.readline().strip() == b"running"
+        client = runtime.client_for(url)
+
+        def enqueue(i: int) -> None:
+            client.enqueue(
+                {
+                    "workflow_name": BARE_WORKFLOW,
+                    "queue_name": runtime.ORDER_QUEUE,
+                    "workflow_id": f"bare-{i}",
+                    "app_version": runtime.APP_VERSION,
+                },
+                i,
+            )
+
+        with ThreadPoolExecutor(submitters) as pool:
+            list(pool.map(enqueue, range(n)))
+        schema = runtime.dbos_schema(url)
+        prefix = f'"{schema}".' if schema else ""
+        engine = make_engine(url)
+        count = text(
+            f"SELECT count(*) FROM {prefix}workflow_status "
+            f"WHERE workflow_uuid LIKE 'bare-%' AND status = 'SUCCESS'"
+        )
+
+        def done() -> bool:
+            with engine.connect() as conn:
+                return conn.execute(count).scalar() == n
+
+        wait_until(done, 600, 0.1, "all bare workflows completed")
+        with engine.connect() as conn:
+            first, last = conn.execute(
+                text(
+                    f"SELECT min(created_at), max(updated_at) FROM {prefix}workflow_status "
+                    f"WHERE workflow_uuid LIKE 'bare-%'"
+                )
+            ).one()
+        engine.dispose()
+        return n / ((last - first) / 1000)
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
+def consumer_lag(factory: sessionmaker[Session], deadline_s: float = 60) -> dict[str, float]:
+    """Wait until the consumers owe nothing, then the lag of every inbox row (seconds)."""
+    pending = select(ConsumerInbox.seq).where(ConsumerInbox.status == "pending").limit(1)
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        with factory() as s:
+            if s.scalar(pending) is None:
+                break
+        time.sleep(0.1)
+    with factory() as s:
+        rows = s.execute(select(ConsumerInbox.created_at, ConsumerInbox.done_at)).all()
+    lags = [(d - c).total_seconds() for c, d in rows if d is not None]
+    return {
+        "rows": float(len(rows)),
+        "done": float(len(lags)),
+        "p50_s": pct(lags, 0.5) if lags else 0.0,
+        "p99_s": pct(lags, 0.99) if lags else 0.0,
+        "max_s": max(lags, default=0.0),
+    }
+
+
 def run(
     kind: str, workers: int, n: int, concurrency: int, tmp: str, submitters: int = 4
 ) -> dict[str, object]:
     with scratch_database(kind, tmp) as url:
+        bare_per_s = run_bare(url, workers, n, concurrency)
         engine = make_engine(url)
         factory = make_sessionmaker(engine)
         with factory() as s:
@@ -80,6 +203,7 @@ def run(
                     return s.scalar(text("SELECT count(*) FROM product_order WHERE state = 'completed'")) == n
 
             wait_until(done, 600, 0.1, "all orders completed")
+            lag = consumer_lag(factory)
         finally:
             for p in procs:
                 p.stop()
@@ -98,6 +222,8 @@ def run(
         "orders_per_s": n / (last - first).total_seconds(),
         "p50_ms": pct(latencies, 0.5),
         "p99_ms": pct(latencies, 0.99),
+        "bare_per_s": bare_per_s,
+        "consumer_lag": lag,
         "profile": profile,
     }
 
@@ -157,10 +283,24 @@ def main() -> None:
                     f"p50 {r['p50_ms']:.0f} ms  p99 {r['p99_ms']:.0f} ms",
                     flush=True,
                 )
+                bare = float(r["bare_per_s"])
+                print(
+                    f"    bare three-step DBOS workflow, same workers: {bare:.1f}/s  "
+                    f"-> orders/s = {float(r['orders_per_s']) / bare:.2f}x bare"
+                )
+                lag = r["consumer_lag"]
+                print(
+                    f"    consumer lag over {lag['done']:.0f}/{lag['rows']:.0f} inbox rows: "
+                    f"p50 {lag['p50_s'] * 1000:.0f} ms  p99 {lag['p99_s'] * 1000:.0f} ms  "
+                    f"max {lag['max_s'] * 1000:.0f} ms"
+                )
                 for k, v in r["profile"].items():  # type: ignore[union-attr]
                     print(f"    {k:<45} {v:8.1f}")
 
 
 if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--bare-worker":
+        bare_worker(sys.argv[2], sys.argv[3], int(sys.argv[4]))
+        sys.exit(0)
     wire()  # the composition root: workflows, consumers and sweeps registered before any order
     main()
