@@ -11,7 +11,6 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
@@ -164,6 +163,3 @@ def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
     finally:
         session.close()
 
-
-def as_decimal(value: Any) -> Decimal:
-    return value if isinstance(value, Decimal) else Decimal(str(value))
