@@ -2,33 +2,31 @@
 
 Kernel and orchestration know no feature; they keep registries that the features fill. ``wire()`` imports
 the modules that do so, once per process, before anything publishes an event, runs a sweep or launches
-workflows: ``turnup.api.app.create_app``, the CLI, and the test suite call it.
+workflows: ``turnup.app.create_app``, the CLI, and the test suite call it.
 """
 
 from __future__ import annotations
 
-from importlib import import_module
-
 from turnup.kernel import consumers
 
-# Modules that register something when imported, in registration order (housekeeping runs its sweeps in
-# the order they registered: quotes, then stock, then numbers).
-REGISTRARS = (
-    "turnup.quoting.sweeps",  # housekeeping: expired quotes
-    "turnup.inventory.physical.sweeps",  # housekeeping: expired stock and rack holds
-    "turnup.inventory.logical.sweeps",  # housekeeping: aged numbers
-    "turnup.ordering.workflow",  # the order workflow and its steps (DBOS)
-    "turnup.ordering.guards",  # service inventory refuses direct changes to services an order works on
-    "turnup.product_inventory.consumers",  # products follow orders and services through their events
-)
+
+def _register() -> None:
+    """Import (statically: checkers see them) the modules that register something. The order matters only
+    for housekeeping, which runs its sweeps in registration order: quotes, then stock, then numbers."""
+    # isort: off
+    import turnup.models  # complete metadata
+    import turnup.quoting.sweeps  # housekeeping: expired quotes
+    import turnup.inventory.physical.sweeps  # housekeeping: expired stock and rack holds
+    import turnup.inventory.logical.sweeps  # housekeeping: aged numbers
+    import turnup.ordering.workflow  # the order workflow and its steps, DBOS
+    import turnup.ordering.guards  # service inventory refuses changes to ordered services
+    import turnup.product_inventory.consumers  # noqa: F401  (products follow orders and services)
+    # isort: on
 
 
 def wire() -> None:
     """Register everything (idempotent)."""
     if consumers.is_wired():
         return
-    import turnup.models  # noqa: F401  (complete metadata)
-
-    for module in REGISTRARS:
-        import_module(module)
+    _register()
     consumers.mark_wired()
