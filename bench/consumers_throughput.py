@@ -25,8 +25,6 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy import func, select, text, update
@@ -35,9 +33,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from turnup.kernel import consumers
 from turnup.kernel.consumers import ConsumerInbox, Event
 from turnup.kernel.db import is_sqlite, make_engine, make_sessionmaker
-from turnup.kernel.ids import new_id
 from turnup.kernel.outbox import publish
 from turnup.kernel.settings import Settings
+from turnup.testing import scratch_database
 
 EVENT = "BenchThingChangeEvent"
 NAME = "bench.noop"
@@ -52,31 +50,6 @@ def _noop(session: Session, event: Event) -> None:
 
 def register() -> None:
     consumers.register(consumers.Consumer(NAME, frozenset({EVENT}), _noop))
-
-
-@contextmanager
-def scratch(kind: str, tmp: str) -> Iterator[str]:
-    import psycopg
-
-    import turnup.models
-
-    name = None
-    if kind == "sqlite":
-        url = f"sqlite:///{tmp}/consumers-{new_id()[:8]}.db"
-    else:
-        name = f"turnup_bench_{new_id()[:10]}"
-        with psycopg.connect("host=127.0.0.1 user=postgres dbname=postgres", autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
-        url = f"{PG}/{name}"
-    engine = make_engine(url)
-    turnup.models.metadata.create_all(engine)
-    engine.dispose()
-    try:
-        yield url
-    finally:
-        if name:
-            with psycopg.connect("host=127.0.0.1 user=postgres dbname=postgres", autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def publish_backlog(factory: sessionmaker[Session], events: int, resources: int, per_txn: int = 200) -> None:
@@ -198,7 +171,7 @@ def pct(values: list[float], q: float) -> float:
 
 def run(kind: str, args: argparse.Namespace, tmp: str) -> None:
     log = Path(tmp) / f"{kind}-workers.log"
-    with scratch(kind, tmp) as url:
+    with scratch_database(kind, tmp) as url:
         engine = make_engine(url)
         factory = make_sessionmaker(engine)
         t0 = time.perf_counter()
