@@ -170,17 +170,38 @@ def skip_consumer_event(
 
 
 @app.command("run-consumers")
-def run_consumers(drain: bool = typer.Option(False, help="handle what is due, then exit")) -> None:
+def run_consumers(
+    drain: bool = typer.Option(False, help="handle what is due, then exit"),
+    worker_id: str | None = typer.Option(None, help="name recorded on the events this worker handles"),
+    parent_pid: int | None = typer.Option(
+        None,
+        help="exit when this process is gone (set by `turnup orchestrator run` for its consumer process)",
+    ),
+) -> None:
     """Run the event consumers in the foreground (serve and orchestrator workers already run them)."""
+    import os
+    import signal
+
     from turnup.kernel.db import make_engine, make_sessionmaker
     from turnup.kernel.settings import get_settings
 
     settings = get_settings()
-    worker = consumers.ConsumerWorker(make_sessionmaker(make_engine(settings.database_url)), settings)
+    worker = consumers.ConsumerWorker(
+        make_sessionmaker(make_engine(settings.database_url)), settings, worker_id=worker_id
+    )
     if drain:
         console.print(f"{worker.drain()} consumer event(s) handled")
         return
     stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    if parent_pid is not None:
+
+        def watch_parent() -> None:  # a killed (kill -9) orchestrator must not leave its consumers behind
+            while not stop.wait(0.5):
+                if os.getppid() != parent_pid:
+                    stop.set()
+
+        threading.Thread(target=watch_parent, name="parent-watch", daemon=True).start()
     console.print("Event consumers running; Ctrl-C to stop")
     try:
         worker.run_forever(stop)

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import signal
+import subprocess
+import sys
 import threading
+from collections.abc import Callable
 
 import typer
 
@@ -11,6 +15,33 @@ from turnup.cli.common import console
 from turnup.kernel.settings import get_settings
 
 app = typer.Typer(help="Durable order workflows (DBOS) on Turnup's database.", no_args_is_help=True)
+
+
+def _consumer_process(worker_id: str) -> Callable[[], None]:
+    """``turnup events run-consumers`` as a child that exits with this process (even after kill -9)."""
+    child = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "turnup.cli.main",
+            "events",
+            "run-consumers",
+            "--worker-id",
+            worker_id,
+            "--parent-pid",
+            str(os.getpid()),
+        ],
+        stdout=subprocess.DEVNULL,
+    )
+
+    def halt() -> None:
+        child.terminate()
+        try:
+            child.wait(15)
+        except subprocess.TimeoutExpired:
+            child.kill()
+
+    return halt
 
 
 @app.command("run")
@@ -24,6 +55,11 @@ def run(
     delivery: bool = typer.Option(
         False, "--delivery/--no-delivery", help="also run the outbox delivery worker in this process"
     ),
+    consumers: str = typer.Option(
+        "process",
+        help="run the event consumers in a child process (default: no GIL shared with the workflows), "
+        "a thread of this process, or not at all: process | thread | off",
+    ),
 ) -> None:
     """Run order workflows, the event consumers and the housekeeping sweeps until stopped (SIGTERM/Ctrl-C).
     Any number may run against PostgreSQL (each sweep runs in one of them at a time; each event is applied
@@ -32,13 +68,18 @@ def run(
     from turnup.kernel.housekeeping import start_housekeeper
     from turnup.orchestration import runtime
 
+    if consumers not in ("process", "thread", "off"):
+        raise typer.BadParameter("--consumers must be process, thread or off")
     settings = get_settings()
     stop = threading.Event()
     runtime.launch(settings.database_url, executor_id=executor_id, worker_concurrency=concurrency)
     assert runtime.runtime.factory is not None
-    stop_consumers = start_worker_thread(
-        runtime.runtime.factory, settings, worker_id=f"{runtime.runtime.executor_id}-consumers"
-    )
+    consumer_id = f"{runtime.runtime.executor_id}-consumers"
+    stop_consumers: Callable[[], None] = lambda: None  # noqa: E731
+    if consumers == "thread":
+        stop_consumers = start_worker_thread(runtime.runtime.factory, settings, worker_id=consumer_id)
+    elif consumers == "process":
+        stop_consumers = _consumer_process(consumer_id)
     if delivery:
         from turnup.cli.common import start_delivery_worker
 

@@ -38,6 +38,7 @@ from __future__ import annotations
 import os
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -386,7 +387,13 @@ class ConsumerWorker:
                 return result
             done: list[int] = []
             failures: list[tuple[_Claimed, str]] = []
+            processed: list[_Claimed] = []
+            started = time.monotonic()
             for row in claimed:
+                # a batch commits within its time budget, so that its first events do not wait for its last
+                if processed and time.monotonic() - started > self.settings.consumer_batch_seconds:
+                    break  # the rows not reached stay pending; the commit releases their locks
+                processed.append(row)
                 spec = _REGISTRY[row.consumer]
                 savepoint = session.begin_nested()
                 try:
@@ -438,7 +445,7 @@ class ConsumerWorker:
                     )
             result.done, result.failed = len(done), len(failures)
         by_consumer: dict[tuple[str, str], int] = {}
-        for row in claimed:
+        for row in processed:
             outcome = "done" if row.seq in set(done) else "failed"
             by_consumer[(row.consumer, outcome)] = by_consumer.get((row.consumer, outcome), 0) + 1
         for (name, outcome), count in by_consumer.items():

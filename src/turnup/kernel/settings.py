@@ -31,6 +31,7 @@ class Settings(BaseSettings):
     run_consumers: bool = True  # `turnup serve` also runs the event consumers in a thread
     consumer_poll_seconds: float = 0.1
     consumer_batch_size: int = 100
+    consumer_batch_seconds: float = 0.2  # a batch commits once its handlers have taken this long
     consumer_backoff_base_seconds: float = 1.0
     consumer_backoff_cap_seconds: float = 300.0
 

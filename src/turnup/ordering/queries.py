@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Select, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, lazyload
 
 from turnup.ordering.model import FINAL
 from turnup.ordering.orm import PlanItem, ProductOrder, ProductOrderItem
@@ -43,7 +43,7 @@ def _service_ids(session: Session, order_item_id: str) -> tuple[str, ...]:
 
 
 def _product(session: Session, item: ProductOrderItem) -> OrderedProduct:
-    order = session.get(ProductOrder, item.order_id)
+    order = session.get(ProductOrder, item.order_id, options=[lazyload(ProductOrder.items)])
     assert order is not None
     return OrderedProduct(
         id=item.id,

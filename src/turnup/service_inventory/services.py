@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, lazyload
 
 from turnup.inventory import logical, physical
 from turnup.kernel import audit, clock
@@ -60,7 +60,8 @@ def _view(s: Service) -> ServiceView:
 def service_views(session: Session, service_ids: Iterable[str]) -> list[ServiceView]:
     """The services with these ids, in the order given (unknown ids are left out)."""
     ids = list(dict.fromkeys(service_ids))
-    found = {s.id: s for s in session.scalars(select(Service).where(Service.id.in_(ids)))} if ids else {}
+    stmt = select(Service).where(Service.id.in_(ids)).options(lazyload(Service.history))  # not needed here
+    found = {s.id: s for s in session.scalars(stmt)} if ids else {}
     return [_view(found[i]) for i in ids if i in found]
 
 
