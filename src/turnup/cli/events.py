@@ -202,7 +202,7 @@ def run_consumers(
                     stop.set()
 
         threading.Thread(target=watch_parent, name="parent-watch", daemon=True).start()
-    console.print("Event consumers running; Ctrl-C to stop")
+    print("Event consumers running; Ctrl-C to stop", flush=True)  # the orchestrator waits for this line
     try:
         worker.run_forever(stop)
     except KeyboardInterrupt:

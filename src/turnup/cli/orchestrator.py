@@ -18,7 +18,10 @@ app = typer.Typer(help="Durable order workflows (DBOS) on Turnup's database.", n
 
 
 def _consumer_process(worker_id: str) -> Callable[[], None]:
-    """``turnup events run-consumers`` as a child that exits with this process (even after kill -9)."""
+    """``turnup events run-consumers`` as a child that exits with this process (even after kill -9).
+
+    Returns once the child is handling events, so a worker that says "running" has its consumers running.
+    """
     child = subprocess.Popen(
         [
             sys.executable,
@@ -31,8 +34,14 @@ def _consumer_process(worker_id: str) -> Callable[[], None]:
             "--parent-pid",
             str(os.getpid()),
         ],
-        stdout=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
     )
+    assert child.stdout is not None
+    first = child.stdout.readline()  # "Event consumers running…", or b"" if it died on the way
+    if b"running" not in first:
+        child.kill()
+        console.print(f"[red]the event consumer process did not start[/] ({first!r})")
+        raise typer.Exit(1)
 
     def halt() -> None:
         child.terminate()
