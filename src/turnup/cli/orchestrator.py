@@ -81,14 +81,15 @@ def run(
         raise typer.BadParameter("--consumers must be process, thread or off")
     settings = get_settings()
     stop = threading.Event()
+    executor_id = executor_id or runtime.default_executor_id()
+    consumer_id = f"{executor_id}-consumers"
+    stop_consumers: Callable[[], None] = lambda: None  # noqa: E731
+    if consumers == "process":  # first: once DBOS is launched, workflows start, and events with them
+        stop_consumers = _consumer_process(consumer_id)
     runtime.launch(settings.database_url, executor_id=executor_id, worker_concurrency=concurrency)
     assert runtime.runtime.factory is not None
-    consumer_id = f"{runtime.runtime.executor_id}-consumers"
-    stop_consumers: Callable[[], None] = lambda: None  # noqa: E731
     if consumers == "thread":
         stop_consumers = start_worker_thread(runtime.runtime.factory, settings, worker_id=consumer_id)
-    elif consumers == "process":
-        stop_consumers = _consumer_process(consumer_id)
     if delivery:
         from turnup.cli.common import start_delivery_worker
 
