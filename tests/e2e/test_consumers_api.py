@@ -60,18 +60,20 @@ def test_api_shows_lag_and_parked_events_and_retries_and_skips_them(
     assert response.status_code == 200
     assert response.headers["X-Total-Count"] == "1"
     [event] = response.json()
+    path = f"{BASE}/consumerEvent/{event['id']}"
+    assert event["href"].endswith(path)
     assert (event["consumer"], event["resourceKey"], event["attempts"]) == ("rig.fragile", "thing/res-13", 2)
     assert "cannot be handled" in event["lastError"]
-    assert client.get(event["href"]).json()["status"] == "parked"
+    assert client.get(path).json()["status"] == "parked"
 
     # skipping needs a reason: 400 TMF error, nothing changes
-    refused = client.post(f"{event['href']}/skip", json={})
+    refused = client.post(f"{path}/skip", json={})
     assert refused.status_code == 400
     assert {"code", "reason", "message", "status"} <= set(refused.json())
-    assert client.get(event["href"]).json()["status"] == "parked"
+    assert client.get(path).json()["status"] == "parked"
     # a done event cannot be retried: 409
     done = client.get(f"{BASE}/consumerEvent", params={"status": "done", "limit": 1}).json()[0]
-    assert client.post(f"{done['href']}/retry", json={}).status_code == 409
+    assert client.post(f"{BASE}/consumerEvent/{done['id']}/retry", json={}).status_code == 409
     # unknown: 404; malformed id: 400 family, never 500
     assert client.get(f"{BASE}/consumerEvent/999999").status_code == 404
     assert client.post(f"{BASE}/consumerEvent/abc/retry", json={}).status_code in (400, 422)
@@ -79,11 +81,11 @@ def test_api_shows_lag_and_parked_events_and_retries_and_skips_them(
     # retry with the cause fixed: the event and the one behind it are handled
     with session_factory() as s, s.begin():
         s.execute(insert(rig.flag).values(id=1))
-    retried = client.post(f"{event['href']}/retry", json={"reason": "flag set"})
+    retried = client.post(f"{path}/retry", json={"reason": "flag set"})
     assert retried.status_code == 200
     assert (retried.json()["status"], retried.json()["attempts"]) == ("pending", 0)
     assert parked.drain() == 2
-    assert client.get(event["href"]).json()["status"] == "done"
+    assert client.get(path).json()["status"] == "done"
     assert client.get(f"{BASE}/consumer/rig.fragile").json()["pending"] == 0
     with session_factory() as s:
         audit = s.scalars(select(AuditEntry).where(AuditEntry.action == "consumerEvent.retry")).one()
@@ -100,8 +102,9 @@ def test_viewer_can_read_but_not_retry(
         token = create_api_token(s, username="viewer")
     headers = {"Authorization": f"Bearer {token}"}
     [event] = client.get(f"{BASE}/consumerEvent", params={"status": "parked"}, headers=headers).json()
-    assert client.post(f"{event['href']}/retry", json={}, headers=headers).status_code == 403
-    assert client.get(event["href"], headers=headers).json()["status"] == "parked"
+    path = f"{BASE}/consumerEvent/{event['id']}"
+    assert client.post(f"{path}/retry", json={}, headers=headers).status_code == 403
+    assert client.get(path, headers=headers).json()["status"] == "parked"
 
 
 def test_cli_lists_lag_and_parked_events_and_skips_with_a_reason(

@@ -11,6 +11,7 @@ API_VERSIONS = {
     "turnupApproval": "v1",
     "turnupCompliance": "v1",
     "turnupDelivery": "v1",
+    "turnupEvents": "v1",
     "turnupOnboarding": "v1",
     "turnupOrchestration": "v1",
 }

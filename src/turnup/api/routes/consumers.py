@@ -15,10 +15,11 @@ from turnup.api.tmf import list_resources, render_one
 from turnup.kernel import clock, consumers
 from turnup.kernel.consumers import ConsumerInbox
 from turnup.kernel.errors import NotFound
-from turnup.kernel.hrefs import iso
+from turnup.kernel.hrefs import api_base, href, iso
 from turnup.security import Principal
 
-PATH = "/tmf-api/turnupEvents/v1"
+API = "turnupEvents"
+PATH = api_base(API)
 
 router = APIRouter(tags=["event consumers"])
 
@@ -33,7 +34,7 @@ class OperatorDecision(BaseModel):
 def render_entry(entry: ConsumerInbox) -> dict[str, Any]:
     return {
         "id": str(entry.seq),
-        "href": f"{PATH}/consumerEvent/{entry.seq}",
+        "href": href(API, "consumerEvent", str(entry.seq)),
         "@type": "ConsumerEvent",
         "consumer": entry.consumer,
         "eventId": entry.event_id,
@@ -54,7 +55,7 @@ def render_entry(entry: ConsumerInbox) -> dict[str, Any]:
 def _render_lag(lag: consumers.ConsumerLag, now: datetime) -> dict[str, Any]:
     return {
         "id": lag.name,
-        "href": f"{PATH}/consumer/{lag.name}",
+        "href": href(API, "consumer", lag.name),
         "@type": "EventConsumer",
         "name": lag.name,
         "events": list(lag.events),
