@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import os
 import uuid
+
+# CLI tests read Rich tables: give every process (also pytest-xdist workers, which have no terminal) one width
+os.environ["COLUMNS"] = "300"
 from collections.abc import Iterator
 from typing import Any
 
