@@ -40,7 +40,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import uuid4
@@ -300,6 +300,7 @@ class ConsumerWorker:
         self.batch_size = max(batch_size or self.settings.consumer_batch_size, 1)
         self._names = tuple(names) if names is not None else None
         self._solo = 0  # rounds left in one-row-per-transaction mode after a failed batch commit
+        self._last_claimed: list[_Claimed] = []  # what the latest batch claimed (to charge a failed commit)
 
     def names(self) -> tuple[str, ...]:
         """The consumers this worker runs: those given, else every consumer registered in this process."""
@@ -379,10 +380,30 @@ class ConsumerWorker:
             values["next_attempt_at"] = now + backoff(self.settings, attempts)
         return values
 
+    def _record_failure(self, session: Session, row: _Claimed, error: str, now: datetime) -> bool:
+        """Charge a failed attempt to the row (backoff, or parked at the budget); True when parked."""
+        values = self._failure_values(row, error, now)
+        session.execute(
+            update(ConsumerInbox)
+            .where(ConsumerInbox.seq == row.seq)
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+        parked = values.get("status") == PARKED
+        (log.warning if parked else log.info)(
+            "consumer_event_parked" if parked else "consumer_event_failed",
+            consumer=row.consumer,
+            seq=row.seq,
+            event_id=row.event.id,
+            error=error,
+        )
+        return parked
+
     def _run_batch(self, limit: int) -> BatchResult:
         result = BatchResult()
         with self.factory() as session, session.begin():
             claimed = self._claim(session, limit)
+            self._last_claimed = claimed
             if not claimed:
                 return result
             done: list[int] = []
@@ -419,58 +440,37 @@ class ConsumerWorker:
                     .execution_options(synchronize_session=False)
                 )
             for row, error in failures:
-                values = self._failure_values(row, error, now)
-                session.execute(
-                    update(ConsumerInbox)
-                    .where(ConsumerInbox.seq == row.seq)
-                    .values(**values)
-                    .execution_options(synchronize_session=False)
-                )
-                if values.get("status") == PARKED:
-                    result.parked += 1
-                    log.warning(
-                        "consumer_event_parked",
-                        consumer=row.consumer,
-                        seq=row.seq,
-                        event_id=row.event.id,
-                        error=error,
-                    )
-                else:
-                    log.info(
-                        "consumer_event_failed",
-                        consumer=row.consumer,
-                        seq=row.seq,
-                        event_id=row.event.id,
-                        error=error,
-                    )
+                result.parked += self._record_failure(session, row, error, now)
             result.done, result.failed = len(done), len(failures)
         by_consumer: dict[tuple[str, str], int] = {}
+        done_seqs = set(done)
         for row in processed:
-            outcome = "done" if row.seq in set(done) else "failed"
+            outcome = "done" if row.seq in done_seqs else "failed"
             by_consumer[(row.consumer, outcome)] = by_consumer.get((row.consumer, outcome), 0) + 1
         for (name, outcome), count in by_consumer.items():
             HANDLED.labels(consumer=name, outcome=outcome).inc(count)
         return result
 
     def _run_solo(self) -> BatchResult:
-        """One row in one transaction; a failure of the commit itself counts as the handler's failure."""
+        """One row in one transaction; a failure of the commit itself is charged to that row's handler."""
+        self._last_claimed = []
         try:
             return self._run_batch(1)
         except Exception as exc:
-            error = f"{type(exc).__name__}: {exc}"
+            if not self._last_claimed:
+                raise
+            failed = self._last_claimed[0]
             with self.factory() as session, session.begin():
-                claimed = self._claim(session, 1)
-                if not claimed:
-                    return BatchResult()
-                row = claimed[0]
-                values = self._failure_values(row, error, clock.now())
-                session.execute(
-                    update(ConsumerInbox)
-                    .where(ConsumerInbox.seq == row.seq)
-                    .values(**values)
-                    .execution_options(synchronize_session=False)
+                attempts = session.scalar(  # the same row, unless another worker has it or it moved on
+                    select(ConsumerInbox.attempts)
+                    .where(ConsumerInbox.seq == failed.seq, ConsumerInbox.status == PENDING)
+                    .with_for_update(skip_locked=True)
                 )
-            return BatchResult(failed=1, parked=int(values.get("status") == PARKED))
+                if attempts is None:
+                    return BatchResult()
+                row = replace(failed, attempts=attempts)
+                parked = self._record_failure(session, row, f"{type(exc).__name__}: {exc}", clock.now())
+            return BatchResult(failed=1, parked=int(parked))
 
     def run_once(self) -> BatchResult:
         """Handle one batch of due heads (or one row after a failed batch commit)."""
