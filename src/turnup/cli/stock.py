@@ -14,8 +14,8 @@ from rich.table import Table
 from sqlalchemy import select
 
 from turnup.cli.common import CLI_ACTOR, cli_session, console, err_console, validated
-from turnup.inventory.physical import imports, racks, reservations, services
-from turnup.inventory.physical.orm import ReplenishmentRequest
+from turnup.inventory.physical import fulfilment, imports, racks, reservations, services
+from turnup.inventory.physical.orm import ReplenishmentRequest, ReturnExpectation
 from turnup.inventory.physical.render import render_reservation
 from turnup.inventory.physical.schemas import (
     AllocationDispatch,
@@ -25,6 +25,7 @@ from turnup.inventory.physical.schemas import (
     MovementCreate,
     RackHoldCreate,
     ReservationCreate,
+    ReturnReceipt,
     SkuCreate,
     StockQuery,
 )
@@ -261,6 +262,44 @@ def dispatch(
         console.print(f"Allocation {allocation.id} {allocation.status}")
 
 
+@app.command("returns")
+def returns(
+    status: str | None = typer.Option("open", help="open | received | cancelled; '' for all"),
+) -> None:
+    """CPE return expectations (units expected back from customer sites after a disconnect)."""
+    with cli_session() as session:
+        stmt = select(ReturnExpectation).order_by(ReturnExpectation.created_at, ReturnExpectation.id)
+        if status:
+            stmt = stmt.where(ReturnExpectation.status == status)
+        rows = list(session.scalars(stmt.limit(500)))
+        codes = fulfilment.location_codes(session, rows)
+        table = Table("id", "status", "service", "from", "expected at", "units")
+        for r in rows:
+            table.add_row(
+                r.id,
+                r.status,
+                r.service_id or "",
+                codes.get(r.from_location_id or "", ""),
+                codes.get(r.to_location_id or "", ""),
+                ", ".join(f"{u['sku']}#{u['serial']}" for u in r.units),
+            )
+        console.print(table)
+
+
+@app.command("receive-return")
+def receive_return(
+    return_id: str,
+    location: str | None = typer.Option(None, help="stock location code (default: where expected)"),
+    condition: str = typer.Option("returned", help="returned (quarantined) | refurbished (back in stock)"),
+) -> None:
+    """Receive the units of a CPE return back into stock and close it."""
+    data = validated(ReturnReceipt, location=location, condition=condition)
+    with cli_session() as session:
+        r = fulfilment.receive_return(session, return_id, data, CLI_ACTOR)
+        serials = ", ".join(f"{u['sku']}#{u['serial']}" for u in r.units)
+        console.print(f"Return {r.id} {r.status}: {serials} ({r.condition})")
+
+
 @app.command("check")
 def check(line: list[str] = typer.Option(..., help="SKU:QTY@LOC | SKU:QTY@region:R | SKU#S1,S2")) -> None:
     """Availability per line: available now, where, and expected replenishment."""
@@ -301,12 +340,14 @@ def unit_history(serial: str, sku: str | None = typer.Option(None)) -> None:
         unit = services.unit_by_serial(session, serial, sku)
         console.print(f"Unit {unit.serial}: {unit.state}")
         table = Table("at", "kind", "state", "location", "reservation", "reference", "reason")
-        for m in services.unit_history(session, unit.id):
+        history = services.unit_history(session, unit.id)
+        codes = services.location_codes(session, [m.location_id for m in history])
+        for m in history:
             table.add_row(
                 m.at.isoformat(),
                 m.kind,
                 m.unit_state or "",
-                m.location_id or "",
+                codes.get(m.location_id or "", m.location_id or ""),
                 m.reservation_id or "",
                 m.reference or "",
                 m.reason or "",

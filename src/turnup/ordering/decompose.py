@@ -2,8 +2,9 @@
 
 ``decompose`` checks every item against the catalog and the service inventory and says what each one
 needs: an ``add`` item the provisioning steps of its offering (its specifications' entries, derived
-shipment, field visit and project milestone waits, then its bundle members'), a ``modify``/``delete`` item
-the change(s) to the service it names (a move is two: ``moveOut`` at the old site, ``moveIn`` at the new).
+shipment, pickup, field visit and project milestone waits, then its bundle members'), a
+``modify``/``delete`` item the change(s) to the service it names (a move is two: ``moveOut`` at the old
+site, ``moveIn`` at the new).
 It writes nothing; ``services.create_order`` stores the order and the plan this returns.
 """
 
@@ -20,7 +21,15 @@ from turnup import service_inventory as inventory
 from turnup.accounts import find_site
 from turnup.catalog import OfferingTerms
 from turnup.kernel.errors import Conflict, InvalidInput
-from turnup.ordering.model import DEFAULT_EVENTS, FINAL, MAX_BUNDLE_DEPTH, MOVE_FROM, UNDO_KEY, WAIT_KINDS
+from turnup.ordering.model import (
+    DEFAULT_EVENTS,
+    FINAL,
+    HANDOVER,
+    MAX_BUNDLE_DEPTH,
+    MOVE_FROM,
+    UNDO_KEY,
+    WAIT_KINDS,
+)
 from turnup.ordering.orm import PlanItem, ProductOrder
 from turnup.ordering.queries import ordered_product
 from turnup.ordering.schemas import ProductOrderCreate
@@ -293,16 +302,26 @@ def provisioning_steps(offering: OfferingTerms, where: str, depth: int = 0) -> l
         explicit = {e.get("kind") for e in entries}
         # the catalog's own delivery requirements: items shipped to the customer -> a shipment wait; a field
         # visit (technician-fulfilled items come with it) -> a field visit wait; both before activation
-        shipped = [
-            {"sku": p.get("sku"), "quantity": p.get("quantity")}
-            for p in requirements.get("physical") or []
-            if p.get("fulfilmentMethod") == "ship"
-        ]
+        # items picked up by the customer -> a pickup wait; each of these waits carries the items it hands
+        # over (``items``), which move to the customer's site when its event is reported
+        delivered = {
+            method: [
+                {"sku": p.get("sku"), "quantity": p.get("quantity")}
+                for p in requirements.get("physical") or []
+                if p.get("fulfilmentMethod") == method
+            ]
+            for method in ("ship", "pickup", "technician")
+        }
         derived: list[dict[str, Any]] = []
-        if shipped and "shipment" not in explicit:
-            derived.append({"kind": "shipment", "items": shipped})
+        if delivered["ship"] and "shipment" not in explicit:
+            derived.append({"kind": "shipment", "items": delivered["ship"]})
+        if delivered["pickup"] and "pickup" not in explicit:
+            derived.append({"kind": "pickup", "items": delivered["pickup"]})
         if requirements.get("fieldVisit") and "fieldVisit" not in explicit:
-            derived.append({"kind": "fieldVisit", **requirements["fieldVisit"]})
+            visit = dict(requirements["fieldVisit"])
+            if delivered["technician"]:
+                visit["items"] = delivered["technician"]
+            derived.append({"kind": "fieldVisit", **visit})
         project = requirements.get("implementationProject")
         if project and "projectMilestone" not in explicit:  # each milestone waits for its acceptance
             derived.extend(
@@ -317,6 +336,9 @@ def provisioning_steps(offering: OfferingTerms, where: str, depth: int = 0) -> l
             )
         for entry in derived + entries:
             kind = entry.get("kind") or "serviceActivation"
+            method = HANDOVER.get(kind)
+            if method and delivered[method] and "items" not in entry:  # an explicit wait: the spec's items
+                entry = {**entry, "items": delivered[method]}
             if kind in WAIT_KINDS:
                 details = {
                     k: v

@@ -31,11 +31,14 @@ OPERATIONS = {
 }
 MOVE_FROM = "_fromSite"  # moveIn parameters key: the site the service leaves (restored if the move is undone)
 # plan item kinds that wait for an outside event instead of calling an adapter, and their default event
-WAIT_KINDS = ("fieldVisit", "shipment", "projectMilestone")
+WAIT_KINDS = ("fieldVisit", "shipment", "pickup", "projectMilestone")
 RESOURCE_KIND = "resourceAssignment"  # plan item assigning a reservation the order carries to its service
 DEFAULT_EVENTS = {
     "fieldVisit": "technicianCompleted",
     "shipment": "shipmentDelivered",
+    "pickup": "pickedUp",
     "projectMilestone": "milestoneAccepted",
 }
+# wait kinds whose completion hands stock over to the customer, and the catalog fulfilmentMethod they deliver
+HANDOVER = {"fieldVisit": "technician", "shipment": "ship", "pickup": "pickup"}
 UNDO_KEY = "_undo"  # plan parameters key holding what a modify replaced (not sent to the adapter)

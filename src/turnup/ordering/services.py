@@ -23,6 +23,7 @@ from turnup.ordering.decompose import decompose
 from turnup.ordering.model import (
     DEFAULT_EVENTS,
     FINAL,
+    HANDOVER,
     MAX_BUNDLE_DEPTH,
     MOVE_FROM,
     OPERATIONS,
@@ -41,6 +42,7 @@ from turnup.service_inventory import Service
 __all__ = [  # the rules live in ``model``; steps and other modules of this feature read them from here
     "DEFAULT_EVENTS",
     "FINAL",
+    "HANDOVER",
     "MAX_BUNDLE_DEPTH",
     "MOVE_FROM",
     "OPERATIONS",
@@ -52,6 +54,7 @@ __all__ = [  # the rules live in ``model``; steps and other modules of this feat
     "cancel_order",
     "create_order",
     "get_order",
+    "hand_over_stock",
     "plan_items",
     "release_reservations",
     "report_event",
@@ -417,10 +420,65 @@ def plan_items(session: Session, order_id: str) -> list[PlanItem]:
     )
 
 
-def report_event(session: Session, order_id: str, data: Any, actor: str) -> PlanItem:
-    """An outside event completes the field/shipping plan item waiting for it.
+def _physical_allocations(service: Service) -> list[dict[str, Any]]:
+    return [
+        dict(e)
+        for e in service.resources or []
+        if e.get("resourceType") == "physicalAllocation" and e.get("id")
+    ]
 
-    In one transaction: the plan item is completed, a ProductOrderMilestoneEvent is published, an open
+
+def hand_over_stock(
+    session: Session, order: ProductOrder, plan: PlanItem, reference: str | None, actor: str
+) -> list[dict[str, Any]]:
+    """The plan item that delivers hardware completed (field visit: technician-fitted items; shipment:
+    shipped items; pickup: picked-up items): hand the matching allocated stock over to the customer's site
+    (``physical.hand_over_allocation``), in the caller's transaction.
+
+    Which allocations: the ``physicalAllocation`` entries of the plan item's service (else, when it has
+    none, of the services this order creates: today an order's stock is assigned to its first service).
+    An entry naming a ``fulfilmentMethod`` is handed over whole when the method is this item's and skipped
+    otherwise; an entry without one gives the lines of the SKUs the plan item's ``items`` list (up to their
+    quantities), or everything when the item lists none. The units are those the allocation holds."""
+    method = HANDOVER[plan.kind]
+    service = inventory.get_service(session, plan.service_id)
+    entries = _physical_allocations(service)
+    if not entries:
+        created = [p.service_id for p in plan_items(session, order.id) if p.action == "add"]
+        for service_id in dict.fromkeys(created):
+            if service_id != service.id:
+                entries.extend(_physical_allocations(inventory.get_service(session, service_id)))
+    items = [i for i in plan.parameters.get("items") or [] if isinstance(i, dict) and i.get("sku")]
+    want: dict[str, int] | None = None
+    if items:
+        want = {}
+        for i in items:
+            want[str(i["sku"])] = want.get(str(i["sku"]), 0) + int(i.get("quantity") or 1)
+    moved: list[dict[str, Any]] = []
+    for entry in entries:
+        entry_method = entry.get("fulfilmentMethod")
+        if entry_method is not None and entry_method != method:
+            continue
+        moved.extend(
+            physical.hand_over_allocation(
+                session,
+                str(entry["id"]),
+                method=method,
+                want=None if entry_method is not None else want,
+                site_id=service.site_id,
+                customer_id=order.customer_id,
+                reference=reference,
+                actor=actor,
+            )
+        )
+    return moved
+
+
+def report_event(session: Session, order_id: str, data: Any, actor: str) -> PlanItem:
+    """An outside event completes the field/shipping/pickup plan item waiting for it.
+
+    In one transaction: the plan item is completed, the stock it delivers is handed over to the
+    customer's site (``hand_over_stock``), a ProductOrderMilestoneEvent is published, an open
     fallout entry of that wait (order held after too many jeopardy alerts) is resolved as retried, and the
     message reaches the waiting workflow. An event nobody waits for is a 409; an unknown order 404.
     """
@@ -477,6 +535,9 @@ def report_event(session: Session, order_id: str, data: Any, actor: str) -> Plan
     plan.started_at = plan.started_at or now
     plan.completed_at = now
     set_plan_state(session, plan, "completed")
+    handed_over = (
+        hand_over_stock(session, order, plan, data.reference, actor) if plan.kind in HANDOVER else []
+    )
     milestone = {
         "id": plan.id,
         "name": data.eventType,
@@ -492,7 +553,7 @@ def report_event(session: Session, order_id: str, data: Any, actor: str) -> Plan
         action="productOrder.event",
         resource_type="productOrder",
         resource_id=order.id,
-        details=milestone,
+        details=milestone | ({"handedOver": handed_over} if handed_over else {}),
     )
     publish(
         session,

@@ -37,9 +37,15 @@ __all__ = [
 
 
 def make_offering(
-    session: Session, name: str, provisioning: list[dict[str, Any]], *, lifecycle_status: str = "active"
+    session: Session,
+    name: str,
+    provisioning: list[dict[str, Any]],
+    *,
+    lifecycle_status: str = "active",
+    delivery: dict[str, Any] | None = None,
 ) -> str:
-    """A sellable offering with one specification whose delivery requirements list ``provisioning``."""
+    """A sellable offering with one specification whose delivery requirements list ``provisioning`` (and
+    the other delivery requirements in ``delivery``: ``physical``, ``fieldVisit``…)."""
     from turnup.catalog.orm import OfferingSpecification, ProductOffering, ProductSpecification
 
     now = clock.now()
@@ -48,7 +54,7 @@ def make_offering(
         name=f"{name} service",
         version="1.0",
         lifecycle_status="active",
-        delivery_requirements={"provisioning": provisioning},
+        delivery_requirements=(delivery or {}) | {"provisioning": provisioning},
         reporting_attributes={},
         channels=[],
         created_at=now,

@@ -1,6 +1,7 @@
 """Physical inventory over HTTP: TMF687 Stock Management v4 (``productStock``, ``reserveProductStock``,
 ``checkProductStock``, ``adjustProductStock``, ``queryProductStock``) plus the SKU master, locations, units,
-movements, allocations, rack space and replenishment requests. Permission area: ``stock``."""
+movements, allocations, CPE returns (``stockReturn``), rack space and replenishment requests. Permission
+area: ``stock``."""
 
 from __future__ import annotations
 
@@ -14,12 +15,13 @@ from turnup.api.crud import CrudSpec, add_crud_routes
 from turnup.api.deps import get_session, requires
 from turnup.api.hub import hub_router
 from turnup.api.tmf import get_or_404, list_resources, render_one
-from turnup.inventory.physical import racks, reservations, services
+from turnup.inventory.physical import fulfilment, racks, reservations, services
 from turnup.inventory.physical.orm import (
     Location,
     RackHold,
     ReplenishmentRequest,
     Reservation,
+    ReturnExpectation,
     Sku,
     StockLevel,
     StockMovement,
@@ -33,6 +35,7 @@ from turnup.inventory.physical.render import (
     render_rack_hold,
     render_replenishment,
     render_reservation,
+    render_return,
     render_sku,
     render_unit,
 )
@@ -47,6 +50,7 @@ from turnup.inventory.physical.schemas import (
     RackHoldUpdate,
     ReservationCreate,
     ReservationUpdate,
+    ReturnReceipt,
     SkuCreate,
     SkuUpdate,
     StockQuery,
@@ -201,8 +205,11 @@ def list_movements(
 def unit_history(
     unit_id: str, session: Session = Depends(get_session), principal: Principal = requires(READ)
 ) -> list[dict[str, Any]]:
-    """A serialised unit's full history: every ledger entry naming it."""
-    return [render_movement(m) for m in services.unit_history(session, unit_id)]
+    """A serialised unit's full history: every ledger entry naming it, with its location's code (e.g.
+    warehouse -> customer site -> back)."""
+    history = services.unit_history(session, unit_id)
+    codes = services.location_codes(session, [m.location_id for m in history])
+    return [render_movement(m) | {"location": codes.get(m.location_id or "")} for m in history]
 
 
 # --- productStock ----------------------------------------------------------------------------------------
@@ -392,6 +399,62 @@ def cancel_allocation(
     allocation_id: str, session: Session = Depends(get_session), principal: Principal = requires(WRITE)
 ) -> dict[str, Any]:
     return render_allocation(services.cancel_allocation(session, allocation_id, principal.actor))
+
+
+# --- CPE returns ----------------------------------------------------------------------------------------
+
+
+def _return_document(session: Session, r: ReturnExpectation) -> dict[str, Any]:
+    return render_return(r, fulfilment.location_codes(session, [r]))
+
+
+@router.get(f"{BASE}/stockReturn")
+def list_returns(
+    request: Request,
+    response: Response,
+    session: Session = Depends(get_session),
+    principal: Principal = requires(READ),
+) -> list[dict[str, Any]]:
+    """Return expectations (RMAs): units expected back from customer sites, oldest first."""
+    filterable = {
+        "id": ReturnExpectation.id,
+        "status": ReturnExpectation.status,
+        "serviceId": ReturnExpectation.service_id,
+        "customerId": ReturnExpectation.customer_id,
+        "productOrderId": ReturnExpectation.order_id,
+        "createdAt": ReturnExpectation.created_at,
+    }
+    return list_resources(
+        request,
+        response,
+        session,
+        select(ReturnExpectation),
+        filterable,
+        lambda r: _return_document(session, r),
+        (ReturnExpectation.created_at, ReturnExpectation.id),
+    )
+
+
+@router.get(f"{BASE}/stockReturn/{{return_id}}")
+def get_return(
+    return_id: str,
+    request: Request,
+    session: Session = Depends(get_session),
+    principal: Principal = requires(READ),
+) -> dict[str, Any]:
+    return render_one(request, _return_document(session, fulfilment.get_return(session, return_id)))
+
+
+@router.post(f"{BASE}/stockReturn/{{return_id}}/receive")
+def receive_return(
+    return_id: str,
+    body: ReturnReceipt,
+    session: Session = Depends(get_session),
+    principal: Principal = requires(WRITE),
+) -> dict[str, Any]:
+    """The returned units arrive: back into stock at ``location`` (default: where they are expected)."""
+    expectation = fulfilment.receive_return(session, return_id, body, principal.actor)
+    return _return_document(session, expectation)
 
 
 # --- rack space ------------------------------------------------------------------------------------------

@@ -3,7 +3,9 @@ racks), stock per SKU × location as an immutable movement ledger, serialised un
 quote-time reservations that never oversell, rack space holds, replenishment and cycle counts (TMF687).
 
 Other features use only this face: ``hold_stock`` / ``stock_hold_status`` / ``stock_regions`` (quote
-holds), ``commit_reservation`` and the assignment commands (orders and services), ``check_availability``.
+holds), ``commit_reservation`` and the assignment commands (orders and services), ``hand_over_allocation``
+(ordering, when the plan item that delivers stock completes), ``check_availability``. CPE returns arrive
+as ``CpeReturnRequestedEvent`` (consumer ``physical_inventory.cpe_returns``).
 """
 
 from turnup.inventory.physical.assignment import (
@@ -11,6 +13,7 @@ from turnup.inventory.physical.assignment import (
     release_stock_if_held,
     return_allocation,
 )
+from turnup.inventory.physical.fulfilment import hand_over_allocation
 from turnup.inventory.physical.holds import (
     HeldStockLine,
     StockHold,
@@ -28,6 +31,7 @@ __all__ = [
     "check_availability",
     "commit_reservation",
     "commit_stock_for_order",
+    "hand_over_allocation",
     "hold_stock",
     "release_stock_if_held",
     "return_allocation",

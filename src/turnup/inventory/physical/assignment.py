@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from turnup.inventory.physical import reservations as physical
 from turnup.inventory.physical import services as physical_services
+from turnup.inventory.physical.fulfilment import handed_over
 from turnup.inventory.physical.orm import Allocation
 from turnup.inventory.physical.orm import Reservation as StockReservation
 from turnup.kernel.errors import Conflict
@@ -45,8 +46,10 @@ def return_allocation(session: Session, allocation_id: str, actor: str) -> str:
     return), ``notHeld`` otherwise."""
     allocation = session.get(Allocation, allocation_id)
     if allocation is not None and allocation.status == "active":
+        # what was not handed over goes back to stock; handed-over lines stay out (CPE return)
+        partly_out = handed_over(session, allocation_id)
         physical_services.cancel_allocation(session, allocation_id, actor, commit=False)
-        return "returnedToStock"
+        return "dispatched" if partly_out else "returnedToStock"
     if allocation is not None and allocation.status in ("shipped", "issued"):
         return "dispatched"
     return "notHeld"

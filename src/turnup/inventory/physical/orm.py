@@ -340,3 +340,51 @@ class ReplenishmentRequest(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     comment: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+HANDOVER_METHODS = ("technician", "ship", "pickup")
+RETURN_STATES = ("open", "received", "cancelled")
+
+
+class Handover(Base):
+    """One allocation line handed over to the customer (technician fitted it, shipment delivered, customer
+    picked it up). The unique ``line_id`` makes a hand-over happen at most once; an allocation whose
+    committed lines are all handed over is dispatched (``issued``/``shipped``)."""
+
+    __tablename__ = "stock_handover"
+    __table_args__ = (CheckConstraint(_in("method", HANDOVER_METHODS), name="method"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    allocation_id: Mapped[str] = mapped_column(ForeignKey("stock_allocation.id"), index=True)
+    line_id: Mapped[str] = mapped_column(ForeignKey("stock_reservation_line.id"), unique=True)
+    method: Mapped[str] = mapped_column(String(20))
+    location_id: Mapped[str] = mapped_column(ForeignKey("stock_location.id"))
+    order_id: Mapped[str] = mapped_column(String(100))
+    reference: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ReturnExpectation(Base):
+    """A CPE return (RMA): serialised units expected back from a customer site at a stock location.
+
+    ``units`` lists ``{"unitId", "serial", "sku", "origin"}`` (origin: the stock location code they left).
+    ``source_event_id`` (unique) ties it to the ``CpeReturnRequestedEvent`` that asked for it."""
+
+    __tablename__ = "stock_return_expectation"
+    __table_args__ = (CheckConstraint(_in("status", RETURN_STATES), name="status"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    status: Mapped[str] = mapped_column(String(20), index=True)
+    source_event_id: Mapped[str | None] = mapped_column(String(64), nullable=True, unique=True)
+    reference: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    service_id: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
+    customer_id: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
+    order_id: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    from_location_id: Mapped[str | None] = mapped_column(ForeignKey("stock_location.id"), nullable=True)
+    to_location_id: Mapped[str | None] = mapped_column(ForeignKey("stock_location.id"), nullable=True)
+    units: Mapped[list[dict[str, str]]] = mapped_column(JSONDoc)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    received_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    received_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    condition: Mapped[str | None] = mapped_column(String(20), nullable=True)

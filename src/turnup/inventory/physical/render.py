@@ -13,6 +13,7 @@ from turnup.inventory.physical.orm import (
     ReplenishmentRequest,
     Reservation,
     ReservationLine,
+    ReturnExpectation,
     Sku,
     StockLevel,
     StockMovement,
@@ -286,4 +287,26 @@ def render_rack_hold(h: RackHold) -> dict[str, Any]:
         "orderId": h.order_id,
         "createdAt": iso(h.created_at),
         "lastUpdate": iso(h.updated_at),
+    }
+
+
+def render_return(r: ReturnExpectation, codes: dict[str, str]) -> dict[str, Any]:
+    """A CPE return expectation (RMA); ``codes`` maps location ids to codes."""
+    return {
+        "id": r.id,
+        "href": href(API, "stockReturn", r.id),
+        "@type": "StockReturn",
+        "status": r.status,
+        "reference": r.reference,
+        "serviceId": r.service_id,
+        "customerId": r.customer_id,
+        "productOrderId": r.order_id,
+        "fromLocation": codes.get(r.from_location_id or ""),
+        "expectedAt": codes.get(r.to_location_id or ""),
+        "units": [dict(u) for u in r.units],
+        "condition": r.condition,
+        "receivedAt": iso(r.received_at),
+        "receivedBy": r.received_by,
+        "createdAt": iso(r.created_at),
+        "lastUpdate": iso(r.updated_at),
     }

@@ -242,3 +242,11 @@ class RackHoldCreate(Strict):
 
 class RackHoldUpdate(ReservationUpdate):
     pass
+
+
+class ReturnReceipt(Strict):
+    """Units of a CPE return arrive: at ``location`` (code; default the stock location they are expected
+    at), as ``returned`` (quarantined for inspection) or ``refurbished`` (back into available stock)."""
+
+    location: str | None = Field(default=None, min_length=1, max_length=100)
+    condition: Literal["returned", "refurbished"] = "returned"

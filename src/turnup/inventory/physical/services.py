@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import exists, select, update
 from sqlalchemy.orm import Session
 
 from turnup import accounts
@@ -22,6 +22,7 @@ from turnup.inventory.physical.ledger import (
 )
 from turnup.inventory.physical.orm import (
     Allocation,
+    Handover,
     Location,
     Sku,
     StockLevel,
@@ -47,9 +48,12 @@ from turnup.inventory.physical.schemas import (
     StockQuery,
 )
 from turnup.kernel import audit, clock
+from turnup.kernel.db import table_of
 from turnup.kernel.errors import Conflict, InvalidInput, NotFound
 from turnup.kernel.ids import new_id
 from turnup.kernel.outbox import publish
+
+HANDOVER = table_of(Handover)
 
 # --- SKUs and locations ----------------------------------------------------------------------------------
 
@@ -738,6 +742,14 @@ def unit_history(session: Session, unit_id: str) -> list[StockMovement]:
     )
 
 
+def location_codes(session: Session, location_ids: Sequence[str | None]) -> dict[str, str]:
+    """Location id -> code for these ids (None ignored)."""
+    ids = {i for i in location_ids if i}
+    if not ids:
+        return {}
+    return {i: c for i, c in session.execute(select(Location.id, Location.code).where(Location.id.in_(ids)))}
+
+
 # --- allocations leaving stock ---------------------------------------------------------------------------
 
 
@@ -752,7 +764,11 @@ def _lock_allocation(session: Session, allocation_id: str) -> tuple[Allocation, 
     allocation = get_allocation(session, allocation_id)
     lines = session.execute(
         select(LINE.c.id, LINE.c.level_id, LINE.c.quantity, LINE.c.sku_id)
-        .where(LINE.c.reservation_id == allocation.reservation_id, LINE.c.status == "committed")
+        .where(
+            LINE.c.reservation_id == allocation.reservation_id,
+            LINE.c.status == "committed",
+            ~exists().where(HANDOVER.c.line_id == LINE.c.id),  # not already at the customer's site
+        )
         .order_by(LINE.c.id)
     ).all()
     levels = lock_levels(session, ids=[r.level_id for r in lines])
@@ -875,13 +891,13 @@ def cancel_allocation(session: Session, allocation_id: str, actor: str, *, commi
                 reservation_id=allocation.reservation_id,
                 reference=allocation.order_id,
             )
-    session.execute(
-        update(LINE)
-        .where(LINE.c.reservation_id == allocation.reservation_id, LINE.c.status == "committed")
-        .values(status="released")
-    )
+    if lines:
+        session.execute(update(LINE).where(LINE.c.id.in_([r.id for r in lines])).values(status="released"))
     ledger.flush()
-    allocation.status, allocation.updated_at = "cancelled", now
+    # lines already handed over stay out at the customer's site: the allocation is then dispatched
+    methods = set(session.scalars(select(Handover.method).where(Handover.allocation_id == allocation.id)))
+    final = ("shipped" if methods == {"ship"} else "issued") if methods else "cancelled"
+    allocation.status, allocation.updated_at = final, now
     session.flush()
     audit.record(
         session,
