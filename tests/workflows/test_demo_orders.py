@@ -95,8 +95,14 @@ def test_demo_fibre_voice_and_colocation_orders_go_from_accepted_to_active(
     ]
     assert plans["voice"][0]["parameters"]["items"] == [{"sku": "HANDSET-NW-DESK-2", "quantity": 1}]
     assert [(p["kind"], p["adapterAction"]) for p in plans["colo"]] == [
+        ("pickup", "pickedUp"),
         ("fieldVisit", "technicianCompleted"),
         ("serviceActivation", "patch-cross-connect"),
+    ]
+    assert plans["colo"][0]["parameters"]["items"] == [{"sku": "CAGE-ACCESS-CARD", "quantity": 2}]
+    assert plans["colo"][1]["parameters"]["items"] == [
+        {"sku": "RACK-UNIT-1U", "quantity": 4},
+        {"sku": "PDU-16A-METERED", "quantity": 1},
     ]
     # and the orders wait for that work: in progress, nothing activated
     for order_id in orders.values():
@@ -108,6 +114,7 @@ def test_demo_fibre_voice_and_colocation_orders_go_from_accepted_to_active(
     for key, event, reference in [
         ("fibre", "technicianCompleted", "JOB-1"),
         ("voice", "shipmentDelivered", "TRK-9"),
+        ("colo", "pickedUp", "DESK-1"),
         ("colo", "technicianCompleted", "JOB-2"),
     ]:
         reported = client.post(
@@ -127,7 +134,7 @@ def test_demo_fibre_voice_and_colocation_orders_go_from_accepted_to_active(
         )
         assert final["state"] == "completed", (key, final)
         assert final["productOrderItem"][0]["state"] == "completed"
-        service_id = plans[key][1]["service"]["id"]
+        service_id = plans[key][-1]["service"]["id"]
         service = client.get(f"{SERVICES}/{service_id}").json()
         assert service["state"] == "active" and service["startDate"] is not None
         assert service["relatedParty"][0]["id"] == customer.json()["id"]
@@ -135,7 +142,7 @@ def test_demo_fibre_voice_and_colocation_orders_go_from_accepted_to_active(
             {"id": site.json()["id"], "role": "installationAddress", "@referredType": "GeographicSite"}
         ]
     active = client.get(SERVICES, params={"relatedParty.id": customer.json()["id"], "state": "active"}).json()
-    assert sorted(s["id"] for s in active) == sorted(plans[k][1]["service"]["id"] for k in orders)
+    assert sorted(s["id"] for s in active) == sorted(plans[k][-1]["service"]["id"] for k in orders)
     with session_factory() as s:
         ledger = s.scalars(select(SimulatorLedgerEntry)).all()
     assert sorted((e.operation, e.calls) for e in ledger) == [("activate", 1)] * 3
@@ -146,7 +153,7 @@ def test_demo_fibre_voice_and_colocation_orders_go_from_accepted_to_active(
     assert sorted(
         (p["name"], p["status"], p["place"][0]["id"], p["realizingService"][0]["id"]) for p in products
     ) == sorted(
-        (name, "active", site.json()["id"], plans[key][1]["service"]["id"])
+        (name, "active", site.json()["id"], plans[key][-1]["service"]["id"])
         for key, name in [
             ("fibre", "Business Fibre 1G"),
             ("voice", "Hosted Voice Seat"),
