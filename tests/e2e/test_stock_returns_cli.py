@@ -41,7 +41,9 @@ def _unit_out_at_customer(factory: sessionmaker[Session]) -> str:
     with factory() as s:
         physical.create_sku(s, SkuCreate(code="ONT", name="Optical terminal", serialised=True), "t")
         physical.create_location(s, LocationCreate(code="WH1", name="Leeds", locationType="warehouse"), "t")
-        physical.create_location(s, LocationCreate(code="CS1", name="Acme", locationType="customer_site"), "t")
+        physical.create_location(
+            s, LocationCreate(code="CS1", name="Acme", locationType="customer_site"), "t"
+        )
         for movement in (
             MovementCreate(kind="receipt", sku="ONT", location="WH1", units=[{"serial": "ONT-1"}]),
             MovementCreate(kind="ship", sku="ONT", location="WH1", serials=["ONT-1"]),

@@ -352,3 +352,46 @@ def test_a_disconnect_expects_the_cpe_back_and_receiving_it_puts_it_back_in_stoc
     assert again.status_code == 409
     assert len(_history(client, "R-1")) == 7
     assert client.get(f"{STOCK}/stockReturn/nope").status_code == 404
+
+
+def test_allocations_marked_with_a_fulfilment_method_are_handed_over_only_by_their_plan_item(
+    client: TestClient,
+    customer_id: str,
+    session_factory: sessionmaker[Session],
+    orchestrator: None,
+) -> None:
+    """The contract with allocations split per fulfilment method: a ``physicalAllocation`` entry naming
+    ``fulfilmentMethod`` is handed over whole by the plan item of that method, never by another."""
+    from turnup.service_inventory.orm import Service
+
+    # Given a router-and-handset order whose one allocation is marked as shipped (as a split would mark it)
+    _stock(session_factory)
+    site_id = _site(session_factory, customer_id)
+    order_id = _order(
+        session_factory,
+        customer_id,
+        site_id,
+        [ROUTER, HANDSET],
+        [{"sku": "CPE-R1", "serials": ["R-1"]}, {"sku": "PHONE-H1", "serials": ["H-2"]}],
+        field_visit=True,
+    )
+    _waiting(client, order_id, "shipment")
+    service_id = _plan(client, order_id)[-1]["service"]["id"]
+    with session_factory() as s:
+        service = s.get(Service, service_id)
+        assert service is not None
+        [entry] = service.resources
+        assert entry["resourceType"] == "physicalAllocation"
+        service.resources = [entry | {"fulfilmentMethod": "ship", "sku": "PHONE-H1", "quantity": 1}]
+        s.commit()
+    # When the technician completes first: the shipped allocation is not theirs, nothing moves
+    assert _event(client, order_id, "technicianCompleted").status_code == 201
+    assert _allocations(session_factory) == ["active"]
+    assert _units(session_factory)["R-1"] == ("allocated", "WH-F")
+    # When the shipment is delivered: the whole allocation is handed over (by shipping)
+    assert _event(client, order_id, "shipmentDelivered").status_code == 201
+    code = f"SITE-{site_id}"
+    units = _units(session_factory)
+    assert (units["R-1"], units["H-2"]) == (("installed", code), ("installed", code))
+    assert _allocations(session_factory) == ["shipped"]
+    assert _final(client, order_id) == "completed"
