@@ -187,9 +187,10 @@ def demo(
     run_orchestrator = serve_too and settings.run_orchestrator
     if result.delivered_orders:
         _deliver(settings.database_url, result.delivered_orders, keep_running=run_orchestrator)
-    console.print(f"Demo operator loaded in {time.monotonic() - started:.1f}s: {result.summary()}")
+    # plain print: one line each, never wrapped (scripts and tests read them)
+    print(f"Demo operator loaded in {time.monotonic() - started:.1f}s: {result.summary()}", flush=True)
     for line in result.reported_events:
-        console.print(f"  delivered order, event reported: {line}")
+        print(f"  delivered order, event reported: {line}", flush=True)
     console.print(f"Web console login: [bold]{result.admin_username}[/] / [bold]{result.admin_password}[/]")
     for approver in result.approvers:
         print(f"Approver token ({approver.role}, user {approver.username}): {approver.token}", flush=True)
