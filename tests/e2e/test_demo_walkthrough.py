@@ -153,7 +153,9 @@ def _walkthrough(lines: list[str], admin: httpx.Client, base: str, approver_toke
     hit = _ok(admin.post("/turnupCompliance/v1/screening", json={"name": "Blackfen Maritime Holdings"}))
     assert hit["hit"] is True and hit["match"][0]["entryName"] == "Blackfen Maritime Holdings Ltd"
     clear = _ok(
-        admin.post("/turnupCompliance/v1/screening", json={"name": "Brightwater Dental Group", "country": "GB"})
+        admin.post(
+            "/turnupCompliance/v1/screening", json={"name": "Brightwater Dental Group", "country": "GB"}
+        )
     )
     assert clear["hit"] is False
 
@@ -228,15 +230,21 @@ def _walkthrough(lines: list[str], admin: httpx.Client, base: str, approver_toke
     ]
 
     # 3. each approver decides its own step with its own token; out of order and beyond its rights: refused
-    sales = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {approver_tokens['salesManager']}"})
+    sales = httpx.Client(
+        base_url=base, headers={"Authorization": f"Bearer {approver_tokens['salesManager']}"}
+    )
     finance = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {approver_tokens['finance']}"})
     decision = {"quoteId": quote["id"], "decision": "approved", "comment": "ok"}
     early = finance.post("/turnupApproval/v1/approvalDecision", json={**decision, "role": "finance"})
     assert early.status_code == 409 and "is for salesManager, not finance" in early.json()["message"]
     assert sales.post(f"{QUOTES}/{quote['id']}/accept", json=SIGNER).status_code == 403
-    first = _ok(sales.post("/turnupApproval/v1/approvalDecision", json={**decision, "role": "salesManager"}), 201)
+    first = _ok(
+        sales.post("/turnupApproval/v1/approvalDecision", json={**decision, "role": "salesManager"}), 201
+    )
     assert first["state"] == "pending"
-    second = _ok(finance.post("/turnupApproval/v1/approvalDecision", json={**decision, "role": "finance"}), 201)
+    second = _ok(
+        finance.post("/turnupApproval/v1/approvalDecision", json={**decision, "role": "finance"}), 201
+    )
     assert second["state"] == "approved"
     assert [(a["name"], a["state"], a["approver"]) for a in second["authorization"]] == [
         ("salesManager", "approved", "user:sam.sales"),
@@ -311,14 +319,21 @@ def _walkthrough(lines: list[str], admin: httpx.Client, base: str, approver_toke
             "instantSyncQuote": True,
             "relatedParty": [{"id": cust, "role": "customer"}],
             "quoteItem": [
-                {"id": "1", "productOffering": {"id": fibre}, "product": {"place": [{"id": manchester["id"]}]}}
+                {
+                    "id": "1",
+                    "productOffering": {"id": fibre},
+                    "product": {"place": [{"id": manchester["id"]}]},
+                }
             ],
         },
     )
     assert refused.status_code == 409, refused.text
     message = refused.json()["message"]
     assert "no stock location serves site 'Manchester surgery' (region None, city 'Manchester'" in message
-    assert "a stock location matches a site when its region equals the site's region, else city, else " in message
+    assert (
+        "a stock location matches a site when its region equals the site's region, else city, else "
+        in message
+    )
     assert "README § Site matching" in message
 
     # the final state other branches are building

@@ -203,8 +203,8 @@ def demo(
 
 def _deliver(url: str, order_ids: list[str], *, keep_running: bool, timeout: float = 60.0) -> None:
     """Run the workflows of the demo's orders until each is final (the orchestrator stays up to serve)."""
-    from turnup.ordering import FINAL, get_order
     from turnup.orchestration import runtime
+    from turnup.ordering import FINAL, get_order
 
     def pending() -> list[str]:
         with cli_session() as session:

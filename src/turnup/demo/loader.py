@@ -232,9 +232,7 @@ def _load_approvers(session: Session, operator: dict[str, Any]) -> list[Approver
     return result
 
 
-def _load_delivered_orders(
-    session: Session, operator: dict[str, Any]
-) -> tuple[int, list[str], list[str]]:
+def _load_delivered_orders(session: Session, operator: dict[str, Any]) -> tuple[int, list[str], list[str]]:
     """Quote, accept and report the awaited events of each demo order (its workflow then completes it).
 
     Returns how many orders were created now, the ids of every demo order, and the events reported.
@@ -260,9 +258,7 @@ def _load_delivered_orders(
         offering = session.scalar(select(ProductOffering).where(ProductOffering.name == entry["offering"]))
         if customer is None or offering is None:
             continue  # the operator removed it: nothing to deliver
-        site = session.scalar(
-            select(Site).where(Site.customer_id == customer.id, Site.name == entry["site"])
-        )
+        site = session.scalar(select(Site).where(Site.customer_id == customer.id, Site.name == entry["site"]))
         if site is None:
             continue
         chars = [{"name": k, "value": str(v)} for k, v in (entry.get("characteristics") or {}).items()]
@@ -286,7 +282,9 @@ def _load_delivered_orders(
             ACTOR,
         )
         price_quote(session, quote.id, ACTOR)
-        accepted = accept_quote(session, quote.id, QuoteAccept.model_validate({"signer": entry["signer"]}), ACTOR)
+        accepted = accept_quote(
+            session, quote.id, QuoteAccept.model_validate({"signer": entry["signer"]}), ACTOR
+        )
         order_id = accepted.order_id
         assert order_id is not None
         order_ids.append(order_id)
