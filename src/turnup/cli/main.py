@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 
 import typer
 from rich.table import Table
@@ -142,7 +143,8 @@ def serve(
     if run_orchestrator:  # before uvicorn starts its event loop: DBOS registers its queue synchronously
         from turnup.orchestration import runtime
 
-        runtime.launch(settings.database_url)
+        if not runtime.runtime.launched:  # `turnup demo` launched it already to deliver its orders
+            runtime.launch(settings.database_url)
         start_housekeeper(stop, settings)  # stopped by ``stop`` below, like the delivery worker
     console.print(f"Turnup serving on [bold]http://{host}:{port}[/]")
     try:
@@ -169,19 +171,57 @@ def worker_cmd() -> None:
 
 
 @app.command("demo")
-def demo(serve_too: bool = typer.Option(True, "--serve/--no-serve")) -> None:
-    """Migrate, load the demo operator, create an admin and its API token, then serve."""
+def demo(
+    serve_too: bool = typer.Option(True, "--serve/--no-serve"),
+    empty: bool = typer.Option(False, "--empty", help="a bare operator: the admin and nothing else"),
+) -> None:
+    """Migrate, load the demo operator (catalog, customers, stock, pools, numbers, approval rules and
+    approvers, screening list, delivered orders), create an admin and its API token, then serve."""
     from turnup.demo.loader import load_demo
 
     settings = get_settings()
+    started = time.monotonic()
     migrate.upgrade(settings.database_url)
     with cli_session() as session:
-        result = load_demo(session)
-    console.print(f"Demo operator loaded: {result.summary()}")
+        result = load_demo(session, empty=empty)
+    run_orchestrator = serve_too and settings.run_orchestrator
+    if result.delivered_orders:
+        _deliver(settings.database_url, result.delivered_orders, keep_running=run_orchestrator)
+    # plain print: one line each, never wrapped (scripts and tests read them)
+    print(f"Demo operator loaded in {time.monotonic() - started:.1f}s: {result.summary()}", flush=True)
+    for line in result.reported_events:
+        print(f"  delivered order, event reported: {line}", flush=True)
     console.print(f"Web console login: [bold]{result.admin_username}[/] / [bold]{result.admin_password}[/]")
+    for approver in result.approvers:
+        print(f"Approver token ({approver.role}, user {approver.username}): {approver.token}", flush=True)
+    if result.approvers:
+        console.print("  (another one: turnup users token <username>; README § Walkthrough uses them)")
     print(f"API token: {result.api_token}", flush=True)
     if serve_too:
         serve(None, None, None, None, None)
+
+
+def _deliver(url: str, order_ids: list[str], *, keep_running: bool, timeout: float = 60.0) -> None:
+    """Run the workflows of the demo's orders until each is final (the orchestrator stays up to serve)."""
+    from turnup.orchestration import runtime
+    from turnup.ordering import FINAL, get_order
+
+    def pending() -> list[str]:
+        with cli_session() as session:
+            return [o for o in order_ids if get_order(session, o).state not in FINAL]
+
+    if not pending():
+        return
+    runtime.launch(url)
+    deadline = time.monotonic() + timeout
+    try:
+        while (left := pending()) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if left:
+            console.print(f"[yellow]demo orders still running (they finish while serving): {', '.join(left)}")
+    finally:
+        if not keep_running:
+            runtime.shutdown()
 
 
 def _redact(url: str) -> str:

@@ -119,7 +119,11 @@ def _logical_line(session: Session, line: PricedLine, need: Requirement) -> Rese
         wanted = f" with purpose {purpose!r}" if purpose else ""
         raise Conflict(
             f"{_what(line)}: no {resource_type} pool{wanted} serves site {site.name!r} "
-            f"(needed for {need.kind} of {need.specification!r})",
+            f"(needed for {need.kind} of {need.specification!r}): a pool serves a site when its `site` "
+            f"is the site's name, city or region ({site.city!r}, {site.region!r}) or it has no site, and "
+            "its `purpose` is the line's (characteristic ipPoolPurpose for IP, default 'customer') or it "
+            "has none — create one with `turnup ip pool`, `turnup pools vlan|asn|identifier` or "
+            "`POST /tmf-api/resourcePoolManagement/v4/resourcePool`, or see README § Site matching",
             reason="No resource pool",
         )
     params = {"poolId": pool.id}
@@ -141,7 +145,10 @@ def plan(session: Session, lines: list[PricedLine]) -> HoldPlan:
                     raise Conflict(
                         f"{_what(line)}: no stock location serves site {line.site.name!r} "
                         f"(region {line.site.region!r}, city {line.site.city!r}, country "
-                        f"{line.site.country!r}) for SKU {need.sku!r}",
+                        f"{line.site.country!r}) for SKU {need.sku!r}: a stock location matches a site "
+                        "when its region equals the site's region, else city, else country — create one "
+                        "with `turnup stock location-add CODE NAME --type warehouse --region REGION` "
+                        "or see README § Site matching",
                         reason="No stock location",
                     )
                 result.physical.append(

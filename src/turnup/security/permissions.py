@@ -13,6 +13,8 @@ ROLE_PERMISSIONS: dict[str, set[str]] = {
     "viewer": {"*:read"},
     # export-compliance reviewers: read everything, work the screening review queue, load lists
     "compliance_officer": {"*:read", "compliance:review", "compliance:admin"},
+    # approvers of quote approval chains (the chain's role is named in each decision): read, decide approvals
+    "approver": {"*:read", "approvals:approve"},
     # portal users created by onboarding: read-only, and only their own account (portal:* routes)
     "customer": {"portal:read"},
 }
