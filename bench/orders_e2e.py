@@ -19,6 +19,7 @@ every inbox row the run produced, p50/p99/max.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import subprocess
 import sys
@@ -83,7 +84,31 @@ def bare_worker(url: str, executor_id: str, concurrency: int) -> None:
     threading.Event().wait()
 
 
-def run_bare(url: str, workers: int, n: int, concurrency: int, submitters: int = 4) -> float:
+def cpu_seconds(pid: int, children: bool = True) -> float:
+    """User + system CPU seconds of a process (and its children still running, unless told) (Linux /proc)."""
+    tick = os.sysconf("SC_CLK_TCK")
+
+    def own(p: int) -> float:
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return 0.0
+        return (int(fields[11]) + int(fields[12])) / tick
+
+    total = own(pid)
+    if not children:
+        return total
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            total += cpu_seconds(int(stat.parent.name))
+    return total
+
+
+def run_bare(url: str, workers: int, n: int, concurrency: int, submitters: int = 4) -> tuple[float, float]:
     """Bare three-step workflows/s on this database with this many worker processes."""
     procs = [
         subprocess.Popen(
@@ -124,6 +149,7 @@ def run_bare(url: str, workers: int, n: int, concurrency: int, submitters: int =
                 return conn.execute(count).scalar() == n
 
         wait_until(done, 600, 0.1, "all bare workflows completed")
+        worker_cpu = sum(cpu_seconds(p.pid) for p in procs)
         with engine.connect() as conn:
             first, last = conn.execute(
                 text(
@@ -132,7 +158,7 @@ def run_bare(url: str, workers: int, n: int, concurrency: int, submitters: int =
                 )
             ).one()
         engine.dispose()
-        return n / ((last - first) / 1000)
+        return n / ((last - first) / 1000), worker_cpu
     finally:
         for p in procs:
             p.terminate()
@@ -168,7 +194,7 @@ def run(
     kind: str, workers: int, n: int, concurrency: int, tmp: str, submitters: int = 4
 ) -> dict[str, object]:
     with scratch_database(kind, tmp) as url:
-        bare_per_s = run_bare(url, workers, n, concurrency)
+        bare_per_s, bare_cpu = run_bare(url, workers, n, concurrency)
         engine = make_engine(url)
         factory = make_sessionmaker(engine)
         with factory() as s:
@@ -194,6 +220,7 @@ def run(
                     ordering.create_order(s, body, "bench")
 
             t0 = time.perf_counter()
+            client_cpu0 = time.process_time()
             with ThreadPoolExecutor(submitters) as pool:  # several API clients accepting orders at once
                 list(pool.map(accept, range(n)))
             accept_s = time.perf_counter() - t0
@@ -203,7 +230,10 @@ def run(
                     return s.scalar(text("SELECT count(*) FROM product_order WHERE state = 'completed'")) == n
 
             wait_until(done, 600, 0.1, "all orders completed")
+            client_cpu = time.process_time() - client_cpu0
             lag = consumer_lag(factory)
+            worker_cpu = sum(cpu_seconds(p.proc.pid) for p in procs if p.proc is not None)
+            worker_own_cpu = sum(cpu_seconds(p.proc.pid, False) for p in procs if p.proc is not None)
         finally:
             for p in procs:
                 p.stop()
@@ -223,6 +253,12 @@ def run(
         "p50_ms": pct(latencies, 0.5),
         "p99_ms": pct(latencies, 0.99),
         "bare_per_s": bare_per_s,
+        "cpu_ms_per_order": {
+            "worker processes (DBOS and the order steps)": worker_own_cpu * 1000 / n,
+            "their consumer child processes": (worker_cpu - worker_own_cpu) * 1000 / n,
+            "client (accepting orders, polling)": client_cpu * 1000 / n,
+            "bare workers per bare workflow": bare_cpu * 1000 / n,
+        },
         "consumer_lag": lag,
         "profile": profile,
     }
@@ -294,6 +330,8 @@ def main() -> None:
                     f"p50 {lag['p50_s'] * 1000:.0f} ms  p99 {lag['p99_s'] * 1000:.0f} ms  "
                     f"max {lag['max_s'] * 1000:.0f} ms"
                 )
+                for k, v in r["cpu_ms_per_order"].items():  # type: ignore[union-attr]
+                    print(f"    CPU ms per order, {k:<50} {v:6.1f}")
                 for k, v in r["profile"].items():  # type: ignore[union-attr]
                     print(f"    {k:<45} {v:8.1f}")
 

@@ -58,13 +58,14 @@ from sqlalchemy import (
     and_,
     exists,
     func,
+    insert,
     select,
     update,
 )
 from sqlalchemy.orm import Mapped, Session, aliased, mapped_column, sessionmaker
 
 from turnup.kernel import audit, clock
-from turnup.kernel.db import Base, UTCDateTime
+from turnup.kernel.db import Base, UTCDateTime, table_of
 from turnup.kernel.errors import Conflict, InvalidInput, NotFound
 from turnup.kernel.settings import Settings, get_settings
 
@@ -233,20 +234,23 @@ def record_owed(
             )
         return 0
     key = resource_key(resource_type, resource_id)
-    for name in names:
-        session.add(
-            ConsumerInbox(
-                event_id=event_id,
-                consumer=name,
-                event_type=event_type,
-                resource_key=key,
-                status=PENDING,
-                attempts=0,
-                total_attempts=0,
-                created_at=at,
-                next_attempt_at=at,
-            )
-        )
+    session.execute(  # a Core INSERT, run at once: the event row it refers to was written just before
+        insert(table_of(ConsumerInbox)),
+        [
+            {
+                "event_id": event_id,
+                "consumer": name,
+                "event_type": event_type,
+                "resource_key": key,
+                "status": PENDING,
+                "attempts": 0,
+                "total_attempts": 0,
+                "created_at": at,
+                "next_attempt_at": at,
+            }
+            for name in names
+        ],
+    )
     return len(names)
 
 

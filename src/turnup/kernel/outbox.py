@@ -12,11 +12,11 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qsl
 
-from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint, select
+from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint, insert, select
 from sqlalchemy.orm import Mapped, Session, SessionTransaction, mapped_column, relationship
 
 from turnup.kernel import clock, consumers
-from turnup.kernel.db import Base, JSONDoc, UTCDateTime
+from turnup.kernel.db import Base, JSONDoc, UTCDateTime, table_of
 from turnup.kernel.ids import new_id
 
 
@@ -138,38 +138,42 @@ def publish(
         "eventType": event_type,
         "event": {resource_type: resource},
     }
-    event = OutboxEvent(
-        id=event_id,
-        api=api,
-        event_type=event_type,
-        event_time=at,
-        resource_type=resource_type,
-        resource_id=str(resource.get("id", "")),
-        payload=payload,
-    )
-    session.add(event)
-    session.flush()  # the event row first: deliveries and consumer inbox rows reference it
+    values: dict[str, Any] = {
+        "id": event_id,
+        "api": api,
+        "event_type": event_type,
+        "event_time": at,
+        "resource_type": resource_type,
+        "resource_id": str(resource.get("id", "")),
+        "payload": payload,
+    }
+    # Core INSERTs, run at once in the caller's transaction, in foreign-key order (event, then what refers
+    # to it): no unit-of-work flush per event, and nothing else of the caller's is flushed early.
+    session.execute(insert(table_of(OutboxEvent)), values)
     consumers.record_owed(
         session,
         event_id=event_id,
         event_type=event_type,
         resource_type=resource_type,
-        resource_id=event.resource_id,
+        resource_id=values["resource_id"],
         at=at,
     )
-    for sub_id, query in _subscriptions(session, api):
-        if subscription_matches(query, event_type, resource, resource_type):
-            session.add(
-                EventDelivery(
-                    id=new_id(),
-                    event_id=event_id,
-                    subscription_id=sub_id,
-                    status="pending",
-                    attempts=0,
-                    next_attempt_at=at,
-                )
-            )
-    return event
+    deliveries = [
+        {
+            "id": new_id(),
+            "event_id": event_id,
+            "subscription_id": sub_id,
+            "status": "pending",
+            "attempts": 0,
+            "requeued_after": 0,
+            "next_attempt_at": at,
+        }
+        for sub_id, query in _subscriptions(session, api)
+        if subscription_matches(query, event_type, resource, resource_type)
+    ]
+    if deliveries:
+        session.execute(insert(table_of(EventDelivery)), deliveries)
+    return OutboxEvent(**values)  # a detached copy of the row written, for the caller's information
 
 
 _HUB_CACHE = "turnup.hub_subscriptions"
@@ -179,17 +183,20 @@ _Subscriptions = list[tuple[str, str | None]]
 
 
 def _subscriptions(session: Session, api: str) -> _Subscriptions:
-    """The API's hub subscriptions, read once per transaction (a use case often publishes several events)."""
+    """The API's hub subscriptions. All APIs' subscriptions are read once per transaction, in one query: a
+    use case often publishes several events, on several APIs (an order step: productOrder, serviceOrder,
+    service and the internal delivery API)."""
     transaction = session.get_transaction()
     cached: tuple[SessionTransaction | None, dict[str, _Subscriptions]] | None = session.info.get(_HUB_CACHE)
     if cached is None or cached[0] is not transaction:
-        cached = (transaction, {})
+        by_api: dict[str, _Subscriptions] = {}
+        rows = session.execute(
+            select(HubSubscription.api, HubSubscription.id, HubSubscription.query).order_by(
+                HubSubscription.created_at, HubSubscription.id
+            )
+        )
+        for sub_api, sub_id, query in rows:
+            by_api.setdefault(sub_api, []).append((sub_id, query))
+        cached = (transaction, by_api)
         session.info[_HUB_CACHE] = cached
-    subscriptions = cached[1].get(api)
-    if subscriptions is None:
-        subscriptions = [
-            (sub.id, sub.query)
-            for sub in session.scalars(select(HubSubscription).where(HubSubscription.api == api))
-        ]
-        cached[1][api] = subscriptions
-    return subscriptions
+    return cached[1].get(api, [])

@@ -152,24 +152,32 @@ def _adapter_parameters(parameters: dict[str, Any]) -> dict[str, Any]:
 
 def _operate(order_id: str, plan_item_id: str, mode: str) -> str:
     with orchestration.step_session() as s:
-        plan = s.get(PlanItem, plan_item_id)
-        if plan is None or plan.order_id != order_id:
+        found = s.execute(
+            select(PlanItem, ProductOrder.state)
+            .join(ProductOrder, ProductOrder.id == PlanItem.order_id)
+            .where(PlanItem.id == plan_item_id, PlanItem.order_id == order_id)
+        ).one_or_none()
+        if found is None:
             raise StepFailedForGood(f"plan item {plan_item_id} of order {order_id} not found")
+        plan, order_state = found
         if plan.kind in ordering.WAIT_KINDS:
             return plan.state  # field/shipping items have no adapter effect to do or undo
-        if mode == "do" and plan.state not in ("completed", "cancelled") and _cancelling(s, order_id):
+        if mode == "do" and plan.state not in ("completed", "cancelled") and order_state == CANCELLING:
             return CANCELLING  # cancelProductOrder accepted: do nothing more
         if plan.kind == ordering.RESOURCE_KIND:
             # no undo of its own: the service it assigned to releases the resources when terminated
             return _assign(s, plan) if mode == "do" else plan.state
-        service = inventory.get_service(s, plan.service_id)
+        views = inventory.service_views(s, [plan.service_id])  # its id and state: no history needed here
+        if not views:
+            raise StepFailedForGood(f"service {plan.service_id} of plan item {plan_item_id} not found")
+        view = views[0]
         parameters = _adapter_parameters(dict(plan.parameters))
         if mode == "do":
             if plan.state in ("completed", "cancelled"):
                 return plan.state  # done before (or skipped by staff)
-            if service.state not in NEEDS[plan.action]:
+            if view.state not in NEEDS[plan.action]:
                 error = (
-                    f"service {service.id} is {service.state}; a {plan.action} needs it "
+                    f"service {view.id} is {view.state}; a {plan.action} needs it "
                     f"{' or '.join(NEEDS[plan.action])}"
                 )
                 _record_failure(plan_item_id, error)
@@ -186,7 +194,7 @@ def _operate(order_id: str, plan_item_id: str, mode: str) -> str:
                 parameters = dict(plan.parameters.get(ordering.UNDO_KEY) or {})
         request = AdapterRequest(
             idempotency_key=key,
-            service_id=service.id,
+            service_id=view.id,
             action=plan.adapter_action,
             parameters=parameters,
             order_id=order_id,
@@ -203,10 +211,14 @@ def _operate(order_id: str, plan_item_id: str, mode: str) -> str:
         _record_failure(plan_item_id, f"{type(exc).__name__}: {exc}")
         raise StepFailed(f"{type(exc).__name__}: {exc}") from None
     with orchestration.step_session() as s:
-        plan = s.get(PlanItem, plan_item_id, with_for_update=True)
-        assert plan is not None
+        locked = s.get(PlanItem, plan_item_id, with_for_update=True)
+        assert locked is not None
+        plan = locked
         service = inventory.get_service(s, plan.service_id)
         now = clock.now()
+        plan.attempts += 1  # before the state change below flushes the plan item: one UPDATE, not two
+        plan.started_at = plan.started_at or now
+        plan.updated_at = now
         ids = {"order_id": order_id, "order_item_id": plan.order_item_id}
         if mode == "do":
             if action == "add":
@@ -250,9 +262,6 @@ def _operate(order_id: str, plan_item_id: str, mode: str) -> str:
             plan.skip_reason = (
                 "undone: order aborted" if action != "add" else "activation undone: order aborted"
             )
-        plan.attempts += 1
-        plan.started_at = plan.started_at or now
-        plan.updated_at = now
         s.commit()
         return plan.state
 
@@ -283,8 +292,7 @@ def _assign(s: Session, plan: PlanItem) -> str:
 
 
 def _cancelling(s: Session, order_id: str) -> bool:
-    order = s.get(ProductOrder, order_id)
-    return order is not None and order.state == CANCELLING
+    return s.scalar(select(ProductOrder.state).where(ProductOrder.id == order_id)) == CANCELLING
 
 
 def _call_with_timeout(

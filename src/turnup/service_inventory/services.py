@@ -67,7 +67,8 @@ def service_views(session: Session, service_ids: Iterable[str]) -> list[ServiceV
 
 def get_service(session: Session, service_id: str) -> Service:
     """The service, or ``NotFound``."""
-    service = session.get(Service, service_id)
+    # the history is read when rendered, not with every read of the service (most callers change its state)
+    service = session.get(Service, service_id, options=[lazyload(Service.history)])
     if service is None:
         raise NotFound(f"service {service_id!r} not found")
     return service
@@ -75,7 +76,13 @@ def get_service(session: Session, service_id: str) -> Service:
 
 def lock_service(session: Session, service_id: str) -> Service | None:
     """The service locked (``FOR UPDATE``) and freshly read, or None."""
-    return session.get(Service, service_id, with_for_update=True, populate_existing=True)
+    return session.get(
+        Service,
+        service_id,
+        with_for_update=True,
+        populate_existing=True,
+        options=[lazyload(Service.history)],
+    )
 
 
 def design_service(
