@@ -42,7 +42,7 @@ OFFERINGS = "/productCatalogManagement/v4/productOffering"
 QUOTES = "/quoteManagement/v4/quote"
 ORDERS = "/productOrderingManagement/v4/productOrder"
 SERVICES = "/serviceInventory/v4/service"
-WAIT_KINDS = ("fieldVisit", "shipment", "projectMilestone")
+WAIT_KINDS = ("fieldVisit", "shipment", "pickup", "projectMilestone")
 SIGNER = {"signer": {"name": "Priya Natarajan", "email": "priya@brightwater-dental.example"}}
 MERGE_REASON = "needs h/bundle, h/fulfil, h/commerce merge"
 
@@ -139,6 +139,7 @@ def _walkthrough(lines: list[str], admin: httpx.Client, base: str, approver_toke
     assert reported == [
         "Business Fibre 1G: technicianCompleted (fieldVisit)",
         "Business Mobile Line: shipmentDelivered (shipment)",
+        "Colocation Quarter Rack: pickedUp (pickup)",
         "Colocation Quarter Rack: technicianCompleted (fieldVisit)",
     ]
     assert set(approver_tokens) == {"salesManager", "finance", "commercialDirector"}
@@ -264,6 +265,7 @@ def _walkthrough(lines: list[str], admin: httpx.Client, base: str, approver_toke
     waits = [p for p in plan if p["kind"] in WAIT_KINDS]
     assert Counter((p["service"]["name"].split(" ")[0], p["kind"], p["adapterAction"]) for p in waits) == {
         ("Business", "fieldVisit", "technicianCompleted"): 2,  # fibre, the bundle's fibre
+        ("Colocation", "pickup", "pickedUp"): 1,  # the cage access cards, collected from the store
         ("Colocation", "fieldVisit", "technicianCompleted"): 1,
         ("Mobile", "shipment", "shipmentDelivered"): 1,
         ("Hosted", "shipment", "shipmentDelivered"): 2,  # the voice seat, the bundle's voice seat
