@@ -29,6 +29,11 @@ UNCUT_WIDTH = 10_000
 class CliConsole(Console):
     """A Rich console that, when not writing to a terminal, lays tables out as wide as their content."""
 
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        # Rich fixes the width from COLUMNS when the console is made (at import); decide it per print instead
+        self._width = kwargs.get("width")
+
     @property
     def size(self) -> ConsoleDimensions:
         dimensions = Console.size.fget(self)  # type: ignore[attr-defined]
