@@ -74,7 +74,9 @@ def test_the_invitation_link_sets_the_password_and_signs_in_to_the_portal(
     assert differ.status_code == 400 and "The two passwords differ." in differ.text
     with session_factory() as s:
         assert s.scalars(select(PortalInvitation.accepted_at)).one() is None
-        assert s.scalars(select(User.password_hash).where(User.username == "pat@northwind.test")).one() is None
+        assert (
+            s.scalars(select(User.password_hash).where(User.username == "pat@northwind.test")).one() is None
+        )
     # then a good one: signed in (session cookie) and sent to the portal
     done = anon_client.post(
         "/portal/invitation",
@@ -112,7 +114,9 @@ def test_an_unknown_invitation_token_is_refused_on_the_page(
         "/portal/invitation",
         data={"token": "not-a-real-token", "password": "a-long-password", "confirm": "a-long-password"},
     )
-    assert refused.status_code == 400 and "This invitation cannot be used: unknown invitation." in refused.text
+    assert (
+        refused.status_code == 400 and "This invitation cannot be used: unknown invitation." in refused.text
+    )
     assert SESSION_COOKIE not in refused.cookies
     with session_factory() as s:
         assert s.scalars(select(WebSession)).all() == []
