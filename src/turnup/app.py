@@ -6,10 +6,12 @@ It sits above ``turnup.api`` and ``turnup.web``: the console uses the API's requ
 
 from __future__ import annotations
 
+from importlib.resources import files
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi.responses import Response
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
+from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import Engine, text
@@ -38,6 +40,11 @@ from turnup.web.render import STATIC_DIR
 from turnup.web.routes import router as web_router
 from turnup.wiring import wire
 
+# Swagger UI and ReDoc come from the fastapi-offline package (their released bundles), served by this app:
+# /docs and /redoc work without internet access (FastAPI's defaults load them from a CDN).
+DOCS_ASSETS = "/static/api-docs"
+DOCS_ASSETS_DIR = str(files("fastapi_offline") / "static")
+
 
 def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:
     wire()  # every feature's consumers registered before a request can publish an event
@@ -47,6 +54,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         title="Turnup",
         version=__version__,
         description="Service delivery: quote accepted -> service active, billed and recognised.",
+        docs_url=None,  # served below from local assets
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.engine = engine
@@ -63,6 +72,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     def metrics(_: None = public()) -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
+    _add_docs_routes(app)
     app.include_router(accounts_router)
     app.include_router(physical_inventory_router)
     app.include_router(logical_inventory_router)
@@ -77,6 +87,39 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.include_router(onboarding_router)
     app.include_router(consumers_router)
     app.include_router(web_router)
+    app.mount(DOCS_ASSETS, StaticFiles(directory=DOCS_ASSETS_DIR), name="api-docs-assets")
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     install_web_error_handlers(app)
     return app
+
+
+def _add_docs_routes(app: FastAPI) -> None:
+    """Swagger UI at /docs and ReDoc at /redoc, every asset served by this app (no CDN)."""
+    openapi_url = app.openapi_url or "/openapi.json"
+    oauth2_redirect = app.swagger_ui_oauth2_redirect_url or "/docs/oauth2-redirect"
+
+    @app.get("/docs", include_in_schema=False)
+    def swagger_ui(_: None = public()) -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=openapi_url,
+            title=f"{app.title} - Swagger UI",
+            oauth2_redirect_url=oauth2_redirect,
+            swagger_js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js",
+            swagger_css_url=f"{DOCS_ASSETS}/swagger-ui.css",
+            swagger_favicon_url=f"{DOCS_ASSETS}/favicon.png",
+            swagger_ui_parameters=app.swagger_ui_parameters,
+        )
+
+    @app.get(oauth2_redirect, include_in_schema=False)
+    def swagger_ui_redirect(_: None = public()) -> HTMLResponse:
+        return get_swagger_ui_oauth2_redirect_html()
+
+    @app.get("/redoc", include_in_schema=False)
+    def redoc(_: None = public()) -> HTMLResponse:
+        return get_redoc_html(
+            openapi_url=openapi_url,
+            title=f"{app.title} - ReDoc",
+            redoc_js_url=f"{DOCS_ASSETS}/redoc.standalone.js",
+            redoc_favicon_url=f"{DOCS_ASSETS}/favicon.png",
+            with_google_fonts=False,
+        )

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import hashlib
 from datetime import date, timedelta
+from typing import Any
 
 from fastapi.testclient import TestClient
-from sqlalchemy import update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from tests.e2e.test_quote_to_order import (
@@ -21,13 +22,15 @@ from tests.e2e.test_quote_to_order import (
     quote_body,
     seed_inventory,
 )
-from turnup.agreements.orm import AgreementDocument
+from turnup.agreements.orm import AgreementDocument, AgreementSignature
 from turnup.agreements.services import add_months
 
 __all__ = ["dbos_cleanup"]
 
 
-def _accepted_agreement(client: TestClient, factory: sessionmaker[Session]) -> str:
+def _accepted_agreement(
+    client: TestClient, factory: sessionmaker[Session], signer: dict[str, Any] | None = None
+) -> str:
     offerings = publish_demo_catalog(factory)
     seed_inventory(client)
     customer_id, site_id = customer_and_site(client)
@@ -44,7 +47,7 @@ def _accepted_agreement(client: TestClient, factory: sessionmaker[Session]) -> s
         ),
     )
     assert quote["state"] == "approved"
-    accepted = post(client, f"{QUOTES}/{quote['id']}/accept", SIGNER, 200)
+    accepted = post(client, f"{QUOTES}/{quote['id']}/accept", signer or SIGNER, 200)
     return accepted["agreement"][0]["id"]
 
 
@@ -149,6 +152,91 @@ def test_versions_redline_signatures_and_tamper_detection(
     # the hub is there for listeners
     hub = client.post("/tmf-api/agreementManagement/v4/hub", json={"callback": "http://listener.example/cb"})
     assert hub.status_code == 201
+
+
+def test_accept_and_signature_take_the_same_signer_shape_in_either_spelling(
+    client: TestClient, session_factory: sessionmaker[Session], dbos_cleanup: None
+) -> None:
+    # Given a quote accepted with the flat spelling of the signature endpoint
+    agreement_id = _accepted_agreement(
+        client,
+        session_factory,
+        {"signerName": "Priya Natarajan", "signerEmail": "priya@brightwater-dental.example"},
+    )
+    agreement = client.get(f"{AGREEMENTS}/{agreement_id}").json()
+    assert [(a["role"], a["signer"]) for a in agreement["agreementAuthorization"]] == [
+        (
+            "customer",
+            {"name": "Priya Natarajan", "email": "priya@brightwater-dental.example", "organisation": None},
+        )
+    ]
+    # When the provider signs with the preferred (nested) shape of quote acceptance
+    signed = post(
+        client,
+        f"{AGREEMENTS}/{agreement_id}/signature",
+        {
+            "signer": {"name": "Sam Seller", "email": "sam@operator.example", "organisation": "Op"},
+            "role": "provider",
+        },
+    )
+    assert signed["signer"] == {"name": "Sam Seller", "email": "sam@operator.example", "organisation": "Op"}
+    # Both spellings at once, or a signer without email, are 400s naming the field; nothing is signed
+    both = client.post(
+        f"{AGREEMENTS}/{agreement_id}/signature",
+        json={"signer": {"name": "A", "email": "a@x.example"}, "signerName": "A", "role": "customer"},
+    )
+    assert both.status_code == 400 and "signer" in both.json()["message"]
+    missing = client.post(
+        f"{AGREEMENTS}/{agreement_id}/signature", json={"signerName": "A", "role": "customer", "version": 1}
+    )
+    assert missing.status_code == 400 and "signer.email" in missing.json()["message"]
+    with session_factory() as s:
+        assert s.scalar(select(func.count()).select_from(AgreementSignature)) == 2
+    # The OpenAPI documents the preferred shape on both operations
+    schemas = client.get("/openapi.json").json()["components"]["schemas"]
+    assert "signer" in schemas["SignatureCreate"]["required"]
+    assert "signer" in schemas["QuoteAccept"]["required"]
+
+
+def test_a_redline_changing_the_notice_period_or_renewal_term_changes_the_structured_terms(
+    client: TestClient, session_factory: sessionmaker[Session], dbos_cleanup: None
+) -> None:
+    agreement_id = _accepted_agreement(client, session_factory)
+    before = client.get(f"{AGREEMENTS}/{agreement_id}").json()
+    end = date.fromisoformat(before["agreementPeriod"]["endDateTime"])
+    v1 = client.get(f"{AGREEMENTS}/{agreement_id}/document").content.decode()
+    # When the negotiated text gives 60 days' notice
+    post(
+        client,
+        f"{AGREEMENTS}/{agreement_id}/version",
+        {"content": v1.replace("90 days' written notice", "60 days' written notice")},
+    )
+    # Then the structured terms say so, the notice date moves with them, the term stays
+    after = client.get(f"{AGREEMENTS}/{agreement_id}").json()
+    assert after["renewal"] == {
+        "type": "automatic",
+        "renewalTermMonths": 12,
+        "noticePeriodDays": 60,
+        "noticeDate": (end - timedelta(days=60)).isoformat(),
+    }
+    assert after["agreementPeriod"] == before["agreementPeriod"]
+    # And a redline of the renewal term (notice clause unchanged) changes only the renewal term
+    v2 = client.get(f"{AGREEMENTS}/{agreement_id}/document").content.decode()
+    post(
+        client,
+        f"{AGREEMENTS}/{agreement_id}/version",
+        {"content": v2.replace("successive terms of 12 months", "successive terms of 24 months")},
+    )
+    assert client.get(f"{AGREEMENTS}/{agreement_id}").json()["renewal"] == {
+        "type": "automatic",
+        "renewalTermMonths": 24,
+        "noticePeriodDays": 60,
+        "noticeDate": (end - timedelta(days=60)).isoformat(),
+    }
+    # A redline that leaves the clauses alone changes no term
+    v3 = client.get(f"{AGREEMENTS}/{agreement_id}/document").content.decode()
+    post(client, f"{AGREEMENTS}/{agreement_id}/version", {"content": v3 + "\nAnnex: site access hours.\n"})
+    assert client.get(f"{AGREEMENTS}/{agreement_id}").json()["renewal"]["renewalTermMonths"] == 24
 
 
 def test_month_arithmetic_for_terms() -> None:

@@ -232,7 +232,10 @@ def test_web_routes_declare_page_permissions(app: Any) -> None:
     assert declared[("GET", "/catalog")] == ["catalog:read"]
     assert declared[("GET", "/catalog/_offerings")] == ["catalog:read"]
     assert declared[("GET", "/catalog/offerings/{offering_id}")] == ["catalog:read"]
-    assert len(declared) == 9
+    assert declared[("GET", "/portal/invitation")] == ["public"]
+    assert declared[("POST", "/portal/invitation")] == ["public"]
+    assert declared[("GET", "/portal")] == ["portal:read"]
+    assert len(declared) == 12
 
 
 def test_pages_carry_security_headers(web: TestClient, users: None) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import calendar
 import difflib
 import hashlib
+import re
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -37,6 +38,32 @@ _env = Environment(
     autoescape=False,
     keep_trailing_newline=True,
 )
+
+
+# The clauses of the template that carry structured terms; a redline that edits them changes the terms.
+_NOTICE_CLAUSE = re.compile(r"at least (\d{1,4}) days' written notice")
+_RENEWAL_CLAUSE = re.compile(r"renews automatically for successive terms of (\d{1,3}) months")
+_NO_RENEWAL_CLAUSE = "The agreement ends at the end of the initial term."
+
+
+def _apply_redlined_terms(agreement: Agreement, text: str) -> dict[str, Any]:
+    """Keep the structured renewal terms in step with the negotiated text: the notice period and renewal
+    term are read from the template's clauses (an edited clause wins; a clause the text no longer has leaves
+    its term as it was). Returns the terms that changed, for the audit record."""
+    changed: dict[str, Any] = {}
+    notice = _NOTICE_CLAUSE.search(text)
+    renewal = _RENEWAL_CLAUSE.search(text)
+    if renewal is not None:
+        if agreement.renewal != "automatic":
+            agreement.renewal = changed["renewal"] = "automatic"
+        if int(renewal.group(1)) != agreement.renewal_term_months:
+            agreement.renewal_term_months = changed["renewalTermMonths"] = int(renewal.group(1))
+    elif _NO_RENEWAL_CLAUSE in text and agreement.renewal != "none":
+        agreement.renewal = changed["renewal"] = "none"
+    if notice is not None and int(notice.group(1)) != agreement.notice_period_days:
+        agreement.notice_period_days = changed["noticePeriodDays"] = int(notice.group(1))
+        agreement.notice_date = agreement.end_date - timedelta(days=agreement.notice_period_days)
+    return changed
 
 
 def sha256(content: bytes) -> str:
@@ -182,6 +209,7 @@ def add_version(session: Session, agreement_id: str, data: DocumentVersionCreate
     agreement.current_version = version
     agreement.status = "inProgress"
     agreement.updated_at = clock.now()
+    changed_terms = _apply_redlined_terms(agreement, data.content)
     session.flush()
     session.expire(agreement, ["documents", "signatures"])
     audit.record(
@@ -190,7 +218,7 @@ def add_version(session: Session, agreement_id: str, data: DocumentVersionCreate
         action="agreement.version",
         resource_type="agreement",
         resource_id=agreement.id,
-        details={"version": version, "note": data.note},
+        details={"version": version, "note": data.note, "terms": changed_terms},
     )
     document = render_agreement(agreement)
     publish(
@@ -262,9 +290,9 @@ def sign(
         agreement_id=agreement_id,
         version=version,
         signer_role=data.role,
-        signer_name=data.signerName,
-        signer_email=data.signerEmail,
-        organisation=data.organisation,
+        signer_name=data.signer.name,
+        signer_email=data.signer.email,
+        organisation=data.signer.organisation,
         actor=actor,
         signed_at=now,
         sha256=sha256(doc.content),

@@ -39,6 +39,9 @@ class CrudSpec(Generic[M, C, U]):
     update_schema: type[U] | None = None
     update: Callable[[Session, str, U, str], M] | None = None
     delete: Callable[[Session, str, str], None] | None = None
+    # how ``GET …/{id}`` finds one (404 when unknown); default: by primary key. Lets a resource be
+    # addressed by another unique key too (a pool by its name).
+    get: Callable[[Session, str], M] | None = None
 
 
 def add_crud_routes(router: APIRouter, spec: CrudSpec[M, C, U]) -> None:
@@ -57,7 +60,11 @@ def add_crud_routes(router: APIRouter, spec: CrudSpec[M, C, U]) -> None:
     def get_item(
         item_id: str, request: Request, session: Session = Depends(get_session), principal: Principal = read
     ) -> dict[str, Any]:
-        return render_one(request, spec.render(get_or_404(session, spec.model, item_id, spec.label)))
+        if spec.get is not None:
+            found = spec.get(session, item_id)
+        else:
+            found = get_or_404(session, spec.model, item_id, spec.label)
+        return render_one(request, spec.render(found))
 
     router.add_api_route(spec.path, list_items, methods=["GET"], name=f"list {spec.label}")
     router.add_api_route(spec.path + "/{item_id}", get_item, methods=["GET"], name=f"get {spec.label}")

@@ -20,21 +20,42 @@ from turnup.cli.housekeeping import app as housekeeping_app
 from turnup.cli.logical_inventory import ip_app, numbers_app, pools_app
 from turnup.cli.onboarding import app as onboarding_app
 from turnup.cli.orchestrator import app as orchestrator_app
+from turnup.cli.orders import app as orders_app
 from turnup.cli.quotes import app as quotes_app
+from turnup.cli.services import app as services_app
 from turnup.cli.stock import app as stock_app
-from turnup.kernel import migrate
+from turnup.kernel import endpoint, hrefs, migrate
 from turnup.kernel.housekeeping import start_housekeeper
-from turnup.kernel.settings import get_settings
+from turnup.kernel.settings import Settings, get_settings
 
 app = typer.Typer(help="Turnup service delivery platform.", no_args_is_help=True)
 
 
+# commands that serve (they record their own URL) or may run before the schema exists
+_NO_SERVER_URL = ("serve", "demo", "worker", "db")
+
+
 @app.callback()
-def _wire() -> None:
+def _wire(ctx: typer.Context) -> None:
     """Turnup service delivery platform."""
     from turnup.wiring import wire
 
     wire()  # every feature's consumers, sweeps and workflows registered before any command runs
+    hrefs.use_server_url(None)
+    if ctx.invoked_subcommand not in _NO_SERVER_URL and not endpoint.configured_here():
+        _use_recorded_server_url()
+
+
+def _use_recorded_server_url() -> None:
+    """Hrefs printed by this command follow the running server's URL (``turnup serve`` records it)."""
+    from turnup.kernel.db import make_engine, make_sessionmaker
+
+    engine = make_engine(get_settings().database_url)
+    try:
+        with make_sessionmaker(engine)() as session:
+            hrefs.use_server_url(endpoint.recorded(session))
+    finally:
+        engine.dispose()
 
 
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
@@ -54,6 +75,8 @@ app.add_typer(quotes_app, name="quotes")
 app.add_typer(compliance_app, name="compliance")
 app.add_typer(onboarding_app, name="onboarding")
 app.add_typer(housekeeping_app, name="housekeeping")
+app.add_typer(orders_app, name="orders")
+app.add_typer(services_app, name="services")
 
 
 @db_app.command("upgrade")
@@ -130,6 +153,10 @@ def serve(
         os.environ["TURNUP_HOST"], os.environ["TURNUP_PORT"] = host, str(port)
         get_settings.cache_clear()
         settings = get_settings()
+    if not settings.public_url and settings.host in endpoint.WILDCARD_HOSTS:  # 0.0.0.0 is no address to link
+        os.environ["TURNUP_PUBLIC_URL"] = endpoint.served_url(settings)
+        get_settings.cache_clear()
+        settings = get_settings()
     stop = threading.Event()
     if worker if worker is not None else settings.run_worker:
         start_delivery_worker(stop)
@@ -146,6 +173,7 @@ def serve(
         if not runtime.runtime.launched:  # `turnup demo` launched it already to deliver its orders
             runtime.launch(settings.database_url)
         start_housekeeper(stop, settings)  # stopped by ``stop`` below, like the delivery worker
+    _record_served_url(settings)
     console.print(f"Turnup serving on [bold]http://{host}:{port}[/]")
     try:
         uvicorn.run(create_app(settings), host=host, port=port, log_level=settings.log_level)
@@ -155,6 +183,23 @@ def serve(
             stop_consumers()
         if run_orchestrator:
             runtime.shutdown()
+
+
+def _record_served_url(settings: Settings) -> None:
+    """Record where this server is reached, so CLI hrefs elsewhere follow it (``turnup.kernel.endpoint``)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from turnup.kernel.db import make_engine, make_sessionmaker
+
+    url = endpoint.served_url(settings)
+    engine = make_engine(settings.database_url)
+    try:
+        with make_sessionmaker(engine)() as session:
+            endpoint.record(session, url)
+    except SQLAlchemyError as exc:  # a database not migrated yet: hrefs still work, from the settings
+        console.print(f"[yellow]Could not record the served URL {url}:[/] {exc.__class__.__name__}")
+    finally:
+        engine.dispose()
 
 
 @app.command("worker")

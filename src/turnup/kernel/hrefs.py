@@ -27,8 +27,26 @@ def tmf_path(api: str, resource: str, resource_id: str | None = None) -> str:
     return f"{path}/{resource_id}" if resource_id else path
 
 
+# The base URL the server recorded (``turnup.kernel.endpoint``), used by CLI processes that were not told
+# their own; None in the server and wherever the settings say where the API is.
+_server_url: str | None = None
+
+
+def use_server_url(url: str | None) -> None:
+    """Build hrefs from ``url`` (the running server's recorded base URL), or from the settings (None)."""
+    global _server_url
+    _server_url = url.rstrip("/") if url else None
+
+
+def base_url() -> str:
+    """Where the API is reached: ``TURNUP_PUBLIC_URL``, else the running server's recorded URL (CLI), else
+    ``http://<TURNUP_HOST>:<TURNUP_PORT>``."""
+    settings = get_settings()
+    return (settings.public_url or _server_url or settings.base_url).rstrip("/")
+
+
 def href(api: str, resource: str, resource_id: str) -> str:
-    return get_settings().base_url.rstrip("/") + tmf_path(api, resource, resource_id)
+    return base_url() + tmf_path(api, resource, resource_id)
 
 
 def iso(value: date | None) -> str | None:

@@ -22,11 +22,10 @@ from sqlalchemy.orm import Session
 from turnup import accounts, security
 from turnup.accounts import ContactCreate, CustomerCreate, SiteCreate
 from turnup.compliance import Party, is_on_hold, register_open_deal_provider, screen_parties
-from turnup.kernel import audit, clock, mail
+from turnup.kernel import audit, clock, hrefs, mail
 from turnup.kernel.errors import Conflict, InvalidInput, NotFound
 from turnup.kernel.ids import new_id
 from turnup.kernel.outbox import publish
-from turnup.kernel.settings import get_settings
 from turnup.onboarding.orm import STEP_NAMES, Onboarding, OnboardingStep, PortalInvitation
 from turnup.onboarding.render import API, render_onboarding
 from turnup.onboarding.schemas import OnboardingCreate
@@ -125,7 +124,7 @@ def _create_account(session: Session, data: OnboardingCreate, actor: str) -> tup
 
 
 def invitation_link(token: str) -> str:
-    return f"{get_settings().base_url.rstrip('/')}/portal/invitation?token={token}"
+    return f"{hrefs.base_url()}/portal/invitation?token={token}"
 
 
 def _invite_and_welcome(session: Session, onboarding: Onboarding, actor: str) -> None:

@@ -10,6 +10,7 @@ from turnup.ordering.decompose import Plan, PlannedItem, decompose
 from turnup.ordering.model import FINAL, ORDER_WORKFLOW, TRANSITIONS
 from turnup.ordering.queries import (
     OrderedProduct,
+    find_orders,
     open_order_for_service,
     ordered_product,
     ordered_products,
@@ -38,6 +39,7 @@ __all__ = [
     "cancel_order",
     "create_order",
     "decompose",
+    "find_orders",
     "get_order",
     "open_order_for_service",
     "ordered_product",

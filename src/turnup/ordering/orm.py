@@ -87,6 +87,9 @@ class PlanItem(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
+    # the order item this step serves (read-only; rendered as the caller's item id)
+    order_item: Mapped[ProductOrderItem] = relationship(viewonly=True)
+
 
 class FalloutEntry(Base):
     """A workflow step that failed for good and waits for a person: retry, skip (with a reason) or abort."""

@@ -108,3 +108,27 @@ def open_order_for_service(session: Session, service_id: str) -> str | None:
         .where(PlanItem.service_id == service_id, ProductOrder.state.not_in(sorted(FINAL)))
         .limit(1)
     )
+
+
+def find_orders(
+    session: Session,
+    *,
+    state: str | None = None,
+    customer_id: str | None = None,
+    offering_id: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> list[ProductOrder]:
+    """Orders newest first (by order date, then id), optionally of one state / customer / offering."""
+    stmt = select(ProductOrder).order_by(ProductOrder.order_date.desc(), ProductOrder.id)
+    if state:
+        stmt = stmt.where(ProductOrder.state == state)
+    if customer_id:
+        stmt = stmt.where(ProductOrder.customer_id == customer_id)
+    if offering_id:
+        stmt = stmt.where(
+            ProductOrder.id.in_(
+                select(ProductOrderItem.order_id).where(ProductOrderItem.offering_id == offering_id)
+            )
+        )
+    return list(session.scalars(stmt.limit(limit).offset(offset)))

@@ -4,11 +4,37 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import select
+from sqlalchemy.orm import object_session
+
 from turnup.kernel.hrefs import href, iso
+from turnup.ordering.model import WAIT_KINDS
 from turnup.ordering.orm import PlanItem, ProductOrder
 
 API = "productOrderingManagement"
 SERVICE_ORDER_API = "serviceOrdering"  # TMF641: each plan item is published as a one-item service order
+AWAITING_STATES = ("acknowledged", "inProgress", "held")  # a wait step in these states takes its event
+
+
+def awaited_events(o: ProductOrder) -> list[dict[str, Any]]:
+    """The outside events the order's plan waits for (field work, shipping, milestones): what
+    ``POST …/productOrder/{id}/event`` accepts now, one entry per waiting plan item in plan order."""
+    session = object_session(o)
+    if session is None:
+        return []
+    rows = session.execute(
+        select(PlanItem.adapter_action, PlanItem.id, PlanItem.state, PlanItem.kind)
+        .where(
+            PlanItem.order_id == o.id,
+            PlanItem.kind.in_(WAIT_KINDS),
+            PlanItem.state.in_(AWAITING_STATES),
+        )
+        .order_by(PlanItem.position)
+    )
+    return [
+        {"eventType": event, "planItemId": plan_id, "state": state, "kind": kind}
+        for event, plan_id, state, kind in rows
+    ]
 
 
 def render_order(o: ProductOrder) -> dict[str, Any]:
@@ -36,6 +62,7 @@ def render_order(o: ProductOrder) -> dict[str, Any]:
             for i in o.items
         ],
         "plan": {"href": href(API, "productOrder", o.id) + "/plan"},
+        "awaitedEvent": awaited_events(o),
         "quote": (
             [
                 {
@@ -64,7 +91,7 @@ def render_plan_item(p: PlanItem) -> dict[str, Any]:
         "kind": p.kind,
         "action": p.action,
         "state": p.state,
-        "productOrderItemId": p.order_item_id,
+        "productOrderItemId": p.order_item.item_ref,  # the caller's productOrderItem[].id
         "service": {
             "id": p.service_id,
             "name": p.service_name,

@@ -7,6 +7,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt, model_validator
 
+from turnup.agreements import nest_flat_signer
+
 Percent = Annotated[Decimal, Field(ge=0, le=100, max_digits=7, decimal_places=4, allow_inf_nan=False)]
 Amount = Annotated[Decimal, Field(ge=0, max_digits=18, decimal_places=4, allow_inf_nan=False)]
 Role = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z][A-Za-z0-9_.-]*$")]
@@ -99,10 +101,17 @@ class Signer(Strict):
 
 
 class QuoteAccept(Strict):
-    """The customer accepts: ``signer`` signs the generated agreement (its SHA-256 is recorded)."""
+    """The customer accepts: ``signer`` signs the generated agreement (its SHA-256 is recorded).
+    Preferred shape: ``signer: {name, email, organisation}``; the flat ``signerName``/``signerEmail``/
+    ``organisation`` spelling of the agreement signature endpoint is accepted too."""
 
     signer: Signer
     comment: str | None = Field(default=None, max_length=2000)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _accept_flat_signer(cls, data: Any) -> Any:
+        return nest_flat_signer(data)
 
 
 class ApprovalDecisionIn(Strict):

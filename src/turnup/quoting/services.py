@@ -650,9 +650,9 @@ def accept_quote(session: Session, quote_id: str, data: QuoteAccept, actor: str)
             session,
             agreement.id,
             agreements.SignatureCreate(
-                signerName=data.signer.name,
-                signerEmail=data.signer.email,
-                organisation=data.signer.organisation,
+                signer=agreements.Signer(
+                    name=data.signer.name, email=data.signer.email, organisation=data.signer.organisation
+                ),
                 role="customer",
             ),
             actor,

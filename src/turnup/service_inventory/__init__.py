@@ -10,6 +10,7 @@ the internal delivery events (``turnupDelivery``: ``ServiceActivatedEvent``, ``S
 
 from turnup.service_inventory.guards import OpenOrderGuard, register_open_order_guard
 from turnup.service_inventory.orm import Service
+from turnup.service_inventory.queries import find_services
 from turnup.service_inventory.render import API, render_service
 from turnup.service_inventory.services import (
     DELIVERY_API,
@@ -36,6 +37,7 @@ __all__ = [
     "assign_reservation",
     "change_state",
     "design_service",
+    "find_services",
     "get_service",
     "lock_service",
     "modify_characteristics",

@@ -15,10 +15,10 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
-from turnup import catalog
+from turnup import catalog, onboarding
 from turnup.accounts.orm import Contact, Customer, Site
 from turnup.api.deps import SESSION_COOKIE, get_session, public
-from turnup.kernel.errors import NotFound, Unauthorized
+from turnup.kernel.errors import NotFound, TurnupError, Unauthorized
 from turnup.security import Principal, has_permission
 from turnup.security.services import SESSION_TTL, login, logout
 from turnup.web.access import page, safe_next
@@ -89,6 +89,11 @@ def login_submit(
             {"user": None, "next": target, "username": username, "error": "Wrong username or password."},
             status_code=401,
         )
+    return _signed_in(request, secret, target)
+
+
+def _signed_in(request: Request, secret: str, target: str) -> Response:
+    """Redirect to ``target`` with the web session cookie set."""
     response = RedirectResponse(target, status_code=303)
     secure = request.url.scheme == "https" or request.app.state.settings.public_url.startswith("https:")
     response.set_cookie(
@@ -261,3 +266,53 @@ def offering_page(
             status_code=404,
         )
     return render(request, "offering.html", {"user": user, "o": offering})
+
+
+# --- customer portal: the invitation link of the welcome mail, and the portal user's account -------------
+
+PASSWORD_MIN = 10  # as onboarding's InvitationAccept
+
+
+@router.get("/portal/invitation", response_class=HTMLResponse)
+def invitation_form(request: Request, token: str = "", _: None = public()) -> HTMLResponse:
+    """The welcome mail's link: choose a password to open the customer portal."""
+    return render(request, "invitation.html", {"user": None, "token": token, "error": None})
+
+
+@router.post("/portal/invitation", response_class=HTMLResponse)
+def invitation_submit(
+    request: Request,
+    token: str = Form(""),
+    password: str = Form(""),
+    confirm: str = Form(""),
+    session: Session = Depends(get_session),
+    _: None = public(),
+) -> Response:
+    """Accept the invitation (sets the password, once) and sign in to the portal."""
+
+    def again(error: str, status_code: int) -> HTMLResponse:
+        context = {"user": None, "token": token, "error": error}
+        return render(request, "invitation.html", context, status_code=status_code)
+
+    if not _same_origin(request):
+        return again("The form must be sent from this site.", 403)
+    if len(password) < PASSWORD_MIN:
+        return again(f"The password needs at least {PASSWORD_MIN} characters.", 400)
+    if password != confirm:
+        return again("The two passwords differ.", 400)
+    try:
+        user = onboarding.accept_invitation(session, token, password)
+    except TurnupError as exc:
+        session.rollback()
+        message = exc.message.removeprefix("token: ")
+        return again(f"This invitation cannot be used: {message}.", exc.status)
+    return _signed_in(request, login(session, user.username, password), "/portal")
+
+
+@router.get("/portal", response_class=HTMLResponse)
+def portal_home(
+    request: Request, session: Session = Depends(get_session), user: Principal = page("portal:read")
+) -> HTMLResponse:
+    """The portal user's own customer account."""
+    customer = session.get(Customer, onboarding.portal_customer_id(session, user.user_id))
+    return render(request, "portal.html", {"user": user, "customer": customer})

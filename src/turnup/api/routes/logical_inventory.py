@@ -102,6 +102,7 @@ add_crud_routes(
         update_schema=PoolUpdate,
         update=services.update_pool,
         delete=services.delete_pool,
+        get=lambda session, pool: services.get_pool(session, pool, "id"),
     ),
 )
 

@@ -35,6 +35,14 @@ def create_order(
     session: Session = Depends(get_session),
     principal: Principal = requires("ordering:write"),
 ) -> dict[str, Any]:
+    """Create a TMF622 ProductOrder. Turnup extensions on every productOrder document:
+
+    - `awaitedEvent`: `[{eventType, planItemId, state, kind}]`, the outside events (field work, shipping,
+      project milestones) the order's plan waits for now; report one with
+      `POST /productOrder/{id}/event {"eventType": …, "planItemId": …}`.
+    - `plan.href`: the decomposed plan; each plan item's `productOrderItemId` is the `productOrderItem[].id`
+      given here.
+    """
     return render_order(services.create_order(session, body, principal.actor))
 
 

@@ -336,17 +336,25 @@ def sweep(session: Session, commit: bool = True) -> dict[str, int]:
     return {"aging_ended": aged.rowcount, "reservations_ended": released.rowcount}  # type: ignore[attr-defined]
 
 
-def get_number(session: Session, number_id: str) -> TelephoneNumber:
-    number = session.get(N, number_id)
+def _find_number(session: Session, number_id: str, *, lock: bool = False) -> TelephoneNumber:
+    """A number by its id or by its E.164 value (``+35312345678``; the ``+`` may be left out), else 404."""
+    number = session.get(N, number_id, with_for_update=lock or None)
+    digits = number_id[1:] if number_id.startswith("+") else number_id
+    if number is None and digits.isdigit() and 7 <= len(digits) <= 15:
+        stmt = select(N).where(N.digits == digits)
+        number = session.scalars(stmt.with_for_update() if lock else stmt).one_or_none()
     if number is None:
         raise NotFound(f"telephoneNumber {number_id!r} not found")
     return number
 
 
+def get_number(session: Session, number_id: str) -> TelephoneNumber:
+    """A number by its id or its E.164 value, else ``NotFound``."""
+    return _find_number(session, number_id)
+
+
 def update_number(session: Session, number_id: str, data: NumberUpdate, actor: str) -> TelephoneNumber:
-    number = session.get(N, number_id, with_for_update=True)
-    if number is None:
-        raise NotFound(f"telephoneNumber {number_id!r} not found")
+    number = _find_number(session, number_id, lock=True)
     changes = data.model_dump(exclude_unset=True)
     now = clock.now()
     current = effective_state(number, now)

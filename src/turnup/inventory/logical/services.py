@@ -45,8 +45,24 @@ ASN_RULE = "ASNs are 1-4294967294 (16-bit 1-65534, 32-bit up to 4294967294)"
 
 
 def get_pool(session: Session, pool_id: str, field: str = "poolId", *, fresh: bool = False) -> LogicalSpace:
-    """The pool; ``fresh`` reads the row again even if this session already holds it."""
+    """The pool by its id or, failing that, by its name (names are unique per resource type and routing
+    domain: a name two pools share is a 409 listing their ids); ``fresh`` reads the row again even if this
+    session already holds it."""
     space = session.get(LogicalSpace, pool_id, populate_existing=fresh)
+    if space is None:
+        named = session.scalars(
+            select(LogicalSpace)
+            .where(LogicalSpace.name == pool_id)
+            .order_by(LogicalSpace.id)
+            .execution_options(populate_existing=fresh)
+        ).all()
+        if len(named) > 1:
+            raise Conflict(
+                f"{field}: {len(named)} resource pools are named {pool_id!r} "
+                f"({', '.join(f'{s.resource_type} {s.id}' for s in named)}); give the pool's id",
+                reason="Ambiguous pool name",
+            )
+        space = named[0] if named else None
     if space is None:
         raise NotFound(f"{field}: resource pool {pool_id!r} not found")
     return space
@@ -596,8 +612,8 @@ def allocate(
         done = retry_on_deadlock(session, attempt)
         if done is not None:
             return done, fast_space
-        fastpath.forget(pool_id)  # the pool may have changed: the general path reads it again
-        space = get_pool(session, pool_id, fresh=True)
+        fastpath.forget(space.id)  # the pool may have changed: the general path reads it again
+        space = get_pool(session, space.id, fresh=True)
         r, target, label, what = plan_allocation(space, req)
     general_space = space
     return retry_on_deadlock(
