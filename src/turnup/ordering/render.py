@@ -8,7 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import object_session
 
 from turnup.kernel.hrefs import href, iso
-from turnup.ordering.model import WAIT_KINDS
+from turnup.ordering.model import FINAL, WAIT_KINDS
 from turnup.ordering.orm import PlanItem, ProductOrder
 
 API = "productOrderingManagement"
@@ -20,7 +20,7 @@ def awaited_events(o: ProductOrder) -> list[dict[str, Any]]:
     """The outside events the order's plan waits for (field work, shipping, milestones): what
     ``POST …/productOrder/{id}/event`` accepts now, one entry per waiting plan item in plan order."""
     session = object_session(o)
-    if session is None:
+    if session is None or o.state in FINAL:  # a finished order awaits nothing: no query
         return []
     rows = session.execute(
         select(PlanItem.adapter_action, PlanItem.id, PlanItem.state, PlanItem.kind)
