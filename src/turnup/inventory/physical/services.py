@@ -752,7 +752,7 @@ def _lock_allocation(session: Session, allocation_id: str) -> tuple[Allocation, 
     allocation = get_allocation(session, allocation_id)
     lines = session.execute(
         select(LINE.c.id, LINE.c.level_id, LINE.c.quantity, LINE.c.sku_id)
-        .where(LINE.c.reservation_id == allocation.reservation_id, LINE.c.status == "committed")
+        .where(LINE.c.allocation_id == allocation.id, LINE.c.status == "committed")
         .order_by(LINE.c.id)
     ).all()
     levels = lock_levels(session, ids=[r.level_id for r in lines])
@@ -877,7 +877,7 @@ def cancel_allocation(session: Session, allocation_id: str, actor: str, *, commi
             )
     session.execute(
         update(LINE)
-        .where(LINE.c.reservation_id == allocation.reservation_id, LINE.c.status == "committed")
+        .where(LINE.c.allocation_id == allocation.id, LINE.c.status == "committed")
         .values(status="released")
     )
     ledger.flush()
