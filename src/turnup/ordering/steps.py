@@ -267,7 +267,13 @@ def _assign(s: Session, plan: PlanItem) -> str:
     try:
         service = inventory.get_service(s, plan.service_id)
         inventory.assign_reservation(
-            s, service, dict(plan.parameters["reservation"]), order_id=plan.order_id, actor=ACTOR
+            s,
+            service,
+            dict(plan.parameters["reservation"]),
+            order_id=plan.order_id,
+            actor=ACTOR,
+            lines=plan.parameters.get("lines"),
+            fulfilment_method=plan.parameters.get("fulfilmentMethod"),
         )
     except TurnupError as exc:
         s.rollback()
