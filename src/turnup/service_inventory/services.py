@@ -42,6 +42,7 @@ class ServiceView:
     offering_id: str
     activation_date: datetime | None
     termination_date: datetime | None
+    specification_id: str | None = None
 
 
 def _view(s: Service) -> ServiceView:
@@ -54,6 +55,7 @@ def _view(s: Service) -> ServiceView:
         offering_id=s.offering_id,
         activation_date=s.activation_date,
         termination_date=s.termination_date,
+        specification_id=s.specification_id,
     )
 
 

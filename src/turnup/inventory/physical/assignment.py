@@ -145,9 +145,12 @@ def allocate_lines(
             resource_id=target.id,
             details={"from": holder_id, "reservationId": reservation_id, "lines": wanted},
         )
-    codes = dict(
-        session.execute(select(Sku.id, Sku.code).where(Sku.id.in_({ln.sku_id for ln in mine}))).tuples()
-    )
+    codes = {
+        sku_id: code
+        for sku_id, code in session.execute(
+            select(Sku.id, Sku.code).where(Sku.id.in_({ln.sku_id for ln in mine}))
+        )
+    }
     items: dict[str, int] = {}
     for ln in sorted(mine, key=lambda ln: (ln.line_no, ln.id)):
         items[codes[ln.sku_id]] = items.get(codes[ln.sku_id], 0) + ln.quantity
