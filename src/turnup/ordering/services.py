@@ -225,7 +225,8 @@ def _assignments(data: ProductOrderCreate, plan: Plan) -> list[_Assignment]:
             item = adds.get(target.productOrderItem)
             if item is None:
                 raise InvalidInput(
-                    f"{where}.productOrderItem: {target.productOrderItem!r} is not an 'add' item of this order"
+                    f"{where}.productOrderItem: {target.productOrderItem!r} is not an 'add' item "
+                    "of this order"
                 )
             if target.unit > item.quantity:
                 raise InvalidInput(f"{where}.unit: item {item.ref!r} has {item.quantity} unit(s)")
