@@ -253,3 +253,36 @@ def test_each_unit_of_a_quantity_two_item_gets_its_own_resources(
     assert len(set(numbers)) == 2 and len(set(allocations)) == 2
     assert [_stock(session_factory, a) for a in allocations] == [("active", "ship", [1])] * 2
     assert all(s["place"][0]["id"] == site_id for s in seats)
+
+
+def test_cancelling_a_bundle_order_before_it_starts_gives_back_every_component_s_resources(
+    client: TestClient, session_factory: sessionmaker[Session], dbos_schema_cleanup: None
+) -> None:
+    # Given an accepted Fibre + Voice order (no worker running: it has not started)
+    offerings = publish_demo_catalog(session_factory)
+    seed_inventory(client)
+    customer_id, site_id = customer_and_site(client)
+    order_id = _accepted_order(client, customer_id, site_id, offerings["Fibre + Voice"])
+    assert _allocated(session_factory) == 2
+    # When it is cancelled
+    cancelled = post(
+        client, "/tmf-api/productOrderingManagement/v4/cancelProductOrder", {"productOrder": {"id": order_id}}
+    )
+    assert cancelled["state"] == "done"
+    # Then both services are terminated, each having given back its own lines: no stock allocated or
+    # reserved, the number aging, every block released
+    services = _services(client, order_id)
+    (fibre,), (voice,) = services["Business Fibre Access"], services["Hosted Voice Seat"]
+    assert (fibre["state"], voice["state"]) == ("terminated", "terminated")
+    assert _kinds(voice) == [("physicalAllocation", "HANDSET-NW-DESK-2"), ("telephoneNumber", None)]
+    assert _allocated(session_factory) == 0
+    with session_factory() as s:
+        assert sum(s.scalars(select(StockLevel.reserved)).all()) == 0
+        number_id = next(
+            r["id"] for r in voice["supportingResource"] if r["resourceType"] == "telephoneNumber"
+        )
+        number = s.get(TelephoneNumber, number_id)
+        assert number is not None and number.state == "aging"
+        blocks = [r["id"] for r in fibre["supportingResource"] if r["resourceType"] == "logicalResource"]
+        assert len(blocks) == 3
+        assert all(b is not None and b.state != "allocated" for b in (s.get(LogicalBlock, i) for i in blocks))
