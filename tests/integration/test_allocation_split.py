@@ -52,7 +52,7 @@ def _lines_of(s: Session, allocation_id: str) -> list[int]:
 def test_an_order_allocation_splits_per_service_idempotently_and_without_touching_stock(
     client: TestClient, session_factory: sessionmaker[Session]
 ) -> None:
-    # Given a stock hold of three lines (router for unit 1, router for unit 2, a handset) committed for order O
+    # Given a stock hold of three lines (a router per unit, two handsets) committed for order O
     _seed(client)
     with session_factory() as s:
         hold = physical.hold_stock(
