@@ -355,7 +355,7 @@ def assign_reservation(
         entries = logical.assign_reservation_to_service(
             session, rid, service_id=service.id, owner=f"order:{order_id}", actor=actor, lines=lines
         )
-    elif kind == "ReserveProductStock" and lines is not None:
+    elif kind == "ReserveProductStock":
         stock = physical.allocate_lines(
             session, rid, lines, order_id=order_id, fulfilment_method=fulfilment_method, actor=actor
         )
@@ -370,9 +370,6 @@ def assign_reservation(
                 "items": [{"sku": sku, "quantity": quantity} for sku, quantity in stock.items],
             }
         ]
-    elif kind == "ReserveProductStock":
-        allocation_id = physical.commit_stock_for_order(session, rid, order_id=order_id, actor=actor)
-        entries = [{"resourceType": "physicalAllocation", "id": allocation_id, "reservationId": rid}]
     else:
         raise Conflict(f"reservation {rid}: unknown type {kind!r}", reason="Reservation lost")
     known = {(e.get("resourceType"), e.get("id")) for e in service.resources or []}

@@ -73,20 +73,19 @@ def return_allocation(session: Session, allocation_id: str, actor: str) -> str:
 def allocate_lines(
     session: Session,
     reservation_id: str,
-    line_nos: list[int],
+    line_nos: list[int] | None,
     *,
     order_id: str,
     fulfilment_method: str | None,
     actor: str,
 ) -> AllocatedStock:
-    """The allocation of exactly the request lines ``line_nos`` of a stock reservation committed for
-    ``order_id`` (committed first when still held): the order's allocation split per service and fulfilment
-    method. When the lines share their allocation with others, they move to a new allocation (same status,
-    same order); when they are all its lines, that allocation is theirs. Idempotent: asked again, the same
-    allocation is answered. Stock levels and the ledger do not change (the stock stays allocated).
-    A line that is not committed for the order is a ``Conflict``."""
+    """The allocation of exactly the request lines ``line_nos`` (None: all) of a stock reservation
+    committed for ``order_id`` (committed first when still held): the order's allocation split per service
+    and fulfilment method. When the lines share their allocation with others, they move to a new allocation
+    (same status, same order); when they are all its lines, that allocation is theirs. Idempotent: asked
+    again, the same allocation is answered. Stock levels and the ledger do not change (the stock stays
+    allocated). A line that is not committed for the order is a ``Conflict``."""
     commit_stock_for_order(session, reservation_id, order_id=order_id, actor=actor)
-    wanted = sorted(set(line_nos))
     allocations = list(
         session.scalars(
             select(Allocation)
@@ -102,6 +101,7 @@ def allocate_lines(
             .order_by(ReservationLine.line_no, ReservationLine.id)
         )
     )
+    wanted = sorted({ln.line_no for ln in lines} if line_nos is None else set(line_nos))
     mine = [ln for ln in lines if ln.line_no in wanted]
     if sorted({ln.line_no for ln in mine}) != wanted:
         missing = sorted(set(wanted) - {ln.line_no for ln in mine})
