@@ -3,7 +3,9 @@
 One stock hold (``turnup.inventory.physical.hold_stock``) and one logical hold
 (``turnup.inventory.logical.hold_resources``) per quote, both taken inside the quote's transaction through
 the inventories' own commands; the caller commits once. A refusal from either inventory is re-worded to
-name the quote line.
+name the quote line. Each unit of a line is held on its own request lines, and each hold entry names its
+reservation ``line``, the ``unit`` and the ``specificationId`` needing it (stock also its
+``fulfilmentMethod``): the order made from the quote assigns each line to that component's service.
 
 Where a line's resources come from (docs/adr/0005-quote-holds.md):
 
