@@ -292,9 +292,17 @@ def test_editing_a_priced_quote_reprices_adjusts_holds_and_restarts_approval(
         ("finance", "pending"),
     ]
     stock = sorted(
-        (h["sku"], h["quantity"]) for h in doc["quoteItem"][0]["reservedResource"] if h["resource"] == "stock"
+        (h["sku"], h["quantity"], h["unit"])
+        for h in doc["quoteItem"][0]["reservedResource"]
+        if h["resource"] == "stock"
     )
-    assert stock == [("CPE-NW-FTTP-R1", 2), ("HANDSET-NW-DESK-2", 2)]
+    # one hold line per unit: each unit's services get their own stock when ordered
+    assert stock == [
+        ("CPE-NW-FTTP-R1", 1, 1),
+        ("CPE-NW-FTTP-R1", 1, 2),
+        ("HANDSET-NW-DESK-2", 1, 1),
+        ("HANDSET-NW-DESK-2", 1, 2),
+    ]
     assert sum(1 for h in doc["quoteItem"][0]["reservedResource"] if h["resource"] == "ipv4Prefix") == 2
     assert stock_status(session_factory, old_stock) == "released"
     assert doc["holds"]["stockReservationId"] != old_stock

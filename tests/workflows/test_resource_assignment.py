@@ -259,3 +259,31 @@ def test_a_cancelled_order_gives_its_stock_back(
     with session_factory() as s:
         assert [a.status for a in s.query(Allocation).all()] == ["cancelled"]
     assert available() == 3
+
+
+def test_reservation_line_targets_must_name_an_add_item_and_unit_of_the_order(
+    client: TestClient,
+    catalog: dict[str, str],
+    customer_id: str,
+    session_factory: sessionmaker[Session],
+) -> None:
+    # Given a live VLAN hold
+    reservation_id = _vlan_hold(session_factory)
+    before = len(client.get(ORDERS).json())
+
+    def order(target: dict[str, Any]) -> Any:
+        ref = {"id": reservation_id, "@referredType": "ResourceReservation", "line": [target]}
+        return client.post(ORDERS, json=order_body(customer_id, catalog["fibre"]) | {"reservation": [ref]})
+
+    # When an order targets a line at an item it does not have, or a unit beyond the item's quantity
+    unknown = order({"line": 0, "productOrderItem": "9", "specification": "x"})
+    beyond = order({"line": 0, "productOrderItem": "1", "unit": 2, "specification": "x"})
+    # Then each is a 400 naming the field, and no order was created
+    assert unknown.status_code == 400 and unknown.json()["message"] == (
+        "reservation[0].line[0].productOrderItem: '9' is not an 'add' item of this order"
+    )
+    assert beyond.status_code == 400 and beyond.json()["message"] == (
+        "reservation[0].line[0].unit: item '1' has 1 unit(s)"
+    )
+    assert len(client.get(ORDERS).json()) == before
+    assert _block(session_factory, reservation_id)[:2] == ("reserved", None)

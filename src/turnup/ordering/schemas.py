@@ -63,11 +63,25 @@ class OrderItemCreate(Strict):
     product: ProductRef | None = None  # required for modify / delete
 
 
+class ReservationLineTarget(Strict):
+    """Which component needs a line of a reservation: the order item, the unit of it (1-based) and the
+    service specification. The order assigns the line to the service delivering that component."""
+
+    line: int = Field(ge=0)  # the reservation's line number (its request line)
+    productOrderItem: str = Field(min_length=1, max_length=50)  # an item id of this order
+    unit: int = Field(default=1, ge=1, le=100)
+    specification: str = Field(min_length=1, max_length=32)  # service specification id
+    fulfilmentMethod: Literal["technician", "ship", "pickup"] | None = None  # stock lines
+
+
 class ReservationRef(Strict):
-    """A committed inventory reservation the order carries (stock or logical resources)."""
+    """A committed inventory reservation the order carries (stock or logical resources). With ``line``
+    targets, each line goes to the service of the component that needs it; without, everything goes to the
+    order's first new service."""
 
     id: str = Field(min_length=1, max_length=32)
     referredType: Literal["ReserveProductStock", "ResourceReservation"] = Field(alias="@referredType")
+    line: list[ReservationLineTarget] = Field(default_factory=list, max_length=1000)
 
 
 class ProductOrderCreate(Strict):

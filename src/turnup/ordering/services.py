@@ -5,6 +5,7 @@ Order states follow TMF622. ``transition`` is the only way a state changes; an i
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -19,7 +20,7 @@ from turnup.kernel.errors import Conflict, InvalidInput, NotFound
 from turnup.kernel.ids import new_id
 from turnup.kernel.outbox import publish
 from turnup.orchestration import runtime as orchestration
-from turnup.ordering.decompose import decompose
+from turnup.ordering.decompose import Plan, decompose
 from turnup.ordering.model import (
     DEFAULT_EVENTS,
     FINAL,
@@ -135,6 +136,7 @@ def create_order(
         raise InvalidInput("relatedParty: exactly one party with role 'customer' is required")
     customer = live_customer(session, customers[0].id, "relatedParty[0].id", unknown=InvalidInput)
     plan = decompose(session, data, customer.id)
+    assignments = _assignments(data, plan) if plan.adds else []
     now = clock.now()
     order = ProductOrder(
         id=new_id(),
@@ -154,8 +156,7 @@ def create_order(
     session.add(order)
     session.flush()
     writer = _PlanWriter(session, order, now)
-    carried = list(order.reservation_refs or []) if plan.adds else []
-    writer.position = len(carried)  # resource assignment items come first (positions 0..n-1), see below
+    writer.position = len(assignments)  # resource assignment items come first (positions 0..n-1), see below
     for n, planned in enumerate(plan.items):
         order_item = ProductOrderItem(
             id=new_id(),
@@ -174,7 +175,7 @@ def create_order(
             writer.change(order_item, planned.service, planned.steps)
         else:
             writer.add(order_item, planned.steps)
-    writer.resource_items(carried)
+    writer.resource_items(assignments)
     order.workflow_id = orchestration.enqueue_in_transaction(
         session, url, ORDER_WORKFLOW, f"order-{order.id}", order.id
     )
@@ -199,6 +200,56 @@ def create_order(
     return order
 
 
+@dataclass(frozen=True)
+class _Assignment:
+    """One resource assignment plan item: these lines of a reservation the order carries (all of it when
+    ``lines`` is None) go to the service delivering ``component`` (item ref, unit, specification id; None:
+    the order's first new service), stock with its fulfilment method."""
+
+    reservation: dict[str, Any]  # {"id", "@referredType"}
+    component: tuple[str, int, str] | None
+    lines: tuple[int, ...] | None
+    fulfilment_method: str | None
+
+
+def _assignments(data: ProductOrderCreate, plan: Plan) -> list[_Assignment]:
+    """Which lines of each reservation the order carries go to which component's service (checked before
+    anything is written). A line targets an order item's unit and a specification; a specification the unit
+    activates no service for (e.g. a shipment-only member) goes to the unit's first service."""
+    adds = {p.ref: p for p in plan.items if p.service is None}
+    found: dict[tuple[int, tuple[str, int, str] | None, str | None], list[int]] = {}
+    refs: list[dict[str, Any]] = []
+    for r, ref in enumerate(data.reservation):
+        refs.append({"id": ref.id, "@referredType": ref.referredType})
+        if not ref.line:
+            found.setdefault((r, None, None), [])
+        for n, target in enumerate(ref.line):
+            where = f"reservation[{r}].line[{n}]"
+            item = adds.get(target.productOrderItem)
+            if item is None:
+                raise InvalidInput(
+                    f"{where}.productOrderItem: {target.productOrderItem!r} is not an 'add' item "
+                    "of this order"
+                )
+            if target.unit > item.quantity:
+                raise InvalidInput(f"{where}.unit: item {item.ref!r} has {item.quantity} unit(s)")
+            specs = [st["specification_id"] for st in item.steps if st["kind"] not in WAIT_KINDS]
+            spec = target.specification if target.specification in specs else specs[0]
+            method = target.fulfilmentMethod if ref.referredType == "ReserveProductStock" else None
+            lines = found.setdefault((r, (item.ref, target.unit, spec), method), [])
+            if target.line not in lines:
+                lines.append(target.line)
+    return [
+        _Assignment(
+            reservation=refs[r],
+            component=component,
+            lines=tuple(sorted(lines)) if component is not None else None,
+            fulfilment_method=method,
+        )
+        for (r, component, method), lines in found.items()
+    ]
+
+
 class _PlanWriter:
     """Stores an order's plan items (and designs the services its ``add`` items create)."""
 
@@ -207,6 +258,9 @@ class _PlanWriter:
         self.position = 0
         self.add_services: list[str] = []  # services the order creates, in plan order
         self.unit_heads: list[str] = []  # the first plan item of each unit an add item delivers
+        # (item ref, unit, specification id) -> the service delivering that component, and its order item
+        self.components: dict[tuple[str, int, str], str] = {}
+        self.service_items: dict[str, str] = {}
 
     def _item(self, order_item: ProductOrderItem, **values: Any) -> PlanItem:
         plan = PlanItem(
@@ -244,11 +298,15 @@ class _PlanWriter:
 
     def add(self, order_item: ProductOrderItem, steps: list[dict[str, Any]]) -> None:
         """Each unit of an add item: its services designed, one plan item per step, each after the last."""
-        for _unit in range(order_item.quantity):
+        for unit in range(1, order_item.quantity + 1):
             previous: str | None = None
             unit_services = {
                 idx: new_id() for idx, step in enumerate(steps) if step["kind"] not in WAIT_KINDS
             }
+            for idx in sorted(unit_services):
+                key = (order_item.item_ref, unit, steps[idx]["specification_id"])
+                self.components.setdefault(key, unit_services[idx])
+                self.service_items[unit_services[idx]] = order_item.id
             for idx, step in enumerate(steps):
                 plan_id = new_id()
                 if step["kind"] in WAIT_KINDS:
@@ -296,37 +354,45 @@ class _PlanWriter:
                 previous = plan_id
         self.session.flush()
 
-    def resource_items(self, carried: list[dict[str, Any]]) -> None:
-        """Resource work: each reservation the order carries (from its quote) is assigned to the order's
-        first new service before any activation (every unit's first step depends on these items)."""
+    def resource_items(self, assignments: list[_Assignment]) -> None:
+        """Resource work: the lines of each reservation the order carries (from its quote) are assigned to
+        the service of the component that needs them (without line targets: the whole reservation to the
+        order's first new service), before any activation (every unit's first step depends on these)."""
         self.session.flush()
-        if not carried:
+        if not assignments:
             return
         heads = [self.session.get(PlanItem, h) for h in self.unit_heads]
-        first = heads[0]
-        assert first is not None
-        items = [
-            PlanItem(
-                id=new_id(),
-                order_id=self.order.id,
-                order_item_id=first.order_item_id,
-                position=n,
-                kind=RESOURCE_KIND,
-                action="add",
-                state="acknowledged",
-                service_id=self.add_services[0],
-                service_name=f"assign {ref['@referredType']} {ref['id']}",
-                specification_id=None,
-                adapter="",
-                adapter_action="assign",
-                parameters={"reservation": ref},
-                depends_on=[],
-                attempts=0,
-                created_at=self.now,
-                updated_at=self.now,
+        items = []
+        for n, a in enumerate(assignments):
+            service_id = self.components[a.component] if a.component else self.add_services[0]
+            parameters: dict[str, Any] = {"reservation": a.reservation}
+            name = f"assign {a.reservation['@referredType']} {a.reservation['id']}"
+            if a.lines is not None:
+                parameters["lines"] = list(a.lines)
+                name += f" lines {','.join(str(x) for x in a.lines)}"
+            if a.fulfilment_method:
+                parameters["fulfilmentMethod"] = a.fulfilment_method
+            items.append(
+                PlanItem(
+                    id=new_id(),
+                    order_id=self.order.id,
+                    order_item_id=self.service_items[service_id],
+                    position=n,
+                    kind=RESOURCE_KIND,
+                    action="add",
+                    state="acknowledged",
+                    service_id=service_id,
+                    service_name=name[:200],
+                    specification_id=a.component[2] if a.component else None,
+                    adapter="",
+                    adapter_action="assign",
+                    parameters=parameters,
+                    depends_on=[],
+                    attempts=0,
+                    created_at=self.now,
+                    updated_at=self.now,
+                )
             )
-            for n, ref in enumerate(carried)
-        ]
         self.session.add_all(items)
         for head in heads:
             assert head is not None
@@ -566,7 +632,7 @@ def report_event(session: Session, order_id: str, data: Any, actor: str) -> Plan
         session,
         url,
         order.workflow_id,
-        {"event": data.eventType, "at": now.isoformat()},
+        {"event": data.eventType, "at": now.isoformat(), "reference": data.reference},
         f"event:{plan.id}",
         idempotency_key=f"event:{plan.id}",
     )

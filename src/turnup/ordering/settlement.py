@@ -37,7 +37,13 @@ def settle_resources(s: Session, plan: list[PlanItem], order_id: str) -> None:
         savepoint = s.begin_nested()
         try:
             inventory.assign_reservation(
-                s, service, dict(p.parameters["reservation"]), order_id=order_id, actor=ACTOR
+                s,
+                service,
+                dict(p.parameters["reservation"]),
+                order_id=order_id,
+                actor=ACTOR,
+                lines=p.parameters.get("lines"),
+                fulfilment_method=p.parameters.get("fulfilmentMethod"),
             )
             savepoint.commit()
             if service.state == "terminated":

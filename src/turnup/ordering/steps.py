@@ -276,7 +276,13 @@ def _assign(s: Session, plan: PlanItem) -> str:
     try:
         service = inventory.get_service(s, plan.service_id)
         inventory.assign_reservation(
-            s, service, dict(plan.parameters["reservation"]), order_id=plan.order_id, actor=ACTOR
+            s,
+            service,
+            dict(plan.parameters["reservation"]),
+            order_id=plan.order_id,
+            actor=ACTOR,
+            lines=plan.parameters.get("lines"),
+            fulfilment_method=plan.parameters.get("fulfilmentMethod"),
         )
     except TurnupError as exc:
         s.rollback()
@@ -329,6 +335,22 @@ def begin_wait(order_id: str, plan_item_id: str) -> str:
             set_plan_state(s, plan, "inProgress")
         s.commit()
         return plan.state
+
+
+def hand_over(order_id: str, plan_item_id: str, reference: str | None) -> int:
+    """After a field/shipping/pickup item's event: hand over the stock it delivers that is still in the
+    warehouse (``services.hand_over_stock``). ``report_event`` already does this when the order's
+    resources are assigned by then; an event reported earlier (the workflow had not yet run the
+    resource-assignment items) leaves the stock to this step, which runs after them. Idempotent: each
+    allocation line is handed over at most once. Returns the number of lines handed over here."""
+    with orchestration.step_session() as s:
+        plan = s.get(PlanItem, plan_item_id)
+        if plan is None or plan.order_id != order_id or plan.kind not in ordering.HANDOVER:
+            return 0
+        order = ordering.get_order(s, order_id)
+        moved = ordering.hand_over_stock(s, order, plan, reference, ACTOR)
+        s.commit()
+        return len(moved)
 
 
 def raise_jeopardy(order_id: str, plan_item_id: str, count: int, waited_seconds: float) -> None:

@@ -50,6 +50,11 @@ def begin_wait_step(order_id: str, plan_item_id: str) -> str:
     return steps.begin_wait(order_id, plan_item_id)
 
 
+@DBOS.step(name="order.handOver")
+def hand_over_step(order_id: str, plan_item_id: str, reference: str | None) -> int:
+    return steps.hand_over(order_id, plan_item_id, reference)
+
+
 @DBOS.step(name="order.jeopardy")
 def jeopardy_step(order_id: str, plan_item_id: str, count: int, waited: float) -> None:
     steps.raise_jeopardy(order_id, plan_item_id, count, waited)
@@ -99,7 +104,10 @@ def _wait(order_id: str, plan_item_id: str, spec: dict[str, Any], policy: RetryP
     while True:
         message = DBOS.recv(EVENT_TOPIC.format(plan_item_id), timeout_seconds=timeout)
         if message is not None:
-            return "cancelled" if message.get("cancel") else "done"
+            if message.get("cancel"):
+                return "cancelled"
+            hand_over_step(order_id, plan_item_id, message.get("reference"))
+            return "done"
         jeopardies += 1
         jeopardy_step(order_id, plan_item_id, jeopardies, timeout * jeopardies)
         if spec.get("onTimeout") == "fallout" or jeopardies >= max_jeopardies:

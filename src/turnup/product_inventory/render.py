@@ -19,7 +19,7 @@ def render_product(p: ProductView) -> dict[str, Any]:
         "@type": "Product",
         "name": item.offering_name,
         "status": p.status,
-        "isBundle": False,
+        "isBundle": p.is_bundle,
         "isCustomerVisible": True,
         "quantity": item.quantity,
         "orderDate": iso(item.order_date),
@@ -48,10 +48,35 @@ def render_product(p: ProductView) -> dict[str, Any]:
             }
             for s in p.services
         ],
+        "product": [_ref(c) for c in p.children],  # a bundle's child products
+        "productRelationship": [{"relationshipType": "bundles", "product": _ref(c)} for c in p.children]
+        + (
+            [
+                {
+                    "relationshipType": "bundledIn",
+                    "product": {
+                        "id": p.parent_id,
+                        "href": href(API, "product", p.parent_id),
+                        "@referredType": "Product",
+                    },
+                }
+            ]
+            if p.parent_id
+            else []
+        ),
         "relatedParty": [{"id": item.customer_id, "role": "customer", "@referredType": "Customer"}],
         "place": [{"id": site, "role": "installationAddress", "@referredType": "GeographicSite"}]
         if site
         else [],
+    }
+
+
+def _ref(p: ProductView) -> dict[str, Any]:
+    return {
+        "id": p.product.id,
+        "href": href(API, "product", p.product.id),
+        "name": p.product.offering_name,
+        "@referredType": "Product",
     }
 
 

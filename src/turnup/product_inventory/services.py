@@ -16,14 +16,15 @@ orders and services through their events; nobody calls it).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Select
 from sqlalchemy.orm import Session
 
-from turnup import ordering, service_inventory
+from turnup import catalog, ordering, service_inventory
+from turnup.catalog import OfferingTerms
 from turnup.ordering import OrderedProduct
 from turnup.service_inventory import ServiceView
 
@@ -32,8 +33,14 @@ API = "productInventory"
 
 @dataclass
 class ProductView:
+    """A product and its realising services; a bundle's product also its child products (one per bundle
+    member of the offering, each realised by the services of that member's specifications)."""
+
     product: OrderedProduct
     services: list[ServiceView]
+    children: list[ProductView] = field(default_factory=list)
+    parent_id: str | None = None  # a child product: the bundle product it belongs to
+    is_bundle: bool = False
 
     @property
     def status(self) -> str:
@@ -69,16 +76,52 @@ def derive_status(services: list[tuple[str, datetime | None]]) -> str:
     return "active"
 
 
+CHILD_SEPARATOR = "-"  # a child product's id: ``<bundle product id>-<member number (1-based)>``
+
+
+def _specifications(offering: OfferingTerms) -> set[str]:
+    found = {spec.id for spec in offering.specifications}
+    for member in offering.members:
+        found |= _specifications(member)
+    return found
+
+
 def view(session: Session, product: OrderedProduct) -> ProductView:
-    return ProductView(
-        product=product, services=service_inventory.service_views(session, product.service_ids)
-    )
+    """The product as derived now; for a bundle offering, with a child product per bundle member."""
+    services = service_inventory.service_views(session, product.service_ids)
+    offering = catalog.offering_terms(session, product.offering_id)
+    if offering is None or not offering.members:
+        return ProductView(product=product, services=services)
+    children = []
+    for number, member in enumerate(offering.members, start=1):
+        specs = _specifications(member)
+        mine = [s for s in services if s.specification_id in specs]
+        child = replace(
+            product,
+            id=f"{product.id}{CHILD_SEPARATOR}{number}",
+            offering_id=member.id,
+            offering_name=member.name,
+            service_ids=tuple(s.id for s in mine),
+        )
+        children.append(
+            ProductView(product=child, services=mine, parent_id=product.id, is_bundle=bool(member.members))
+        )
+    return ProductView(product=product, services=services, children=children, is_bundle=True)
 
 
 def get_product(session: Session, product_id: str) -> ProductView | None:
-    """The product with this id (an ``add`` order item's id), or None."""
+    """The product with this id (an ``add`` order item's id, or a bundle's child product), or None."""
     product = ordering.ordered_product(session, product_id)
-    return view(session, product) if product is not None else None
+    if product is not None:
+        return view(session, product)
+    parent_id, _, number = product_id.rpartition(CHILD_SEPARATOR)
+    if not parent_id or not number.isdigit():
+        return None
+    parent = ordering.ordered_product(session, parent_id)
+    if parent is None:
+        return None
+    children = view(session, parent).children
+    return children[int(number) - 1] if 1 <= int(number) <= len(children) else None
 
 
 def products_select() -> Select[Any]:

@@ -3,7 +3,9 @@
 One stock hold (``turnup.inventory.physical.hold_stock``) and one logical hold
 (``turnup.inventory.logical.hold_resources``) per quote, both taken inside the quote's transaction through
 the inventories' own commands; the caller commits once. A refusal from either inventory is re-worded to
-name the quote line.
+name the quote line. Each unit of a line is held on its own request lines, and each hold entry names its
+reservation ``line``, the ``unit`` and the ``specificationId`` needing it (stock also its
+``fulfilmentMethod``): the order made from the quote assigns each line to that component's service.
 
 Where a line's resources come from (docs/adr/0005-quote-holds.md):
 
@@ -52,6 +54,7 @@ _ITEM_REF = re.compile(r"reservationItem\[(\d+)\]\.?")
 class _Planned:
     line: PricedLine
     requirement: Requirement
+    unit: int = 1  # which unit of the line (1-based) needs it: each unit is delivered by its own services
 
 
 @dataclass
@@ -138,7 +141,6 @@ def plan(session: Session, lines: list[PricedLine]) -> HoldPlan:
     result = HoldPlan([], [])
     for line in lines:
         for need in line.requirements:
-            planned = _Planned(line, need)
             if need.kind == "physical":
                 region = _stock_region(line.site, regions)
                 if region is None:
@@ -151,18 +153,19 @@ def plan(session: Session, lines: list[PricedLine]) -> HoldPlan:
                         "or see README § Site matching",
                         reason="No stock location",
                     )
-                result.physical.append(
-                    (
-                        planned,
-                        LineRequest(
-                            sku=need.sku or "", quantity=need.quantity * line.quantity, region=region
-                        ),
+                # one request line per unit of the line, so that each unit's service gets its own stock
+                for unit in range(1, line.quantity + 1):
+                    result.physical.append(
+                        (
+                            _Planned(line, need, unit),
+                            LineRequest(sku=need.sku or "", quantity=need.quantity, region=region),
+                        )
                     )
-                )
             else:
                 reserve_line = _logical_line(session, line, need)
-                for _ in range(need.quantity * line.quantity):
-                    result.logical.append((planned, reserve_line))
+                for unit in range(1, line.quantity + 1):
+                    for _ in range(need.quantity):
+                        result.logical.append((_Planned(line, need, unit), reserve_line))
     return result
 
 
@@ -199,6 +202,12 @@ def place(
                     "expiresAt": iso(expires),
                     "specification": planned.requirement.specification,
                     "reservation": {"id": stock.id, "@referredType": "ReserveProductStock"},
+                    # which line of the reservation, for which unit and specification (an order assigns
+                    # it to that component's service) and how it reaches the customer
+                    "line": held.line_no,
+                    "unit": planned.unit,
+                    "specificationId": planned.requirement.specification_id,
+                    "fulfilmentMethod": planned.requirement.parameters.get("fulfilmentMethod"),
                 }
             )
     if holds.logical:
@@ -224,6 +233,9 @@ def place(
                     "expiresAt": iso(expires),
                     "specification": planned.requirement.specification,
                     "reservation": {"id": resources.id, "@referredType": "ResourceReservation"},
+                    "line": resource.line_no,
+                    "unit": planned.unit,
+                    "specificationId": planned.requirement.specification_id,
                 }
             )
     for item in items:

@@ -53,7 +53,8 @@ class Requirement:
     sku: str | None = None
     quantity: int = 1
     parameters: dict[str, Any] = field(default_factory=dict)
-    specification: str = ""
+    specification: str = ""  # the name of the specification needing it
+    specification_id: str = ""
 
 
 @dataclass
@@ -142,7 +143,9 @@ def requirements(offering: OfferingTerms) -> tuple[list[Requirement], list[str]]
                         "physical",
                         sku=item["sku"],
                         quantity=int(item.get("quantity", 1)),
+                        parameters={"fulfilmentMethod": item.get("fulfilmentMethod")},
                         specification=spec.name,
+                        specification_id=spec.id,
                     )
                 )
             for item in delivery.get("logicalResources") or []:
@@ -152,6 +155,7 @@ def requirements(offering: OfferingTerms) -> tuple[list[Requirement], list[str]]
                         quantity=int(item.get("quantity", 1)),
                         parameters=dict(item.get("parameters") or {}),
                         specification=spec.name,
+                        specification_id=spec.id,
                     )
                 )
     return needs, sorted(set(eccns))

@@ -727,11 +727,39 @@ def create_product_order(
     from turnup import ordering
     from turnup.ordering import ProductOrderCreate
 
+    targets: dict[str, list[dict[str, Any]]] = {}  # reservation id -> which item/unit/spec needs each line
+    for item in items:
+        for held in item.holds or []:
+            if "line" not in held or not held.get("specificationId"):
+                continue  # a hold recorded before holds named their line: the order's first service gets it
+            target = {
+                "line": held["line"],
+                "productOrderItem": item.item_ref,
+                "unit": held.get("unit") or 1,
+                "specification": held["specificationId"],
+            }
+            if held.get("fulfilmentMethod"):
+                target["fulfilmentMethod"] = held["fulfilmentMethod"]
+            found = targets.setdefault(held["reservation"]["id"], [])
+            if target not in found:
+                found.append(target)
     reservations = []
     if quote.stock_reservation_id:
-        reservations.append({"id": quote.stock_reservation_id, "referredType": "ReserveProductStock"})
+        reservations.append(
+            {
+                "id": quote.stock_reservation_id,
+                "referredType": "ReserveProductStock",
+                "line": targets.get(quote.stock_reservation_id, []),
+            }
+        )
     if quote.logical_reservation_id:
-        reservations.append({"id": quote.logical_reservation_id, "referredType": "ResourceReservation"})
+        reservations.append(
+            {
+                "id": quote.logical_reservation_id,
+                "referredType": "ResourceReservation",
+                "line": targets.get(quote.logical_reservation_id, []),
+            }
+        )
     data = ProductOrderCreate.model_validate(
         {
             "externalId": f"quote:{quote.id}",
@@ -743,6 +771,7 @@ def create_product_order(
                     "action": "add",
                     "quantity": item.quantity,
                     "productOffering": {"id": item.offering_id},
+                    "product": {"place": [{"id": item.site_id, "role": "installationAddress"}]},
                 }
                 for item in items
             ],

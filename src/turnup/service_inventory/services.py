@@ -42,6 +42,7 @@ class ServiceView:
     offering_id: str
     activation_date: datetime | None
     termination_date: datetime | None
+    specification_id: str | None = None
 
 
 def _view(s: Service) -> ServiceView:
@@ -54,6 +55,7 @@ def _view(s: Service) -> ServiceView:
         offering_id=s.offering_id,
         activation_date=s.activation_date,
         termination_date=s.termination_date,
+        specification_id=s.specification_id,
     )
 
 
@@ -329,16 +331,27 @@ def _delivery_fact(service: Service, at: datetime, order_id: str, order_item_id:
 
 
 def assign_reservation(
-    session: Session, service: Service, ref: dict[str, Any], *, order_id: str, actor: str
+    session: Session,
+    service: Service,
+    ref: dict[str, Any],
+    *,
+    order_id: str,
+    actor: str,
+    lines: list[int] | None = None,
+    fulfilment_method: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Assign what a reservation the order carries holds to ``service`` (never commits).
+    """Assign what a reservation the order carries holds to ``service`` (never commits): all of it, or only
+    the reservation's ``lines`` (those the service's component needs; the other lines go to other services).
 
-    - ``ResourceReservation`` (logical): a live hold is committed to the service; one the quote already
-      committed to the order (``service_id = "order:<order id>"``) has its numbers and blocks re-assigned to
-      the service. Each number / block becomes a ``service.resources`` entry (``telephoneNumber`` /
+    - ``ResourceReservation`` (logical): a live hold is committed (to the service, or to the order when only
+      some lines are the service's); one the quote already committed to the order
+      (``service_id = "order:<order id>"``) has its numbers and blocks (of ``lines``) re-assigned to the
+      service. Each number / block becomes a ``service.resources`` entry (``telephoneNumber`` /
       ``logicalResource``), so a disconnect or cancellation releases it (``release_resources``).
-    - ``ReserveProductStock`` (physical): a live hold is committed for the order; the allocation is recorded
-      on the service (``physicalAllocation`` entry).
+    - ``ReserveProductStock`` (physical): a live hold is committed for the order; the allocation holding
+      ``lines`` (split off the order's allocation: one per service and fulfilment method) is recorded on
+      the service: ``{"resourceType": "physicalAllocation", "id", "reservationId", "fulfilmentMethod",
+      "sku", "quantity", "items": [{"sku", "quantity"}]}`` (``sku``/``quantity``: its first SKU).
 
     Idempotent: assigning again finds the entries recorded. A reservation that is missing, released,
     expired, or committed to something else is a ``Conflict`` naming it.
@@ -347,11 +360,23 @@ def assign_reservation(
     entries: list[dict[str, Any]]
     if kind == "ResourceReservation":
         entries = logical.assign_reservation_to_service(
-            session, rid, service_id=service.id, owner=f"order:{order_id}", actor=actor
+            session, rid, service_id=service.id, owner=f"order:{order_id}", actor=actor, lines=lines
         )
     elif kind == "ReserveProductStock":
-        allocation_id = physical.commit_stock_for_order(session, rid, order_id=order_id, actor=actor)
-        entries = [{"resourceType": "physicalAllocation", "id": allocation_id, "reservationId": rid}]
+        stock = physical.allocate_lines(
+            session, rid, lines, order_id=order_id, fulfilment_method=fulfilment_method, actor=actor
+        )
+        entries = [
+            {
+                "resourceType": "physicalAllocation",
+                "id": stock.id,
+                "reservationId": rid,
+                "fulfilmentMethod": stock.fulfilment_method,
+                "sku": stock.items[0][0] if stock.items else None,
+                "quantity": stock.items[0][1] if stock.items else 0,
+                "items": [{"sku": sku, "quantity": quantity} for sku, quantity in stock.items],
+            }
+        ]
     else:
         raise Conflict(f"reservation {rid}: unknown type {kind!r}", reason="Reservation lost")
     known = {(e.get("resourceType"), e.get("id")) for e in service.resources or []}

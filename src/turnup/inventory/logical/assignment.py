@@ -92,12 +92,19 @@ def release_reservation_if_held(session: Session, reservation_id: str, actor: st
 
 
 def assign_reservation_to_service(
-    session: Session, reservation_id: str, *, service_id: str, owner: str, actor: str
+    session: Session,
+    reservation_id: str,
+    *,
+    service_id: str,
+    owner: str,
+    actor: str,
+    lines: list[int] | None = None,
 ) -> list[dict[str, Any]]:
-    """Assign what a resource reservation holds to ``service_id``.
+    """Assign what a resource reservation holds (or only its items ``lines``) to ``service_id``.
 
-    A live hold is committed to the service; one already committed to ``owner`` (e.g. ``order:<id>``, by quote
-    acceptance) has its numbers and blocks re-assigned to the service. Returns one ``service.resources``
+    A live hold is committed to the service (to ``owner`` when only some lines are the service's: the other
+    lines go to other services of the owner); one already committed to ``owner`` (e.g. ``order:<id>``, by
+    quote acceptance) has its numbers and blocks re-assigned to the service. Returns one ``service.resources``
     entry per number (``telephoneNumber``) and block (``logicalResource``). Idempotent. A reservation that is
     missing, released, expired or committed to something else is a ``Conflict`` naming it.
     """
@@ -105,9 +112,28 @@ def assign_reservation_to_service(
     held = session.get(ResourceReservation, rid, with_for_update=True, populate_existing=True)
     if held is None:
         raise Conflict(f"resourceReservation {rid} not found", reason="Reservation lost")
+    chosen = [i for i in held.items if lines is None or i.line_no in lines]
+    if lines is not None and len(chosen) != len(set(lines)):
+        missing = sorted(set(lines) - {i.line_no for i in held.items})
+        raise Conflict(f"resourceReservation {rid}: no line {missing[0]}", reason="Reservation lost")
     if held.state == "reserved":
-        logical.commit(session, rid, actor, service_id=service_id, commit_now=False)
-    elif held.state == "committed" and held.service_id in (owner, service_id):
+        logical.commit(
+            session, rid, actor, service_id=service_id if lines is None else owner, commit_now=False
+        )
+    if held.state == "committed" and lines is not None and held.service_id in (owner, service_id):
+        now = clock.now()
+        for item in chosen:
+            if item.number_id:
+                number = session.get(TelephoneNumber, item.number_id, with_for_update=True)
+                if number is not None and number.service_id == owner:
+                    number.service_id, number.updated_at = service_id, now
+            elif item.block_id:
+                session.execute(
+                    update(chain.T)
+                    .where(chain.T.c.id == item.block_id, chain.T.c.service_id == owner)
+                    .values(service_id=service_id)
+                )
+    elif held.state == "committed" and held.service_id in (owner, service_id) and lines is None:
         now = clock.now()
         for item in held.items:
             if item.number_id:
@@ -128,7 +154,7 @@ def assign_reservation_to_service(
             reason="Reservation lost",
         )
     entries: list[dict[str, Any]] = []
-    for item in held.items:
+    for item in chosen:
         if item.number_id:
             entries.append(
                 {

@@ -9,6 +9,8 @@ as ``CpeReturnRequestedEvent`` (consumer ``physical_inventory.cpe_returns``).
 """
 
 from turnup.inventory.physical.assignment import (
+    AllocatedStock,
+    allocate_lines,
     commit_stock_for_order,
     release_stock_if_held,
     return_allocation,
@@ -25,9 +27,11 @@ from turnup.inventory.physical.reservations import check_availability, commit_re
 from turnup.inventory.physical.schemas import LineRequest
 
 __all__ = [
+    "AllocatedStock",
     "HeldStockLine",
     "LineRequest",
     "StockHold",
+    "allocate_lines",
     "check_availability",
     "commit_reservation",
     "commit_stock_for_order",

@@ -132,7 +132,7 @@ def hand_over_allocation(
         select(LINE.c.id, LINE.c.level_id, LINE.c.quantity, LINE.c.sku_id, Sku.code)
         .join(Sku, Sku.id == LINE.c.sku_id)
         .where(
-            LINE.c.reservation_id == allocation.reservation_id,
+            LINE.c.allocation_id == allocation.id,
             LINE.c.status == "committed",
             ~exists().where(HANDOVER.c.line_id == LINE.c.id),
         )
@@ -224,6 +224,7 @@ def hand_over_allocation(
                 order_id=locked.order_id,
                 reference=reference,
                 at=now,
+                unit_ids=[u.id for u in unit_rows] or None,
             )
         )
         moved.append(
@@ -239,7 +240,7 @@ def hand_over_allocation(
     left = session.scalar(
         select(LINE.c.id)
         .where(
-            LINE.c.reservation_id == locked.reservation_id,
+            LINE.c.allocation_id == locked.id,
             LINE.c.status == "committed",
             ~exists().where(HANDOVER.c.line_id == LINE.c.id),
         )
@@ -282,21 +283,26 @@ def handed_over(session: Session, allocation_id: str) -> bool:
 # --- returns ---------------------------------------------------------------------------------------------
 
 
-def _dispatched_units(session: Session, reservation_id: str) -> list[tuple[str, str | None]]:
-    """(unit id, stock location it left) of every unit an allocation's reservation sent out."""
+def _dispatched_units(session: Session, allocation_id: str) -> list[tuple[str, str | None]]:
+    """(unit id, stock location it left) of every serialised unit the allocation handed over."""
+    unit_ids = [
+        u for ids in session.scalars(select(Handover.unit_ids).where(Handover.allocation_id == allocation_id))
+        for u in ids or []
+    ]
+    if not unit_ids:
+        return []
     rows = session.execute(
         select(StockMovement.unit_id, StockMovement.location_id)
         .where(
-            StockMovement.reservation_id == reservation_id,
+            StockMovement.unit_id.in_(unit_ids),
             StockMovement.kind.in_(("ship", "issue")),
-            StockMovement.unit_id.is_not(None),
         )
         .order_by(StockMovement.id)
     ).all()
     seen: dict[str, str | None] = {}
     for unit_id, location_id in rows:
-        seen.setdefault(str(unit_id), location_id)
-    return list(seen.items())
+        seen[str(unit_id)] = location_id  # the latest time it left stock
+    return [(u, seen.get(u)) for u in dict.fromkeys(unit_ids)]
 
 
 def expect_return(
@@ -324,7 +330,7 @@ def expect_return(
         if allocation_id:
             allocation = session.get(Allocation, str(allocation_id))
             if allocation is not None:
-                for unit_id, origin in _dispatched_units(session, allocation.reservation_id):
+                for unit_id, origin in _dispatched_units(session, allocation.id):
                     picked.setdefault(unit_id, origin)
         elif entry.get("serial"):
             stmt = select(StockUnit).where(StockUnit.serial == str(entry["serial"]))

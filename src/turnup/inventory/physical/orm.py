@@ -245,18 +245,24 @@ class ReservationLine(Base):
     serial_numbers: Mapped[list[str] | None] = mapped_column(JSONDoc, nullable=True)
     status: Mapped[str] = mapped_column(String(20))
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # the allocation holding the line once committed (an order's allocation may be split per service and
+    # fulfilment method: ``assignment.allocate_lines``)
+    allocation_id: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
 
 
 class Allocation(Base):
-    """A committed reservation: stock set aside for an order until shipped, issued or cancelled."""
+    """Committed stock set aside for an order until shipped, issued or cancelled: the lines of a reservation
+    it holds (``ReservationLine.allocation_id``). Committing a reservation makes one allocation of all its
+    lines; an order splits it per service and fulfilment method (technician, ship, pickup)."""
 
     __tablename__ = "stock_allocation"
     __table_args__ = (CheckConstraint(_in("status", ALLOCATION_STATES), name="status"),)
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
-    reservation_id: Mapped[str] = mapped_column(ForeignKey("stock_reservation.id"), unique=True)
+    reservation_id: Mapped[str] = mapped_column(ForeignKey("stock_reservation.id"), index=True)
     order_id: Mapped[str] = mapped_column(String(100), index=True)
     status: Mapped[str] = mapped_column(String(20))
+    fulfilment_method: Mapped[str | None] = mapped_column(String(20), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
@@ -362,6 +368,7 @@ class Handover(Base):
     order_id: Mapped[str] = mapped_column(String(100))
     reference: Mapped[str | None] = mapped_column(String(200), nullable=True)
     at: Mapped[datetime] = mapped_column(UTCDateTime)
+    unit_ids: Mapped[list[str] | None] = mapped_column(JSONDoc, nullable=True)  # the serialised units moved
 
 
 class ReturnExpectation(Base):

@@ -70,7 +70,8 @@ class ReservationView:
 
     reservation: Reservation | ReservationRecord
     lines: list[LineView] = field(default_factory=list)
-    allocation: Allocation | None = None
+    allocation: Allocation | None = None  # the first (the one committing made)
+    allocations: list[Allocation] = field(default_factory=list)  # all, once an order split it
 
     @property
     def id(self) -> str:
@@ -194,6 +195,8 @@ def render_reservation(view: ReservationView) -> dict[str, Any]:
     }
     if view.allocation is not None:
         doc["allocation"] = render_allocation(view.allocation)
+    if len(view.allocations) > 1:  # split per service and fulfilment method by the order
+        doc["allocations"] = [render_allocation(a) for a in view.allocations]
     return doc
 
 
@@ -205,6 +208,7 @@ def render_allocation(a: Allocation) -> dict[str, Any]:
         "reservationId": a.reservation_id,
         "orderId": a.order_id,
         "status": a.status,
+        "fulfilmentMethod": a.fulfilment_method,
         "createdAt": iso(a.created_at),
         "lastUpdate": iso(a.updated_at),
     }

@@ -505,8 +505,19 @@ def _view(session: Session, reservation: Reservation) -> ReservationView:
         .where(ReservationLine.reservation_id == reservation.id)
         .order_by(ReservationLine.line_no, ReservationLine.id)
     ).all()
-    allocation = session.scalar(select(Allocation).where(Allocation.reservation_id == reservation.id))
-    return ReservationView(reservation, [LineView(line, sku, loc) for line, sku, loc in rows], allocation)
+    allocations = list(
+        session.scalars(
+            select(Allocation)
+            .where(Allocation.reservation_id == reservation.id)
+            .order_by(Allocation.created_at, Allocation.id)
+        )
+    )
+    return ReservationView(
+        reservation,
+        [LineView(line, sku, loc) for line, sku, loc in rows],
+        allocations[0] if allocations else None,
+        allocations,
+    )
 
 
 def _lock_reservation(
@@ -735,13 +746,16 @@ def commit_reservation(
                 reservation_id=reservation_id,
                 reference=order_id,
             )
+    allocation_id = new_id()
     session.execute(
-        update(LINE).where(LINE.c.reservation_id == reservation_id, LINE_HELD).values(status="committed")
+        update(LINE)
+        .where(LINE.c.reservation_id == reservation_id, LINE_HELD)
+        .values(status="committed", allocation_id=allocation_id)
     )
     ledger.flush()
     reservation.status, reservation.order_id, reservation.updated_at = "committed", order_id, now
     allocation = Allocation(
-        id=new_id(),
+        id=allocation_id,
         reservation_id=reservation_id,
         order_id=order_id,
         status="active",

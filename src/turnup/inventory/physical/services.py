@@ -765,7 +765,7 @@ def _lock_allocation(session: Session, allocation_id: str) -> tuple[Allocation, 
     lines = session.execute(
         select(LINE.c.id, LINE.c.level_id, LINE.c.quantity, LINE.c.sku_id)
         .where(
-            LINE.c.reservation_id == allocation.reservation_id,
+            LINE.c.allocation_id == allocation.id,
             LINE.c.status == "committed",
             ~exists().where(HANDOVER.c.line_id == LINE.c.id),  # not already at the customer's site
         )
@@ -891,7 +891,7 @@ def cancel_allocation(session: Session, allocation_id: str, actor: str, *, commi
                 reservation_id=allocation.reservation_id,
                 reference=allocation.order_id,
             )
-    if lines:
+    if lines:  # this allocation's committed lines not handed over (``_lock_allocation``)
         session.execute(update(LINE).where(LINE.c.id.in_([r.id for r in lines])).values(status="released"))
     ledger.flush()
     # lines already handed over stay out at the customer's site: the allocation is then dispatched

@@ -1,7 +1,7 @@
 """stock hand-over and CPE return expectations
 
 Revision ID: 0004
-Revises: 0002
+Revises: 0003
 Create Date: 2026-12-03 16:41:07.122861
 """
 
@@ -15,7 +15,7 @@ from sqlalchemy.dialects import postgresql
 import turnup.kernel.db
 
 revision: str = "0004"
-down_revision: str | None = "0002"
+down_revision: str | None = "0003"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -78,6 +78,11 @@ def upgrade() -> None:
         sa.Column("order_id", sa.String(length=100), nullable=False),
         sa.Column("reference", sa.String(length=200), nullable=True),
         sa.Column("at", turnup.kernel.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column(
+            "unit_ids",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), "postgresql"),
+            nullable=True,
+        ),
         sa.CheckConstraint(
             "method IN ('technician', 'ship', 'pickup')", name=op.f("ck_stock_handover_method")
         ),
