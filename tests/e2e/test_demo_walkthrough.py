@@ -456,7 +456,7 @@ def test_demo_empty_is_a_bare_operator_and_the_full_demo_loads_once(
         "offering": 6,
         "customer": 3,
         "sku": 8,
-        "location": 3,
+        "location": 6,  # 3 stock locations + the 3 customer sites the delivered orders handed stock over to
         "unit": 86,
         "pool": 9,
         "number": 700,
