@@ -20,7 +20,8 @@ def _register() -> None:
     import turnup.inventory.logical.sweeps  # housekeeping: aged numbers
     import turnup.ordering.workflow  # the order workflow and its steps, DBOS
     import turnup.ordering.guards  # service inventory refuses changes to ordered services
-    import turnup.product_inventory.consumers  # noqa: F401  (products follow orders and services)
+    import turnup.product_inventory.consumers  # products follow orders and services
+    import turnup.accounts.consumers  # noqa: F401  (the customer lifecycle follows its services)
     # isort: on
 
 
