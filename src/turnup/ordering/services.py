@@ -164,6 +164,7 @@ def create_order(
             quantity=planned.quantity,
             offering_id=planned.offering_id,
             offering_name=planned.offering_name,
+            pricing=planned.pricing,
         )
         session.add(order_item)
         session.flush()
