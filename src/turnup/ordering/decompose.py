@@ -20,9 +20,18 @@ from turnup import catalog
 from turnup import service_inventory as inventory
 from turnup.accounts import find_site
 from turnup.catalog import OfferingTerms
+from turnup.inventory import logical
 from turnup.kernel import clock
 from turnup.kernel.errors import Conflict, InvalidInput
-from turnup.ordering.model import DEFAULT_EVENTS, FINAL, MAX_BUNDLE_DEPTH, MOVE_FROM, UNDO_KEY, WAIT_KINDS
+from turnup.ordering.model import (
+    DEFAULT_EVENTS,
+    FINAL,
+    MAX_BUNDLE_DEPTH,
+    MOVE_FROM,
+    SITE_RESOURCES_KIND,
+    UNDO_KEY,
+    WAIT_KINDS,
+)
 from turnup.ordering.orm import PlanItem, ProductOrder
 from turnup.ordering.queries import ordered_product
 from turnup.ordering.schemas import ProductOrderCreate
@@ -232,14 +241,7 @@ def _change(
                 f"{where}.product.place[0].id: service {service.id} is already at site {new_site}"
             )
         _need_state(service, ("active",), "moved", where)
-        return [
-            {"action": "moveOut", "parameters": dict(service.characteristics) | {"siteId": service.site_id}},
-            {
-                "action": "moveIn",
-                "parameters": dict(service.characteristics)
-                | {"siteId": new_site, MOVE_FROM: service.site_id},
-            },
-        ]
+        return _move(session, service, new_site, where)
     if item.action == "delete":
         if status is not None or chars:
             raise InvalidInput(f"{where}.product: a delete item takes no status or productCharacteristic")
@@ -265,6 +267,66 @@ def _change(
         "action": "modify",
         "parameters": {**changes, UNDO_KEY: {k: service.characteristics.get(k) for k in changes}},
     }
+
+
+def _move(session: Session, service: Service, new_site: str | None, where: str) -> list[dict[str, Any]]:
+    """A move's plan: the new site's resources (IP prefixes from its pool, a number in its area, for those
+    the service carries) assigned first, off the old site (``moveOut``), the field visit its offering needs,
+    on the new site (``moveIn``), then the old site's resources given back. Refused (409 naming the resource
+    and the site) when no pool serves the new site; the holds themselves are taken with the order."""
+    site = find_site(session, new_site) if new_site else None
+    assert site is not None  # _site checked it
+    place = logical.SitePlace(site.name, site.city, site.region, site.country)
+    try:
+        needs = logical.site_resource_needs(session, list(service.resources or []), place)
+    except Conflict as exc:
+        raise Conflict(
+            f"{where}.product.place[0].id: service {service.id} cannot move to site {site.name!r}: "
+            f"{exc.message}",
+            reason=exc.reason,
+        ) from None
+    steps: list[dict[str, Any]] = []
+    if needs:
+        steps.append(
+            {
+                "kind": SITE_RESOURCES_KIND,
+                "action": "assign",
+                "needs": needs,
+                "where": where,
+                "site_name": site.name,
+                "parameters": {"siteId": new_site, "resources": [n.what for n in needs]},
+            }
+        )
+    steps.append(
+        {"action": "moveOut", "parameters": dict(service.characteristics) | {"siteId": service.site_id}}
+    )
+    offering = catalog.offering_terms(session, service.offering_id)
+    for visit in provisioning_steps(offering, where) if offering is not None else []:
+        if visit["kind"] == "fieldVisit" and visit["specification_id"] in (service.specification_id, None):
+            steps.append(
+                {
+                    "kind": "fieldVisit",
+                    "action": "move",
+                    "event": visit["event"],
+                    "parameters": dict(visit["parameters"]) | {"siteId": new_site, "workType": "move"},
+                }
+            )
+            break
+    steps.append(
+        {
+            "action": "moveIn",
+            "parameters": dict(service.characteristics) | {"siteId": new_site, MOVE_FROM: service.site_id},
+        }
+    )
+    if needs:
+        steps.append(
+            {
+                "kind": SITE_RESOURCES_KIND,
+                "action": "release",
+                "parameters": {"siteId": service.site_id, "release": [n.entry for n in needs]},
+            }
+        )
+    return steps
 
 
 def _check_characteristics(session: Session, service: Service, changes: dict[str, Any], where: str) -> None:

@@ -9,6 +9,7 @@ the internal delivery events (``turnupDelivery``: ``ServiceActivatedEvent``, ``S
 """
 
 from turnup.service_inventory.guards import OpenOrderGuard, register_open_order_guard
+from turnup.service_inventory.moves import assign_move_resources, release_move_resources
 from turnup.service_inventory.orm import Service
 from turnup.service_inventory.render import API, render_service
 from turnup.service_inventory.services import (
@@ -33,6 +34,7 @@ __all__ = [
     "OpenOrderGuard",
     "Service",
     "ServiceView",
+    "assign_move_resources",
     "assign_reservation",
     "change_state",
     "design_service",
@@ -41,6 +43,7 @@ __all__ = [
     "modify_characteristics",
     "move",
     "register_open_order_guard",
+    "release_move_resources",
     "release_resources",
     "render_service",
     "service_views",
