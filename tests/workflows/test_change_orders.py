@@ -252,3 +252,43 @@ def test_a_valid_modify_is_priced_before_after_and_difference(
         "oneTime": "0.00",
     }
     _final(client, same.json()["id"])
+
+
+def test_quotes_check_characteristic_values_and_price_by_them(
+    client: TestClient, session_factory: sessionmaker[Session]
+) -> None:
+    from tests.e2e.test_quote_to_order import QUOTES, customer_and_site, quote_body
+
+    offerings = _offerings(session_factory)
+    customer_id, site_id = customer_and_site(client)
+    # a value outside the allowed ones is refused, naming the line and the characteristic
+    refused = client.post(
+        QUOTES,
+        json=quote_body(
+            customer_id,
+            site_id,
+            offerings["Business Fibre 1G"],
+            characteristics=[{"name": "bandwidthMbps", "value": 500}],
+        ),
+    )
+    assert refused.status_code == 400, refused.text
+    assert refused.json()["message"] == (
+        "quoteItem[0].product.productCharacteristic[0].value: 500 is not an allowed value of "
+        "'Business Fibre 1G' (allowed: 1000)"
+    )
+    # prices with prodSpecCharValueUse follow the line's characteristics over the offering's defaults
+    totals = {}
+    for chars in ([], [{"name": "bandwidthMbps", "value": 1000}]):
+        quote = client.post(
+            QUOTES,
+            json=quote_body(customer_id, site_id, offerings["Business Fibre Flex"], characteristics=chars),
+        )
+        assert quote.status_code == 201, quote.text
+        priced = client.post(f"{QUOTES}/{quote.json()['id']}/price", json={})
+        assert priced.status_code == 200, priced.text
+        item = priced.json()["quoteItem"][0]
+        totals[len(chars)] = [(p["name"], p["price"]["value"]) for p in item["quoteItemPrice"]]
+    assert totals == {
+        0: [("Flex 500 monthly", "45.50")],
+        1: [("Flex 1000 monthly", "79.99"), ("High-speed activation", "150.00")],
+    }

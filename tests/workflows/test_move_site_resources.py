@@ -289,3 +289,144 @@ def test_a_move_to_a_site_no_pool_serves_is_refused_naming_the_resource_and_site
         assert s.scalar(select(func.count()).select_from(ProductOrder)) == orders
         assert s.scalar(select(func.count()).select_from(ResourceReservation)) == holds
     assert client.get(f"{SERVICES}/{service_id}").json()["place"][0]["id"] == leeds
+
+
+def test_a_move_with_no_number_free_in_the_new_area_is_refused_at_order_time(
+    client: TestClient, customer_id: str, session_factory: sessionmaker[Session], orchestrator: None
+) -> None:
+    # Given the line at Leeds and an office served by the Sheffield pool, in an area (0115) without numbers
+    pools = _seed(client)
+    offering = _offering(session_factory)
+    leeds = _site(client, customer_id, "Leeds", "0113")
+    elsewhere = _site(client, customer_id, "Sheffield", "0115")
+    service_id, before = _active_line(client, session_factory, customer_id, offering, leeds, pools["Leeds"])
+    with session_factory() as s:
+        counts = (
+            s.scalar(select(func.count()).select_from(ProductOrder)),
+            s.scalar(select(func.count()).select_from(ResourceReservation)),
+        )
+    refused = client.post(
+        ORDERS,
+        json={
+            "relatedParty": [{"id": customer_id, "role": "customer"}],
+            "productOrderItem": [
+                {"id": "1", "action": "modify", "product": {"id": service_id, "place": [{"id": elsewhere}]}}
+            ],
+        },
+    )
+    # Then 409 naming the number and the site; no order, no hold
+    assert refused.status_code == 409, refused.text
+    assert refused.json()["reason"] == "Resource unavailable"
+    assert refused.json()["message"].startswith(
+        f"productOrderItem[0].product.place[0].id: service {service_id} cannot move to site 'Sheffield office': "
+        f"no replacement for telephone number {before['telephoneNumber']} is available there ("
+    )
+    with session_factory() as s:
+        assert (
+            s.scalar(select(func.count()).select_from(ProductOrder)),
+            s.scalar(select(func.count()).select_from(ResourceReservation)),
+        ) == counts
+
+
+def test_an_aborted_move_gives_back_the_new_sites_resources_and_keeps_the_old(
+    client: TestClient, customer_id: str, session_factory: sessionmaker[Session], orchestrator: None
+) -> None:
+    # Given the line at Leeds whose network element now refuses every call (simulated outage)
+    pools = _seed(client)
+    offering = _offering(session_factory)
+    leeds, sheffield = (
+        _site(client, customer_id, "Leeds", "0113"),
+        _site(client, customer_id, "Sheffield", "0114"),
+    )
+    service_id, before = _active_line(client, session_factory, customer_id, offering, leeds, pools["Leeds"])
+    with session_factory() as s:
+        service = s.get(Service, service_id)
+        assert service is not None
+        service.characteristics = {"simulateFailFirst": 99}
+        s.commit()
+    # When a move gets its new resources, then fails moving out, and staff abort it
+    moved = client.post(
+        ORDERS,
+        json={
+            "relatedParty": [{"id": customer_id, "role": "customer"}],
+            "productOrderItem": [
+                {"id": "1", "action": "modify", "product": {"id": service_id, "place": [{"id": sheffield}]}}
+            ],
+        },
+    )
+    assert moved.status_code == 201, moved.text
+    order_id = moved.json()["id"]
+    fallout = "/tmf-api/turnupOrchestration/v1/fallout"
+    entry = wait_until(
+        lambda: (client.get(fallout, params={"productOrder.id": order_id, "state": "open"}).json() or [None])[
+            0
+        ],
+        60,
+        message="fallout",
+    )
+    plan = client.get(f"{ORDERS}/{order_id}/plan").json()
+    assert entry["planItemId"] == plan[1]["id"] and plan[0]["state"] == "completed"
+    assert client.post(f"{fallout}/{entry['id']}/abort", json={"reason": "site not ready"}).status_code == 200
+    assert _wait_state(client, order_id, "failed")["state"] == "failed"
+    # Then the service is still at Leeds with only its Leeds resources; the Sheffield ones went back
+    assert client.get(f"{SERVICES}/{service_id}").json()["place"][0]["id"] == leeds
+    assert _carried(session_factory, service_id) == before
+    plan = client.get(f"{ORDERS}/{order_id}/plan").json()
+    assert (plan[0]["state"], plan[0]["skipReason"]) == ("cancelled", "undone: order aborted")
+    assert [p["state"] for p in plan[1:]] == ["failed", "cancelled", "cancelled", "cancelled"]
+    with session_factory() as s:
+        hold = s.get(ResourceReservation, plan[0]["parameters"]["reservation"]["id"])
+        assert hold is not None
+        new = {i.resource_type: i for i in hold.items}
+        block = s.get(LogicalBlock, new["ipPrefix"].block_id)
+        number = s.get(TelephoneNumber, new["telephoneNumber"].number_id)
+        assert block is not None and block.state == "quarantine"
+        assert number is not None and number.state == "aging" and number.service_id is None
+
+
+def test_a_cancelled_move_leaks_nothing(
+    client: TestClient, customer_id: str, session_factory: sessionmaker[Session], orchestrator: None
+) -> None:
+    # Given the line at Leeds and a move to Sheffield waiting for its field visit
+    pools = _seed(client)
+    offering = _offering(session_factory)
+    leeds, sheffield = (
+        _site(client, customer_id, "Leeds", "0113"),
+        _site(client, customer_id, "Sheffield", "0114"),
+    )
+    service_id, before = _active_line(client, session_factory, customer_id, offering, leeds, pools["Leeds"])
+    moved = client.post(
+        ORDERS,
+        json={
+            "relatedParty": [{"id": customer_id, "role": "customer"}],
+            "productOrderItem": [
+                {"id": "1", "action": "modify", "product": {"id": service_id, "place": [{"id": sheffield}]}}
+            ],
+        },
+    )
+    order_id = moved.json()["id"]
+    wait_until(
+        lambda: client.get(f"{ORDERS}/{order_id}/plan").json()[2]["state"] == "inProgress",
+        60,
+        message="visit",
+    )
+    # When the order is cancelled
+    cancel = client.post(
+        "/tmf-api/productOrderingManagement/v4/cancelProductOrder",
+        json={"productOrder": {"id": order_id}, "cancellationReason": "customer stays"},
+    )
+    assert cancel.status_code == 201, cancel.text
+    assert _wait_state(client, order_id, "cancelled")["state"] == "cancelled"
+    # Then the service is back at Leeds with only its Leeds resources and the Sheffield ones went back
+    service = client.get(f"{SERVICES}/{service_id}").json()
+    assert service["state"] == "active" and service["place"][0]["id"] == leeds
+    assert _carried(session_factory, service_id) == before
+    plan = client.get(f"{ORDERS}/{order_id}/plan").json()
+    with session_factory() as s:
+        hold = s.get(ResourceReservation, plan[0]["parameters"]["reservation"]["id"])
+        assert hold is not None
+        new = {i.resource_type: i for i in hold.items}
+        block = s.get(LogicalBlock, new["ipPrefix"].block_id)
+        number = s.get(TelephoneNumber, new["telephoneNumber"].number_id)
+        assert block is not None and block.state == "quarantine"
+        assert number is not None and number.state == "aging" and number.service_id is None
