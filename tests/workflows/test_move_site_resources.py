@@ -318,8 +318,9 @@ def test_a_move_with_no_number_free_in_the_new_area_is_refused_at_order_time(
     assert refused.status_code == 409, refused.text
     assert refused.json()["reason"] == "Resource unavailable"
     assert refused.json()["message"].startswith(
-        f"productOrderItem[0].product.place[0].id: service {service_id} cannot move to site 'Sheffield office': "
-        f"no replacement for telephone number {before['telephoneNumber']} is available there ("
+        f"productOrderItem[0].product.place[0].id: service {service_id} cannot move to site "
+        f"'Sheffield office': no replacement for telephone number {before['telephoneNumber']} is "
+        "available there ("
     )
     with session_factory() as s:
         assert (
