@@ -21,7 +21,8 @@ def _register() -> None:
     import turnup.ordering.workflow  # the order workflow and its steps, DBOS
     import turnup.ordering.guards  # service inventory refuses changes to ordered services
     import turnup.product_inventory.consumers  # products follow orders and services
-    import turnup.inventory.physical.consumers  # noqa: F401  (CPE returns expected after a disconnect)
+    import turnup.inventory.physical.consumers  # CPE returns expected after a disconnect
+    import turnup.accounts.consumers  # noqa: F401  (the customer lifecycle follows its services)
     # isort: on
 
 

@@ -64,3 +64,16 @@ class Site(Base):
     longitude: Mapped[Decimal | None] = mapped_column(Numeric(9, 6), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class CustomerService(Base):
+    """What accounts knows of one of a customer's services, from the delivery events (the customer lifecycle
+    follows it: ``turnup.accounts.consumers``). ``state`` is the service's state as of the latest event
+    seen (``as_of``: that event's time), so an older event handled again cannot bring back an older state."""
+
+    __tablename__ = "customer_service"
+
+    service_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(ForeignKey("customer.id", ondelete="CASCADE"), index=True)
+    state: Mapped[str] = mapped_column(String(20))
+    as_of: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 CustomerType = Literal["organization", "individual"]
-CustomerStatus = Literal["prospective", "active", "suspended", "closed"]
+CustomerStatus = Literal["prospective", "active", "inactive", "suspended", "closed"]
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _COUNTRY = re.compile(r"^[A-Z]{2}$")
 

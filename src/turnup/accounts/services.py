@@ -27,13 +27,20 @@ from turnup.kernel.outbox import publish
 CUSTOMER_API = "customerManagement"
 SITE_API = "geographicSiteManagement"
 
-# Customer lifecycle: which status may follow which.
+# Customer lifecycle: which status may follow which. ``prospective`` -> ``active`` (first active service) ->
+# ``inactive`` (none remains) -> ``active`` (a new one) is automatic (``turnup.accounts.consumers``).
 TRANSITIONS: dict[str, set[str]] = {
     "prospective": {"active", "closed"},
-    "active": {"suspended", "closed"},
+    "active": {"suspended", "inactive", "closed"},
+    "inactive": {"active", "closed"},
     "suspended": {"active", "closed"},
     "closed": set(),
 }
+
+
+def default_billing_account(customer_id: str, name: str) -> tuple[str, str]:
+    """The billing account a customer created without one gets: ``BA-<customer id>``, named after it."""
+    return f"BA-{customer_id}", f"{name} billing account"[:200]
 
 
 def get_customer(session: Session, customer_id: str) -> Customer:
@@ -45,8 +52,14 @@ def get_customer(session: Session, customer_id: str) -> Customer:
 
 def create_customer(session: Session, data: CustomerCreate, actor: str, *, commit: bool = True) -> Customer:
     now = clock.now()
+    customer_id = new_id()
+    account_id, account_name = (
+        (data.billingAccount.id, data.billingAccount.name)
+        if data.billingAccount
+        else default_billing_account(customer_id, data.name)
+    )
     customer = Customer(
-        id=new_id(),
+        id=customer_id,
         name=data.name,
         customer_type=data.customerType,
         status=data.status,
@@ -54,8 +67,8 @@ def create_customer(session: Session, data: CustomerCreate, actor: str, *, commi
         country=data.country,
         email=data.email,
         phone=data.phone,
-        billing_account_id=data.billingAccount.id if data.billingAccount else None,
-        billing_account_name=data.billingAccount.name if data.billingAccount else None,
+        billing_account_id=account_id,
+        billing_account_name=account_name,
         created_at=now,
         updated_at=now,
     )
@@ -67,7 +80,7 @@ def create_customer(session: Session, data: CustomerCreate, actor: str, *, commi
         action="customer.create",
         resource_type="customer",
         resource_id=customer.id,
-        details={"name": data.name},
+        details={"name": data.name, "billingAccount": {"id": account_id, "default": not data.billingAccount}},
     )
     publish(
         session,

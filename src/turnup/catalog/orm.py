@@ -57,6 +57,9 @@ class ProductSpecification(Base):
     valid_from: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     valid_to: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     delivery_requirements: Mapped[dict[str, Any]] = mapped_column(JSONDoc)
+    # TMF620 productSpecCharacteristic: what a product of this specification may carry (name, valueType,
+    # allowed values / ranges); ``None`` (older rows) means none defined
+    characteristics: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONDoc, nullable=True)
     revenue_recognition: Mapped[dict[str, Any] | None] = mapped_column(JSONDoc, nullable=True)
     reporting_attributes: Mapped[dict[str, Any]] = mapped_column(JSONDoc)
     eccn: Mapped[str | None] = mapped_column(String(40), nullable=True, index=True)
@@ -86,6 +89,8 @@ class ProductOfferingPrice(Base):
     amount: Mapped[Decimal] = mapped_column(Money)
     unit_of_measure: Mapped[dict[str, Any] | None] = mapped_column(JSONDoc, nullable=True)
     tiers: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONDoc, nullable=True)
+    # TMF620 prodSpecCharValueUse: the price applies only to products whose characteristics take these values
+    char_value_use: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONDoc, nullable=True)
     valid_from: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     valid_to: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)

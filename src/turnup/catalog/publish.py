@@ -58,6 +58,7 @@ from turnup.catalog.schemas import (
     ProductOfferingCreate,
     ProductOfferingPriceCreate,
     ProductSpecificationCreate,
+    SpecCharacteristic,
     Strict,
     TimePeriod,
     Version,
@@ -105,6 +106,7 @@ class FileSpecification(_ComponentFields):
     validFor: TimePeriod | None = None
     deliveryRequirements: DeliveryRequirements = Field(default_factory=DeliveryRequirements)
     channels: Channels = Field(default_factory=list)
+    productSpecCharacteristic: list[SpecCharacteristic] = Field(default_factory=list, max_length=100)
 
 
 class FilePrice(_PriceFields):

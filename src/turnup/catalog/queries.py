@@ -35,6 +35,8 @@ class PriceTerms:
     tiers: list[dict[str, Any]] | None
     valid_from: datetime | None
     valid_to: datetime | None
+    # TMF620 prodSpecCharValueUse: the price applies only when these characteristics take these values
+    char_value_use: tuple[dict[str, Any], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,8 @@ class SpecificationTerms:
     name: str
     eccn: str | None
     delivery_requirements: dict[str, Any]
+    # TMF620 productSpecCharacteristic: name, valueType, configurable, productSpecCharacteristicValue
+    characteristics: tuple[dict[str, Any], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -74,11 +78,14 @@ def _price(p: ProductOfferingPrice) -> PriceTerms:
         p.tiers,
         p.valid_from,
         p.valid_to,
+        tuple(p.char_value_use or ()),
     )
 
 
 def _spec(s: ProductSpecification) -> SpecificationTerms:
-    return SpecificationTerms(s.id, s.name, s.eccn, s.delivery_requirements or {})
+    return SpecificationTerms(
+        s.id, s.name, s.eccn, s.delivery_requirements or {}, tuple(s.characteristics or ())
+    )
 
 
 def _terms(o: ProductOffering, depth: int) -> OfferingTerms:

@@ -85,6 +85,7 @@ def render_specification(s: ProductSpecification) -> dict[str, Any]:
         "isBundle": False,
         "validFor": _valid_for(s),
         "deliveryRequirements": s.delivery_requirements,
+        "productSpecCharacteristic": s.characteristics or [],
         "revenueRecognition": s.revenue_recognition,
         "reportingAttributes": s.reporting_attributes,
         "exportClassification": s.eccn,
@@ -110,6 +111,7 @@ def render_price(p: ProductOfferingPrice) -> dict[str, Any]:
         "price": money(p.currency, p.amount),
         "unitOfMeasure": p.unit_of_measure,
         "tiers": p.tiers,
+        "prodSpecCharValueUse": p.char_value_use,
         "validFor": _valid_for(p),
         "lastUpdate": iso(p.updated_at),
     }

@@ -21,6 +21,8 @@ from pydantic import (
     model_validator,
 )
 
+from turnup.catalog.characteristics import value_problem
+
 LifecycleStatus = Literal["inDesign", "active", "retired"]
 Channel = Literal["web", "mobile", "partner", "sales"]
 CHANNELS: tuple[str, ...] = ("web", "mobile", "partner", "sales")
@@ -345,6 +347,67 @@ class UnitOfMeasure(Strict):
     units: Slug
 
 
+# --- characteristics (TMF620 productSpecCharacteristic, prodSpecCharValueUse) ----------------------------
+# (checking a product's values against them: ``turnup.catalog.characteristics``)
+
+CharacteristicType = Literal["string", "integer", "number", "boolean"]
+CharacteristicScalar = StrictBool | StrictInt | Decimal | str
+
+
+class CharacteristicValue(Strict):
+    """One allowed value (``value``) or an inclusive range (``valueFrom``/``valueTo``) of a characteristic."""
+
+    value: CharacteristicScalar | None = None
+    valueFrom: Decimal | None = None
+    valueTo: Decimal | None = None
+    unitOfMeasure: str | None = Field(default=None, max_length=50)
+    isDefault: StrictBool = False
+
+    @model_validator(mode="after")
+    def _one_shape(self) -> CharacteristicValue:
+        ranged = self.valueFrom is not None or self.valueTo is not None
+        if (self.value is None) == (not ranged):
+            raise ValueError("give either value or a range (valueFrom and/or valueTo), not both or neither")
+        if self.valueFrom is not None and self.valueTo is not None and self.valueFrom > self.valueTo:
+            raise ValueError(f"valueFrom ({self.valueFrom}) is above valueTo ({self.valueTo})")
+        return self
+
+
+class SpecCharacteristic(Strict):
+    """A characteristic a product of the specification carries: its type and allowed values or ranges (none
+    listed: any value of the type)."""
+
+    name: str = Field(min_length=1, max_length=100)
+    description: str | None = Field(default=None, max_length=2000)
+    valueType: CharacteristicType = "string"
+    configurable: StrictBool = True
+    productSpecCharacteristicValue: list[CharacteristicValue] = Field(default_factory=list, max_length=100)
+
+    @model_validator(mode="after")
+    def _typed_values(self) -> SpecCharacteristic:
+        for i, v in enumerate(self.productSpecCharacteristicValue):
+            if v.value is not None and value_problem(self.valueType, v.value) is not None:
+                raise ValueError(
+                    f"productSpecCharacteristicValue[{i}].value: {v.value!r} is not a {self.valueType}"
+                )
+            if v.value is None and self.valueType not in ("integer", "number"):
+                raise ValueError(
+                    f"productSpecCharacteristicValue[{i}]: ranges need an integer or number type"
+                )
+        return self
+
+
+class CharValueUse(Strict):
+    """A price applies only to products whose characteristic ``name`` takes one of these values."""
+
+    name: str = Field(min_length=1, max_length=100)
+    productSpecCharacteristicValue: list[CharacteristicValue] = Field(min_length=1, max_length=100)
+
+
+def check_characteristic_names(items: list[SpecCharacteristic]) -> None:
+    _unique([c.name for c in items])
+
+
 class _PriceFields(Strict):
     description: str | None = Field(default=None, max_length=2000)
     validFor: TimePeriod | None = None
@@ -354,6 +417,7 @@ class _PriceFields(Strict):
     price: Money
     unitOfMeasure: UnitOfMeasure | None = None
     tiers: list[Tier] | None = Field(default=None, min_length=1, max_length=50)
+    prodSpecCharValueUse: list[CharValueUse] | None = Field(default=None, max_length=20)
 
     @model_validator(mode="after")
     def _by_type(self) -> _PriceFields:
@@ -443,11 +507,13 @@ class ProductSpecificationCreate(_ComponentFields):
     validFor: TimePeriod | None = None
     deliveryRequirements: DeliveryRequirements = Field(default_factory=DeliveryRequirements)
     channel: list[ChannelRef] = Field(default_factory=list)
+    productSpecCharacteristic: list[SpecCharacteristic] = Field(default_factory=list, max_length=100)
 
     @model_validator(mode="after")
     def _recognition(self) -> ProductSpecificationCreate:
         check_recognition(self.revenueRecognition, self.deliveryRequirements)
         _unique([c.id for c in self.channel])
+        check_characteristic_names(self.productSpecCharacteristic)
         return self
 
 

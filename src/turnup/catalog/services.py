@@ -44,6 +44,8 @@ from turnup.catalog.render import (
 from turnup.catalog.schemas import (
     CategoryCreate,
     CategoryUpdate,
+    CharacteristicValue,
+    CharValueUse,
     DeliveryRequirements,
     ProductOfferingCreate,
     ProductOfferingPriceCreate,
@@ -53,6 +55,7 @@ from turnup.catalog.schemas import (
     ProductSpecificationUpdate,
     Ref,
     RevenueRecognition,
+    SpecCharacteristic,
     Tier,
     TimePeriod,
     UnitOfMeasure,
@@ -195,6 +198,50 @@ def _tiers_json(tiers: list[Tier] | None) -> list[dict[str, Any]] | None:
 
 def _unit_json(unit: UnitOfMeasure | None) -> dict[str, Any] | None:
     return None if unit is None else {"amount": _plain(unit.amount), "units": unit.units}
+
+
+def _scalar_json(value: Any) -> Any:
+    """A characteristic value as JSON: integral decimals as integers, other decimals as exact text."""
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else f"{value.normalize():f}"
+    return value
+
+
+def _char_values_json(values: list[CharacteristicValue]) -> list[dict[str, Any]]:
+    return [
+        {
+            k: _scalar_json(v)
+            for k, v in value.model_dump(exclude_none=True).items()
+            if not (k == "isDefault" and v is False)
+        }
+        for value in values
+    ]
+
+
+def characteristics_json(items: list[SpecCharacteristic]) -> list[dict[str, Any]]:
+    """A specification's ``productSpecCharacteristic`` as stored (and rendered)."""
+    return [
+        {
+            "name": c.name,
+            **({"description": c.description} if c.description else {}),
+            "valueType": c.valueType,
+            "configurable": c.configurable,
+            "productSpecCharacteristicValue": _char_values_json(c.productSpecCharacteristicValue),
+        }
+        for c in items
+    ]
+
+
+def char_value_use_json(items: list[CharValueUse] | None) -> list[dict[str, Any]] | None:
+    if not items:
+        return None
+    return [
+        {
+            "name": u.name,
+            "productSpecCharacteristicValue": _char_values_json(u.productSpecCharacteristicValue),
+        }
+        for u in items
+    ]
 
 
 def _delivery_json(value: DeliveryRequirements) -> dict[str, Any]:
@@ -440,6 +487,7 @@ def create_specification(
         version=data.version,
         lifecycle_status=data.lifecycleStatus,
         delivery_requirements=_delivery_json(data.deliveryRequirements),
+        characteristics=characteristics_json(data.productSpecCharacteristic),
         revenue_recognition=_recognition_json(data.revenueRecognition),
         reporting_attributes=_reporting_json(data.reportingAttributes),
         eccn=data.exportClassification,
@@ -555,6 +603,7 @@ def create_price(
         amount=data.price.value,
         unit_of_measure=_unit_json(data.unitOfMeasure),
         tiers=_tiers_json(data.tiers),
+        char_value_use=char_value_use_json(data.prodSpecCharValueUse),
         created_at=now,
         updated_at=now,
     )

@@ -55,7 +55,7 @@ def list_customers(status: str | None = typer.Option(None), limit: int = typer.O
 
 @app.command("set-status")
 def set_status(customer_id: str, status: str) -> None:
-    """Move a customer through its lifecycle (prospective, active, suspended, closed)."""
+    """Move a customer through its lifecycle (prospective, active, inactive, suspended, closed)."""
     data = validated(CustomerUpdate, status=status)
     with cli_session() as session:
         customer = services.update_customer(session, customer_id, data, CLI_ACTOR)

@@ -11,6 +11,7 @@ It writes nothing; ``services.create_order`` stores the order and the plan this 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import select
@@ -20,6 +21,8 @@ from turnup import catalog
 from turnup import service_inventory as inventory
 from turnup.accounts import find_site
 from turnup.catalog import OfferingTerms
+from turnup.inventory import logical
+from turnup.kernel import clock
 from turnup.kernel.errors import Conflict, InvalidInput
 from turnup.ordering.model import (
     DEFAULT_EVENTS,
@@ -27,6 +30,7 @@ from turnup.ordering.model import (
     HANDOVER,
     MAX_BUNDLE_DEPTH,
     MOVE_FROM,
+    SITE_RESOURCES_KIND,
     UNDO_KEY,
     WAIT_KINDS,
 )
@@ -48,6 +52,7 @@ class PlannedItem:
     offering_name: str
     service: Service | None  # the existing service a modify/delete names (None for add)
     steps: list[dict[str, Any]] = field(default_factory=list)  # add: provisioning steps; else plan changes
+    pricing: dict[str, Any] | None = None  # a modify of characteristics: the price before, after, difference
 
 
 @dataclass
@@ -81,6 +86,7 @@ def decompose(session: Session, data: ProductOrderCreate, customer_id: str) -> P
             service = services_by_id.get(item.product.id) if item.product and item.product.id else None
             change = _change(session, item, where, customer_id, service)
             assert service is not None  # _change refuses an unknown service
+            steps = change if isinstance(change, list) else [change]
             planned.append(
                 PlannedItem(
                     ref=item.id,
@@ -89,7 +95,10 @@ def decompose(session: Session, data: ProductOrderCreate, customer_id: str) -> P
                     offering_id=service.offering_id,
                     offering_name=service.offering_name,
                     service=service,
-                    steps=change if isinstance(change, list) else [change],
+                    steps=steps,
+                    pricing=_change_price(session, service, steps[0], where)
+                    if steps[0]["action"] == "modify"
+                    else None,
                 )
             )
             continue
@@ -234,14 +243,7 @@ def _change(
                 f"{where}.product.place[0].id: service {service.id} is already at site {new_site}"
             )
         _need_state(service, ("active",), "moved", where)
-        return [
-            {"action": "moveOut", "parameters": dict(service.characteristics) | {"siteId": service.site_id}},
-            {
-                "action": "moveIn",
-                "parameters": dict(service.characteristics)
-                | {"siteId": new_site, MOVE_FROM: service.site_id},
-            },
-        ]
+        return _move(session, service, new_site, where)
     if item.action == "delete":
         if status is not None or chars:
             raise InvalidInput(f"{where}.product: a delete item takes no status or productCharacteristic")
@@ -262,9 +264,136 @@ def _change(
         raise InvalidInput(f"{where}.product.productCharacteristic: names must be unique")
     _need_state(service, ("active",), "modified", where)
     changes = {c.name: c.value for c in chars}
+    _check_characteristics(session, service, changes, where)
     return {
         "action": "modify",
         "parameters": {**changes, UNDO_KEY: {k: service.characteristics.get(k) for k in changes}},
+    }
+
+
+def _move(session: Session, service: Service, new_site: str | None, where: str) -> list[dict[str, Any]]:
+    """A move's plan: the new site's resources (IP prefixes from its pool, a number in its area, for those
+    the service carries) assigned first, off the old site (``moveOut``), the field visit its offering needs,
+    on the new site (``moveIn``), then the old site's resources given back. Refused (409 naming the resource
+    and the site) when no pool serves the new site; the holds themselves are taken with the order."""
+    site = find_site(session, new_site) if new_site else None
+    assert site is not None  # _site checked it
+    place = logical.SitePlace(site.name, site.city, site.region, site.country)
+    try:
+        needs = logical.site_resource_needs(session, list(service.resources or []), place)
+    except Conflict as exc:
+        raise Conflict(
+            f"{where}.product.place[0].id: service {service.id} cannot move to site {site.name!r}: "
+            f"{exc.message}",
+            reason=exc.reason,
+        ) from None
+    steps: list[dict[str, Any]] = []
+    if needs:
+        steps.append(
+            {
+                "kind": SITE_RESOURCES_KIND,
+                "action": "assign",
+                "needs": needs,
+                "where": where,
+                "site_name": site.name,
+                "parameters": {"siteId": new_site, "resources": [n.what for n in needs]},
+            }
+        )
+    steps.append(
+        {"action": "moveOut", "parameters": dict(service.characteristics) | {"siteId": service.site_id}}
+    )
+    offering = catalog.offering_terms(session, service.offering_id)
+    for visit in provisioning_steps(offering, where) if offering is not None else []:
+        if visit["kind"] == "fieldVisit" and visit["specification_id"] in (service.specification_id, None):
+            steps.append(
+                {
+                    "kind": "fieldVisit",
+                    "action": "move",
+                    "event": visit["event"],
+                    "parameters": dict(visit["parameters"]) | {"siteId": new_site, "workType": "move"},
+                }
+            )
+            break
+    steps.append(
+        {
+            "action": "moveIn",
+            "parameters": dict(service.characteristics) | {"siteId": new_site, MOVE_FROM: service.site_id},
+        }
+    )
+    if needs:
+        steps.append(
+            {
+                "kind": SITE_RESOURCES_KIND,
+                "action": "release",
+                "parameters": {"siteId": service.site_id, "release": [n.entry for n in needs]},
+            }
+        )
+    return steps
+
+
+def _check_characteristics(session: Session, service: Service, changes: dict[str, Any], where: str) -> None:
+    """A modify's characteristics against the offering's definitions: a name neither defined by its
+    specifications nor carried by the service is refused, and so is a value of the wrong type, outside the
+    allowed values or ranges, or of a characteristic that is not configurable (400 naming it)."""
+    offering = catalog.offering_terms(session, service.offering_id)
+    if offering is None:
+        return
+    known = set(service.characteristics or {})
+    for name, value in changes.items():
+        problem = catalog.characteristic_problem(offering, name, value, known)
+        if problem:
+            raise InvalidInput(
+                f"{where}.product.productCharacteristic[{name}]: {problem}",
+                reason="Characteristic value not allowed",
+            )
+
+
+def _totals(priced: catalog.OfferingPrice) -> dict[str, Any]:
+    return {
+        "recurring": catalog.money_text(priced.totals.recurring),
+        "oneTime": catalog.money_text(priced.totals.one_time),
+        "itemPrice": priced.documents,
+    }
+
+
+def _change_price(
+    session: Session, service: Service, change: dict[str, Any], where: str
+) -> dict[str, Any] | None:
+    """What a modify does to the item's price: the offering priced (one unit, catalog list prices and
+    automatic discounts, the rules quotes use: ``turnup.catalog.price_offering``) with the service's
+    characteristics before and after the change, and the difference. None when the offering has no price."""
+    offering = catalog.offering_terms(session, service.offering_id)
+    if offering is None:
+        return None
+    defaults = catalog.default_characteristics(offering)
+    before = defaults | dict(service.characteristics or {})
+    after = before | {k: v for k, v in change["parameters"].items() if not k.startswith("_")}
+    now = clock.now()
+    try:
+        old, new = (
+            catalog.price_offering(
+                offering,
+                quantity=1,
+                characteristics=chars,
+                requested_discount=Decimal(0),
+                term_months=0,
+                now=now,
+                where=where,
+            )
+            for chars in (before, after)
+        )
+    except InvalidInput:
+        return None  # no live price (an offering sold without one): nothing to show
+    if old.currency != new.currency:
+        return None
+    return {
+        "currency": new.currency,
+        "before": _totals(old),
+        "after": _totals(new),
+        "difference": {
+            "recurring": catalog.money_text(new.totals.recurring - old.totals.recurring),
+            "oneTime": catalog.money_text(new.totals.one_time - old.totals.one_time),
+        },
     }
 
 

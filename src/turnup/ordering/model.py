@@ -42,3 +42,8 @@ DEFAULT_EVENTS = {
 # wait kinds whose completion hands stock over to the customer, and the catalog fulfilmentMethod they deliver
 HANDOVER = {"fieldVisit": "technician", "shipment": "ship", "pickup": "pickup"}
 UNDO_KEY = "_undo"  # plan parameters key holding what a modify replaced (not sent to the adapter)
+# plan item kind for a move's site-dependent resources: ``assign`` (the new site's IP prefixes / numbers, held
+# when the order is accepted, assigned to the service before it moves) and ``release`` (the old site's given
+# back once it has moved)
+SITE_RESOURCES_KIND = "siteResources"
+MOVE_HOLD_DAYS = 30  # how long a move's new-site hold lasts before its assign step runs

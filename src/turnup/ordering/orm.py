@@ -51,6 +51,8 @@ class ProductOrderItem(Base):
     quantity: Mapped[int] = mapped_column(Integer, default=1)
     offering_id: Mapped[str] = mapped_column(String(32), index=True)
     offering_name: Mapped[str] = mapped_column(String(200))
+    # a priced change (modify): the item's price before and after and the difference (TMF622 itemPrice)
+    pricing: Mapped[dict[str, Any] | None] = mapped_column(JSONDoc, nullable=True)
 
 
 class PlanItem(Base):

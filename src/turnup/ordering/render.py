@@ -58,6 +58,7 @@ def render_order(o: ProductOrder) -> dict[str, Any]:
                 "state": i.state,
                 "quantity": i.quantity,
                 "productOffering": {"id": i.offering_id, "name": i.offering_name},
+                **_item_prices(i.pricing),
             }
             for i in o.items
         ],
@@ -80,6 +81,62 @@ def render_order(o: ProductOrder) -> dict[str, Any]:
         ],
         "reservation": list(o.reservation_refs or []),
         "lastUpdate": iso(o.updated_at),
+    }
+
+
+def _amount(currency: str, value: str) -> dict[str, Any]:
+    return {"dutyFreeAmount": {"unit": currency, "value": value}}
+
+
+def _item_prices(pricing: dict[str, Any] | None) -> dict[str, Any]:
+    """A priced change (modify) in TMF622 shape: ``itemPrice`` (each price of the item after the change),
+    ``itemTotalPrice`` (recurring and one-time totals after the change, each with a ``priceAlteration``
+    giving the difference from the current price) and the extension ``priceChange`` (before, after and
+    difference, exact decimal text). Nothing for items that were not priced."""
+    if not pricing:
+        return {}
+    currency, after, difference = pricing["currency"], pricing["after"], pricing["difference"]
+    periods = [
+        p.get("recurringChargePeriod") for p in after["itemPrice"] if p.get("priceType") == "recurring"
+    ]
+    totals = []
+    for kind, period in (("recurring", next((p for p in periods if p), "month")), ("oneTime", None)):
+        key = "recurring" if kind == "recurring" else "oneTime"
+        totals.append(
+            {
+                "name": f"{kind} total after the change",
+                "priceType": kind,
+                "recurringChargePeriod": period,
+                "price": _amount(currency, after[key]),
+                "priceAlteration": [
+                    {
+                        "name": "change from the current price",
+                        "priceType": kind,
+                        "recurringChargePeriod": period,
+                        "price": _amount(currency, difference[key]),
+                    }
+                ],
+            }
+        )
+    return {
+        "itemPrice": [
+            {
+                "name": p["name"],
+                "priceType": p["priceType"],
+                "recurringChargePeriod": p.get("recurringChargePeriod"),
+                "productOfferingPrice": p.get("productOfferingPrice"),
+                "price": _amount(currency, p["price"]["value"]),
+            }
+            for p in after["itemPrice"]
+        ],
+        "itemTotalPrice": totals,
+        "priceChange": {
+            "@type": "TurnupPriceChange",
+            "currency": currency,
+            "before": {"recurring": pricing["before"]["recurring"], "oneTime": pricing["before"]["oneTime"]},
+            "after": {"recurring": after["recurring"], "oneTime": after["oneTime"]},
+            "difference": difference,
+        },
     }
 
 

@@ -5,8 +5,9 @@ Order states follow TMF622. ``transition`` is the only way a state changes; an i
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -16,7 +17,7 @@ from turnup import service_inventory as inventory
 from turnup.accounts import live_customer
 from turnup.inventory import logical, physical
 from turnup.kernel import audit, clock
-from turnup.kernel.errors import Conflict, InvalidInput, NotFound
+from turnup.kernel.errors import Conflict, InvalidInput, NotFound, TurnupError
 from turnup.kernel.ids import new_id
 from turnup.kernel.outbox import publish
 from turnup.orchestration import runtime as orchestration
@@ -27,9 +28,11 @@ from turnup.ordering.model import (
     HANDOVER,
     MAX_BUNDLE_DEPTH,
     MOVE_FROM,
+    MOVE_HOLD_DAYS,
     OPERATIONS,
     ORDER_WORKFLOW,
     RESOURCE_KIND,
+    SITE_RESOURCES_KIND,
     TRANSITIONS,
     UNDO_KEY,
     WAIT_KINDS,
@@ -37,7 +40,7 @@ from turnup.ordering.model import (
 from turnup.ordering.orm import FalloutEntry, PlanItem, ProductOrder, ProductOrderItem
 from turnup.ordering.render import API, SERVICE_ORDER_API, render_order, render_service_order
 from turnup.ordering.schemas import ProductOrderCreate
-from turnup.ordering.settlement import settle_resources, terminate
+from turnup.ordering.settlement import ACTOR, settle_resources, terminate
 from turnup.service_inventory import Service
 
 __all__ = [  # the rules live in ``model``; steps and other modules of this feature read them from here
@@ -49,6 +52,7 @@ __all__ = [  # the rules live in ``model``; steps and other modules of this feat
     "OPERATIONS",
     "ORDER_WORKFLOW",
     "RESOURCE_KIND",
+    "SITE_RESOURCES_KIND",
     "TRANSITIONS",
     "UNDO_KEY",
     "WAIT_KINDS",
@@ -168,6 +172,7 @@ def create_order(
             quantity=planned.quantity,
             offering_id=planned.offering_id,
             offering_name=planned.offering_name,
+            pricing=planned.pricing,
         )
         session.add(order_item)
         session.flush()
@@ -278,23 +283,55 @@ class _PlanWriter:
         return plan
 
     def change(self, order_item: ProductOrderItem, service: Service, changes: list[dict[str, Any]]) -> None:
-        """One change of an existing service; a move is two: moveOut (old site), then moveIn (new site)."""
+        """One change of an existing service, each step after the last. A move is moveOut (old site), then
+        moveIn (new site), with around them the new site's resources (held now, assigned first), the field
+        visit its offering needs, and the old site's resources given back last."""
         before: str | None = None
         for change in changes:
+            kind = change.get("kind") or "serviceActivation"
+            parameters = dict(change["parameters"])
+            if kind == SITE_RESOURCES_KIND and change["action"] == "assign":
+                parameters["reservation"] = self._hold_for_move(service, change)
+            activation = kind == "serviceActivation"
             plan = self._item(
                 order_item,
                 id=new_id(),
-                kind="serviceActivation",
+                kind=kind,
                 action=change["action"],
                 service_id=service.id,
-                service_name=service.name,
+                service_name=service.name if activation else f"{service.name} {kind} {change['action']}",
                 specification_id=service.specification_id,
-                adapter=service.adapter,
-                adapter_action=OPERATIONS[change["action"]],
-                parameters=change["parameters"],
+                adapter=service.adapter if activation else "",
+                adapter_action=(
+                    OPERATIONS[change["action"]] if activation else change.get("event") or change["action"]
+                ),
+                parameters=parameters,
                 depends_on=[before] if before else [],
             )
             before = plan.id
+
+    def _hold_for_move(self, service: Service, change: dict[str, Any]) -> dict[str, Any]:
+        """Hold the new site's resources for a move in the order's transaction (assigned by its plan item);
+        a refusal is a 409 naming the resource and the site."""
+        needs: list[logical.SiteResourceNeed] = change["needs"]
+        try:
+            held = logical.hold_resources(
+                self.session,
+                [n.line for n in needs],
+                self.now + timedelta(days=MOVE_HOLD_DAYS),
+                ACTOR,
+                description=f"move of service {service.id} (order {self.order.id})",
+                related_party=self.order.customer_id,
+            )
+        except TurnupError as exc:
+            found = re.search(r"reservationItem\[(\d+)\]", exc.message)
+            what = needs[int(found.group(1)) if found and int(found.group(1)) < len(needs) else 0].what
+            raise Conflict(
+                f"{change['where']}.product.place[0].id: service {service.id} cannot move to site "
+                f"{change['site_name']!r}: no replacement for {what} is available there ({exc.message})",
+                reason="Resource unavailable",
+            ) from None
+        return {"id": held.id, "@referredType": "ResourceReservation"}
 
     def add(self, order_item: ProductOrderItem, steps: list[dict[str, Any]]) -> None:
         """Each unit of an add item: its services designed, one plan item per step, each after the last."""

@@ -6,8 +6,9 @@ from __future__ import annotations
 from sqlalchemy.orm import Session
 
 from turnup import service_inventory as inventory
+from turnup.inventory import logical
 from turnup.kernel.errors import TurnupError
-from turnup.ordering.model import RESOURCE_KIND
+from turnup.ordering.model import RESOURCE_KIND, SITE_RESOURCES_KIND
 from turnup.ordering.orm import PlanItem
 from turnup.service_inventory import Service
 
@@ -29,8 +30,14 @@ def terminate(s: Session, service: Service, *, action: str, order_id: str, order
 
 def settle_resources(s: Session, plan: list[PlanItem], order_id: str) -> None:
     """At an order's end without completion: reservations not yet assigned are assigned to their service
-    (so terminating it releases them); a reservation that cannot be is left as it is (recorded)."""
+    (so terminating it releases them); a reservation that cannot be is left as it is (recorded). A move's
+    new-site hold not yet assigned is released."""
     for p in plan:
+        unassigned = p.state not in ("completed", "cancelled")
+        if p.kind == SITE_RESOURCES_KIND and p.action == "assign" and unassigned:
+            # a move that never got to its new site: the new site's hold is given back
+            logical.release_reservation_if_held(s, str(p.parameters["reservation"]["id"]), ACTOR)
+            continue
         if p.kind != RESOURCE_KIND or p.state in ("completed", "cancelled"):
             continue
         service = inventory.get_service(s, p.service_id)

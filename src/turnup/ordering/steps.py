@@ -167,6 +167,8 @@ def _operate(order_id: str, plan_item_id: str, mode: str) -> str:
         if plan.kind == ordering.RESOURCE_KIND:
             # no undo of its own: the service it assigned to releases the resources when terminated
             return _assign(s, plan) if mode == "do" else plan.state
+        if plan.kind == ordering.SITE_RESOURCES_KIND:
+            return _site_resources(s, plan, mode)
         views = inventory.service_views(s, [plan.service_id])  # its id and state: no history needed here
         if not views:
             raise StepFailedForGood(f"service {plan.service_id} of plan item {plan_item_id} not found")
@@ -289,6 +291,49 @@ def _assign(s: Session, plan: PlanItem) -> str:
         _record_failure(plan_item_id, exc.message)
         raise StepFailedForGood(exc.message) from None
     now = clock.now()
+    plan.attempts += 1
+    plan.started_at = plan.started_at or now
+    plan.completed_at = now
+    set_plan_state(s, plan, "completed")
+    s.commit()
+    return plan.state
+
+
+def _site_resources(s: Session, plan: PlanItem, mode: str) -> str:
+    """A move's site-dependent resources (one transaction, idempotent): ``assign`` gives the service what the
+    order held at the new site; ``release`` gives back the old site's. Undoing a completed ``assign`` (move
+    aborted or cancelled) gives the new site's back; a ``release`` is not undone (it runs last)."""
+    from turnup.kernel.errors import TurnupError
+
+    plan_item_id, now = plan.id, clock.now()
+    if mode == "undo":
+        if plan.action != "assign" or plan.state != "completed":
+            return plan.state
+        service = inventory.get_service(s, plan.service_id)
+        rid = plan.parameters["reservation"]["id"]
+        mine = [e for e in service.resources or [] if e.get("reservationId") == rid]
+        inventory.release_move_resources(s, service, mine, order_id=plan.order_id, actor=ACTOR)
+        set_plan_state(s, plan, "cancelled")
+        plan.skip_reason = "undone: order aborted"
+        plan.updated_at = now
+        s.commit()
+        return plan.state
+    if plan.state in ("completed", "cancelled"):
+        return plan.state
+    try:
+        service = inventory.get_service(s, plan.service_id)
+        if plan.action == "assign":
+            inventory.assign_move_resources(
+                s, service, str(plan.parameters["reservation"]["id"]), order_id=plan.order_id, actor=ACTOR
+            )
+        else:
+            inventory.release_move_resources(
+                s, service, list(plan.parameters.get("release") or []), order_id=plan.order_id, actor=ACTOR
+            )
+    except TurnupError as exc:
+        s.rollback()
+        _record_failure(plan_item_id, exc.message)
+        raise StepFailedForGood(exc.message) from None
     plan.attempts += 1
     plan.started_at = plan.started_at or now
     plan.completed_at = now

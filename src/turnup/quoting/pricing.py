@@ -1,7 +1,8 @@
 """Price a quote line from the catalog (TMF620): recurring, one-time and tiered usage prices, bundle
 prices, automatic (volume, term) and requested discounts, and the delivery requirements the line needs.
 
-Rules (also in docs/adr/0005-quote-holds.md):
+Rules (also in docs/adr/0005-quote-holds.md; the price calculation itself is ``turnup.catalog.pricing``,
+shared with change orders):
 
 - a bundle's own prices replace its members' recurring and one-time prices; members' usage prices still
   apply. A bundle without a recurring/one-time price of its own is priced as the sum of its members;
@@ -11,8 +12,10 @@ Rules (also in docs/adr/0005-quote-holds.md):
 - usage is estimated from a characteristic ``estimatedUsage.<unit>`` (per month, whole line) and rated on
   graduated tiers; without an estimate the usage charge is 0 and the tiers are shown;
 - the catalog's ``approvalThreshold`` is the most a seller may give without approval;
-- characteristics a line may carry: the offering's provisioning parameters, ``numberArea`` (area code for
-  phone numbers), ``ipPoolPurpose`` and ``estimatedUsage.<unit>``; anything else is refused.
+- characteristics a line may carry: the characteristics its specifications define (checked against their
+  allowed values and ranges), the offering's provisioning parameters, ``numberArea`` (area code for
+  phone numbers), ``ipPoolPurpose`` and ``estimatedUsage.<unit>``; anything else is refused. Prices with
+  ``prodSpecCharValueUse`` apply according to the line's characteristics over the offering's defaults.
 """
 
 from __future__ import annotations
@@ -24,24 +27,14 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from turnup import catalog
 from turnup.accounts import SiteInfo
-from turnup.catalog import OfferingTerms, PriceTerms
+from turnup.catalog import USAGE_PREFIX, OfferingTerms
 from turnup.kernel import clock
 from turnup.kernel.errors import Conflict, InvalidInput
-from turnup.quoting.money import (
-    ZERO,
-    Component,
-    TierSpec,
-    Totals,
-    allocate,
-    component,
-    money_text,
-    tiered_charge,
-    totals,
-)
+from turnup.quoting.money import ZERO, Component, Totals, allocate, money_text
 
 QUOTE_CHARACTERISTICS = ("numberArea", "ipPoolPurpose")
-USAGE_PREFIX = "estimatedUsage."
 MAX_DEPTH = 3
 
 
@@ -82,14 +75,6 @@ def _where(index: int) -> str:
     return f"quoteItem[{index}]"
 
 
-def _live_price(price: PriceTerms, now: datetime) -> bool:
-    if price.lifecycle_status == "retired":
-        return False
-    if price.valid_from and price.valid_from > now:
-        return False
-    return not (price.valid_to and price.valid_to <= now)
-
-
 def offering_problem(offering: OfferingTerms, now: datetime) -> str | None:
     """Why an offering cannot be quoted (retired, not active, not sellable, outside validFor), or None."""
     if offering.lifecycle_status != "active":
@@ -115,7 +100,7 @@ def _members(offering: OfferingTerms, depth: int = 0) -> list[OfferingTerms]:
 
 
 def allowed_characteristics(offering: OfferingTerms) -> set[str]:
-    names: set[str] = set(QUOTE_CHARACTERISTICS)
+    names: set[str] = set(QUOTE_CHARACTERISTICS) | set(catalog.characteristic_definitions(offering))
     for member in _members(offering):
         for spec in member.specifications:
             for action in spec.delivery_requirements.get("provisioning") or []:
@@ -186,75 +171,15 @@ def check_characteristics(
             )
         if name in values:
             raise InvalidInput(f"{where}.name: characteristic {name!r} is given twice")
+        problem = catalog.characteristic_problem(offering, name, value, allowed)
+        if problem:
+            raise InvalidInput(f"{where}.value: {problem}", reason="Characteristic value not allowed")
         if name.startswith(USAGE_PREFIX):
             value = f"{_decimal(value, where + '.value').normalize():f}"
         if name == "numberArea" and not str(value).isdigit():
             raise InvalidInput(f"{where}.value: numberArea must be an area code made of digits, e.g. '0113'")
         values[name] = value
     return values
-
-
-def _tiers(price: PriceTerms) -> list[TierSpec]:
-    return [
-        TierSpec(
-            Decimal(str(t["from"])),
-            None if t.get("to") is None else Decimal(str(t["to"])),
-            Decimal(str(t["rate"])),
-        )
-        for t in price.tiers or []
-    ]
-
-
-def _discounts(
-    offering: OfferingTerms, quantity: int, term_months: int
-) -> tuple[Decimal, str | None, Decimal | None]:
-    auto, auto_rule, threshold = Decimal(0), None, None
-    for rule in offering.discount_rules or []:
-        kind = rule.get("kind")
-        percent = Decimal(str(rule.get("discountPercent", "0")))
-        if kind == "approvalThreshold":
-            value = Decimal(str(rule["maxDiscountPercentWithoutApproval"]))
-            threshold = value if threshold is None else min(threshold, value)
-        elif kind == "volume" and quantity >= int(rule["minQuantity"]) and percent > auto:
-            auto, auto_rule = percent, rule.get("name") or f"volume {rule['minQuantity']}+"
-        elif kind == "term" and term_months >= int(rule["minTermMonths"]) and percent > auto:
-            auto, auto_rule = percent, rule.get("name") or f"term {rule['minTermMonths']}+ months"
-    return auto, auto_rule, threshold
-
-
-def _price_rows(offering: OfferingTerms, now: datetime) -> list[tuple[OfferingTerms, PriceTerms]]:
-    own = [(offering, price) for price in offering.prices if _live_price(price, now)]
-    if not offering.members:
-        return own
-    members = [m for m in _members(offering)[1:]]
-    rows = list(own)
-    has_own_charges = any(p.price_type in ("recurring", "oneTime") for _, p in own)
-    for member in members:
-        for price in member.prices:
-            if not _live_price(price, now):
-                continue
-            if price.price_type == "usage" or not has_own_charges:
-                rows.append((member, price))
-    return rows
-
-
-def _price_doc(
-    c: Component, currency: str, price: PriceTerms, source: OfferingTerms, extra: dict[str, Any]
-) -> dict[str, Any]:
-    doc: dict[str, Any] = {
-        "name": c.name,
-        "priceType": c.price_type,
-        "recurringChargePeriod": price.recurring_period_type,
-        "productOfferingPrice": {"id": price.id, "name": price.name, "@referredType": "ProductOfferingPrice"},
-        "fromOffering": source.name,
-        "unitPrice": {"unit": currency, "value": f"{c.unit_price.normalize():f}"},
-        "quantity": f"{c.quantity.normalize():f}",
-        "listPrice": {"unit": currency, "value": money_text(c.list_amount)},
-        "discountPercent": f"{c.discount_percent.normalize():f}",
-        "price": {"unit": currency, "value": money_text(c.net_amount)},
-    }
-    doc.update(extra)
-    return doc
 
 
 def price_line(
@@ -276,45 +201,20 @@ def price_line(
         raise Conflict(
             f"{where}.productOffering: {problem}; it cannot be quoted", reason="Offering not sellable"
         )
-    auto, auto_rule, threshold = _discounts(offering, quantity, term_months)
-    effective = max(auto, requested_discount)
-    rows = _price_rows(offering, now)
-    if not any(p.price_type in ("recurring", "oneTime") for _, p in rows):
-        raise InvalidInput(f"{where}.productOffering: offering {offering.name!r} has no active price")
-    currencies = {p.currency for _, p in rows}
-    if len(currencies) != 1:
-        raise InvalidInput(
-            f"{where}.productOffering: offering {offering.name!r} mixes currencies "
-            f"{', '.join(sorted(currencies))}"
-        )
-    currency = currencies.pop()
-    comps: list[Component] = []
-    docs: list[dict[str, Any]] = []
+    priced = catalog.price_offering(
+        offering,
+        quantity=quantity,
+        characteristics=catalog.default_characteristics(offering) | characteristics,
+        requested_discount=requested_discount,
+        term_months=term_months,
+        now=now,
+        where=where,
+    )
+    auto, auto_rule, threshold = priced.automatic_discount, priced.automatic_rule, priced.approval_threshold
+    effective, currency = priced.effective_discount, priced.currency
+    comps, docs = priced.components, priced.documents
     qty = Decimal(quantity)
-    for source, price in rows:
-        if price.price_type == "usage":
-            units = str((price.unit_of_measure or {}).get("units"))
-            estimate = Decimal(str(characteristics.get(USAGE_PREFIX + units, "0")))
-            charge = tiered_charge(estimate, _tiers(price))
-            c = Component(price.name, "usage", Decimal(0), estimate, Decimal(0), charge, charge)
-            docs.append(
-                _price_doc(
-                    c,
-                    currency,
-                    price,
-                    source,
-                    {
-                        "unitOfMeasure": units,
-                        "estimatedUsage": f"{estimate.normalize():f}",
-                        "tiers": price.tiers,
-                    },
-                )
-            )
-        else:
-            c = component(price.name, price.price_type, Decimal(price.amount), qty, effective)
-            docs.append(_price_doc(c, currency, price, source, {}))
-        comps.append(c)
-    line_totals = totals(comps)
+    line_totals = priced.totals
     document: dict[str, Any] = {
         "currency": currency,
         "requestedDiscountPercent": f"{requested_discount.normalize():f}",
@@ -367,17 +267,7 @@ def price_line(
 
 def _weight(member: OfferingTerms, now: datetime) -> Decimal:
     """A bundle member's share weight: its standalone selling price, else its recurring list price."""
-    ssp = ((member.revenue_recognition or {}).get("standaloneSellingPrice") or {}).get("value")
-    if ssp is not None:
-        return Decimal(str(ssp))
-    return sum(
-        (
-            Decimal(price.amount)
-            for price in member.prices
-            if price.price_type == "recurring" and _live_price(price, now)
-        ),
-        ZERO,
-    )
+    return catalog.standalone_weight(member, now)
 
 
 def _cost(offering: OfferingTerms, qty: Decimal) -> Decimal | None:

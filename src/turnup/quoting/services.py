@@ -623,6 +623,13 @@ def accept_quote(session: Session, quote_id: str, data: QuoteAccept, actor: str)
     quote = get_quote(session, quote_id, lock=True)
     _acceptance_problem(session, quote, now)
     customer = _customer(session, quote.customer_id)
+    if not customer.billing_account_id:
+        raise Conflict(
+            f"relatedParty[0].id: customer {customer.id!r} has no billing account; give it one first "
+            f"(PATCH /tmf-api/customerManagement/v4/customer/{customer.id} with "
+            '{"billingAccount": {"id": ..., "name": ...}}), then accept the quote',
+            reason="Billing account missing",
+        )
     items = list(quote.items)
 
     def change() -> None:

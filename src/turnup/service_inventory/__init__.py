@@ -9,6 +9,7 @@ the internal delivery events (``turnupDelivery``: ``ServiceActivatedEvent``, ``S
 """
 
 from turnup.service_inventory.guards import OpenOrderGuard, register_open_order_guard
+from turnup.service_inventory.moves import assign_move_resources, release_move_resources
 from turnup.service_inventory.orm import Service
 from turnup.service_inventory.queries import find_services
 from turnup.service_inventory.render import API, render_service
@@ -34,6 +35,7 @@ __all__ = [
     "OpenOrderGuard",
     "Service",
     "ServiceView",
+    "assign_move_resources",
     "assign_reservation",
     "change_state",
     "design_service",
@@ -43,6 +45,7 @@ __all__ = [
     "modify_characteristics",
     "move",
     "register_open_order_guard",
+    "release_move_resources",
     "release_resources",
     "render_service",
     "service_views",

@@ -1,7 +1,8 @@
 """Logical inventory: IP address management, telephone numbers, VLAN/ASN/identifier pools, reservations.
 
 Other features use only this face: ``resource_pools`` / ``hold_resources`` / ``resource_hold_state`` /
-``commit_resource_hold`` (quote holds) and the assignment commands (orders and services).
+``commit_resource_hold`` (quote holds), ``site_resource_needs`` (what a moving service needs at its new
+site) and the assignment commands (orders and services).
 """
 
 from turnup.inventory.logical.assignment import (
@@ -20,6 +21,7 @@ from turnup.inventory.logical.holds import (
     resource_hold_state,
     resource_pools,
 )
+from turnup.inventory.logical.moves import SitePlace, SiteResourceNeed, site_resource_needs
 from turnup.inventory.logical.reservations import ReserveLine
 
 __all__ = [
@@ -28,6 +30,8 @@ __all__ = [
     "ReserveLine",
     "ResourceHold",
     "ResourceHoldState",
+    "SitePlace",
+    "SiteResourceNeed",
     "age_number",
     "assign_reservation_to_service",
     "commit_resource_hold",
@@ -36,4 +40,5 @@ __all__ = [
     "release_reservation_if_held",
     "resource_hold_state",
     "resource_pools",
+    "site_resource_needs",
 ]

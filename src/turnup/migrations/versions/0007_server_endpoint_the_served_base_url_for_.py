@@ -1,7 +1,7 @@
 """server endpoint: the served base URL for CLI hrefs
 
 Revision ID: 0007
-Revises: 0004
+Revises: 0005
 Create Date: 2026-12-03 16:42:44.217043
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import turnup.kernel.db
 
 revision: str = "0007"
-down_revision: str | None = "0004"
+down_revision: str | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
