@@ -11,7 +11,8 @@ Public helpers (other features and the web console use these, not the ORM direct
   ``deliveryRequirements``), prices, categories and bundle members resolved to full documents.
 - ``offering_terms(session, offering_id) -> OfferingTerms | None``: a frozen snapshot of an offering with
   its specifications, prices and bundle members, for features that price or deliver it (quotes, orders);
-  ``specification_terms`` and ``offerings_with_specification`` answer the same way for a specification.
+  ``specification_terms`` and ``offerings_with_specification`` answer the same way for a specification;
+  ``bundle_members_of`` is the light answer for a product tree (members, the specifications each delivers).
 - characteristics (``turnup.catalog.characteristics``): ``characteristic_problem`` (is a value allowed for
   an offering's product), ``characteristic_definitions``, ``default_characteristics``, ``bundle_members``.
 - pricing (``turnup.catalog.pricing``, ``turnup.catalog.money``): ``price_offering`` prices an offering for
@@ -60,9 +61,11 @@ from turnup.catalog.pricing import (
 )
 from turnup.catalog.publish import PublishResult, load_catalog_file, publish_catalog
 from turnup.catalog.queries import (
+    BundleMember,
     OfferingTerms,
     PriceTerms,
     SpecificationTerms,
+    bundle_members_of,
     offering_terms,
     offerings_with_specification,
     specification_terms,
@@ -81,6 +84,7 @@ __all__ = [
     "HUNDRED",
     "USAGE_PREFIX",
     "ZERO",
+    "BundleMember",
     "Component",
     "OfferingPage",
     "OfferingPrice",
@@ -93,6 +97,7 @@ __all__ = [
     "add_totals",
     "allocate",
     "bundle_members",
+    "bundle_members_of",
     "characteristic_definitions",
     "characteristic_problem",
     "component",

@@ -12,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, lazyload
 
 from turnup.catalog.orm import (
+    BundledOffering,
     OfferingSpecification,
     ProductOffering,
     ProductOfferingPrice,
@@ -113,6 +114,46 @@ def offering_terms(session: Session, offering_id: str) -> OfferingTerms | None:
     # its categories are not part of the terms: not loaded (one query and its rows fewer per order)
     offering = session.get(ProductOffering, offering_id, options=[lazyload(ProductOffering.category_links)])
     return _terms(offering, 0) if offering is not None else None
+
+
+@dataclass(frozen=True)
+class BundleMember:
+    """A bundle member as a product tree needs it: its id, name, the specifications it and its own members
+    deliver, and its own members (a nested bundle)."""
+
+    id: str
+    name: str
+    specification_ids: frozenset[str]
+    members: tuple[BundleMember, ...]
+
+
+def bundle_members_of(session: Session, offering_id: str, depth: int = 0) -> tuple[BundleMember, ...]:
+    """The bundle members of an offering, in catalog order (``()`` for a simple offering). Two small
+    queries per bundle level and one for a simple offering: product inventory asks this for every product it
+    renders, where ``offering_terms`` (the whole offering) would cost several loads."""
+    if depth >= MAX_SNAPSHOT_DEPTH:
+        return ()
+    rows = session.execute(
+        select(BundledOffering.member_id, ProductOffering.name)
+        .join(ProductOffering, ProductOffering.id == BundledOffering.member_id)
+        .where(BundledOffering.bundle_id == offering_id)
+        .order_by(BundledOffering.position)
+    ).all()
+    if not rows:
+        return ()
+    specs: dict[str, set[str]] = {member_id: set() for member_id, _ in rows}
+    for member_id, spec_id in session.execute(
+        select(OfferingSpecification.offering_id, OfferingSpecification.specification_id).where(
+            OfferingSpecification.offering_id.in_(list(specs))
+        )
+    ):
+        specs[member_id].add(spec_id)
+    members = []
+    for member_id, name in rows:
+        nested = bundle_members_of(session, member_id, depth + 1)
+        delivered = set(specs[member_id]).union(*(m.specification_ids for m in nested))
+        members.append(BundleMember(member_id, name, frozenset(delivered), nested))
+    return tuple(members)
 
 
 def specification_terms(session: Session, specification_id: str) -> SpecificationTerms | None:

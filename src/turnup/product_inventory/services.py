@@ -24,7 +24,6 @@ from sqlalchemy import Select
 from sqlalchemy.orm import Session
 
 from turnup import catalog, ordering, service_inventory
-from turnup.catalog import OfferingTerms
 from turnup.ordering import OrderedProduct
 from turnup.service_inventory import ServiceView
 
@@ -79,23 +78,15 @@ def derive_status(services: list[tuple[str, datetime | None]]) -> str:
 CHILD_SEPARATOR = "-"  # a child product's id: ``<bundle product id>-<member number (1-based)>``
 
 
-def _specifications(offering: OfferingTerms) -> set[str]:
-    found = {spec.id for spec in offering.specifications}
-    for member in offering.members:
-        found |= _specifications(member)
-    return found
-
-
 def view(session: Session, product: OrderedProduct) -> ProductView:
     """The product as derived now; for a bundle offering, with a child product per bundle member."""
     services = service_inventory.service_views(session, product.service_ids)
-    offering = catalog.offering_terms(session, product.offering_id)
-    if offering is None or not offering.members:
+    members = catalog.bundle_members_of(session, product.offering_id)
+    if not members:
         return ProductView(product=product, services=services)
     children = []
-    for number, member in enumerate(offering.members, start=1):
-        specs = _specifications(member)
-        mine = [s for s in services if s.specification_id in specs]
+    for number, member in enumerate(members, start=1):
+        mine = [s for s in services if s.specification_id in member.specification_ids]
         child = replace(
             product,
             id=f"{product.id}{CHILD_SEPARATOR}{number}",
