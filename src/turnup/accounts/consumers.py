@@ -56,6 +56,26 @@ def lifecycle_status(current: str, live_services: int) -> str:
     return current
 
 
+def _decide(session: Session, customer_id: str, *, exclusive: bool) -> tuple[Customer, int, str]:
+    """The customer locked (shared, or exclusive), its live services counted, the status it should have."""
+    customer = session.get(
+        Customer,
+        customer_id,
+        with_for_update=True if exclusive else {"read": True},
+        populate_existing=True,
+    )
+    assert customer is not None
+    live = int(
+        session.scalar(
+            select(func.count())
+            .select_from(CustomerService)
+            .where(CustomerService.customer_id == customer_id, CustomerService.state.in_(LIVE_SERVICE_STATES))
+        )
+        or 0
+    )
+    return customer, live, lifecycle_status(customer.status, live)
+
+
 @consumer("accounts.customer_lifecycle", events=list(SERVICE_EVENTS))
 def follow_services(session: Session, event: Event) -> None:
     """Record the service's state and move the customer through prospective / active / inactive."""
@@ -64,24 +84,27 @@ def follow_services(session: Session, event: Event) -> None:
     customer_id, state = fact.get("customerId"), fact.get("state")
     if not customer_id or not state:
         return
-    customer = session.get(Customer, str(customer_id), with_for_update=True, populate_existing=True)
-    if customer is None:
+    seen = session.get(Customer, str(customer_id), populate_existing=True)
+    if seen is None:
         return  # a deleted customer (or a service of a customer accounts does not know)
     now = clock.now()
     at = _when(fact.get("at")) or event.event_time
     record = session.get(CustomerService, service_id, with_for_update=True)
     if record is None:
-        record = CustomerService(service_id=service_id, customer_id=customer.id, state=str(state), as_of=at)
+        record = CustomerService(service_id=service_id, customer_id=seen.id, state=str(state), as_of=at)
         session.add(record)
     elif record.state != "terminated" and at >= record.as_of:  # terminated is final; older facts lose
         record.state, record.as_of = str(state), at
     session.flush()
-    live = session.scalar(
-        select(func.count())
-        .select_from(CustomerService)
-        .where(CustomerService.customer_id == customer.id, CustomerService.state.in_(LIVE_SERVICE_STATES))
-    )
-    new_status = lifecycle_status(customer.status, int(live or 0))
+    # Decisions about one customer must not race: two terminations each counting the other's service as
+    # live would leave an active customer with none. So an event that ends a service, or one that looks
+    # like it changes the status, locks the customer FOR UPDATE. The common event - another service of an
+    # active customer becomes live - cannot be wrong that way and takes the lock FOR SHARE: such events do
+    # not wait for each other, and each still waits for (and then sees) a concurrent status change.
+    exclusive = str(state) not in LIVE_SERVICE_STATES or lifecycle_status(seen.status, 1) != seen.status
+    customer, live, new_status = _decide(session, seen.id, exclusive=exclusive)
+    if new_status != customer.status and not exclusive:
+        customer, live, new_status = _decide(session, seen.id, exclusive=True)
     if new_status == customer.status:
         return
     old_status = customer.status
@@ -96,7 +119,7 @@ def follow_services(session: Session, event: Event) -> None:
         details={
             "from": old_status,
             "to": new_status,
-            "liveServices": int(live or 0),
+            "liveServices": live,
             "serviceId": service_id,
             "event": event.event_type,
             "eventId": event.id,
