@@ -176,6 +176,8 @@ def _walkthrough(lines: list[str], admin: httpx.Client, base: str, approver_toke
         "Managed Firewall",
     ]
     stock_before = _warehouse_stock(admin)
+    # the demo's own delivered order already handed a router over to this site
+    site_stock_before = _site_stock(admin, site["id"])
 
     # 2. one quote with a line per offering, 25% off the bundle, priced and held in the same request
     items = [
@@ -367,9 +369,9 @@ def _walkthrough(lines: list[str], admin: httpx.Client, base: str, approver_toke
         after = _warehouse_stock(admin)
         left = {sku: stock_before[sku] - after[sku] for sku in held_qty}
         assert left == dict(held_qty), f"stock left the warehouse {left} != held {dict(held_qty)}"
-        at_site: Counter[str] = Counter()
-        for level in _ok(admin.get("/stock/v4/productStock", params={"locationId": locations[0]["id"]})):
-            at_site[level["stockedProduct"]["code"]] += level["stockedQuantity"]["amount"]
+        at_site = _site_stock(admin, site["id"])
+        at_site.subtract(site_stock_before)
+        at_site = +at_site  # the SKUs whose on-hand quantity at the site grew, by how much
         assert at_site == held_qty, f"stock at the customer site {dict(at_site)} != {dict(held_qty)}"
 
     def customers_active() -> None:
@@ -392,6 +394,15 @@ def _warehouse_stock(admin: httpx.Client) -> Counter[str]:
     assert len(warehouse) == 1
     levels = _ok(admin.get("/stock/v4/productStock", params={"locationId": warehouse[0]["id"], "limit": 100}))
     return Counter({lv["stockedProduct"]["code"]: lv["stockedQuantity"]["amount"] for lv in levels})
+
+
+def _site_stock(admin: httpx.Client, site_id: str) -> Counter[str]:
+    """On-hand quantity per SKU at the customer-site location(s) of a site (none yet: empty)."""
+    at_site: Counter[str] = Counter()
+    for loc in _ok(admin.get("/stock/v4/location", params={"siteId": site_id})):
+        for level in _ok(admin.get("/stock/v4/productStock", params={"locationId": loc["id"], "limit": 100})):
+            at_site[level["stockedProduct"]["code"]] += level["stockedQuantity"]["amount"]
+    return at_site
 
 
 def _counts(db_url: str) -> dict[str, int]:

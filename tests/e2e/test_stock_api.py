@@ -346,8 +346,16 @@ def test_extend_release_commit_and_serialised_unit_lifecycle_history(
         ("commit", "allocated"),
         ("ship", "shipped"),
         ("install", "installed"),
-        ("return", "returned"),
+        ("return", "returned"),  # out of the customer site's stock
+        ("return", "returned"),  # into quarantine at WH1
         ("refurbish", "in_stock"),
+    ]
+    assert [h["location"] for h in history[-3:]] == ["SITE-1", "WH1", "WH1"]
+    assert [(h["onHandDelta"], h["quarantinedDelta"]) for h in history[-4:]] == [
+        (1, 0),
+        (-1, 0),
+        (0, 1),
+        (1, -1),
     ]
     assert _available(client, "ONT", "WH1") == 4
     # a second commit or a release of a committed reservation is refused

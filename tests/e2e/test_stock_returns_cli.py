@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from turnup.cli.main import app
 from turnup.inventory.physical import fulfilment
 from turnup.inventory.physical import services as physical
-from turnup.inventory.physical.orm import ReturnExpectation, StockLevel, StockUnit
+from turnup.inventory.physical.orm import Location, ReturnExpectation, StockLevel, StockUnit
 from turnup.inventory.physical.schemas import LocationCreate, MovementCreate, SkuCreate
 from turnup.kernel.settings import get_settings
 
@@ -93,8 +93,10 @@ def test_a_return_is_listed_received_once_and_shows_in_the_unit_history(
     assert out == f"Return {return_id} received: ONT#ONT-1 (returned)"
     with session_factory() as s:
         unit = s.scalars(select(StockUnit)).one()
-        level = s.scalars(select(StockLevel)).one()
-        assert (unit.state, level.on_hand, level.quarantined) == ("returned", 0, 1)
+        codes = {i: c for i, c in s.execute(select(Location.id, Location.code))}
+        levels = {codes[lv.location_id]: (lv.on_hand, lv.quarantined) for lv in s.scalars(select(StockLevel))}
+        # the unit left the customer site's stock (installed there: on hand 1) into quarantine at WH1
+        assert (unit.state, levels) == ("returned", {"WH1": (0, 1), "CS1": (0, 0)})
     assert "received" in _run("returns", "--status", "received")
     assert "ONT#ONT-1" not in _run("returns")
     # a second receipt is a 409

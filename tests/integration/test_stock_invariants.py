@@ -153,3 +153,77 @@ def test_python_api_inside_a_callers_transaction(session_factory: sessionmaker[S
             .order_by(StockMovement.kind)
         ).all()
         assert [tuple(r) for r in ledger] == [("commit", -4, 4), ("reserve", 4, 0)]
+
+
+def test_installed_units_count_at_the_customer_site_until_returned(session: Session) -> None:
+    """An install adds on hand at the customer-site location; a return takes it off again, but only for a
+    unit whose install counted it (a unit installed before sites held stock has a 0-quantity install
+    entry and leaves no level behind); every level stays the sum of its movements."""
+    from turnup.inventory.physical.ledger import Ledger
+
+    _seed(session)
+    S.create_location(session, LocationCreate(code="CS1", name="Acme", locationType="customer_site"), "t")
+    # Given unit A shipped and installed at CS1 the current way
+    for movement in (
+        MovementCreate(kind="ship", sku="ONT", location="WH1", serials=["A", "B"]),
+        MovementCreate(kind="install", sku="ONT", toLocation="CS1", serials=["A"]),
+    ):
+        S.apply_movement(session, movement, "t")
+    cs1 = S.location_by_code(session, "CS1")
+    # and unit B installed at CS1 the old way: an install entry with no quantity
+    b = session.scalars(select(StockUnit).where(StockUnit.serial == "B")).one()
+    legacy = Ledger(session, "t", clock.now())
+    legacy.note(b.sku_id, cs1.id, "install", unit_id=b.id, unit_state="installed")
+    legacy.flush()
+    session.execute(
+        update(StockUnit).where(StockUnit.id == b.id).values(state="installed", location_id=cs1.id)
+    )
+    session.commit()
+
+    def levels() -> dict[str, tuple[int, int]]:
+        codes = {i: c for i, c in session.execute(select(Location.id, Location.code))}
+        rows = session.scalars(
+            select(StockLevel)
+            .join(Location, Location.id == StockLevel.location_id)
+            .where(StockLevel.sku_id == b.sku_id)
+        )
+        return {codes[lv.location_id]: (lv.on_hand, lv.quarantined) for lv in rows}
+
+    assert levels() == {"WH1": (0, 0), "CS1": (1, 0)}
+    # When both come back to WH1
+    S.apply_movement(
+        session, MovementCreate(kind="return", sku="ONT", location="WH1", serials=["A", "B"]), "t"
+    )
+    # Then CS1 lost only A, WH1 has both in quarantine, and every level is the sum of its movements
+    assert levels() == {"WH1": (0, 2), "CS1": (0, 0)}
+    site_moves = session.execute(
+        select(StockMovement.kind, StockMovement.on_hand_delta, StockMovement.unit_id)
+        .where(StockMovement.location_id == cs1.id)
+        .order_by(StockMovement.id)
+    ).all()
+    a = session.scalars(select(StockUnit.id).where(StockUnit.serial == "A")).one()
+    assert [tuple(m) for m in site_moves] == [("install", 1, a), ("install", 0, b.id), ("return", -1, a)]
+    sums = {
+        (sku_id, loc_id): (on_hand, reserved, allocated, quarantined)
+        for sku_id, loc_id, on_hand, reserved, allocated, quarantined in session.execute(
+            select(
+                StockMovement.sku_id,
+                StockMovement.location_id,
+                func.sum(StockMovement.on_hand_delta),
+                func.sum(StockMovement.reserved_delta),
+                func.sum(StockMovement.allocated_delta),
+                func.sum(StockMovement.quarantined_delta),
+            ).group_by(StockMovement.sku_id, StockMovement.location_id)
+        )
+    }
+    assert sums == {
+        (lv.sku_id, lv.location_id): (lv.on_hand, lv.reserved, lv.allocated, lv.quarantined)
+        for lv in session.scalars(select(StockLevel))
+    }
+    # And a return of a unit no longer out is refused, changing nothing
+    with pytest.raises(Conflict):
+        S.apply_movement(
+            session, MovementCreate(kind="return", sku="ONT", location="WH1", serials=["A"]), "t"
+        )
+    session.rollback()
+    assert levels() == {"WH1": (0, 2), "CS1": (0, 0)}

@@ -8,15 +8,16 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from turnup.accounts import services as accounts
 from turnup.accounts.schemas import SiteCreate
 from turnup.inventory.physical import reservations as stock
 from turnup.inventory.physical import services as physical
-from turnup.inventory.physical.orm import Allocation, Location, Sku, StockLevel, StockUnit
+from turnup.inventory.physical.orm import Allocation, Location, Sku, StockLevel, StockMovement, StockUnit
 from turnup.inventory.physical.schemas import LocationCreate, MovementCreate, ReservationCreate, SkuCreate
 from turnup.kernel import clock
 from turnup.ordering import services as ordering
@@ -158,6 +159,45 @@ def _history(client: TestClient, serial: str) -> list[tuple[str, str | None, str
     ]
 
 
+def _site_stock(client: TestClient, code: str) -> dict[str, tuple[int, int, int, int]]:
+    """SKU code -> (on hand, reserved, allocated, available) at a location, read as an API client does:
+    ``productStock?locationId=<location id>``."""
+    [location] = client.get(f"{STOCK}/location", params={"code": code}).json()
+    levels = client.get(f"{STOCK}/productStock", params={"locationId": location["id"]}).json()
+    return {
+        lv["stockedProduct"]["code"]: (
+            lv["stockedQuantity"]["amount"],
+            lv["reservedQuantity"]["amount"],
+            lv["allocatedQuantity"]["amount"],
+            lv["availableQuantity"]["amount"],
+        )
+        for lv in levels
+    }
+
+
+def _assert_ledger_matches_levels(factory: sessionmaker[Session]) -> None:
+    """Every stock level is exactly the sum of its movements' deltas, and every movement has its level."""
+    with factory() as s:
+        sums = {
+            (sku_id, loc_id): tuple(totals)
+            for sku_id, loc_id, *totals in s.execute(
+                select(
+                    StockMovement.sku_id,
+                    StockMovement.location_id,
+                    func.sum(StockMovement.on_hand_delta),
+                    func.sum(StockMovement.reserved_delta),
+                    func.sum(StockMovement.allocated_delta),
+                    func.sum(StockMovement.quarantined_delta),
+                ).group_by(StockMovement.sku_id, StockMovement.location_id)
+            )
+        }
+        levels = {
+            (lv.sku_id, lv.location_id): (lv.on_hand, lv.reserved, lv.allocated, lv.quarantined)
+            for lv in s.scalars(select(StockLevel))
+        }
+        assert sums == levels
+
+
 def test_a_technician_fitted_router_moves_to_the_customer_site_when_the_technician_completes(
     client: TestClient,
     customer_id: str,
@@ -191,6 +231,7 @@ def test_a_technician_fitted_router_moves_to_the_customer_site_when_the_technici
     }
     assert _allocations(session_factory) == ["issued"]
     assert _levels(session_factory)["CPE-R1"] == (1, 0, 0, 0)  # nothing left allocated in the warehouse
+    assert _site_stock(client, code) == {"CPE-R1": (1, 0, 0, 1)}  # and on hand at the customer's site
     with session_factory() as s:
         site = physical.location_by_code(s, code)
         assert (site.location_type, site.site_id) == ("customer_site", site_id)
@@ -206,6 +247,8 @@ def test_a_technician_fitted_router_moves_to_the_customer_site_when_the_technici
     again = _event(client, order_id, "technicianCompleted", "JOB-7")
     assert again.status_code == 409
     assert len(_history(client, "R-1")) == 5
+    assert _site_stock(client, code) == {"CPE-R1": (1, 0, 0, 1)}
+    _assert_ledger_matches_levels(session_factory)
 
 
 def test_a_shipped_handset_moves_on_delivery_and_the_router_on_completion_from_one_allocation(
@@ -283,7 +326,8 @@ def test_a_pickup_item_gets_its_own_plan_item_and_moves_when_picked_up(
     assert _levels(session_factory)["CARD-C1"] == (3, 0, 0, 0)
     assert _allocations(session_factory) == ["issued"]
     moves = client.get(f"{STOCK}/stockMovement", params={"kind": "install"}).json()
-    assert [(m["onHandDelta"], m["reason"]) for m in moves] == [(0, "pickup hand-over (COUNTER-3)")]
+    assert [(m["onHandDelta"], m["reason"]) for m in moves] == [(2, "pickup hand-over (COUNTER-3)")]
+    assert _site_stock(client, f"SITE-{site_id}") == {"CARD-C1": (2, 0, 0, 2)}
     assert _final(client, order_id) == "completed"
 
 
@@ -344,13 +388,16 @@ def test_a_disconnect_expects_the_cpe_back_and_receiving_it_puts_it_back_in_stoc
         ("commit", "allocated", "WH-F"),
         ("issue", "issued", "WH-F"),
         ("install", "installed", code),
+        ("return", "returned", code),  # out of the customer site's stock
         ("return", "returned", "WH-F"),
         ("refurbish", "in_stock", "WH-F"),
     ]
+    assert _site_stock(client, code) == {"CPE-R1": (0, 0, 0, 0)}
+    _assert_ledger_matches_levels(session_factory)
     # And receiving it twice is a 409 that changes nothing
     again = client.post(f"{STOCK}/stockReturn/{rma['id']}/receive", json={})
     assert again.status_code == 409
-    assert len(_history(client, "R-1")) == 7
+    assert len(_history(client, "R-1")) == 8
     assert client.get(f"{STOCK}/stockReturn/nope").status_code == 404
 
 
@@ -395,3 +442,112 @@ def test_allocations_marked_with_a_fulfilment_method_are_handed_over_only_by_the
     assert (units["R-1"], units["H-2"]) == (("installed", code), ("installed", code))
     assert _allocations(session_factory) == ["shipped"]
     assert _final(client, order_id) == "completed"
+
+
+def test_the_customer_site_shows_what_was_handed_over_until_it_comes_back_and_is_never_reserved_from(
+    client: TestClient,
+    customer_id: str,
+    session_factory: sessionmaker[Session],
+    orchestrator: None,
+) -> None:
+    from turnup.inventory.physical import LineRequest, check_availability, hold_stock
+    from turnup.inventory.physical.schemas import LocationUpdate
+    from turnup.kernel.errors import Conflict
+
+    # Given an order with a technician-fitted router R-1 and two access cards the customer picks up
+    _stock(session_factory)
+    site_id = _site(session_factory, customer_id)
+    order_id = _order(
+        session_factory,
+        customer_id,
+        site_id,
+        [ROUTER, CARD],
+        [{"sku": "CPE-R1", "serials": ["R-1"]}, {"sku": "CARD-C1", "quantity": 2, "location": "WH-F"}],
+        field_visit=True,
+    )
+    code = f"SITE-{site_id}"
+    # When the customer picks the cards up and the technician completes
+    assert [p["kind"] for p in _plan(client, order_id)] == [
+        "resourceAssignment",
+        "pickup",
+        "fieldVisit",
+        "serviceActivation",
+    ]
+    _waiting(client, order_id, "pickup")
+    assert _event(client, order_id, "pickedUp", "COUNTER-1").status_code == 201
+    _waiting(client, order_id, "fieldVisit")
+    assert _event(client, order_id, "technicianCompleted", "JOB-1").status_code == 201
+    assert _final(client, order_id) == "completed"
+    # Then the customer site's location holds them as stock: 1 router and 2 cards on hand
+    assert _site_stock(client, code) == {"CPE-R1": (1, 0, 0, 1), "CARD-C1": (2, 0, 0, 2)}
+    assert _levels(session_factory) == {
+        "CPE-R1": (1, 0, 0, 0),
+        "PHONE-H1": (2, 0, 0, 0),
+        "CARD-C1": (3, 0, 0, 0),
+    }
+    installs = client.get(f"{STOCK}/stockMovement", params={"kind": "install"}).json()
+    assert sorted((m["onHandDelta"], m["reason"]) for m in installs) == [
+        (1, "technician hand-over (JOB-1)"),
+        (2, "pickup hand-over (COUNTER-1)"),
+    ]
+    _assert_ledger_matches_levels(session_factory)
+
+    # And a quote for the same SKUs near that site never reserves from the customer-site location, even
+    # when the location is in the warehouse's region and the warehouse runs short
+    with session_factory() as s:
+        for located in ("WH-F", code):
+            loc_id = physical.location_by_code(s, located).id
+            physical.update_location(s, loc_id, LocationUpdate(region="north"), "t")
+    with session_factory() as s:
+        [cards] = check_availability(s, [LineRequest(sku="CARD-C1", quantity=5, region="north")])
+        assert (cards.available, [lc["location"] for lc in cards.locations]) == (3, ["WH-F"])
+    expires = clock.now() + timedelta(hours=1)
+    with session_factory() as s:
+        held = hold_stock(
+            s,
+            [
+                LineRequest(sku="CARD-C1", quantity=3, region="north"),
+                LineRequest(sku="CPE-R1", quantity=1, region="north"),
+            ],
+            expires_at=expires,
+            customer_id=customer_id,
+            quote_id=None,
+            actor="t",
+        )
+        s.commit()
+    assert sorted((h.sku, h.quantity, h.location) for h in held.lines) == [
+        ("CARD-C1", 3, "WH-F"),
+        ("CPE-R1", 1, "WH-F"),
+    ]
+    with session_factory() as s, pytest.raises(Conflict) as refused:
+        hold_stock(
+            s,
+            [LineRequest(sku="CARD-C1", quantity=1, region="north")],
+            expires_at=expires,
+            customer_id=customer_id,
+            quote_id=None,
+            actor="t",
+        )
+    assert [(d["sku"], d["available"]) for d in refused.value.details] == [("CARD-C1", 0)]
+    assert _site_stock(client, code) == {"CPE-R1": (1, 0, 0, 1), "CARD-C1": (2, 0, 0, 2)}
+    assert _levels(session_factory)["CARD-C1"] == (3, 3, 0, 0)
+
+    # When the service is disconnected and the router is received back (condition: returned)
+    service_id = next(p["service"]["id"] for p in _plan(client, order_id) if p["kind"] == "serviceActivation")
+    disconnect = {
+        "relatedParty": [{"id": customer_id, "role": "customer"}],
+        "productOrderItem": [{"id": "1", "action": "delete", "product": {"id": service_id}}],
+    }
+    response = client.post(ORDERS, json=disconnect)
+    assert response.status_code == 201, response.text
+    assert _final(client, response.json()["id"]) == "completed"
+    [rma] = wait_until(lambda: client.get(f"{STOCK}/stockReturn").json(), 30, message="return expected")
+    assert [u["serial"] for u in rma["units"]] == ["R-1"]
+    received = client.post(f"{STOCK}/stockReturn/{rma['id']}/receive", json={})
+    assert received.status_code == 200, received.text
+    # Then the site shows no router (the cards stay: they are not returned) and the warehouse has it in
+    # quarantine
+    assert _site_stock(client, code) == {"CPE-R1": (0, 0, 0, 0), "CARD-C1": (2, 0, 0, 2)}
+    assert _levels(session_factory)["CPE-R1"] == (1, 1, 0, 1)
+    assert _units(session_factory)["R-1"] == ("returned", "WH-F")
+    _assert_ledger_matches_levels(session_factory)

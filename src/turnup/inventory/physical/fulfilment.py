@@ -6,15 +6,19 @@ delivered, the customer picked them up) leave the warehouse and arrive at the lo
 the customer's site (``customer_site`` location, created on demand, one per site). Serialised units: the
 units the allocation already holds (picked in id order when the quote reserved them) — the event does not
 choose serials. Each unit gets two ledger rows: ``issue`` (technician, pickup) or ``ship`` at the warehouse
-(on hand and allocated -1) and ``install`` at the customer site (unit ``installed``). A ``stock_handover``
+(on hand and allocated -1) and ``install`` at the customer site (on hand +1 there, unit ``installed``); a
+quantity line the same with its quantity. So the customer site's ``stock_level`` rows show what is installed
+there (``productStock?locationId=<site location>``); a ``customer_site`` is not stock-holding, so no quote
+ever reserves from it. A ``stock_handover``
 row per line (unique) records it; an allocation whose lines are all handed over is ``issued`` (or
 ``shipped`` when every line was shipped).
 
 Returns: a ``CpeReturnRequestedEvent`` (a service carrying dispatched stock was disconnected) creates a
 return expectation (``stock_return_expectation``: the units, the customer site they are at, the stock
 location they are expected back at) — ``expect_return``. ``receive_return`` takes them back into stock
-(ledger ``return`` into quarantine, condition ``returned``; or ``refurbished``: also ``refurbish`` back
-into available stock) and closes the expectation; a second receipt is a 409.
+(ledger ``return`` at the customer site, on hand -1 there for a unit whose installation counted it, then
+``return`` into quarantine, condition ``returned``; or ``refurbished``: also ``refurbish`` back into
+available stock) and closes the expectation; a second receipt is a 409.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from sqlalchemy import exists, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from turnup.inventory.physical.ledger import LINE, UNIT, Ledger, lock_levels
+from turnup.inventory.physical.ledger import LINE, UNIT, Ledger, ensure_levels, lock_levels
 from turnup.inventory.physical.orm import (
     Allocation,
     Handover,
@@ -149,7 +153,12 @@ def hand_over_allocation(
         return []
     dest = customer_site_location(session, site_id, customer_id, actor)
     now = clock.now()
-    levels = {lv.id: lv for lv in lock_levels(session, ids=[r.level_id for r in chosen]).values()}
+    # the warehouse levels the lines hold and the customer site's levels they arrive at, locked together
+    # in primary-key order
+    site_pairs = {(r.sku_id, dest.id) for r in chosen}
+    ensure_levels(session, site_pairs, now)
+    by_pair = lock_levels(session, pairs=site_pairs, ids=[r.level_id for r in chosen])
+    levels = {lv.id: lv for lv in by_pair.values()}
     locked = session.scalar(
         select(Allocation)
         .where(Allocation.id == allocation_id)
@@ -164,7 +173,7 @@ def hand_over_allocation(
     reason = f"{method} hand-over" + (f" ({reference})" if reference else "")
     moved: list[dict[str, Any]] = []
     for r in chosen:
-        level = levels[r.level_id]
+        level, at_site = levels[r.level_id], by_pair[(r.sku_id, dest.id)]
         unit_rows = session.execute(
             select(UNIT.c.id, UNIT.c.serial).where(UNIT.c.hold_line_id == r.id).order_by(UNIT.c.id)
         ).all()
@@ -186,10 +195,10 @@ def hand_over_allocation(
                     reference=locked.order_id,
                     reason=reason,
                 )
-                ledger.note(
-                    r.sku_id,
-                    dest.id,
+                ledger.move(
+                    at_site,
                     "install",
+                    on_hand=1,
                     unit_id=u.id,
                     unit_state="installed",
                     reservation_id=locked.reservation_id,
@@ -206,10 +215,10 @@ def hand_over_allocation(
                 reference=locked.order_id,
                 reason=reason,
             )
-            ledger.note(
-                r.sku_id,
-                dest.id,
+            ledger.move(
+                at_site,
                 "install",
+                on_hand=r.quantity,
                 reservation_id=locked.reservation_id,
                 reference=locked.order_id,
                 reason=reason,

@@ -210,7 +210,8 @@ class Ledger:
         reference: str | None = None,
         reason: str | None = None,
     ) -> None:
-        """A ledger entry that changes no quantity (e.g. a shipped unit installed at a customer site)."""
+        """A ledger entry that changes no quantity (no writer uses it today: installing at a customer site
+        is a ``move`` that adds on hand at the site's level)."""
         self.moves.append(
             {
                 "at": self.now,

@@ -90,8 +90,10 @@ class MovementCreate(Strict):
     - transfer: ``quantity`` or ``serials`` move from ``location`` to ``toLocation`` (stay in stock);
     - issue / ship: ``quantity`` or ``serials`` leave ``location`` (issued to the van ``toLocation`` /
       shipped, optionally to ``toLocation``);
-    - install: ``serials`` (shipped or issued) installed at the customer-site location ``toLocation``;
-    - return: ``quantity`` or ``serials`` come back into quarantine at ``location``;
+    - install: ``serials`` (shipped or issued) installed at the customer-site location ``toLocation``
+      (on hand +1 each there: a customer site shows what is installed, though nothing reserves from it);
+    - return: ``quantity`` or ``serials`` come back into quarantine at ``location`` (a serialised unit
+      installed at a customer site also leaves that site's on hand);
     - refurbish: ``quantity`` or ``serials`` leave quarantine at ``location`` back into stock;
     - scrap: ``quantity`` or ``serials`` from quarantine (``fromQuarantine``, default true) or from stock;
     - count_adjustment: ``countedQuantity`` (cycle count) with a mandatory ``reason``.

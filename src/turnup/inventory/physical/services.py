@@ -396,9 +396,12 @@ def apply_movement(
     pairs = set()
     if loc is not None:
         pairs.add((sku.id, loc.id))
-    if kind == "transfer" and dest is not None:
+    if kind in ("transfer", "install") and dest is not None:
         pairs.add((sku.id, dest.id))
-    if kind == "receipt" or kind == "return" or kind == "transfer" or kind == "count_adjustment":
+    if kind == "return" and data.serials:  # the customer sites the units come back from (read unlocked)
+        coming_back = _unit_rows(session, sku, data.serials)
+        pairs |= {(sku.id, site) for site in _counted_at_site(session, coming_back).values()}
+    if kind in ("receipt", "return", "transfer", "install", "count_adjustment"):
         before = {
             (p[0], p[1])
             for p in session.execute(
@@ -511,14 +514,15 @@ def apply_movement(
             ledger.move(src, kind, on_hand=-quantity, reference=reference, reason=data.reason)
     elif kind == "install":
         assert dest is not None and data.serials
+        at_site = levels[(sku.id, dest.id)]
         units = _units(session, sku, data.serials)
         _expect(units, ("shipped", "issued"), None, "install")
         _move_units(session, units, "installed", dest.id, now)
         for u in units:
-            ledger.note(
-                sku.id,
-                dest.id,
+            ledger.move(
+                at_site,
                 "install",
+                on_hand=1,
                 unit_id=u.id,
                 unit_state="installed",
                 reference=reference,
@@ -530,8 +534,25 @@ def apply_movement(
         if data.serials:
             units = _units(session, sku, data.serials)
             _expect(units, ("shipped", "issued", "installed"), None, "return")
+            site_of = _counted_at_site(session, [(u.id, u.location_id, u.state) for u in units])
+            for i, u in enumerate(units):
+                if u.id in site_of and (sku.id, site_of[u.id]) not in levels:  # moved since it was read
+                    raise Conflict(
+                        f"serials[{i}]: unit {u.serial!r} moved while being returned; try again",
+                        reason="Unit elsewhere",
+                    )
             _move_units(session, units, "returned", loc.id, now)  # type: ignore[union-attr]
             for u in units:
+                if u.id in site_of:
+                    ledger.move(  # it leaves the customer site's stock
+                        levels[(sku.id, site_of[u.id])],
+                        "return",
+                        on_hand=-1,
+                        unit_id=u.id,
+                        unit_state="returned",
+                        reference=reference,
+                        reason=data.reason,
+                    )
                 ledger.move(
                     src,
                     "return",
@@ -705,6 +726,40 @@ def _check_new_units(session: Session, sku: Sku, units: list[Any]) -> None:
             raise Conflict(f"units[{i}].imei: IMEI {u.imei!r} already used", reason="Serial already used")
     if len({m for m in macs}) != len(macs) or len(set(imeis)) != len(imeis):
         raise InvalidInput("units: duplicate MAC or IMEI in the request")
+
+
+def _unit_rows(session: Session, sku: Sku, serials: list[str]) -> list[tuple[str, str | None, str]]:
+    """(id, location_id, state) of the SKU's units with these serials, read without locking."""
+    return [
+        (str(unit_id), location_id, str(state))
+        for unit_id, location_id, state in session.execute(
+            select(UNIT.c.id, UNIT.c.location_id, UNIT.c.state).where(
+                UNIT.c.sku_id == sku.id, UNIT.c.serial.in_(serials)
+            )
+        )
+    ]
+
+
+def _counted_at_site(session: Session, units: list[tuple[str, str | None, str]]) -> dict[str, str]:
+    """unit id -> the customer-site location whose on-hand quantity counts it, for (id, location_id, state)
+    of units: an ``installed`` unit whose latest ``install`` movement added it to its current location's on
+    hand. Units installed before customer sites held stock (an ``install`` entry with no quantity) are
+    counted nowhere, so returning them changes no customer-site level."""
+    installed = {unit_id: location_id for unit_id, location_id, state in units if state == "installed"}
+    if not installed:
+        return {}
+    latest: dict[str, tuple[str | None, int]] = {}
+    for unit_id, location_id, on_hand in session.execute(
+        select(StockMovement.unit_id, StockMovement.location_id, StockMovement.on_hand_delta)
+        .where(StockMovement.unit_id.in_(sorted(installed)), StockMovement.kind == "install")
+        .order_by(StockMovement.id)
+    ):
+        latest[str(unit_id)] = (location_id, on_hand)
+    return {
+        unit_id: location_id
+        for unit_id, location_id in installed.items()
+        if location_id is not None and latest.get(unit_id) == (location_id, 1)
+    }
 
 
 def _move_units(
