@@ -4,11 +4,8 @@
 tokens it prints and the calls of the README walkthrough, one quote holds every demo offering at a demo
 customer's site, its 25% bundle discount is approved through the sales manager then finance (each with
 their own token), the customer accepts, the events the plan names are reported, and the order completes with
-every service active.
-
-The final state that other branches are building (bundle components with their own resources and place,
-stock moving to the customer site on hand-over, the customer lifecycle) is asserted through
-``awaiting_merge``: on main today those checks are reported as xfail, every other assertion must pass.
+every service active: each with its own resources and place, the stock it needed moved from the warehouse
+to the customer's site, and the customer active.
 """
 
 from __future__ import annotations
@@ -19,7 +16,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -44,22 +41,6 @@ ORDERS = "/productOrderingManagement/v4/productOrder"
 SERVICES = "/serviceInventory/v4/service"
 WAIT_KINDS = ("fieldVisit", "shipment", "pickup", "projectMilestone")
 SIGNER = {"signer": {"name": "Priya Natarajan", "email": "priya@brightwater-dental.example"}}
-MERGE_REASON = "needs h/bundle, h/fulfil, h/commerce merge"
-
-
-def awaiting_merge(checks: dict[str, Callable[[], None]]) -> None:
-    """Run the final-state checks that other branches are building right now (bundle components with their
-    own resources and place: h/bundle; stock following the order to the customer site: h/fulfil; customer
-    lifecycle: h/commerce). Every check runs; if any fails the test is marked xfail with what failed, so the
-    test passes once they are merged. Only these checks are allowed to fail here."""
-    failed = []
-    for name, check in checks.items():
-        try:
-            check()
-        except AssertionError as exc:
-            failed.append(f"{name}: {str(exc).splitlines()[0] if str(exc) else 'assertion failed'}")
-    if failed:
-        pytest.xfail(f"{MERGE_REASON}: " + " | ".join(failed))
 
 
 @pytest.fixture
@@ -340,7 +321,8 @@ def _walkthrough(lines: list[str], admin: httpx.Client, base: str, approver_toke
     )
     assert "README § Site matching" in message
 
-    # the final state other branches are building
+    # 8. each service has its own resources and place, the stock is at the customer's site, the customer
+    # is active
     def own_resources_and_place() -> None:
         expected: Counter[tuple[str, tuple[str, ...]]] = Counter()
         for item in quote["quoteItem"]:
@@ -379,13 +361,9 @@ def _walkthrough(lines: list[str], admin: httpx.Client, base: str, approver_toke
             status = _ok(admin.get("/customerManagement/v4/customer", params={"name": name}))[0]["status"]
             assert status == "active", f"{name} is {status}"
 
-    awaiting_merge(
-        {
-            "h/bundle: every service has its own resources and place": own_resources_and_place,
-            "h/fulfil: stock at the customer site": stock_at_customer_site,
-            "h/commerce: customers active": customers_active,
-        }
-    )
+    own_resources_and_place()
+    stock_at_customer_site()
+    customers_active()
 
 
 def _warehouse_stock(admin: httpx.Client) -> Counter[str]:
