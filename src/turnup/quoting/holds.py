@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session
 
 from turnup.accounts import SiteInfo
 from turnup.inventory import logical, physical
-from turnup.inventory.logical import PoolInfo, ReserveLine
+from turnup.inventory.logical import ReserveLine
 from turnup.inventory.physical import LineRequest
 from turnup.kernel import clock
 from turnup.kernel.errors import Conflict, TurnupError
@@ -74,25 +74,6 @@ def _stock_region(site: SiteInfo, regions: set[str]) -> str | None:
     return None
 
 
-def _pool(
-    session: Session, resource_type: str, site: SiteInfo, purpose: str | None, prefix_length: int | None
-) -> PoolInfo | None:
-    names = {n.lower() for n in (site.name, site.city, site.region) if n}
-    best: tuple[tuple[int, int, str], PoolInfo] | None = None
-    for space in logical.resource_pools(session, resource_type):
-        if space.site and space.site.lower() not in names:
-            continue
-        if purpose and space.purpose and space.purpose != purpose:
-            continue
-        prefix = space.prefix or ""
-        if prefix_length is not None and "/" in prefix and int(prefix.rsplit("/", 1)[1]) > prefix_length:
-            continue
-        key = (0 if space.site else 1, 0 if (purpose and space.purpose == purpose) else 1, space.name)
-        if best is None or key < best[0]:
-            best = (key, space)
-    return best[1] if best else None
-
-
 def _logical_line(session: Session, line: PricedLine, need: Requirement) -> ReserveLine:
     kind, resource_type = LOGICAL[need.kind]
     site = line.site
@@ -117,7 +98,7 @@ def _logical_line(session: Session, line: PricedLine, need: Requirement) -> Rese
     else:
         purpose = None
     length = need.parameters.get("prefixLength")
-    pool = _pool(session, resource_type, site, purpose, length)
+    pool = logical.pool_for_site(session, resource_type, (site.name, site.city, site.region), purpose, length)
     if pool is None:
         wanted = f" with purpose {purpose!r}" if purpose else ""
         raise Conflict(

@@ -21,7 +21,7 @@ from turnup.inventory.logical.holds import (
     resource_hold_state,
     resource_pools,
 )
-from turnup.inventory.logical.moves import SitePlace, SiteResourceNeed, site_resource_needs
+from turnup.inventory.logical.moves import SitePlace, SiteResourceNeed, pool_for_site, site_resource_needs
 from turnup.inventory.logical.reservations import ReserveLine
 
 __all__ = [
@@ -36,6 +36,7 @@ __all__ = [
     "assign_reservation_to_service",
     "commit_resource_hold",
     "hold_resources",
+    "pool_for_site",
     "release_block",
     "release_reservation_if_held",
     "resource_hold_state",

@@ -48,10 +48,18 @@ class SiteResourceNeed:
     what: str
 
 
-def _pool_for_site(
-    session: Session, resource_type: str, site: SitePlace, purpose: str | None, prefix_length: int | None
+def pool_for_site(
+    session: Session,
+    resource_type: str,
+    site_names: tuple[str | None, ...],
+    purpose: str | None,
+    prefix_length: int | None,
 ) -> PoolInfo | None:
-    names = {n.lower() for n in (site.name, site.city, site.region) if n}
+    """The pool of ``resource_type`` that serves a site (its name, city and region in ``site_names``): pools
+    naming the site before pools without one, then pools of the wanted ``purpose`` before pools without a
+    purpose (pools of another purpose never), large enough for ``prefix_length``; ties by pool name.
+    Quote holds and moves both choose pools this way (README § Site matching)."""
+    names = {n.lower() for n in site_names if n}
     best: tuple[tuple[int, int, str], PoolInfo] | None = None
     for space in resource_pools(session, resource_type):
         if space.site and space.site.lower() not in names:
@@ -89,7 +97,7 @@ def site_resource_needs(
             family = block.space.resource_type
             length = int(value.rsplit("/", 1)[1]) if "/" in value else None
             purpose = block.space.purpose
-            pool = _pool_for_site(session, family, site, purpose, length)
+            pool = pool_for_site(session, family, (site.name, site.city, site.region), purpose, length)
             what = f"{family} prefix {value or rid}"
             if pool is None:
                 wanted = f" with purpose {purpose!r}" if purpose else ""
