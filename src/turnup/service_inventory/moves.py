@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from turnup.inventory import logical
 from turnup.kernel import audit, clock
 from turnup.service_inventory.orm import Service
+from turnup.service_inventory.services import add_resource_entries
 
 
 def _key(entry: dict[str, Any]) -> tuple[Any, Any]:
@@ -29,12 +30,8 @@ def assign_move_resources(
     entries = logical.assign_reservation_to_service(
         session, reservation_id, service_id=service.id, owner=f"order:{order_id}", actor=actor
     )
-    known = {_key(e) for e in service.resources or []}
-    new = [e for e in entries if _key(e) not in known]
+    new = add_resource_entries(session, service, entries)
     if new:
-        service.resources = [*(service.resources or []), *new]
-        service.updated_at = clock.now()
-        session.flush()
         audit.record(
             session,
             actor=actor,

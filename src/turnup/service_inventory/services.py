@@ -379,12 +379,7 @@ def assign_reservation(
         ]
     else:
         raise Conflict(f"reservation {rid}: unknown type {kind!r}", reason="Reservation lost")
-    known = {(e.get("resourceType"), e.get("id")) for e in service.resources or []}
-    new = [e for e in entries if (e["resourceType"], e["id"]) not in known]
-    if new:
-        service.resources = [*(service.resources or []), *new]
-        service.updated_at = clock.now()
-        session.flush()
+    add_resource_entries(session, service, entries)
     audit.record(
         session,
         actor=actor,
@@ -394,6 +389,20 @@ def assign_reservation(
         details={"orderId": order_id, "reservation": ref, "resources": entries},
     )
     return entries
+
+
+def add_resource_entries(
+    session: Session, service: Service, entries: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Add to ``service.resources`` the entries it does not carry yet (same ``resourceType`` and ``id``);
+    return those added. Idempotent: an assignment run again adds nothing."""
+    known = {(e.get("resourceType"), e.get("id")) for e in service.resources or []}
+    new = [e for e in entries if (e.get("resourceType"), e.get("id")) not in known]
+    if new:
+        service.resources = [*(service.resources or []), *new]
+        service.updated_at = clock.now()
+        session.flush()
+    return new
 
 
 def move(
