@@ -56,6 +56,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     and_,
+    delete,
     exists,
     func,
     insert,
@@ -64,7 +65,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, Session, aliased, mapped_column, sessionmaker
 
-from turnup.kernel import audit, clock
+from turnup.kernel import audit, clock, housekeeping
 from turnup.kernel.db import Base, UTCDateTime, table_of
 from turnup.kernel.errors import Conflict, InvalidInput, NotFound
 from turnup.kernel.settings import Settings, get_settings
@@ -526,6 +527,38 @@ def start_worker_thread(
         thread.join(timeout)
 
     return halt
+
+
+# --- pruning ----------------------------------------------------------------------------------------------
+
+PRUNE_BATCH = 5000
+
+
+@housekeeping.register("consumer_inbox.prune")
+def prune_handled(session: Session, settings: Settings | None = None) -> dict[str, int]:
+    """Delete inbox rows handled (``done``) or skipped more than ``consumer_retention_days`` ago, in batches
+    of ``PRUNE_BATCH`` rows, each batch committed. Pending and parked rows are never pruned: they are what
+    consumers still owe. A sweep (``turnup housekeeping run``); retention 0 keeps everything."""
+    settings = settings or get_settings()
+    if settings.consumer_retention_days <= 0:
+        return {"pruned": 0}
+    before = clock.now() - timedelta(days=settings.consumer_retention_days)
+    pruned = 0
+    while True:
+        seqs = session.scalars(
+            select(ConsumerInbox.seq)
+            .where(ConsumerInbox.status.in_((DONE, SKIPPED)), ConsumerInbox.done_at < before)
+            .order_by(ConsumerInbox.seq)
+            .limit(PRUNE_BATCH)
+        ).all()
+        if not seqs:
+            break
+        session.execute(delete(ConsumerInbox).where(ConsumerInbox.seq.in_(seqs)))
+        session.commit()
+        pruned += len(seqs)
+        if len(seqs) < PRUNE_BATCH:
+            break
+    return {"pruned": pruned}
 
 
 # --- operators' view -----------------------------------------------------------------------------------

@@ -34,6 +34,7 @@ class Settings(BaseSettings):
     consumer_batch_seconds: float = 0.2  # a batch commits once its handlers have taken this long
     consumer_backoff_base_seconds: float = 1.0
     consumer_backoff_cap_seconds: float = 300.0
+    consumer_retention_days: float = 7.0  # handled inbox rows (done, skipped) are pruned after this; 0 keeps
 
     @property
     def base_url(self) -> str:
