@@ -3,8 +3,10 @@ decides what happens next; every read, write and adapter call is a step.
 
     validate (acknowledged -> inProgress, returns the plan in dependency order)
     for each plan item: activate/modify/suspend/resume/deactivate (adapter + service inventory), retried
-        with durable backoff and a per-call timeout; field/shipping items wait durably for an outside event
-        (jeopardy events when late, fallout after too many);
+        with durable backoff and a per-call timeout; field/shipping/pickup items wait durably for an outside
+        event (jeopardy events when late, fallout after too many), then hand over the stock they deliver
+        (``order.handOver``: what ``report_event`` could not yet, when the event came before the resources
+        were assigned);
         failing for good -> fallout entry, order held, durable wait for staff: retry | skip | abort
     abort -> compensate: deactivate what this order activated, in reverse order
     cancelProductOrder (order pendingCancellation; steps see it, waits get a message) -> compensate, then
