@@ -88,19 +88,30 @@ def test_schemas_outside_the_features_check_too(client: TestClient) -> None:
     _invalid(response, "callback", "U+0007")
 
 
-def test_every_api_body_schema_derives_from_input_model(app: Any) -> None:
+def test_nul_in_a_console_form_field_is_400_naming_it(anon_client: TestClient) -> None:
+    response = anon_client.post("/login", data={"username": "admin\x00", "password": "x"})
+    _invalid(response, "username", "U+0000")
+
+
+def test_every_body_parameter_is_checked(app: Any) -> None:
+    """Every body is an InputModel (which checks all its strings) or a form field that refuses a NUL."""
     from pydantic import BaseModel
 
     from turnup.api.introspect import iter_api_routes
     from turnup.kernel.text import InputModel
 
-    checked, missing = 0, []
+    models, forms, missing = 0, 0, []
     for info in iter_api_routes(app):
         for param in info.route.dependant.body_params:
             annotation = param.field_info.annotation
             if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-                checked += 1
+                models += 1
                 if not issubclass(annotation, InputModel):
                     missing.append(f"{info.path}: {annotation.__qualname__}")
-    assert checked > 50
+            else:
+                forms += 1
+                _, errors = param.validate("a\x00", {}, loc=("body", param.name))
+                if not errors:
+                    missing.append(f"{info.path}: {param.name}")
+    assert models > 50 and forms == 6
     assert missing == []

@@ -9,9 +9,9 @@ and the API's request guard (``turnup.api.guard``) does the same for query param
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ValidationInfo, field_validator
+from pydantic import AfterValidator, BaseModel, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 
 # C0 controls (U+0000..U+001F) except tab (U+0009), LF (U+000A) and CR (U+000D).
@@ -46,6 +46,26 @@ def find_control_character(value: Any, path: str = "") -> tuple[str, str] | None
     return None
 
 
+def _problem(code: str, inner: str) -> PydanticCustomError:
+    where = f" (at {inner})" if inner else ""
+    return PydanticCustomError(
+        "control_character",
+        "contains the control character {code}{where}; only tab, line feed and carriage return are allowed",
+        {"code": code, "where": where, "path": inner},
+    )
+
+
+def _clean(value: str) -> str:
+    code = control_character(value)
+    if code is not None:
+        raise _problem(code, "")
+    return value
+
+
+# A plain string parameter (e.g. an HTML form field) held to the same rule as InputModel's fields.
+CleanStr = Annotated[str, AfterValidator(_clean)]
+
+
 class InputModel(BaseModel):
     """Base of input schemas: every string anywhere in a field (nested dicts and lists included) is free of
     control characters, or validation fails on that field (400 naming it at the API)."""
@@ -56,11 +76,5 @@ class InputModel(BaseModel):
         found = find_control_character(value)
         if found is not None:
             inner, code = found
-            where = f" (at {inner})" if inner else ""
-            raise PydanticCustomError(
-                "control_character",
-                "contains the control character {code}{where}; only tab, line feed and carriage return are"
-                " allowed",
-                {"code": code, "where": where, "path": inner},
-            )
+            raise _problem(code, inner)
         return value
