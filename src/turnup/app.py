@@ -20,6 +20,7 @@ import turnup.models  # noqa: F401  (complete metadata)
 from turnup import __version__
 from turnup.api.deps import public
 from turnup.api.errors import install_error_handlers
+from turnup.api.guard import RequestGuard
 from turnup.api.routes.accounts import router as accounts_router
 from turnup.api.routes.agreements import router as agreements_router
 from turnup.api.routes.catalog import router as catalog_router
@@ -53,7 +54,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app = FastAPI(
         title="Turnup",
         version=__version__,
-        description="Service delivery: quote accepted -> service active, billed and recognised.",
+        description=_description(settings),
         docs_url=None,  # served below from local assets
         redoc_url=None,
     )
@@ -90,7 +91,26 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.mount(DOCS_ASSETS, StaticFiles(directory=DOCS_ASSETS_DIR), name="api-docs-assets")
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     install_web_error_handlers(app)
+    # Outermost of the app's own layers: size and query checks before routing, body parsing and auth.
+    app.add_middleware(
+        RequestGuard,
+        max_body_bytes=settings.max_body_bytes,
+        max_import_body_bytes=settings.max_import_body_bytes,
+    )
     return app
+
+
+def _description(settings: Settings) -> str:
+    return (
+        "Service delivery: quote accepted -> service active, billed and recognised.\n\n"
+        f"Request bodies are limited to {settings.max_body_bytes} bytes "
+        f"({settings.max_import_body_bytes} bytes for bulk imports, the operations whose path ends in "
+        "`Import`); "
+        "a larger body is refused with 413 before it is read and before authentication "
+        "(settings `TURNUP_MAX_BODY_BYTES`, `TURNUP_MAX_IMPORT_BODY_BYTES`). "
+        "Strings in bodies and query parameters must not hold control characters other than tab, LF and CR "
+        "(400)."
+    )
 
 
 def _add_docs_routes(app: FastAPI) -> None:

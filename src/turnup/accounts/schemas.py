@@ -6,7 +6,9 @@ import re
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, ConfigDict, Field
+
+from turnup.kernel.text import InputModel
 
 CustomerType = Literal["organization", "individual"]
 CustomerStatus = Literal["prospective", "active", "inactive", "suspended", "closed"]
@@ -31,7 +33,7 @@ Email = Annotated[str, Field(max_length=320), AfterValidator(_email)]
 Country = Annotated[str, AfterValidator(_country)]
 
 
-class Strict(BaseModel):
+class Strict(InputModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, populate_by_name=True)
 
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
+
+from turnup.kernel.text import InputModel
 
 
-class Strict(BaseModel):
+class Strict(InputModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=False, populate_by_name=True)
 
 

@@ -11,7 +11,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlparse
 
 from fastapi import APIRouter, Depends, Request, Response
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field, field_validator
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session, selectinload
 
@@ -23,10 +23,11 @@ from turnup.kernel.errors import NotFound
 from turnup.kernel.hrefs import href, iso, tmf_path
 from turnup.kernel.ids import new_id
 from turnup.kernel.outbox import DeliveryAttempt, EventDelivery, HubSubscription, OutboxEvent
+from turnup.kernel.text import InputModel
 from turnup.security import Principal
 
 
-class HubCreate(BaseModel):
+class HubCreate(InputModel):
     model_config = ConfigDict(extra="forbid")
 
     callback: str = Field(min_length=1, max_length=2000)

@@ -12,7 +12,6 @@ from typing import Annotated, Any, Literal
 from pydantic import (
     AfterValidator,
     AwareDatetime,
-    BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
@@ -22,6 +21,7 @@ from pydantic import (
 )
 
 from turnup.catalog.characteristics import value_problem
+from turnup.kernel.text import InputModel
 
 LifecycleStatus = Literal["inDesign", "active", "retired"]
 Channel = Literal["web", "mobile", "partner", "sales"]
@@ -81,7 +81,7 @@ Channels = Annotated[list[Channel], AfterValidator(_unique)]
 ReportingValue = str | StrictInt | StrictBool | Decimal
 
 
-class Strict(BaseModel):
+class Strict(InputModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, populate_by_name=True)
 
 

@@ -35,6 +35,10 @@ class Settings(BaseSettings):
     consumer_backoff_base_seconds: float = 1.0
     consumer_backoff_cap_seconds: float = 300.0
     consumer_retention_days: float = 7.0  # handled inbox rows (done, skipped) are pruned after this; 0 keeps
+    # Request guard (turnup.api.guard): the largest request body, checked before it is read and before
+    # authentication; bulk imports (paths ending in "Import") have their own limit.
+    max_body_bytes: int = 4 * 1024 * 1024
+    max_import_body_bytes: int = 64 * 1024 * 1024
 
     @property
     def base_url(self) -> str:

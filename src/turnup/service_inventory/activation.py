@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 from sqlalchemy.orm import Session, sessionmaker
 
 from turnup import catalog
@@ -28,6 +28,7 @@ from turnup.catalog import SpecificationTerms
 from turnup.kernel import audit
 from turnup.kernel.errors import Conflict, InvalidInput
 from turnup.kernel.ids import new_id
+from turnup.kernel.text import InputModel
 from turnup.provisioning import (
     AdapterContext,
     AdapterRegistry,
@@ -46,7 +47,7 @@ ACTIVATION_API = "ServiceActivationAndConfiguration"
 ORIGIN = "tmf640"  # the "order" recorded in a service's history for changes made through this API
 
 
-class _Strict(BaseModel):
+class _Strict(InputModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, populate_by_name=True)
 
 

@@ -7,7 +7,7 @@ and set ``HX-Replace-Url`` so the address bar (and a reload) keeps the current f
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urlencode, urlsplit
 
 from fastapi import APIRouter, Depends, Form, Query, Request
@@ -19,6 +19,7 @@ from turnup import catalog, onboarding
 from turnup.accounts.orm import Contact, Customer, Site
 from turnup.api.deps import SESSION_COOKIE, get_session, public
 from turnup.kernel.errors import NotFound, TurnupError, Unauthorized
+from turnup.kernel.text import CleanStr
 from turnup.security import Principal, has_permission
 from turnup.security.services import SESSION_TTL, login, logout
 from turnup.web.access import page, safe_next
@@ -61,9 +62,9 @@ def login_form(request: Request, next: str = "/", _: None = public()) -> HTMLRes
 @router.post("/login", response_class=HTMLResponse)
 def login_submit(
     request: Request,
-    username: str = Form(""),
-    password: str = Form(""),
-    next: str = Form("/"),
+    username: Annotated[CleanStr, Form()] = "",
+    password: Annotated[CleanStr, Form()] = "",
+    next: Annotated[CleanStr, Form()] = "/",
     session: Session = Depends(get_session),
     _: None = public(),
 ) -> Response:
@@ -282,9 +283,9 @@ def invitation_form(request: Request, token: str = "", _: None = public()) -> HT
 @router.post("/portal/invitation", response_class=HTMLResponse)
 def invitation_submit(
     request: Request,
-    token: str = Form(""),
-    password: str = Form(""),
-    confirm: str = Form(""),
+    token: Annotated[CleanStr, Form()] = "",
+    password: Annotated[CleanStr, Form()] = "",
+    confirm: Annotated[CleanStr, Form()] = "",
     session: Session = Depends(get_session),
     _: None = public(),
 ) -> Response:

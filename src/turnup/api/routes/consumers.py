@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Body, Depends, Request, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -16,6 +16,7 @@ from turnup.kernel import clock, consumers
 from turnup.kernel.consumers import ConsumerInbox
 from turnup.kernel.errors import NotFound
 from turnup.kernel.hrefs import api_base, href, iso
+from turnup.kernel.text import InputModel
 from turnup.security import Principal
 
 API = "turnupEvents"
@@ -24,7 +25,7 @@ PATH = api_base(API)
 router = APIRouter(tags=["event consumers"])
 
 
-class OperatorDecision(BaseModel):
+class OperatorDecision(InputModel):
     """Why an operator retries (optional) or skips (required) a consumer event."""
 
     model_config = ConfigDict(extra="forbid")

@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
+
+from turnup.kernel.text import InputModel
 
 PoolType = Literal["ipAggregate", "ipPool", "ipSubnet", "vlanPool", "asnPool", "identifierPool"]
 Policy = Literal["best-fit", "first-fit"]
@@ -15,7 +17,7 @@ NumberStatus = Literal[
 ]
 
 
-class Strict(BaseModel):
+class Strict(InputModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, populate_by_name=True)
 
 
