@@ -20,6 +20,7 @@ import turnup.models  # noqa: F401  (complete metadata)
 from turnup import __version__
 from turnup.api.deps import public
 from turnup.api.errors import install_error_handlers
+from turnup.api.idempotency import install as install_idempotency
 from turnup.api.routes.accounts import router as accounts_router
 from turnup.api.routes.agreements import router as agreements_router
 from turnup.api.routes.catalog import router as catalog_router
@@ -90,6 +91,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.mount(DOCS_ASSETS, StaticFiles(directory=DOCS_ASSETS_DIR), name="api-docs-assets")
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     install_web_error_handlers(app)
+    install_idempotency(app)  # Idempotency-Key on every POST
     return app
 
 

@@ -55,6 +55,7 @@ NOTHING = {
     "quotes": {"expired": []},
     "stock": {"lines_released": 0, "reservations_expired": 0, "rack_holds_expired": 0},
     "numbers": {"aging_ended": 0, "reservations_ended": 0},
+    "idempotency": {"keys_expired": 0},
 }
 
 
@@ -144,11 +145,12 @@ def test_run_once_releases_expired_stock_holds_and_ends_number_aging(
     report = housekeeping.run_once(session_factory)
 
     # then each sweep reports what it did
-    assert list(report) == ["quotes", "stock", "numbers"]
+    assert list(report) == ["quotes", "stock", "numbers", "idempotency"]
     assert _results(report) == {
         "quotes": {"expired": []},
         "stock": {"lines_released": 1, "reservations_expired": 1, "rack_holds_expired": 0},
         "numbers": {"aging_ended": 1, "reservations_ended": 0},
+        "idempotency": {"keys_expired": 0},
     }
     with session_factory() as s:
         # the expired hold is released once in the ledger, by housekeeping; the live one is untouched
@@ -495,9 +497,11 @@ def test_housekeeping_run_prints_each_sweep_and_fails_when_one_fails(
         "reservations_expired=1;",
         "rack_holds_expired=0",
         "aging_ended=0;",
+        "idempotency",
+        "keys_expired=0",
     ):
         assert expected in out, (expected, result.output)
-    assert out.count(" ok ") == 3
+    assert out.count(" ok ") == 4
     with session_factory() as s:
         assert s.get(Reservation, expiring).status == "expired"
         assert _releases(s, expiring) == [(-3, "expired", ACTOR)]

@@ -34,6 +34,8 @@ class Settings(BaseSettings):
     consumer_batch_seconds: float = 0.2  # a batch commits once its handlers have taken this long
     consumer_backoff_base_seconds: float = 1.0
     consumer_backoff_cap_seconds: float = 300.0
+    # Idempotency-Key on POST: how long a key's first response is kept and replayed (then swept).
+    idempotency_key_ttl_hours: float = 24.0
 
     @property
     def base_url(self) -> str:
