@@ -4,6 +4,7 @@ transaction (unknown → 400 naming the field; another customer's or in the wron
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -277,3 +278,30 @@ def test_the_database_refuses_a_second_order_with_the_same_external_id(
             s.commit()
         s.rollback()
         assert s.scalar(select(func.count()).select_from(ProductOrder)) == 3
+
+
+def test_racing_orders_with_one_external_id_create_one_order(
+    client: TestClient, session_factory: sessionmaker[Session], world: dict[str, str], dbos_cleanup: None
+) -> None:
+    # Given five threads released together, each posting an order with externalId PO-7 for one customer
+    threads = 5
+    barrier = threading.Barrier(threads)
+    statuses: list[tuple[int, str]] = []
+    lock = threading.Lock()
+
+    def send() -> None:
+        barrier.wait(30)
+        response = client.post(ORDERS, json=_body(world, externalId="PO-7"))
+        with lock:
+            statuses.append((response.status_code, response.json().get("message", "")))
+
+    workers = [threading.Thread(target=send) for _ in range(threads)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(120)
+
+    # Then one is created and every other one is a 409 naming externalId
+    refused = f"externalId: customer {world['mine']!r} already has a productOrder with externalId 'PO-7'"
+    assert sorted(statuses) == [(201, "")] + [(409, refused)] * (threads - 1)
+    assert _counts(session_factory)["product_order"] == 1
