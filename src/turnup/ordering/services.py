@@ -172,7 +172,10 @@ def create_order(
     try:
         session.flush()
     except IntegrityError as exc:  # the same externalId inserted concurrently (the unique index decides)
-        if data.externalId is None:
+        problem = str(exc.orig)  # PostgreSQL names the index, SQLite the columns
+        if data.externalId is None or not any(
+            name in problem for name in ("uq_product_order_customer_external_id", "product_order.external_id")
+        ):
             raise
         raise _duplicate_external_id(customer.id, data.externalId) from exc
     writer = _PlanWriter(session, order, now)
