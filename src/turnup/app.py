@@ -21,6 +21,7 @@ from turnup import __version__
 from turnup.api.deps import public
 from turnup.api.errors import install_error_handlers
 from turnup.api.guard import RequestGuard
+from turnup.api.idempotency import install as install_idempotency
 from turnup.api.routes.accounts import router as accounts_router
 from turnup.api.routes.agreements import router as agreements_router
 from turnup.api.routes.catalog import router as catalog_router
@@ -91,7 +92,9 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.mount(DOCS_ASSETS, StaticFiles(directory=DOCS_ASSETS_DIR), name="api-docs-assets")
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     install_web_error_handlers(app)
-    # Outermost of the app's own layers: size and query checks before routing, body parsing and auth.
+    install_idempotency(app)  # Idempotency-Key on every POST (it reads a keyed POST's body)
+    # Added last, so outermost of the app's own layers: size and query checks before routing, before the
+    # idempotency layer reads a body, before body parsing and authentication.
     app.add_middleware(
         RequestGuard,
         max_body_bytes=settings.max_body_bytes,

@@ -6,7 +6,7 @@ from turnup.catalog import orm as catalog_orm  # noqa: F401
 from turnup.compliance import orm as compliance_orm  # noqa: F401
 from turnup.inventory.logical import orm as logical_inventory_orm  # noqa: F401
 from turnup.inventory.physical import orm as physical_inventory_orm  # noqa: F401
-from turnup.kernel import audit, endpoint, outbox  # noqa: F401
+from turnup.kernel import audit, endpoint, idempotency, outbox  # noqa: F401
 from turnup.kernel import mail as outbound_mail  # noqa: F401
 from turnup.kernel.db import Base
 from turnup.onboarding import orm as onboarding_orm  # noqa: F401

@@ -7,12 +7,13 @@ workflows: ``turnup.app.create_app``, the CLI, and the test suite call it.
 
 from __future__ import annotations
 
-from turnup.kernel import consumers
+from turnup.kernel import consumers, housekeeping, idempotency
 
 
 def _register() -> None:
     """Import (statically: checkers see them) the modules that register something. The order matters only
-    for housekeeping, which runs its sweeps in registration order: quotes, then stock, then numbers."""
+    for housekeeping, which runs its sweeps in registration order: quotes, then stock, then numbers, then
+    expired idempotency keys."""
     # isort: off
     import turnup.models  # complete metadata
     import turnup.quoting.sweeps  # housekeeping: expired quotes
@@ -20,9 +21,12 @@ def _register() -> None:
     import turnup.inventory.logical.sweeps  # housekeeping: aged numbers
     import turnup.ordering.workflow  # the order workflow and its steps, DBOS
     import turnup.ordering.guards  # service inventory refuses changes to ordered services
+    import turnup.quoting.order_refs  # ordering checks the quotes order bodies cite through quoting
     import turnup.product_inventory.consumers  # products follow orders and services
     import turnup.inventory.physical.consumers  # CPE returns expected after a disconnect
     import turnup.accounts.consumers  # noqa: F401  (the customer lifecycle follows its services)
+
+    housekeeping.register("idempotency")(idempotency.prune_expired)  # expired Idempotency-Key responses
     # isort: on
 
 

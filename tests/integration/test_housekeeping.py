@@ -56,6 +56,7 @@ NOTHING = {
     "quotes": {"expired": []},
     "stock": {"lines_released": 0, "reservations_expired": 0, "rack_holds_expired": 0},
     "numbers": {"aging_ended": 0, "reservations_ended": 0},
+    "idempotency": {"keys_expired": 0},
 }
 
 
@@ -145,12 +146,13 @@ def test_run_once_releases_expired_stock_holds_and_ends_number_aging(
     report = housekeeping.run_once(session_factory)
 
     # then each sweep reports what it did
-    assert list(report) == ["consumer_inbox.prune", "quotes", "stock", "numbers"]
+    assert list(report) == ["consumer_inbox.prune", "quotes", "stock", "numbers", "idempotency"]
     assert _results(report) == {
         "consumer_inbox.prune": {"pruned": 0},  # nothing handled yet: no consumer worker runs here
         "quotes": {"expired": []},
         "stock": {"lines_released": 1, "reservations_expired": 1, "rack_holds_expired": 0},
         "numbers": {"aging_ended": 1, "reservations_ended": 0},
+        "idempotency": {"keys_expired": 0},
     }
     with session_factory() as s:
         # the expired hold is released once in the ledger, by housekeeping; the live one is untouched
@@ -499,9 +501,11 @@ def test_housekeeping_run_prints_each_sweep_and_fails_when_one_fails(
         "aging_ended=0;",
         "consumer_inbox.prune",
         "pruned=0",
+        "idempotency",
+        "keys_expired=0",
     ):
         assert expected in out, (expected, result.output)
-    assert out.count(" ok ") == 4
+    assert out.count(" ok ") == 5
     with session_factory() as s:
         assert s.get(Reservation, expiring).status == "expired"
         assert _releases(s, expiring) == [(-3, "expired", ACTOR)]

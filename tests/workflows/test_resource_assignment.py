@@ -40,9 +40,12 @@ def _order(
     reservation_id: str,
     *,
     committed_by_quote: bool,
+    lost: bool = False,
 ) -> str:
     """Like quote acceptance (``quoting.holds.commit``): the order is created and, in the same transaction,
-    the hold is committed to ``order:<id>``; or the order carries a live hold."""
+    the hold is committed to ``order:<id>``; or the order carries a live hold. ``lost``: the live hold is
+    released once the order accepted it, before its workflow runs (an order citing a released hold is
+    refused when it is placed)."""
     body: dict[str, Any] = order_body(customer_id, offering) | {
         "reservation": [{"id": reservation_id, "@referredType": "ResourceReservation"}]
     }
@@ -50,6 +53,8 @@ def _order(
         order = ordering.create_order(s, ProductOrderCreate.model_validate(body), "test", commit=False)
         if committed_by_quote:
             logical.commit(s, reservation_id, "test", service_id=f"order:{order.id}", commit_now=False)
+        if lost:
+            logical.release(s, reservation_id, "t", commit_now=False)
         s.commit()
         return order.id
 
@@ -176,10 +181,8 @@ def test_a_lost_reservation_goes_to_fallout_before_anything_is_activated(
     orchestrator: None,
 ) -> None:
     reservation_id = _vlan_hold(session_factory)
-    with session_factory() as s:
-        logical.release(s, reservation_id, "t")
     order_id = _order(
-        session_factory, customer_id, catalog["fibre"], reservation_id, committed_by_quote=False
+        session_factory, customer_id, catalog["fibre"], reservation_id, committed_by_quote=False, lost=True
     )
     entry = wait_until(
         lambda: (client.get(FALLOUT, params={"productOrder.id": order_id, "state": "open"}).json() or [None])[

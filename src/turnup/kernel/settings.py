@@ -39,6 +39,8 @@ class Settings(BaseSettings):
     # authentication; bulk imports (paths ending in "Import") have their own limit.
     max_body_bytes: int = 4 * 1024 * 1024
     max_import_body_bytes: int = 64 * 1024 * 1024
+    # Idempotency-Key on POST: how long a key's first response is kept and replayed (then swept).
+    idempotency_key_ttl_hours: float = 24.0
 
     @property
     def base_url(self) -> str:

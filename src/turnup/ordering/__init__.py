@@ -17,6 +17,7 @@ from turnup.ordering.queries import (
     product_items_select,
     product_of_service,
 )
+from turnup.ordering.references import QuoteFacts, read_quotes_with
 from turnup.ordering.schemas import ProductOrderCreate
 from turnup.ordering.services import (
     cancel_order,
@@ -36,6 +37,7 @@ __all__ = [
     "Plan",
     "PlannedItem",
     "ProductOrderCreate",
+    "QuoteFacts",
     "cancel_order",
     "create_order",
     "decompose",
@@ -47,6 +49,7 @@ __all__ = [
     "plan_items",
     "product_items_select",
     "product_of_service",
+    "read_quotes_with",
     "release_reservations",
     "report_event",
     "transition",

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from turnup.kernel.db import Base, JSONDoc, UTCDateTime
@@ -15,6 +15,16 @@ from turnup.kernel.ids import new_id
 
 class ProductOrder(Base):
     __tablename__ = "product_order"
+    __table_args__ = (  # an externalId names one order per customer
+        Index(
+            "uq_product_order_customer_external_id",
+            "customer_id",
+            "external_id",
+            unique=True,
+            postgresql_where=text("external_id IS NOT NULL"),
+            sqlite_where=text("external_id IS NOT NULL"),
+        ),
+    )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     state: Mapped[str] = mapped_column(String(30), index=True)

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from turnup import service_inventory as inventory
@@ -38,6 +39,7 @@ from turnup.ordering.model import (
     WAIT_KINDS,
 )
 from turnup.ordering.orm import FalloutEntry, PlanItem, ProductOrder, ProductOrderItem
+from turnup.ordering.references import QuoteFacts, check_references
 from turnup.ordering.render import API, SERVICE_ORDER_API, render_order, render_service_order
 from turnup.ordering.schemas import ProductOrderCreate
 from turnup.ordering.settlement import ACTOR, settle_resources, terminate
@@ -127,18 +129,27 @@ def set_plan_state(session: Session, plan: PlanItem, new_state: str) -> None:
 
 
 def create_order(
-    session: Session, data: ProductOrderCreate, actor: str, *, commit: bool = True
+    session: Session,
+    data: ProductOrderCreate,
+    actor: str,
+    *,
+    commit: bool = True,
+    accepting_quote: QuoteFacts | None = None,
 ) -> ProductOrder:
     """Accept a hand-made order: validate everything, decompose it into a plan, enqueue its workflow.
 
     All in one transaction: the order, its items, the plan, the designed services, the events and the
-    DBOS workflow row commit together or not at all.
+    DBOS workflow row commit together or not at all. The quote and reservations the body cites are checked
+    first (``turnup.ordering.references``); ``accepting_quote`` is the quote whose acceptance, in this same
+    transaction, creates the order. An ``externalId`` is unique per customer (409 naming it).
     """
     url = orchestration.prepare(session)  # system tables exist before this transaction takes any lock
     customers = [p for p in data.relatedParty if p.role == "customer"]
     if len(customers) != 1:
         raise InvalidInput("relatedParty: exactly one party with role 'customer' is required")
     customer = live_customer(session, customers[0].id, "relatedParty[0].id", unknown=InvalidInput)
+    check_references(session, data, customer.id, accepting=accepting_quote)
+    _check_external_id(session, customer.id, data.externalId)
     plan = decompose(session, data, customer.id)
     assignments = _assignments(data, plan) if plan.adds else []
     now = clock.now()
@@ -158,7 +169,15 @@ def create_order(
         reservation_refs=[{"id": r.id, "@referredType": r.referredType} for r in data.reservation] or None,
     )
     session.add(order)
-    session.flush()
+    try:
+        session.flush()
+    except IntegrityError as exc:  # the same externalId inserted concurrently (the unique index decides)
+        problem = str(exc.orig)  # PostgreSQL names the index, SQLite the columns
+        if data.externalId is None or not any(
+            name in problem for name in ("uq_product_order_customer_external_id", "product_order.external_id")
+        ):
+            raise
+        raise _duplicate_external_id(customer.id, data.externalId) from exc
     writer = _PlanWriter(session, order, now)
     writer.position = len(assignments)  # resource assignment items come first (positions 0..n-1), see below
     for n, planned in enumerate(plan.items):
@@ -203,6 +222,26 @@ def create_order(
     if commit:
         session.commit()
     return order
+
+
+def _duplicate_external_id(customer_id: str, external_id: str) -> Conflict:
+    return Conflict(
+        f"externalId: customer {customer_id!r} already has a productOrder with externalId {external_id!r}",
+        reason="Duplicate externalId",
+    )
+
+
+def _check_external_id(session: Session, customer_id: str, external_id: str | None) -> None:
+    """An externalId names one order per customer."""
+    if external_id is None:
+        return
+    taken = session.scalar(
+        select(ProductOrder.id).where(
+            ProductOrder.customer_id == customer_id, ProductOrder.external_id == external_id
+        )
+    )
+    if taken is not None:
+        raise _duplicate_external_id(customer_id, external_id)
 
 
 @dataclass(frozen=True)

@@ -787,5 +787,6 @@ def create_product_order(
             "reservation": reservations,
         }
     )
-    order = ordering.create_order(session, data, actor, commit=False)
+    accepting = ordering.QuoteFacts(id=quote.id, customer_id=customer.id, state="accepted")
+    order = ordering.create_order(session, data, actor, commit=False, accepting_quote=accepting)
     return order.id

@@ -42,6 +42,7 @@ class ResourceHold:
 class ResourceHoldState:
     state: str  # reserved | committed | released
     expires_at: datetime
+    related_party: str | None = None  # whom it is held for (a customer id), when known
 
 
 def resource_pools(session: Session, resource_type: str) -> list[PoolInfo]:
@@ -87,4 +88,4 @@ def commit_resource_hold(
 def resource_hold_state(session: Session, reservation_id: str) -> ResourceHoldState | None:
     """The hold's current state and expiry as stored now, or None when there is no such hold."""
     row = session.get(ResourceReservation, reservation_id, populate_existing=True)
-    return ResourceHoldState(row.state, row.expires_at) if row is not None else None
+    return ResourceHoldState(row.state, row.expires_at, row.related_party) if row is not None else None

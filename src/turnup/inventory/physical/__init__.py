@@ -19,7 +19,9 @@ from turnup.inventory.physical.fulfilment import hand_over_allocation
 from turnup.inventory.physical.holds import (
     HeldStockLine,
     StockHold,
+    StockHoldFacts,
     hold_stock,
+    stock_hold_facts,
     stock_hold_status,
     stock_regions,
 )
@@ -31,6 +33,7 @@ __all__ = [
     "HeldStockLine",
     "LineRequest",
     "StockHold",
+    "StockHoldFacts",
     "allocate_lines",
     "check_availability",
     "commit_reservation",
@@ -39,6 +42,7 @@ __all__ = [
     "hold_stock",
     "release_stock_if_held",
     "return_allocation",
+    "stock_hold_facts",
     "stock_hold_status",
     "stock_regions",
 ]

@@ -67,6 +67,28 @@ def stock_regions(session: Session) -> set[str]:
     )
 
 
+@dataclass(frozen=True)
+class StockHoldFacts:
+    """What an order needs to know about a stock hold it cites: its status as of now (a held one past its
+    expiry is ``expired``), whom it is held for, and the order it is committed to."""
+
+    status: str  # held | committed | released | expired
+    customer_id: str | None
+    order_id: str | None
+
+
+def stock_hold_facts(
+    session: Session, reservation_id: str, now: datetime | None = None
+) -> StockHoldFacts | None:
+    """The stock hold's facts as stored now, or None when there is no such hold."""
+    row = session.get(Reservation, reservation_id, populate_existing=True)
+    if row is None:
+        return None
+    return StockHoldFacts(
+        effective_status(row.status, row.expires_at, now or clock.now()), row.customer_id, row.order_id
+    )
+
+
 def stock_hold_status(session: Session, reservation_id: str, now: datetime | None = None) -> str:
     """A stock hold's status as of ``now`` (a held one past its expiry is ``expired``), or ``missing``."""
     row = session.get(Reservation, reservation_id, populate_existing=True)
