@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from turnup.quoting.money import (
+from turnup.catalog import (
     CENT,
     TierSpec,
     add_totals,

@@ -9,9 +9,9 @@ import typer
 from rich.table import Table
 from sqlalchemy import select
 
+from turnup.catalog import ZERO, money_text
 from turnup.cli.common import CLI_ACTOR, cli_session, console, validated
 from turnup.quoting import approvals, services
-from turnup.quoting.money import ZERO, money_text
 from turnup.quoting.orm import Quote
 from turnup.quoting.render import render_quote
 from turnup.quoting.schemas import ApprovalDecisionIn, QuoteAccept, Signer

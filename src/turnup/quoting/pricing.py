@@ -29,10 +29,9 @@ from sqlalchemy.orm import Session
 
 from turnup import catalog
 from turnup.accounts import SiteInfo
-from turnup.catalog import USAGE_PREFIX, OfferingTerms
+from turnup.catalog import USAGE_PREFIX, ZERO, Component, OfferingTerms, Totals, allocate, money_text
 from turnup.kernel import clock
 from turnup.kernel.errors import Conflict, InvalidInput
-from turnup.quoting.money import ZERO, Component, Totals, allocate, money_text
 
 QUOTE_CHARACTERISTICS = ("numberArea", "ipPoolPurpose")
 MAX_DEPTH = 3

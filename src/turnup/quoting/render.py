@@ -5,8 +5,8 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+from turnup.catalog import money_text
 from turnup.kernel.hrefs import api_base, href, iso
-from turnup.quoting.money import money_text
 from turnup.quoting.orm import ApprovalRule, Quote, QuoteApproval, QuoteItem
 
 API = "quoteManagement"

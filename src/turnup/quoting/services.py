@@ -20,12 +20,12 @@ from sqlalchemy.orm import Session
 
 from turnup import accounts, agreements, catalog
 from turnup.accounts import CustomerInfo
+from turnup.catalog import ZERO, add_totals, money_text
 from turnup.kernel import audit, clock
 from turnup.kernel.errors import Conflict, InvalidInput, NotFound, TurnupError
 from turnup.kernel.ids import new_id
 from turnup.kernel.outbox import publish
 from turnup.quoting import approvals, holds, screening
-from turnup.quoting.money import ZERO, add_totals, money_text
 from turnup.quoting.orm import Quote, QuoteApproval, QuoteItem, QuoteVersion
 from turnup.quoting.pricing import (
     PricedLine,
