@@ -29,7 +29,7 @@ from sqlalchemy import exists, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from turnup.inventory.physical.ledger import LINE, UNIT, Ledger, ensure_levels, lock_levels
+from turnup.inventory.physical.ledger import LINE, UNIT, Ledger, dispatched_status, ensure_levels, lock_levels
 from turnup.inventory.physical.orm import (
     Allocation,
     Handover,
@@ -276,12 +276,6 @@ def hand_over_allocation(
     return moved
 
 
-def dispatched_status(session: Session, allocation_id: str) -> str:
-    """``shipped`` when every handed-over line of the allocation was shipped, else ``issued``."""
-    methods = set(session.scalars(select(Handover.method).where(Handover.allocation_id == allocation_id)))
-    return "shipped" if methods == {"ship"} else "issued"
-
-
 def handed_over(session: Session, allocation_id: str) -> bool:
     return (
         session.scalar(select(Handover.id).where(Handover.allocation_id == allocation_id).limit(1))
@@ -295,7 +289,8 @@ def handed_over(session: Session, allocation_id: str) -> bool:
 def _dispatched_units(session: Session, allocation_id: str) -> list[tuple[str, str | None]]:
     """(unit id, stock location it left) of every serialised unit the allocation handed over."""
     unit_ids = [
-        u for ids in session.scalars(select(Handover.unit_ids).where(Handover.allocation_id == allocation_id))
+        u
+        for ids in session.scalars(select(Handover.unit_ids).where(Handover.allocation_id == allocation_id))
         for u in ids or []
     ]
     if not unit_ids:

@@ -29,6 +29,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from turnup.inventory.physical.orm import (
+    Handover,
     ReplenishmentRequest,
     ReservationLine,
     StockLevel,
@@ -358,3 +359,12 @@ def free_units(session: Session, unit_ids: Iterable[str], now: datetime) -> None
         session.execute(
             update(UNIT).where(UNIT.c.id.in_(ids)).values(state="in_stock", hold_line_id=None, updated_at=now)
         )
+
+
+def dispatched_status(session: Session, allocation_id: str, otherwise: str = "issued") -> str:
+    """``shipped`` when every handed-over line of the allocation was shipped, ``issued`` when some was
+    fitted or picked up; ``otherwise`` when none was handed over."""
+    methods = set(session.scalars(select(Handover.method).where(Handover.allocation_id == allocation_id)))
+    if not methods:
+        return otherwise
+    return "shipped" if methods == {"ship"} else "issued"

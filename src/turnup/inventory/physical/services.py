@@ -15,6 +15,7 @@ from turnup.inventory.physical.ledger import (
     UNIT,
     Ledger,
     Level,
+    dispatched_status,
     ensure_levels,
     lock_levels,
     pair_condition,
@@ -950,8 +951,7 @@ def cancel_allocation(session: Session, allocation_id: str, actor: str, *, commi
         session.execute(update(LINE).where(LINE.c.id.in_([r.id for r in lines])).values(status="released"))
     ledger.flush()
     # lines already handed over stay out at the customer's site: the allocation is then dispatched
-    methods = set(session.scalars(select(Handover.method).where(Handover.allocation_id == allocation.id)))
-    final = ("shipped" if methods == {"ship"} else "issued") if methods else "cancelled"
+    final = dispatched_status(session, allocation.id, otherwise="cancelled")
     allocation.status, allocation.updated_at = final, now
     session.flush()
     audit.record(
