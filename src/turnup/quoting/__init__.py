@@ -25,8 +25,12 @@ from turnup.quoting.services import (
     sweep_expired,
     update_quote,
 )
+from turnup.quoting.terms import AgreedLine, AgreedPrice, AgreedTerms, agreed_terms
 
 __all__ = [
+    "AgreedLine",
+    "AgreedPrice",
+    "AgreedTerms",
     "ApprovalDecisionIn",
     "ApprovalRuleCreate",
     "ApprovalRuleImport",
@@ -35,6 +39,7 @@ __all__ = [
     "QuoteUpdate",
     "SweepResult",
     "accept_quote",
+    "agreed_terms",
     "cancel_quote",
     "create_quote",
     "create_rule",
