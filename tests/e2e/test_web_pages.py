@@ -19,6 +19,7 @@ from turnup.security import create_user
 from turnup.security.orm import WebSession
 from turnup.security.permissions import ROLE_PERMISSIONS
 
+OLGA_PASSWORD = "Tulip-Harbour-Lantern-31"
 PAGES = ["/", "/customers", "/customers/_rows", "/catalog", "/catalog/_offerings", "/catalog/offerings/x"]
 
 
@@ -34,12 +35,12 @@ def users(session_factory: sessionmaker[Session], monkeypatch: pytest.MonkeyPatc
     monkeypatch.setitem(ROLE_PERMISSIONS, "catalog-reader", {"console:read", "catalog:read"})
     with session_factory() as s:
         create_user(
-            s, username="olga", display_name="Olga Operator", password="Tulip-Harbour-Lantern-31", roles=["operator"]
+            s, username="olga", display_name="Olga Operator", password=OLGA_PASSWORD, roles=["operator"]
         )
         create_user(s, username="nora", password="Maple-Violet-Orbit-58", roles=["catalog-reader"])
 
 
-def _login(client: TestClient, username: str = "olga", password: str = "Tulip-Harbour-Lantern-31", next: str = "/") -> Any:
+def _login(client: TestClient, username: str = "olga", password: str = OLGA_PASSWORD, next: str = "/") -> Any:
     return client.post(
         "/login", data={"username": username, "password": password, "next": next}, follow_redirects=False
     )

@@ -7,8 +7,6 @@ import threading
 import time
 
 import typer
-from rich.table import Table
-from sqlalchemy import select
 
 from turnup.cli.accounts import app as accounts_app
 from turnup.cli.catalog import app as catalog_app

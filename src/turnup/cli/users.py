@@ -98,7 +98,9 @@ def users_token(
     username: str,
     name: str = typer.Option("cli"),
     role: list[str] = typer.Option([], help="scope the token to these of the user's roles (repeatable)"),
-    expires_in: str | None = typer.Option(None, help="lifetime like 90d, 12h, 30m (default TURNUP_API_TOKEN_DEFAULT_DAYS)"),
+    expires_in: str | None = typer.Option(
+        None, help="lifetime like 90d, 12h, 30m (default TURNUP_API_TOKEN_DEFAULT_DAYS)"
+    ),
 ) -> None:
     """Issue an API token for a user (printed once)."""
     with cli_session() as session:
@@ -131,7 +133,9 @@ def users_list(tokens: bool = typer.Option(True, help="also list API tokens")) -
     with cli_session() as session:
         table = Table("username", "name", "roles", "active", "totp")
         for u in session.scalars(select(User).order_by(User.username)):
-            table.add_row(u.username, u.display_name, ", ".join(u.roles), str(u.active), str(bool(u.totp_secret)))
+            table.add_row(
+                u.username, u.display_name, ", ".join(u.roles), str(u.active), str(bool(u.totp_secret))
+            )
         console.print(table)
         if not tokens:
             return

@@ -21,7 +21,7 @@ class User(Base):
     roles: Mapped[list[str]] = mapped_column(JSONDoc, default=list)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    # TOTP second factor: the secret encrypted with a key derived from TURNUP_SECRET_KEY (turnup.security.totp),
+    # TOTP second factor: the secret encrypted with a key derived from TURNUP_SECRET_KEY (security.totp),
     # and the last time step accepted (a code is accepted once).
     totp_secret: Mapped[str | None] = mapped_column(String(300), nullable=True)
     totp_last_step: Mapped[int | None] = mapped_column(Integer, nullable=True)

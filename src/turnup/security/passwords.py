@@ -1,4 +1,4 @@
-"""Password hashing (argon2id, with the earlier ``scrypt$`` hashes still verifying) and the password policy."""
+"""Password hashing (argon2id; the earlier ``scrypt$`` hashes still verify) and the password policy."""
 
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ def _verify_scrypt(password: str, stored: str) -> bool:
 
 
 def verify_password(password: str, stored: str) -> tuple[bool, bool]:
-    """``(matches, needs_rehash)``: a scrypt hash, or an argon2 hash with outdated parameters, needs rehash."""
+    """``(matches, needs_rehash)``: scrypt hashes and argon2 hashes with outdated parameters need a rehash."""
     if stored.startswith("scrypt$"):
         ok = _verify_scrypt(password, stored)
         return ok, ok

@@ -13,6 +13,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from turnup.kernel import audit, clock
+from turnup.kernel.db import rowcount, table_of
 from turnup.kernel.errors import Conflict, InvalidInput, NotFound, Unauthorized
 from turnup.kernel.ids import new_id
 from turnup.kernel.settings import Settings, get_settings
@@ -24,7 +25,6 @@ from turnup.security.permissions import ROLE_PERMISSIONS, Principal
 TOKEN_PREFIX = "tu_"
 SESSION_TTL = timedelta(hours=12)
 LAST_USED_EVERY = timedelta(minutes=1)  # last_used_at is written at most this often per token
-
 
 
 def _sha256(secret: str) -> str:
@@ -118,12 +118,14 @@ def deactivate_user(session: Session, username: str, *, actor: str = "system") -
     """Deactivate a user: their web sessions end and their API tokens are revoked at once; commits."""
     user = _user_by_name(session, username)
     now = clock.now()
-    sessions = session.execute(delete(WebSession).where(WebSession.user_id == user.id)).rowcount
-    tokens = session.execute(
-        update(ApiToken)
-        .where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
-        .values(revoked_at=now)
-    ).rowcount
+    sessions = rowcount(session.execute(delete(WebSession).where(WebSession.user_id == user.id)))
+    tokens = rowcount(
+        session.execute(
+            update(ApiToken)
+            .where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
+            .values(revoked_at=now)
+        )
+    )
     user.active = False
     audit.record(
         session,
@@ -142,7 +144,11 @@ def activate_user(session: Session, username: str, *, actor: str = "system") -> 
     user = _user_by_name(session, username)
     user.active = True
     audit.record(
-        session, actor=actor, action="user.activate", resource_type="user", resource_id=user.id,
+        session,
+        actor=actor,
+        action="user.activate",
+        resource_type="user",
+        resource_id=user.id,
         details={"username": username},
     )
     session.commit()
@@ -169,7 +175,11 @@ def enable_totp(
     user.totp_secret = totp.seal(secret, key)
     user.totp_last_step = None
     audit.record(
-        session, actor=actor, action="user.totp_enable", resource_type="user", resource_id=user.id,
+        session,
+        actor=actor,
+        action="user.totp_enable",
+        resource_type="user",
+        resource_id=user.id,
         details={"username": username},
     )
     session.commit()
@@ -181,7 +191,11 @@ def disable_totp(session: Session, username: str, *, actor: str = "system") -> N
     user.totp_secret = None
     user.totp_last_step = None
     audit.record(
-        session, actor=actor, action="user.totp_disable", resource_type="user", resource_id=user.id,
+        session,
+        actor=actor,
+        action="user.totp_disable",
+        resource_type="user",
+        resource_id=user.id,
         details={"username": username},
     )
     session.commit()
@@ -222,7 +236,7 @@ class LoginRefused(Unauthorized):
 def _lock_counters(session: Session, keys: list[str], now: datetime) -> dict[str, LoginCounter]:
     """Get or create the counters and lock them (primary-key order) until the transaction ends."""
     keys = sorted(set(keys))
-    table = LoginCounter.__table__
+    table = table_of(LoginCounter)
     insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
     rows = [{"key": k, "failures": 0, "window_start": now, "locked_until": None} for k in keys]
     session.execute(insert(table).on_conflict_do_nothing(index_elements=["key"]), rows)
@@ -346,7 +360,11 @@ def login(
     secret = secrets.token_urlsafe(32)
     session.add(
         WebSession(
-            id=new_id(), user_id=user.id, token_hash=_sha256(secret), created_at=now, expires_at=now + SESSION_TTL
+            id=new_id(),
+            user_id=user.id,
+            token_hash=_sha256(secret),
+            created_at=now,
+            expires_at=now + SESSION_TTL,
         )
     )
     audit.record(
@@ -478,7 +496,11 @@ def revoke_api_token(session: Session, ref: str, *, actor: str = "system") -> Ap
         raise Conflict(f"API token {ref!r} is already revoked")
     token.revoked_at = clock.now()
     audit.record(
-        session, actor=actor, action="token.revoke", resource_type="apiToken", resource_id=token.id,
+        session,
+        actor=actor,
+        action="token.revoke",
+        resource_type="apiToken",
+        resource_id=token.id,
         details={"prefix": token.prefix, "name": token.name},
     )
     session.commit()
@@ -528,8 +550,8 @@ def token_state(token: ApiToken, now: datetime | None = None) -> str:
 def authenticate_token(session: Session, secret: str) -> Principal:
     """Resolve a bearer token to its principal (roles narrowed to the token's scopes), or raise Unauthorized.
 
-    Revoked and expired tokens and tokens of deactivated users are refused. ``last_used_at`` is written at most
-    once a minute per token, in a transaction of its own.
+    Revoked and expired tokens and tokens of deactivated users are refused. ``last_used_at`` is written at
+    most once a minute per token, in a transaction of its own.
     """
     row = session.execute(
         select(ApiToken, User)

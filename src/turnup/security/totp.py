@@ -1,7 +1,8 @@
 """TOTP (RFC 6238, HMAC-SHA1, 6 digits, 30-second steps) with the standard library, and sealing of the secret.
 
-The shared secret is stored sealed with a key derived from ``TURNUP_SECRET_KEY`` (HMAC-SHA256 as a counter-mode
-keystream, then an HMAC-SHA256 tag over nonce and ciphertext): a database dump alone does not yield it.
+The shared secret is stored sealed with a key derived from ``TURNUP_SECRET_KEY`` (HMAC-SHA256 as a
+counter-mode keystream, then an HMAC-SHA256 tag over nonce and ciphertext): a database dump alone does not
+yield it.
 """
 
 from __future__ import annotations
@@ -81,7 +82,9 @@ def _subkeys(secret_key: str) -> tuple[bytes, bytes]:
 
 def _keystream(key: bytes, nonce: bytes, length: int) -> bytes:
     blocks = (length + 31) // 32
-    return b"".join(hmac.new(key, nonce + struct.pack(">I", i), hashlib.sha256).digest() for i in range(blocks))
+    return b"".join(
+        hmac.new(key, nonce + struct.pack(">I", i), hashlib.sha256).digest() for i in range(blocks)
+    )
 
 
 def seal(secret_b32: str, secret_key: str) -> str:
@@ -104,4 +107,6 @@ def unseal(sealed: str, secret_key: str) -> str:
     nonce, cipher, tag = raw[:16], raw[16:-32], raw[-32:]
     if not hmac.compare_digest(tag, hmac.new(mac_key, nonce + cipher, hashlib.sha256).digest()):
         raise InvalidInput("stored TOTP secret does not match TURNUP_SECRET_KEY")
-    return bytes(a ^ b for a, b in zip(cipher, _keystream(enc_key, nonce, len(cipher)), strict=False)).decode()
+    return bytes(
+        a ^ b for a, b in zip(cipher, _keystream(enc_key, nonce, len(cipher)), strict=False)
+    ).decode()

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from turnup import catalog, onboarding
 from turnup.accounts.orm import Contact, Customer, Site
 from turnup.api.deps import SESSION_COOKIE, get_session, public
-from turnup.kernel.errors import NotFound, TurnupError, Unauthorized
+from turnup.kernel.errors import NotFound, TurnupError
 from turnup.kernel.text import CleanStr
 from turnup.security import Principal, has_permission
 from turnup.security.services import SESSION_TTL, LoginPolicy, LoginRefused, login, logout

@@ -36,7 +36,9 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("key", name=op.f("pk_login_counter")),
     )
     with op.batch_alter_table("api_token", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("expires_at", turnup.kernel.db.UTCDateTime(timezone=True), nullable=True))
+        batch_op.add_column(
+            sa.Column("expires_at", turnup.kernel.db.UTCDateTime(timezone=True), nullable=True)
+        )
         batch_op.add_column(
             sa.Column("last_used_at", turnup.kernel.db.UTCDateTime(timezone=True), nullable=True)
         )
