@@ -13,7 +13,7 @@ from turnup.kernel import consumers, housekeeping, idempotency
 def _register() -> None:
     """Import (statically: checkers see them) the modules that register something. The order matters only
     for housekeeping, which runs its sweeps in registration order: quotes, then stock, then numbers, then
-    expired idempotency keys."""
+    expired idempotency keys, then stale failed-login counters."""
     # isort: off
     import turnup.models  # complete metadata
     import turnup.quoting.sweeps  # housekeeping: expired quotes
@@ -27,6 +27,7 @@ def _register() -> None:
     import turnup.accounts.consumers  # noqa: F401  (the customer lifecycle follows its services)
 
     housekeeping.register("idempotency")(idempotency.prune_expired)  # expired Idempotency-Key responses
+    import turnup.security.sweeps  # noqa: F401  (housekeeping: stale failed-login counters)
     # isort: on
 
 

@@ -366,3 +366,30 @@ def test_totp_codes_match_rfc_6238_test_vectors() -> None:
     vectors = {59: "94287082", 1111111109: "07081804", 1234567890: "89005924", 2000000000: "69279037"}
     for seconds, expected in vectors.items():
         assert totp.code_at(secret, datetime.fromtimestamp(seconds, UTC)) == expected[-6:]
+
+
+def test_housekeeping_prunes_counters_past_their_window_but_keeps_lockouts(
+    session_factory: sessionmaker[Session], olga: str
+) -> None:
+    from turnup.security.sweeps import prune_login_counters
+
+    clock.freeze(clock.now())
+    for _ in range(5):
+        _refused(session_factory, "olga", "Wrong-Guess-Number-1", source="10.0.0.1")
+    _refused(session_factory, "nobody", "Wrong-Guess-Number-1", source="10.0.0.2")
+    clock.advance(timedelta(minutes=14, seconds=59))
+    with session_factory() as s:
+        assert prune_login_counters(s) == {"login_counters_pruned": 0}
+    clock.advance(timedelta(seconds=1))
+    # olga's lock ended at this very moment too; everything is past its window
+    with session_factory() as s:
+        assert prune_login_counters(s) == {"login_counters_pruned": 4}
+        assert s.scalars(select(LoginCounter)).all() == []
+    # a username still locked keeps its counter although its window has passed
+    for _ in range(5):
+        _refused(session_factory, "olga", "Wrong-Guess-Number-1", source="10.0.0.1")
+    clock.advance(timedelta(minutes=15) - timedelta(seconds=1))
+    with session_factory() as s:
+        s.get(LoginCounter, "user:olga").window_start = clock.now() - timedelta(hours=1)  # type: ignore[union-attr]
+        s.commit()
+        assert prune_login_counters(s) == {"login_counters_pruned": 0}

@@ -239,15 +239,17 @@ def _lock_counters(session: Session, keys: list[str], now: datetime) -> dict[str
     table = table_of(LoginCounter)
     insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
     rows = [{"key": k, "failures": 0, "window_start": now, "locked_until": None} for k in keys]
-    session.execute(insert(table).on_conflict_do_nothing(index_elements=["key"]), rows)
-    found = session.scalars(
-        select(LoginCounter)
-        .where(LoginCounter.key.in_(keys))
-        .order_by(LoginCounter.key)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    ).all()
-    return {c.key: c for c in found}
+    while True:  # again if the housekeeping sweep deleted a counter between the insert and the lock
+        session.execute(insert(table).on_conflict_do_nothing(index_elements=["key"]), rows)
+        found = session.scalars(
+            select(LoginCounter)
+            .where(LoginCounter.key.in_(keys))
+            .order_by(LoginCounter.key)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        ).all()
+        if len(found) == len(keys):
+            return {c.key: c for c in found}
 
 
 def _locked(counter: LoginCounter, now: datetime) -> bool:
