@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, delete, select
 from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 
@@ -16,7 +16,7 @@ from turnup.cli.main import app
 from turnup.kernel import clock
 from turnup.kernel.settings import get_settings
 from turnup.security import authenticate_token
-from turnup.security.orm import ApiToken, User
+from turnup.security.orm import ApiToken, User, WebSession
 from turnup.security.services import login
 
 runner = CliRunner()
@@ -84,10 +84,19 @@ def test_users_lifecycle_through_the_cli(cli: None, session_factory: sessionmake
     assert "Revoked API token" in _run("revoke", rotated.group(1)[:10])
     assert "already revoked" in _run("revoke", rotated.group(1)[:10], code=1)
     assert "not found" in _run("revoke", "tu_nothing", code=1)
+    # password: prompted twice, checked against the policy
+    weak = runner.invoke(app, ["users", "password", "ann"], input="sunshine2024\nsunshine2024\n")
+    assert weak.exit_code == 1 and "password: is a common password" in weak.output
+    changed = runner.invoke(app, ["users", "password", "ann"], input="Velvet-Magnet-Prism-90\n" * 2)
+    assert changed.exit_code == 0 and "Password of ann set" in changed.output
+    with session_factory() as s:
+        login(s, "ann", "Velvet-Magnet-Prism-90")
+        s.execute(delete(WebSession))
+        s.commit()
     # deactivate: tokens revoked, sessions ended
     _run("token", "ann")
     with session_factory() as s:
-        login(s, "ann", PASSWORD)
+        login(s, "ann", "Velvet-Magnet-Prism-90")
     assert "Deactivated ann: 1 session(s) ended, 1 token(s) revoked" in _run("deactivate", "ann")
     with session_factory() as s:
         assert s.scalars(select(User.active).where(User.username == "ann")).one() is False

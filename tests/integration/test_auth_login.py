@@ -11,6 +11,9 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, assume, example, given
+from hypothesis import settings as hyp_settings
+from hypothesis import strategies as st
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -393,3 +396,34 @@ def test_housekeeping_prunes_counters_past_their_window_but_keeps_lockouts(
         s.get(LoginCounter, "user:olga").window_start = clock.now() - timedelta(hours=1)  # type: ignore[union-attr]
         s.commit()
         assert prune_login_counters(s) == {"login_counters_pruned": 0}
+
+
+@hyp_settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@example(username="ol\x00ga", password="\x00", code="\x00")
+@given(
+    username=st.one_of(st.just("olga"), st.text(max_size=40)),
+    password=st.text(max_size=60),
+    code=st.one_of(st.none(), st.text(max_size=10)),
+)
+def test_any_wrong_login_is_refused_counted_and_audited_and_opens_nothing(
+    session_factory: sessionmaker[Session], olga: str, username: str, password: str, code: str | None
+) -> None:
+    # Property: whatever is sent (except olga's password), the answer is a LoginRefused, one failure is
+    # audited with the username and source as sent, no session exists, and the password is not recorded.
+    assume(password != PASSWORD)
+    with session_factory() as s:
+        before = len(s.scalars(select(AuditEntry).where(AuditEntry.action == "user.login_failed")).all())
+    with session_factory() as s, pytest.raises(LoginRefused):
+        login(s, username, password, source="198.51.100.1", code=code, policy=LoginPolicy(10**6, 10**6))
+    with session_factory() as s:
+        failed = s.scalars(
+            select(AuditEntry).where(AuditEntry.action == "user.login_failed").order_by(AuditEntry.at)
+        ).all()
+        assert s.scalars(select(WebSession)).all() == []
+    assert len(failed) == before + 1
+    details = failed[-1].details or {}
+    assert (details["username"], details["source"]) == (
+        username.replace("\x00", "\ufffd")[:150],
+        "198.51.100.1",
+    )
+    assert set(details) == {"username", "source", "reason"}

@@ -323,6 +323,8 @@ def login(
     """
     policy = policy or LoginPolicy.from_settings(get_settings())
     now = clock.now()
+    # PostgreSQL stores no NUL character (text or JSON): such a name matches no user and is recorded replaced
+    username, source = username.replace("\x00", "\ufffd"), source.replace("\x00", "\ufffd")
     user_key, source_key = f"user:{username[:150]}", f"source:{source[:150]}"
     counters = _lock_counters(session, [user_key, source_key], now)
     user = session.scalar(select(User).where(User.username == username)) if username else None
