@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from datetime import timedelta
 
 # CLI tests read Rich tables: give every process (also pytest-xdist workers, which have no terminal) one width
 os.environ["COLUMNS"] = "300"
@@ -133,8 +134,9 @@ def admin_token(session_factory: sessionmaker[Session]) -> str:
     from turnup.security import create_api_token, create_user
 
     with session_factory() as s:
-        create_user(s, username="admin", password="admin-pass", roles=["admin"])
-        return create_api_token(s, username="admin")
+        create_user(s, username="admin", password="Saffron-Glacier-Kite-64", roles=["admin"])
+        # long-lived: some tests move the clock years ahead (tokens expire after 90 days by default)
+        return create_api_token(s, username="admin", expires_in=timedelta(days=36500))
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from turnup.kernel import consumers, housekeeping, idempotency
 def _register() -> None:
     """Import (statically: checkers see them) the modules that register something. The order matters only
     for housekeeping, which runs its sweeps in registration order: quotes, then stock, then numbers, then
-    expired idempotency keys."""
+    expired idempotency keys, then stale failed-login counters."""
     # isort: off
     import turnup.models  # complete metadata
     import turnup.quoting.sweeps  # housekeeping: expired quotes
@@ -24,9 +24,10 @@ def _register() -> None:
     import turnup.quoting.order_refs  # ordering checks the quotes order bodies cite through quoting
     import turnup.product_inventory.consumers  # products follow orders and services
     import turnup.inventory.physical.consumers  # CPE returns expected after a disconnect
-    import turnup.accounts.consumers  # noqa: F401  (the customer lifecycle follows its services)
+    import turnup.accounts.consumers  # the customer lifecycle follows its services
 
     housekeeping.register("idempotency")(idempotency.prune_expired)  # expired Idempotency-Key responses
+    import turnup.security.sweeps  # noqa: F401  (housekeeping: stale failed-login counters)
     # isort: on
 
 

@@ -24,14 +24,14 @@ pytestmark = pytest.mark.browser
 @pytest.fixture
 def operator(session_factory: sessionmaker[Session]) -> None:
     with session_factory() as s:
-        create_user(s, username="olga", password="olga-pass", roles=["operator"])
+        create_user(s, username="olga", password="Tulip-Harbour-Lantern-31", roles=["operator"])
 
 
 def _log_in(page: Any, path: str = "/") -> None:
     page.goto(path)
     expect(page).to_have_url(re.compile(r"/login\?next="))
     page.get_by_label("Username").fill("olga")
-    page.get_by_label("Password").fill("olga-pass")
+    page.get_by_label("Password").fill("Tulip-Harbour-Lantern-31")
     page.get_by_role("button", name="Log in").click()
 
 

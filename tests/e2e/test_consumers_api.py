@@ -98,7 +98,7 @@ def test_viewer_can_read_but_not_retry(
     from turnup.security import create_api_token, create_user
 
     with session_factory() as s:
-        create_user(s, username="viewer", password="viewer-pass", roles=["viewer"])
+        create_user(s, username="viewer", password="Granite-Meadow-Echo-19", roles=["viewer"])
         token = create_api_token(s, username="viewer")
     headers = {"Authorization": f"Bearer {token}"}
     [event] = client.get(f"{BASE}/consumerEvent", params={"status": "parked"}, headers=headers).json()

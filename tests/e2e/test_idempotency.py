@@ -100,7 +100,7 @@ def test_keys_are_scoped_per_user(
     from turnup.security import create_api_token, create_user
 
     with session_factory() as s:
-        create_user(s, username="second", password="second-pass", roles=["admin"])
+        create_user(s, username="second", password="Pebble-Comet-Willow-73", roles=["admin"])
         token = create_api_token(s, username="second")
     first = _post(client, "K", ACME)
     with TestClient(app, raise_server_exceptions=False) as other:

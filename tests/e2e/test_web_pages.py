@@ -19,6 +19,7 @@ from turnup.security import create_user
 from turnup.security.orm import WebSession
 from turnup.security.permissions import ROLE_PERMISSIONS
 
+OLGA_PASSWORD = "Tulip-Harbour-Lantern-31"
 PAGES = ["/", "/customers", "/customers/_rows", "/catalog", "/catalog/_offerings", "/catalog/offerings/x"]
 
 
@@ -34,12 +35,12 @@ def users(session_factory: sessionmaker[Session], monkeypatch: pytest.MonkeyPatc
     monkeypatch.setitem(ROLE_PERMISSIONS, "catalog-reader", {"console:read", "catalog:read"})
     with session_factory() as s:
         create_user(
-            s, username="olga", display_name="Olga Operator", password="olga-pass", roles=["operator"]
+            s, username="olga", display_name="Olga Operator", password=OLGA_PASSWORD, roles=["operator"]
         )
-        create_user(s, username="nora", password="nora-pass", roles=["catalog-reader"])
+        create_user(s, username="nora", password="Maple-Violet-Orbit-58", roles=["catalog-reader"])
 
 
-def _login(client: TestClient, username: str = "olga", password: str = "olga-pass", next: str = "/") -> Any:
+def _login(client: TestClient, username: str = "olga", password: str = OLGA_PASSWORD, next: str = "/") -> Any:
     return client.post(
         "/login", data={"username": username, "password": password, "next": next}, follow_redirects=False
     )
@@ -111,7 +112,7 @@ def test_login_success_sets_httponly_lax_cookie_and_redirects(
 def test_login_failure_rerenders_form_without_session(
     web: TestClient, users: None, session_factory: sessionmaker[Session]
 ) -> None:
-    for username, password in [("olga", "wrong"), ("nobody", "olga-pass"), ("", "")]:
+    for username, password in [("olga", "wrong"), ("nobody", "Tulip-Harbour-Lantern-31"), ("", "")]:
         response = _login(web, username, password)
         assert response.status_code == 401
         assert "Wrong username or password." in response.text
@@ -134,7 +135,7 @@ def test_login_never_redirects_off_site(web: TestClient, users: None) -> None:
 def test_cross_site_login_post_is_refused(web: TestClient, users: None) -> None:
     response = web.post(
         "/login",
-        data={"username": "olga", "password": "olga-pass"},
+        data={"username": "olga", "password": "Tulip-Harbour-Lantern-31"},
         headers={"Origin": "https://evil.example"},
         follow_redirects=False,
     )
@@ -198,7 +199,7 @@ def test_api_still_answers_tmf_401_json(web: TestClient, users: None) -> None:
 
 
 def test_user_without_permission_gets_html_403(web: TestClient, users: None) -> None:
-    _login(web, "nora", "nora-pass")
+    _login(web, "nora", "Maple-Violet-Orbit-58")
     response = web.get("/customers", follow_redirects=False)
     assert response.status_code == 403
     assert response.headers["content-type"].startswith("text/html")
@@ -206,7 +207,7 @@ def test_user_without_permission_gets_html_403(web: TestClient, users: None) -> 
 
 
 def test_navigation_shows_only_permitted_areas(web: TestClient, users: None) -> None:
-    _login(web, "nora", "nora-pass")
+    _login(web, "nora", "Maple-Violet-Orbit-58")
     html = web.get("/").text
     assert '<a href="/catalog"' in html and 'data-testid="count-offerings"' in html
     assert '<a href="/customers"' not in html and 'data-testid="count-customers"' not in html

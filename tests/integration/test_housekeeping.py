@@ -57,6 +57,7 @@ NOTHING = {
     "stock": {"lines_released": 0, "reservations_expired": 0, "rack_holds_expired": 0},
     "numbers": {"aging_ended": 0, "reservations_ended": 0},
     "idempotency": {"keys_expired": 0},
+    "login-counters": {"login_counters_pruned": 0},
 }
 
 
@@ -146,13 +147,21 @@ def test_run_once_releases_expired_stock_holds_and_ends_number_aging(
     report = housekeeping.run_once(session_factory)
 
     # then each sweep reports what it did
-    assert list(report) == ["consumer_inbox.prune", "quotes", "stock", "numbers", "idempotency"]
+    assert list(report) == [
+        "consumer_inbox.prune",
+        "quotes",
+        "stock",
+        "numbers",
+        "idempotency",
+        "login-counters",
+    ]
     assert _results(report) == {
         "consumer_inbox.prune": {"pruned": 0},  # nothing handled yet: no consumer worker runs here
         "quotes": {"expired": []},
         "stock": {"lines_released": 1, "reservations_expired": 1, "rack_holds_expired": 0},
         "numbers": {"aging_ended": 1, "reservations_ended": 0},
         "idempotency": {"keys_expired": 0},
+        "login-counters": {"login_counters_pruned": 0},
     }
     with session_factory() as s:
         # the expired hold is released once in the ledger, by housekeeping; the live one is untouched
@@ -505,7 +514,7 @@ def test_housekeeping_run_prints_each_sweep_and_fails_when_one_fails(
         "keys_expired=0",
     ):
         assert expected in out, (expected, result.output)
-    assert out.count(" ok ") == 5
+    assert out.count(" ok ") == 6
     with session_factory() as s:
         assert s.get(Reservation, expiring).status == "expired"
         assert _releases(s, expiring) == [(-3, "expired", ACTOR)]

@@ -7,8 +7,6 @@ import threading
 import time
 
 import typer
-from rich.table import Table
-from sqlalchemy import select
 
 from turnup.cli.accounts import app as accounts_app
 from turnup.cli.catalog import app as catalog_app
@@ -24,6 +22,7 @@ from turnup.cli.orders import app as orders_app
 from turnup.cli.quotes import app as quotes_app
 from turnup.cli.services import app as services_app
 from turnup.cli.stock import app as stock_app
+from turnup.cli.users import app as users_app
 from turnup.kernel import endpoint, hrefs, migrate
 from turnup.kernel.housekeeping import start_housekeeper
 from turnup.kernel.settings import Settings, get_settings
@@ -59,7 +58,6 @@ def _use_recorded_server_url() -> None:
 
 
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
-users_app = typer.Typer(help="Users and API tokens.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(users_app, name="users")
 app.add_typer(accounts_app, name="accounts")
@@ -92,42 +90,6 @@ def db_downgrade(revision: str) -> None:
     """Revert migrations down to REVISION."""
     migrate.downgrade(get_settings().database_url, revision)
     console.print(f"Database downgraded to {revision}")
-
-
-@users_app.command("create")
-def users_create(
-    username: str,
-    password: str | None = typer.Option(None, help="for web login"),
-    role: list[str] = typer.Option(["viewer"], help="admin | operator | viewer (repeatable)"),
-) -> None:
-    """Create a user."""
-    from turnup.security import create_user
-
-    with cli_session() as session:
-        user = create_user(session, username=username, password=password, roles=role, actor="cli")
-        console.print(f"Created user [bold]{user.username}[/] with roles {', '.join(user.roles)}")
-
-
-@users_app.command("token")
-def users_token(username: str, name: str = typer.Option("cli")) -> None:
-    """Issue an API token for a user (printed once)."""
-    from turnup.security import create_api_token
-
-    with cli_session() as session:
-        secret = create_api_token(session, username=username, name=name, actor="cli")
-        console.print(f"API token: {secret}")
-
-
-@users_app.command("list")
-def users_list() -> None:
-    """List users."""
-    from turnup.security.orm import User
-
-    with cli_session() as session:
-        table = Table("username", "name", "roles", "active")
-        for u in session.scalars(select(User).order_by(User.username)):
-            table.add_row(u.username, u.display_name, ", ".join(u.roles), str(u.active))
-        console.print(table)
 
 
 @app.command("serve")

@@ -27,7 +27,7 @@ from turnup.accounts.orm import Customer, Site
 from turnup.accounts.schemas import ContactCreate, CustomerCreate, SiteCreate
 from turnup.security import create_api_token, create_user
 from turnup.security.orm import User
-from turnup.security.services import hash_password
+from turnup.security.passwords import hash_password
 
 DEMO_DIR = Path(__file__).resolve().parent
 ACTOR = "demo-loader"

@@ -14,6 +14,7 @@ API_VERSIONS = {
     "turnupEvents": "v1",
     "turnupOnboarding": "v1",
     "turnupOrchestration": "v1",
+    "turnupSecurity": "v1",
 }
 
 

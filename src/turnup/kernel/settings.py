@@ -41,6 +41,14 @@ class Settings(BaseSettings):
     max_import_body_bytes: int = 64 * 1024 * 1024
     # Idempotency-Key on POST: how long a key's first response is kept and replayed (then swept).
     idempotency_key_ttl_hours: float = 24.0
+    # Login (turnup.security): failed attempts counted per username and per source address within a window;
+    # reaching the limit locks that username (or source) for the lockout time. State is in the database.
+    login_max_failures_per_user: int = 5
+    login_max_failures_per_source: int = 20
+    login_window_seconds: float = 900.0
+    login_lockout_seconds: float = 900.0
+    api_token_default_days: float = 90.0  # lifetime of a new API token unless given (`--expires-in`)
+    secret_key: str = ""  # keys the encryption of stored TOTP secrets; required to enable TOTP
 
     @property
     def base_url(self) -> str:

@@ -18,10 +18,10 @@ from sqlalchemy.orm import Session
 from turnup import catalog, onboarding
 from turnup.accounts.orm import Contact, Customer, Site
 from turnup.api.deps import SESSION_COOKIE, get_session, public
-from turnup.kernel.errors import NotFound, TurnupError, Unauthorized
+from turnup.kernel.errors import NotFound, TurnupError
 from turnup.kernel.text import CleanStr
 from turnup.security import Principal, has_permission
-from turnup.security.services import SESSION_TTL, login, logout
+from turnup.security.services import SESSION_TTL, LoginPolicy, LoginRefused, login, logout
 from turnup.web.access import page, safe_next
 from turnup.web.render import render
 
@@ -64,6 +64,7 @@ def login_submit(
     request: Request,
     username: Annotated[CleanStr, Form()] = "",
     password: Annotated[CleanStr, Form()] = "",
+    code: Annotated[CleanStr, Form()] = "",
     next: Annotated[CleanStr, Form()] = "/",
     session: Session = Depends(get_session),
     _: None = public(),
@@ -82,15 +83,29 @@ def login_submit(
             status_code=403,
         )
     try:
-        secret = login(session, username.strip(), password)
-    except Unauthorized:
-        return render(
-            request,
-            "login.html",
-            {"user": None, "next": target, "username": username, "error": "Wrong username or password."},
-            status_code=401,
+        secret = _login(request, session, username.strip(), password, code.strip() or None)
+    except LoginRefused as exc:
+        error = (
+            "Too many failed logins: try again later."
+            if exc.locked
+            else "Wrong username or password."
         )
+        context = {"user": None, "next": target, "username": username, "error": error}
+        return render(request, "login.html", context, status_code=429 if exc.locked else 401)
     return _signed_in(request, secret, target)
+
+
+def _login(request: Request, session: Session, username: str, password: str, code: str | None = None) -> str:
+    """Log in from this request: its source address is counted, the session it held (if any) ends."""
+    return login(
+        session,
+        username,
+        password,
+        source=request.client.host if request.client else "unknown",
+        code=code,
+        previous_secret=request.cookies.get(SESSION_COOKIE),
+        policy=LoginPolicy.from_settings(request.app.state.settings),
+    )
 
 
 def _signed_in(request: Request, secret: str, target: str) -> Response:
@@ -271,7 +286,7 @@ def offering_page(
 
 # --- customer portal: the invitation link of the welcome mail, and the portal user's account -------------
 
-PASSWORD_MIN = 10  # as onboarding's InvitationAccept
+PASSWORD_MIN = 12  # as turnup.security.passwords.MIN_LENGTH
 
 
 @router.get("/portal/invitation", response_class=HTMLResponse)
@@ -307,7 +322,7 @@ def invitation_submit(
         session.rollback()
         message = exc.message.removeprefix("token: ")
         return again(f"This invitation cannot be used: {message}.", exc.status)
-    return _signed_in(request, login(session, user.username, password), "/portal")
+    return _signed_in(request, _login(request, session, user.username, password), "/portal")
 
 
 @router.get("/portal", response_class=HTMLResponse)
