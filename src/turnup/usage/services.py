@@ -105,11 +105,10 @@ def _chunks(ids: Sequence[str]) -> Iterable[Sequence[str]]:
 def _known_hashes(session: Session, ids: Sequence[str]) -> dict[str, str]:
     found: dict[str, str] = {}
     for chunk in _chunks(sorted(set(ids))):
-        found.update(
-            session.execute(select(UsageRecord.id, UsageRecord.content_hash).where(UsageRecord.id.in_(chunk)))
-            .tuples()
-            .all()
+        rows = session.execute(
+            select(UsageRecord.id, UsageRecord.content_hash).where(UsageRecord.id.in_(chunk))
         )
+        found.update((rid, digest) for rid, digest in rows)
     return found
 
 
@@ -228,11 +227,8 @@ def accept_records(session: Session, parsed: Sequence[Parsed], *, source: str, a
 def _statuses(session: Session, ids: Sequence[str]) -> dict[str, str]:
     found: dict[str, str] = {}
     for chunk in _chunks(ids):
-        found.update(
-            session.execute(select(UsageRecord.id, UsageRecord.status).where(UsageRecord.id.in_(chunk)))
-            .tuples()
-            .all()
-        )
+        rows = session.execute(select(UsageRecord.id, UsageRecord.status).where(UsageRecord.id.in_(chunk)))
+        found.update((rid, status) for rid, status in rows)
     return found
 
 
@@ -546,7 +542,7 @@ def mark_billed(
     for chunk in _chunks(ids):
         for rid, status, ref in session.execute(
             select(UsageRecord.id, UsageRecord.status, UsageRecord.bill_ref).where(UsageRecord.id.in_(chunk))
-        ).tuples():
+        ):
             current[rid] = (status, ref)
     for rid in ids:
         if rid not in current:
