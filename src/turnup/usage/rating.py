@@ -95,15 +95,14 @@ class PriceFinder:
 
     def __init__(self, session: Session) -> None:
         self.session = session
-        self._cache: dict[tuple[str, str], UsagePrice | None] = {}
+        self._agreed_cache: dict[tuple[str, str], UsagePrice | None] = {}
+        self._offerings: dict[str, catalog.OfferingTerms | None] = {}
 
     def find(self, service: UsageService, usage_type: str, at: datetime) -> UsagePrice | None:
         key = (service.service_id, usage_type)
-        if key not in self._cache:
-            self._cache[key] = self._agreed(service.service_id, usage_type) or self._catalog(
-                service.offering_id, usage_type, at
-            )
-        return self._cache[key]
+        if key not in self._agreed_cache:
+            self._agreed_cache[key] = self._agreed(service.service_id, usage_type)
+        return self._agreed_cache[key] or self._catalog(service.offering_id, usage_type, at)
 
     def _agreed(self, service_id: str, usage_type: str) -> UsagePrice | None:
         item_id = ordering.product_of_service(self.session, service_id)
@@ -129,7 +128,9 @@ class PriceFinder:
         return None
 
     def _catalog(self, offering_id: str | None, usage_type: str, at: datetime) -> UsagePrice | None:
-        offering = catalog.offering_terms(self.session, offering_id) if offering_id else None
+        if offering_id and offering_id not in self._offerings:
+            self._offerings[offering_id] = catalog.offering_terms(self.session, offering_id)
+        offering = self._offerings.get(offering_id) if offering_id else None
         if offering is None:
             return None
         for _, price in catalog.price_rows(offering, at):
@@ -146,25 +147,10 @@ def rerate_groups(session: Session, groups: Iterable[Group], finder: PriceFinder
     finder = finder or PriceFinder(session)
     now = clock.now()
     services: dict[str, UsageService] = {}
-    for service_id, usage_type, period in sorted(set(groups)):
-        rows = session.execute(
-            select(
-                UsageRecord.id,
-                UsageRecord.quantity,
-                UsageRecord.status,
-                UsageRecord.amount,
-                UsageRecord.tiers,
-                UsageRecord.price_id,
-                UsageRecord.usage_date,
-            )
-            .where(
-                UsageRecord.service_id == service_id,
-                UsageRecord.usage_type == usage_type,
-                UsageRecord.period == period,
-                UsageRecord.status.in_(("rated", "billed")),
-            )
-            .order_by(UsageRecord.usage_date, UsageRecord.id)
-        ).all()
+    wanted = sorted(set(groups))
+    loaded = _load_groups(session, wanted)
+    for service_id, usage_type, period in wanted:
+        rows = loaded.get((service_id, usage_type, period), [])
         if not rows:
             continue
         service = services.get(service_id) or session.get(UsageService, service_id)
@@ -223,6 +209,41 @@ def rerate_groups(session: Session, groups: Iterable[Group], finder: PriceFinder
                 ),
                 changes,
             )
+
+
+def _load_groups(session: Session, groups: Iterable[Group]) -> dict[Group, list[Any]]:
+    """The billable records of these groups, each group in (usage date, id) order (ids compared as Python
+    strings, not by the database's collation): one query per 500 services."""
+    wanted = set(groups)
+    service_ids = sorted({g[0] for g in wanted})
+    types, periods = sorted({g[1] for g in wanted}), sorted({g[2] for g in wanted})
+    out: dict[Group, list[Any]] = {}
+    for i in range(0, len(service_ids), 500):
+        for row in session.execute(
+            select(
+                UsageRecord.service_id,
+                UsageRecord.usage_type,
+                UsageRecord.period,
+                UsageRecord.id,
+                UsageRecord.quantity,
+                UsageRecord.status,
+                UsageRecord.amount,
+                UsageRecord.tiers,
+                UsageRecord.price_id,
+                UsageRecord.usage_date,
+            ).where(
+                UsageRecord.service_id.in_(service_ids[i : i + 500]),
+                UsageRecord.usage_type.in_(types),
+                UsageRecord.period.in_(periods),
+                UsageRecord.status.in_(("rated", "billed")),
+            )
+        ):
+            key = (row.service_id, row.usage_type, row.period)
+            if key in wanted:
+                out.setdefault(key, []).append(row)
+    for rows in out.values():
+        rows.sort(key=lambda r: (r.usage_date, r.id))  # in Python: the same order whatever the collation
+    return out
 
 
 def lock_services(session: Session, service_ids: Iterable[str]) -> dict[str, UsageService]:
