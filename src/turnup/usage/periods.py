@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from turnup.usage.orm import UsageServiceChange
 
 REASONS = {
-    "beforeActivation": "the service was not active yet at the usage date",
+    "beforeActivation": "the service was not active yet at the usage date (as far as usage has been told)",
     "suspended": "the service was suspended at the usage date",
     "afterTermination": "the service was terminated before the usage date",
     "noUsagePrice": "no usage price for this usage type",
