@@ -400,3 +400,30 @@ def test_bill_runs_take_rated_usage_once(
         "m-12": "bill-1",
         "m-14": "bill-1",
     }
+
+
+def test_usage_of_a_type_the_offering_has_no_price_for_waits_for_review(
+    client: TestClient, session_factory: sessionmaker[Session], voice: dict[str, str]
+) -> None:
+    service = make_service(session_factory, voice["customer"], voice["offering"])
+    # the service named by a serviceId characteristic, the file wrapped as {"usage": [...]}
+    sms = {
+        "id": "s-1",
+        "usageDate": at(12),
+        "usageType": "sms",
+        "usageCharacteristic": [{"name": "quantity", "value": 3}, {"name": "serviceId", "value": service}],
+    }
+    response = client.post(IMPORT, json={"usage": [sms, record("s-2", service, at(12), 30)]})
+    assert response.status_code == 200, response.text
+    assert (response.json()["rated"], response.json()["review"]) == (1, 1)
+    held = client.get(f"{USAGE}/s-1").json()
+    assert (held["status"], held["review"]["reason"], held["ratedProductUsage"]) == (
+        "guided",
+        "noUsagePrice",
+        [],
+    )
+    assert held["relatedService"]["id"] == service
+    # re-rating cannot help while there is no price: 409, still held
+    refused = client.post(f"{REVIEW}/s-1/rerate", json={"force": True})
+    assert refused.status_code == 409 and "no usage price for 'sms'" in refused.json()["message"]
+    assert client.get(f"{USAGE}/s-1").json() == held
