@@ -182,6 +182,18 @@ def test_tiers_are_cumulative_per_month_whatever_the_arrival_order_and_files(
         )
     assert [u.amount for u in march] == [Decimal("10.00"), Decimal("11.50"), Decimal("4.50")]
     assert sum(u.amount for u in march) == Decimal("26.00")  # 1000 @ 0.02 + 400 @ 0.015
+    # and the list filters by usage date range, customer and service
+    march_first = client.get(
+        USAGE,
+        params={
+            "usageDate.gte": "2026-03-01T00:00:00Z",
+            "usageDate.lt": "2026-04-01T00:00:00Z",
+            "relatedParty.id": voice["customer"],
+            "relatedService.id": first,
+        },
+    )
+    assert [d["id"] for d in march_first.json()] == ["x-12", "x-20", "x-25"]
+    assert march_first.headers["X-Total-Count"] == "3"
     tiers = client.get(f"{USAGE}/x-20").json()["ratedProductUsage"][0]["tier"]
     assert tiers == [
         {"from": "0", "to": "1000", "rate": "0.02", "quantity": "500"},
