@@ -439,3 +439,27 @@ def test_usage_of_a_type_the_offering_has_no_price_for_waits_for_review(
     refused = client.post(f"{REVIEW}/s-1/rerate", json={"force": True})
     assert refused.status_code == 409 and "no usage price for 'sms'" in refused.json()["message"]
     assert client.get(f"{USAGE}/s-1").json() == held
+
+
+def test_a_suspension_learnt_late_takes_its_usage_back_to_review(
+    client: TestClient, session_factory: sessionmaker[Session], voice: dict[str, str]
+) -> None:
+    # given rated usage on the 12th (600 minutes) and the 16th (600 minutes: crosses the 1000 tier)
+    service = make_service(session_factory, voice["customer"], voice["offering"])
+    import_json(client, [record("late-12", service, at(12), 600), record("late-16", service, at(16), 600)])
+    assert amounts(client, service) == {at(12): "12.00", at(16): "11.00"}  # 400 @ 0.02 + 200 @ 0.015
+    # when usage learns that the service was suspended on the 15th
+    move(session_factory, service, "inactive", datetime(2026, 3, 15, tzinfo=UTC), "suspend")
+    drain(session_factory)
+    # then the 16th's usage is held for review and no longer offered to a bill run; the 12th is unchanged
+    held = client.get(f"{USAGE}/late-16").json()
+    assert (held["status"], held["review"]["reason"], held["ratedProductUsage"]) == (
+        "guided",
+        "suspended",
+        [],
+    )
+    with session_factory() as s:
+        unbilled = usage.unbilled_rated_usage(
+            s, datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 4, 1, tzinfo=UTC), service_ids=[service]
+        )
+    assert [(u.id, u.amount) for u in unbilled] == [("late-12", Decimal("12.00"))]
