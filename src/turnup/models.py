@@ -15,5 +15,6 @@ from turnup.provisioning import orm as provisioning_orm  # noqa: F401
 from turnup.quoting import orm as quoting_orm  # noqa: F401
 from turnup.security import orm as security_orm  # noqa: F401
 from turnup.service_inventory import orm as service_inventory_orm  # noqa: F401
+from turnup.usage import orm as usage_orm  # noqa: F401
 
 metadata = Base.metadata

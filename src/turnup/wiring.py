@@ -25,6 +25,7 @@ def _register() -> None:
     import turnup.product_inventory.consumers  # products follow orders and services
     import turnup.inventory.physical.consumers  # CPE returns expected after a disconnect
     import turnup.accounts.consumers  # the customer lifecycle follows its services
+    import turnup.usage.consumers  # usage keeps its record of when services may be billed
 
     housekeeping.register("idempotency")(idempotency.prune_expired)  # expired Idempotency-Key responses
     import turnup.security.sweeps  # noqa: F401  (housekeeping: stale failed-login counters)

@@ -22,6 +22,7 @@ from turnup.cli.orders import app as orders_app
 from turnup.cli.quotes import app as quotes_app
 from turnup.cli.services import app as services_app
 from turnup.cli.stock import app as stock_app
+from turnup.cli.usage import app as usage_app
 from turnup.cli.users import app as users_app
 from turnup.kernel import endpoint, hrefs, migrate
 from turnup.kernel.housekeeping import start_housekeeper
@@ -75,6 +76,7 @@ app.add_typer(onboarding_app, name="onboarding")
 app.add_typer(housekeeping_app, name="housekeeping")
 app.add_typer(orders_app, name="orders")
 app.add_typer(services_app, name="services")
+app.add_typer(usage_app, name="usage")
 
 
 @db_app.command("upgrade")
