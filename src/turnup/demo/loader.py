@@ -224,7 +224,7 @@ def _load_approvers(session: Session, operator: dict[str, Any]) -> list[Approver
                 session,
                 username=entry["username"],
                 display_name=f"{entry['displayName']} ({entry['approvalRole']})",
-                roles=["approver"],
+                roles=list(entry.get("roles") or ["approver"]),
                 actor=ACTOR,
             )
         token = create_api_token(session, username=entry["username"], name="demo", actor=ACTOR)
