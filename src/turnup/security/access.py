@@ -154,18 +154,20 @@ def access_review(
     now = clock.now()
     dormant_since = now - timedelta(days=dormant_days)
     users = session.scalars(select(User).order_by(User.username)).all()
-    logins = dict(
-        session.execute(
+    logins: dict[str, datetime] = {
+        user_id: at
+        for user_id, at in session.execute(
             select(audit.AuditEntry.resource_id, func.max(audit.AuditEntry.at))
             .where(audit.AuditEntry.action == "user.login", audit.AuditEntry.resource_type == "user")
             .group_by(audit.AuditEntry.resource_id)
-        ).tuples()
-    )
-    sessions = dict(
-        session.execute(
+        ).all()
+    }
+    sessions: dict[str, datetime] = {
+        user_id: at
+        for user_id, at in session.execute(
             select(WebSession.user_id, func.max(WebSession.created_at)).group_by(WebSession.user_id)
-        ).tuples()
-    )
+        ).all()
+    }
     tokens: dict[str, list[TokenUse]] = {}
     for token in session.scalars(select(ApiToken).order_by(ApiToken.created_at, ApiToken.id)):
         tokens.setdefault(token.user_id, []).append(
