@@ -27,10 +27,10 @@ from turnup.security.permissions import (
     PERMISSIONS,
     PUBLIC,
     ROLE_PERMISSIONS,
+    Principal,
     _load,
     has_confined_permission,
     has_permission,
-    Principal,
 )
 
 ONBOARDING = "/tmf-api/turnupOnboarding/v1/onboarding"
