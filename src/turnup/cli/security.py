@@ -89,7 +89,9 @@ def access_review(
             for t in u.tokens
         )
         changes = "; ".join(
-            f"{c['at'][:10]} {c['actor']} +{','.join(c['added']) or '-'} -{','.join(c['removed']) or '-'}"
+            " ".join(
+                [c["at"][:10], c["actor"], *(f"+{r}" for r in c["added"]), *(f"-{r}" for r in c["removed"])]
+            )
             for c in u.privilege_changes
         )
         table.add_row(
