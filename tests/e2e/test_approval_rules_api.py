@@ -154,8 +154,8 @@ def test_approvals_are_audited_with_comments(
             .order_by(AuditEntry.at, AuditEntry.id)
         ).all()
     assert [tuple(r) for r in rows] == [
-        ("quote.approval.approved", "key account", "user:admin"),
-        ("quote.approval.approved", "within budget", "user:admin"),
+        ("quote.approval.approved", "key account", "user:approver-salesManager"),
+        ("quote.approval.approved", "within budget", "user:approver-finance"),
     ]
 
 

@@ -75,10 +75,18 @@ def test_quotes_cli(
     shown = json.loads(runner.invoke(app, ["quotes", "show", quote["id"]]).output)
     assert shown["state"] == "pending" and len(shown["quoteItem"][0]["reservedResource"]) == 6
 
-    refused = _run("approve", quote["id"], "--role", "finance", "--comment", "too early", code=1)
+    # each step is decided as a user bound to it (issue 15): roles come from the user, not the command
+    from turnup.security import create_user
+
+    with session_factory() as s:
+        create_user(s, username="sam", roles=["sales_manager"])
+        create_user(s, username="fiona", roles=["finance"])
+    refused = _run("approve", quote["id"], "--as", "fiona", "--role", "finance", "--comment", "early", code=1)
     assert "is for salesManager, not finance" in refused
-    _run("approve", quote["id"], "--role", "salesManager", "--comment", "fine")
-    assert _run("approve", quote["id"], "--role", "finance", "--comment", "fine") == (
+    not_bound = _run("approve", quote["id"], "--as", "fiona", "--comment", "early", code=1)
+    assert "is decided by role sales_manager; your roles: finance" in not_bound
+    _run("approve", quote["id"], "--as", "sam", "--comment", "fine")
+    assert _run("approve", quote["id"], "--as", "fiona", "--role", "finance", "--comment", "fine") == (
         f"Quote {quote['id']} is approved (approval approved)"
     )
     accepted = _run("accept", quote["id"], "--signer-name", "Priya", "--signer-email", "priya@example.org")

@@ -215,6 +215,23 @@ def logical_state(factory: sessionmaker[Session], reservation_id: str) -> str:
         return row.state
 
 
+def approver_token(client: TestClient, step: str) -> str:
+    """The token of a user bound to approval step ``step`` (one user per step, made on first use)."""
+    from turnup.security import create_api_token, create_user
+    from turnup.security.permissions import APPROVAL_STEPS
+
+    app: Any = client.app
+    tokens: dict[str, str] | None = getattr(app.state, "test_approver_tokens", None)
+    if tokens is None:
+        tokens = app.state.test_approver_tokens = {}
+    if not tokens:  # every step's user at once, so later calls write nothing
+        with app.state.sessionmaker() as s:
+            for name, roles in APPROVAL_STEPS.items():
+                create_user(s, username=f"approver-{name}", roles=[roles[0]])
+                tokens[name] = create_api_token(s, username=f"approver-{name}")
+    return tokens[step]
+
+
 def decide(
     client: TestClient,
     quote_id: str,
@@ -223,12 +240,14 @@ def decide(
     status: int = 201,
     comment: str = "ok",
 ) -> Any:
-    return post(
-        client,
+    """Decide as a user bound to step ``role`` (approval steps are bound to roles, issue 15)."""
+    response = client.post(
         f"{APPROVAL}/approvalDecision",
-        {"quoteId": quote_id, "role": role, "decision": decision, "comment": comment},
-        status,
+        json={"quoteId": quote_id, "role": role, "decision": decision, "comment": comment},
+        headers={"Authorization": f"Bearer {approver_token(client, role)}"},
     )
+    assert response.status_code == status, response.text
+    return response.json()
 
 
 SIGNER = {"signer": {"name": "Priya Natarajan", "email": "priya@brightwater-dental.example"}}
@@ -289,6 +308,7 @@ def test_quote_with_holds_and_approval_chain_becomes_signed_agreement_and_order(
     assert "Discounts over 15%" in priced["authorization"][0]["reason"][0]
 
     # when it is accepted with approval outstanding: refused, nothing changes
+    approver_token(client, "finance")  # (the approvers exist before counting)
     before = counts(session_factory)
     refused = client.post(f"{QUOTES}/{quote['id']}/accept", json=SIGNER)
     assert refused.status_code == 409

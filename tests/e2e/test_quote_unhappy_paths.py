@@ -109,7 +109,7 @@ def test_rejection_by_an_approver_releases_holds_and_is_final(
     audit = [
         e for e in client.get("/tmf-api/quoteManagement/v4/quote/" + quote["id"]).json()["authorization"]
     ]
-    assert audit[0]["approver"] == "user:admin" and audit[0]["comment"] == "discount too deep"
+    assert audit[0]["approver"] == "user:approver-salesManager" and audit[0]["comment"] == "discount too deep"
 
     before = counts(session_factory)
     again = decide(client, quote["id"], "finance", status=409)

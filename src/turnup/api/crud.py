@@ -14,7 +14,15 @@ from sqlalchemy import Select
 from sqlalchemy.orm import Session
 
 from turnup.api.deps import get_session, requires
-from turnup.api.tmf import Filterable, ListColumn, get_or_404, list_resources, render_one
+from turnup.api.tmf import (
+    Filterable,
+    ListColumn,
+    confine,
+    confine_one,
+    get_or_404,
+    list_resources,
+    render_one,
+)
 from turnup.security import Principal
 
 MERGE_PATCH: dict[str, dict[str, Any]] = {"application/merge-patch+json": {}, "application/json": {}}
@@ -42,10 +50,21 @@ class CrudSpec(Generic[M, C, U]):
     # how ``GET …/{id}`` finds one (404 when unknown); default: by primary key. Lets a resource be
     # addressed by another unique key too (a pool by its name).
     get: Callable[[Session, str], M] | None = None
+    # customer confinement: the column holding the owning customer's id (``Customer.id`` for customers,
+    # ``Quote.customer_id`` …) and how to read it from a row. With these, a portal user (role ``customer``)
+    # may list/get only their own rows (404 for others'); without, such a user gets 403.
+    owner_column: ListColumn | None = None
+    owner: Callable[[M], str | None] | None = None
+    # the action of the permission for DELETE and PATCH (default ``write``), e.g. ``delete`` or ``admin``
+    delete_action: str = "write"
+    update_action: str = "write"
+    create_action: str = "write"
 
 
 def add_crud_routes(router: APIRouter, spec: CrudSpec[M, C, U]) -> None:
-    read, write = requires(f"{spec.area}:read"), requires(f"{spec.area}:write")
+    owned = spec.owner_column is not None and spec.owner is not None
+    read = requires(f"{spec.area}:read", confinable=owned)
+    owner_column, owner = spec.owner_column, spec.owner
 
     def list_items(
         request: Request,
@@ -53,8 +72,11 @@ def add_crud_routes(router: APIRouter, spec: CrudSpec[M, C, U]) -> None:
         session: Session = Depends(get_session),
         principal: Principal = read,
     ) -> list[dict[str, Any]]:
+        stmt = spec.select()
+        if owner_column is not None:
+            stmt = confine(stmt, owner_column, principal.customer_id)
         return list_resources(
-            request, response, session, spec.select(), spec.filterable, spec.render, spec.default_order
+            request, response, session, stmt, spec.filterable, spec.render, spec.default_order
         )
 
     def get_item(
@@ -64,6 +86,8 @@ def add_crud_routes(router: APIRouter, spec: CrudSpec[M, C, U]) -> None:
             found = spec.get(session, item_id)
         else:
             found = get_or_404(session, spec.model, item_id, spec.label)
+        if owner is not None:
+            confine_one(owner(found), principal.customer_id, spec.label, item_id)
         return render_one(request, spec.render(found))
 
     router.add_api_route(spec.path, list_items, methods=["GET"], name=f"list {spec.label}")
@@ -77,7 +101,7 @@ def add_crud_routes(router: APIRouter, spec: CrudSpec[M, C, U]) -> None:
         def create_item(
             body: schema = Body(...),  # type: ignore[valid-type]
             session: Session = Depends(get_session),
-            principal: Principal = write,
+            principal: Principal = requires(f"{spec.area}:{spec.create_action}"),
         ) -> dict[str, Any]:
             return spec.render(create_fn(session, body, principal.actor))
 
@@ -92,7 +116,7 @@ def add_crud_routes(router: APIRouter, spec: CrudSpec[M, C, U]) -> None:
             item_id: str,
             body: patch_schema = Body(..., media_type="application/merge-patch+json"),  # type: ignore[valid-type]
             session: Session = Depends(get_session),
-            principal: Principal = write,
+            principal: Principal = requires(f"{spec.area}:{spec.update_action}"),
         ) -> dict[str, Any]:
             return spec.render(update_fn(session, item_id, body, principal.actor))
 
@@ -104,7 +128,9 @@ def add_crud_routes(router: APIRouter, spec: CrudSpec[M, C, U]) -> None:
         delete_fn = spec.delete
 
         def delete_item(
-            item_id: str, session: Session = Depends(get_session), principal: Principal = write
+            item_id: str,
+            session: Session = Depends(get_session),
+            principal: Principal = requires(f"{spec.area}:{spec.delete_action}"),
         ) -> Response:
             delete_fn(session, item_id, principal.actor)
             return Response(status_code=204)

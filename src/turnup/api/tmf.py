@@ -170,6 +170,17 @@ def list_resources(
     return items
 
 
+def confine(stmt: Select[M], column: ListColumn, customer_id: str | None) -> Select[M]:
+    """Customer confinement for lists: with a ``customer_id`` (a portal user), only that customer's rows."""
+    return stmt if customer_id is None else stmt.where(column == customer_id)
+
+
+def confine_one(owner_id: str | None, customer_id: str | None, label: str, resource_id: str) -> None:
+    """Customer confinement for one resource: another customer's answers 404, exactly as an unknown id."""
+    if customer_id is not None and owner_id != customer_id:
+        raise NotFound(f"{label} {resource_id!r} not found")
+
+
 def get_or_404(session: Session, model: type[M], resource_id: str, label: str) -> M:
     obj = session.get(model, resource_id)
     if obj is None:

@@ -20,6 +20,8 @@ from turnup.cli.onboarding import app as onboarding_app
 from turnup.cli.orchestrator import app as orchestrator_app
 from turnup.cli.orders import app as orders_app
 from turnup.cli.quotes import app as quotes_app
+from turnup.cli.security import app as security_app
+from turnup.cli.security import user_roles
 from turnup.cli.services import app as services_app
 from turnup.cli.stock import app as stock_app
 from turnup.cli.usage import app as usage_app
@@ -77,6 +79,8 @@ app.add_typer(housekeeping_app, name="housekeeping")
 app.add_typer(orders_app, name="orders")
 app.add_typer(services_app, name="services")
 app.add_typer(usage_app, name="usage")
+app.add_typer(security_app, name="security")
+users_app.command("roles")(user_roles)
 
 
 @db_app.command("upgrade")

@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 from sqlalchemy import select
 
+from turnup import security
 from turnup.catalog import ZERO, money_text
 from turnup.cli.common import CLI_ACTOR, cli_session, console, validated
 from turnup.quoting import approvals, services
@@ -63,27 +64,38 @@ def price(quote_id: str) -> None:
         )
 
 
-def _decide(quote_id: str, role: str, comment: str, decision: str) -> None:
+def _decide(quote_id: str, user: str, role: str | None, comment: str, decision: str) -> None:
     data = validated(ApprovalDecisionIn, quoteId=quote_id, role=role, decision=decision, comment=comment)
     with cli_session() as session:
-        q = services.decide(session, data, CLI_ACTOR)
+        decider = security.find_principal(session, user)
+        q = services.decide(session, data, decider.actor, decider.roles)
         console.print(f"Quote {q.id} is [bold]{q.state}[/] (approval {q.approval_status})")
+
+
+AS_USER = typer.Option(..., "--as", help="the deciding user: their roles say which steps they may decide")
+STEP_ROLE = typer.Option(None, help="the step meant (refused if another step is next)")
 
 
 @app.command("approve")
 def approve(
     quote_id: str,
-    role: str = typer.Option(..., help="the approver role of the next step"),
+    user: str = AS_USER,
+    role: str | None = STEP_ROLE,
     comment: str = typer.Option(...),
 ) -> None:
-    """Approve the quote's next approval step."""
-    _decide(quote_id, role, comment, "approved")
+    """Approve the quote's next approval step as a user bound to it."""
+    _decide(quote_id, user, role, comment, "approved")
 
 
 @app.command("reject")
-def reject(quote_id: str, role: str = typer.Option(...), comment: str = typer.Option(...)) -> None:
-    """Reject the quote at its next approval step (releases its holds)."""
-    _decide(quote_id, role, comment, "rejected")
+def reject(
+    quote_id: str,
+    user: str = AS_USER,
+    role: str | None = STEP_ROLE,
+    comment: str = typer.Option(...),
+) -> None:
+    """Reject the quote at its next approval step (releases its holds) as a user bound to it."""
+    _decide(quote_id, user, role, comment, "rejected")
 
 
 @app.command("accept")

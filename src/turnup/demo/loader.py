@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 from turnup.accounts import services as accounts
 from turnup.accounts.orm import Customer, Site
 from turnup.accounts.schemas import ContactCreate, CustomerCreate, SiteCreate
-from turnup.security import create_api_token, create_user
+from turnup.security import change_roles, create_api_token, create_user
 from turnup.security.orm import User
 from turnup.security.passwords import hash_password
 
@@ -219,12 +219,24 @@ def _load_screening(session: Session, operator: dict[str, Any]) -> dict[str, int
 def _load_approvers(session: Session, operator: dict[str, Any]) -> list[Approver]:
     result = []
     for entry in operator.get("approvers", []):
-        if session.scalar(select(User.id).where(User.username == entry["username"])) is None:
+        roles = list(entry.get("roles") or ["approver"])
+        existing = session.scalar(select(User).where(User.username == entry["username"]))
+        if existing is None:
             create_user(
                 session,
                 username=entry["username"],
                 display_name=f"{entry['displayName']} ({entry['approvalRole']})",
-                roles=["approver"],
+                roles=roles,
+                actor=ACTOR,
+            )
+        elif sorted(existing.roles or []) != sorted(roles):  # an older demo's approver: bind it to its step
+            have = list(existing.roles or [])
+            add = [r for r in roles if r not in have]
+            change_roles(
+                session,
+                entry["username"],
+                add=add,
+                remove=[r for r in have if r not in roles],
                 actor=ACTOR,
             )
         token = create_api_token(session, username=entry["username"], name="demo", actor=ACTOR)

@@ -17,6 +17,7 @@ offering and the customer's segment) is refused outright.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -28,13 +29,14 @@ from sqlalchemy.orm import Session
 
 from turnup.accounts import CustomerInfo
 from turnup.kernel import audit, clock
-from turnup.kernel.errors import Conflict, InvalidInput, NotFound
+from turnup.kernel.errors import Conflict, Forbidden, InvalidInput, NotFound
 from turnup.kernel.ids import new_id
 from turnup.kernel.outbox import publish
-from turnup.quoting.orm import ApprovalRule
+from turnup.quoting.orm import ApprovalRule, Quote, QuoteApproval, QuoteVersion
 from turnup.quoting.pricing import PricedLine, _members
 from turnup.quoting.render import APPROVAL_API, render_rule
 from turnup.quoting.schemas import ApprovalRuleCreate, ApprovalRuleImport, ApprovalRuleUpdate
+from turnup.security import approval_step_names, may_decide_step, step_deciders
 
 DEFAULT_ROLE = "salesManager"
 
@@ -154,6 +156,53 @@ def required_chain(
     return list(steps.values())
 
 
+# --- separation of duties -------------------------------------------------------------------------------
+
+
+def check_decider(
+    session: Session, quote: Quote, step: QuoteApproval, actor: str, roles: Collection[str]
+) -> None:
+    """Refuse (403) a decision the deciding user may not make; the request cannot claim a role.
+
+    - the step is bound to roles in the permission matrix (``approvalSteps``): one of the user's roles must
+      be among them; no role bypasses this, not even ``admin``;
+    - a user decides at most one step of a quote's chain (the steps of its current version);
+    - a user never decides a step of a quote they created, edited or priced (its version history's actors).
+    """
+    deciders = step_deciders(step.role)
+    if not may_decide_step(roles, step.role):
+        bound = ", ".join(deciders) if deciders else "no role (add it to approvalSteps)"
+        raise Forbidden(
+            f"step {step.step} ({step.role}) of quote {quote.id!r} is decided by role {bound}; "
+            f"your roles: {', '.join(roles) or 'none'}",
+            reason="Approval step bound to another role",
+        )
+    for other in quote.approvals:
+        if other.quote_version == quote.version and other.id != step.id and other.decided_by == actor:
+            raise Forbidden(
+                f"you already decided step {other.step} ({other.role}) of quote {quote.id!r}; "
+                "one user decides at most one step of a chain",
+                reason="Separation of duties",
+            )
+    authors = set(session.scalars(select(QuoteVersion.actor).where(QuoteVersion.quote_id == quote.id)))
+    if actor in authors:
+        raise Forbidden(
+            f"you created or changed quote {quote.id!r}; its approvals are for others",
+            reason="Separation of duties",
+        )
+
+
+def _check_chain(chain: list[str] | None) -> None:
+    known = approval_step_names()
+    for i, role in enumerate(chain or []):
+        if role not in known:
+            raise InvalidInput(
+                f"chain[{i}]: no role decides approval step {role!r}; steps: {', '.join(sorted(known))} "
+                "(bound to roles in the permission matrix, approvalSteps)",
+                reason="Unknown approval step",
+            )
+
+
 # --- rule management ------------------------------------------------------------------------------------
 
 
@@ -176,6 +225,7 @@ def _apply(rule: ApprovalRule, data: ApprovalRuleCreate | ApprovalRuleUpdate, fi
     if "chain" in fields and data.chain is not None:
         if len(set(data.chain)) != len(data.chain):
             raise InvalidInput("chain: a role may appear only once")
+        _check_chain(data.chain)
         rule.chain = list(data.chain)
     if "maxDiscountPercent" in fields:
         rule.max_discount_percent = data.maxDiscountPercent

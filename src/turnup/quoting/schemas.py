@@ -117,7 +117,9 @@ class QuoteAccept(Strict):
 
 class ApprovalDecisionIn(Strict):
     quoteId: str = Field(min_length=1, max_length=32)
-    role: Role
+    # optional: the step the decider means to decide (409 if another is next); the user's roles, not this
+    # field, decide whether they may decide it
+    role: Role | None = None
     decision: Literal["approved", "rejected"]
     comment: str = Field(min_length=1, max_length=2000)
 

@@ -10,6 +10,7 @@ refusal leaves the database as it was.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -451,8 +452,12 @@ def pending_step(quote: Quote) -> QuoteApproval | None:
     return None
 
 
-def decide(session: Session, data: ApprovalDecisionIn, actor: str) -> Quote:
-    """Approve or reject the quote's next outstanding approval step (steps are decided in chain order)."""
+def decide(session: Session, data: ApprovalDecisionIn, actor: str, roles: Collection[str]) -> Quote:
+    """Approve or reject the quote's next outstanding approval step (steps are decided in chain order).
+
+    ``roles``: the deciding user's roles; they, not the request, say which steps the user may decide
+    (``approvals.check_decider``). ``data.role``, when given, must name the next step (409 otherwise).
+    """
     quote = get_quote(session, data.quoteId, lock=True)
     if quote.state != "pending":
         raise Conflict(
@@ -462,12 +467,13 @@ def decide(session: Session, data: ApprovalDecisionIn, actor: str) -> Quote:
     step = pending_step(quote)
     if step is None:
         raise Conflict(f"quoteId: quote {quote.id!r} has no outstanding approval", reason=ILLEGAL)
-    if step.role != data.role:
+    if data.role is not None and step.role != data.role:
         raise Conflict(
             f"role: the next approval of quote {quote.id!r} (step {step.step}) is for {step.role}, "
             f"not {data.role}",
             reason="Out of order approval",
         )
+    approvals.check_decider(session, quote, step, actor, roles)
     now = clock.now()
 
     def change() -> None:

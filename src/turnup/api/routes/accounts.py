@@ -47,6 +47,9 @@ add_crud_routes(
         update_schema=CustomerUpdate,
         update=services.update_customer,
         delete=services.delete_customer,
+        delete_action="delete",  # deleting a customer is not for everyone who edits customers
+        owner_column=Customer.id,
+        owner=lambda c: c.id,
     ),
 )
 
@@ -72,6 +75,8 @@ add_crud_routes(
         update_schema=ContactUpdate,
         update=services.update_contact,
         delete=services.delete_contact,
+        owner_column=Contact.customer_id,
+        owner=lambda c: c.customer_id,
     ),
 )
 
@@ -98,6 +103,8 @@ add_crud_routes(
         update_schema=SiteUpdate,
         update=services.update_site,
         delete=services.delete_site,
+        owner_column=Site.customer_id,
+        owner=lambda s: s.customer_id,
     ),
 )
 

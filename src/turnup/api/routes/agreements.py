@@ -36,6 +36,8 @@ add_crud_routes(
         },
         render=render_agreement,
         default_order=(Agreement.created_at, Agreement.id),
+        owner_column=Agreement.customer_id,
+        owner=lambda a: a.customer_id,
     ),
 )
 

@@ -64,6 +64,8 @@ add_crud_routes(
         },
         render=render_order,
         default_order=(ProductOrder.order_date, ProductOrder.id),
+        owner_column=ProductOrder.customer_id,
+        owner=lambda o: o.customer_id,
     ),
 )
 

@@ -389,7 +389,7 @@ def dispatch_allocation(
     allocation_id: str,
     body: AllocationDispatch,
     session: Session = Depends(get_session),
-    principal: Principal = requires(WRITE),
+    principal: Principal = requires("dispatch:write"),
 ) -> dict[str, Any]:
     return render_allocation(services.dispatch_allocation(session, allocation_id, body, principal.actor))
 

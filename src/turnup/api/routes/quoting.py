@@ -52,6 +52,8 @@ add_crud_routes(
         create=services.create_quote,
         update_schema=QuoteUpdate,
         update=services.update_quote,
+        owner_column=Quote.customer_id,
+        owner=lambda q: q.customer_id,
     ),
 )
 
@@ -125,6 +127,10 @@ add_crud_routes(
         update_schema=ApprovalRuleUpdate,
         update=approvals.update_rule,
         delete=approvals.delete_rule,
+        # approval rules decide who must approve a discount: administered, not edited by operations
+        create_action="admin",
+        update_action="admin",
+        delete_action="admin",
     ),
 )
 
@@ -133,7 +139,7 @@ add_crud_routes(
 def import_rules(
     body: ApprovalRuleImport,
     session: Session = Depends(get_session),
-    principal: Principal = requires("approvals:write"),
+    principal: Principal = requires("approvals:admin"),
 ) -> dict[str, Any]:
     return approvals.import_rules(session, body, principal.actor)
 
@@ -169,4 +175,4 @@ def decide(
     session: Session = Depends(get_session),
     principal: Principal = requires("approvals:approve"),
 ) -> dict[str, Any]:
-    return render_quote(services.decide(session, body, principal.actor))
+    return render_quote(services.decide(session, body, principal.actor, principal.roles))

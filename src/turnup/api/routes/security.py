@@ -1,4 +1,5 @@
-"""Users and API tokens over HTTP: ``/tmf-api/turnupSecurity/v1`` (permission ``security:admin``).
+"""Users, API tokens, the access review and the permission matrix over HTTP: ``/tmf-api/turnupSecurity/v1``
+(permission ``security:admin``).
 
 Issuing or rotating a token answers its secret once (``secret``); nothing else ever shows it.
 """
@@ -8,7 +9,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -18,6 +19,7 @@ from turnup.api.tmf import get_or_404, list_resources, render_one
 from turnup.kernel import clock
 from turnup.kernel.hrefs import api_base
 from turnup.security.orm import ApiToken, User
+from turnup.security.permissions import APPROVAL_STEPS, CONFINED_PERMISSIONS, MATRIX, ROLE_PERMISSIONS
 from turnup.security.render import API, render_token, render_user
 from turnup.security.schemas import ApiTokenCreate, UserCreate
 from turnup.security.services import issue_api_token, token_state
@@ -169,3 +171,33 @@ def rotate_token(
     get_or_404(session, ApiToken, token_id, "apiToken")
     token, secret = security.rotate_api_token(session, token_id, actor=principal.actor)
     return {**_token(session, token), "secret": secret}
+
+
+
+@router.get("/accessReview", name="access review")
+def access_review(
+    dormantDays: int = Query(90, ge=1, le=36500),
+    changesDays: int = Query(90, ge=1, le=36500),
+    session: Session = Depends(get_session),
+    principal: security.Principal = requires("security:admin"),
+) -> list[dict[str, Any]]:
+    """Per user: roles, effective permissions, last login, tokens and their last use, dormancy (no login
+    or token use in ``dormantDays``), and privilege changes of the last ``changesDays`` days."""
+    review = security.access_review(session, dormant_days=dormantDays, changes_days=changesDays)
+    return [{"@type": "AccessReviewEntry", **u.as_json()} for u in review]
+
+
+@router.get("/role", name="permission matrix")
+def roles(principal: security.Principal = requires("security:admin")) -> list[dict[str, Any]]:
+    """Every role: who holds it, what it grants (wildcards expanded) and which approval steps it decides."""
+    return [
+        {
+            "@type": "Role",
+            "id": role,
+            "description": MATRIX.descriptions.get(role, ""),
+            "permission": security.effective_permissions([role]),
+            "confinedPermission": sorted(CONFINED_PERMISSIONS.get(role, set())),
+            "decidesApprovalStep": sorted(s for s, rs in APPROVAL_STEPS.items() if role in rs),
+        }
+        for role in ROLE_PERMISSIONS
+    ]

@@ -37,6 +37,8 @@ add_crud_routes(
         },
         render=render_service,
         default_order=(Service.created_at, Service.id),
+        owner_column=Service.customer_id,
+        owner=lambda s: s.customer_id,
     ),
 )
 
