@@ -18,8 +18,8 @@ from sqlalchemy import Engine, text
 
 import turnup.models  # noqa: F401  (complete metadata)
 from turnup import __version__
-from turnup.api.deps import public
 from turnup.api.csrf import CsrfGuard
+from turnup.api.deps import public
 from turnup.api.errors import install_error_handlers
 from turnup.api.guard import RequestGuard
 from turnup.api.headers import SecurityHeaders

@@ -33,7 +33,7 @@ def subscriber() -> Iterator[FakeSubscriber]:
 
 @pytest.fixture
 def settings(db_url: str) -> Settings:
-    """The fake subscriber listens on 127.0.0.1: allowed explicitly (loopback callbacks are refused otherwise)."""
+    """The fake subscriber listens on 127.0.0.1: allowed explicitly (loopback is refused otherwise)."""
     return Settings(database_url=db_url, run_worker=False, webhook_allowed_networks="127.0.0.1/32")
 
 

@@ -164,7 +164,9 @@ def test_a_subscription_made_while_allowed_is_refused_once_the_network_is_no_lon
         assert sub.received == []
     with session_factory() as s:
         error = s.scalars(select(DeliveryAttempt.error)).one()
-    assert error is not None and error.startswith("connection failed: callback refused: 127.0.0.1 is a loopback")
+    assert error is not None and error.startswith(
+        "connection failed: callback refused: 127.0.0.1 is a loopback"
+    )
 
 
 def test_the_worker_connects_to_the_address_it_checked(

@@ -16,11 +16,11 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from tests.e2e.test_onboarding_api import Inbox
 from turnup.api.deps import SESSION_COOKIE
 from turnup.kernel.mail import OutboundMail
 from turnup.onboarding.orm import PortalInvitation
 from turnup.security.orm import User, WebSession
-from tests.e2e.test_onboarding_api import Inbox
 
 ONBOARDING = "/tmf-api/turnupOnboarding/v1/onboarding"
 

@@ -197,10 +197,8 @@ def _handler_for(sub: FakeSubscriber) -> type[BaseHTTPRequestHandler]:
             timestamp = self.headers.get(webhooks.TIMESTAMP_HEADER)
             signature = self.headers.get(webhooks.SIGNATURE_HEADER)
             signature_ok = sub.signature_ok(timestamp, signature, raw)
-            if sub.require_signature and not signature_ok:
-                status = 401
-            else:
-                status = sub._decide(event_id)
+            refused = sub.require_signature and not signature_ok
+            status = 401 if refused else sub._decide(event_id)
             if sub.delay_seconds:
                 time.sleep(sub.delay_seconds)
             sub._record(

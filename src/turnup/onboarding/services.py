@@ -318,7 +318,9 @@ def deliver_mail(
     session: Session, transport: mail.MailTransport | None = None, onboarding_id: str | None = None
 ) -> list[mail.OutboundMail]:
     """Send due mails and record each outcome on its onboarding's ``sendWelcome`` step."""
-    results = mail.deliver_pending(session, transport, ref_id=onboarding_id, personalise=_with_invitation_link)
+    results = mail.deliver_pending(
+        session, transport, ref_id=onboarding_id, personalise=_with_invitation_link
+    )
     for sent in results:
         if sent.ref_type != REF_TYPE or sent.ref_id is None:
             continue
