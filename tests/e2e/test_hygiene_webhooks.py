@@ -320,3 +320,17 @@ def test_the_database_holds_the_callback_but_no_signing_key(
         assert conn.execute(text("SELECT callback FROM hub_subscription")).scalar_one() == (
             "http://listener.example/cb"
         )
+
+
+def test_an_idempotent_replay_of_the_subscription_neither_stores_nor_repeats_the_secret(
+    client: TestClient, session_factory: sessionmaker[Session]
+) -> None:
+    headers = {"Idempotency-Key": "sub-1"}
+    first = client.post(HUB, json={"callback": "http://listener.example/cb"}, headers=headers)
+    assert first.status_code == 201 and len(first.json()["secret"]) == 64
+    replay = client.post(HUB, json={"callback": "http://listener.example/cb"}, headers=headers)
+    assert replay.status_code == 201 and replay.headers["idempotent-replayed"] == "true"
+    assert replay.json() == {k: v for k, v in first.json().items() if k != "secret"}
+    assert _rows_containing(session_factory, first.json()["secret"]) == []
+    with session_factory() as s:
+        assert s.scalar(select(func.count()).select_from(HubSubscription)) == 1

@@ -151,6 +151,7 @@ def hub_router(api: str, area: str) -> APIRouter:
             details={"api": api, "callback": body.callback},
         )
         session.commit()
+        request.state.idempotency_redact = ("secret",)  # an Idempotency-Key replay must not store it
         secret = webhooks.subscription_secret(webhooks.signing_key(settings.webhook_signing_key), sub.id)
         return render_subscription(sub) | {"secret": secret}  # shown once: it is never stored
 
