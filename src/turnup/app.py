@@ -18,9 +18,11 @@ from sqlalchemy import Engine, text
 
 import turnup.models  # noqa: F401  (complete metadata)
 from turnup import __version__
+from turnup.api.csrf import CsrfGuard
 from turnup.api.deps import public
 from turnup.api.errors import install_error_handlers
 from turnup.api.guard import RequestGuard
+from turnup.api.headers import SecurityHeaders
 from turnup.api.idempotency import install as install_idempotency
 from turnup.api.routes.accounts import router as accounts_router
 from turnup.api.routes.agreements import router as agreements_router
@@ -97,6 +99,9 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     install_web_error_handlers(app)
     install_idempotency(app)  # Idempotency-Key on every POST (it reads a keyed POST's body)
+    # CSRF: cookie-authenticated unsafe requests need this server's Origin and the session's token; refused
+    # before the idempotency layer records anything and before any handler runs.
+    app.add_middleware(CsrfGuard, public_url=settings.public_url)
     # Added last, so outermost of the app's own layers: size and query checks before routing, before the
     # idempotency layer reads a body, before body parsing and authentication.
     app.add_middleware(
@@ -104,6 +109,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         max_body_bytes=settings.max_body_bytes,
         max_import_body_bytes=settings.max_import_body_bytes,
     )
+    app.add_middleware(SecurityHeaders)  # outermost: nosniff / no-store / no framing on every response
     return app
 
 

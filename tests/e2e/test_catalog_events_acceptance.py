@@ -31,6 +31,12 @@ def subscriber() -> Iterator[FakeSubscriber]:
         yield sub
 
 
+@pytest.fixture
+def settings(db_url: str) -> Settings:
+    """The fake subscriber listens on 127.0.0.1: allowed explicitly (loopback is refused otherwise)."""
+    return Settings(database_url=db_url, run_worker=False, webhook_allowed_networks="127.0.0.1/32")
+
+
 def test_catalog_subscriber_failing_three_times_gets_each_event_exactly_once(
     client: TestClient,
     session_factory: sessionmaker[Session],

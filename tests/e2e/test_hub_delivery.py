@@ -39,6 +39,12 @@ def subscriber() -> Iterator[FakeSubscriber]:
         yield sub
 
 
+@pytest.fixture
+def settings(db_url: str) -> Settings:
+    """The fake subscriber listens on 127.0.0.1: allowed explicitly (loopback is refused otherwise)."""
+    return Settings(database_url=db_url, run_worker=False, webhook_allowed_networks="127.0.0.1/32")
+
+
 def _worker(session_factory: sessionmaker[Session], settings: Settings, **overrides: Any) -> DeliveryWorker:
     values = {
         "delivery_backoff_base_seconds": 2.0,

@@ -1,19 +1,22 @@
 """The welcome mail's invitation link leads to a page that works: the invited person sets a password, is
-signed in and sees their own account (the link is read from the outbound mail table). SQLite and
-PostgreSQL."""
+signed in and sees their own account (the link is read from the mail a local SMTP server received: the
+outbound mail table never holds it). SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
 import re
 import socket
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+from aiosmtpd.controller import Controller
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from tests.e2e.test_onboarding_api import Inbox
 from turnup.api.deps import SESSION_COOKIE
 from turnup.kernel.mail import OutboundMail
 from turnup.onboarding.orm import PortalInvitation
@@ -23,16 +26,23 @@ ONBOARDING = "/tmf-api/turnupOnboarding/v1/onboarding"
 
 
 @pytest.fixture
-def no_smtp(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Mail stays queued (no server listens), so its body still holds the link."""
+def smtp(monkeypatch: pytest.MonkeyPatch) -> Iterator[Inbox]:
+    """A real local SMTP server (aiosmtpd) that keeps what it receives."""
+    inbox = Inbox()
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
     monkeypatch.setenv("TURNUP_SMTP_HOST", "127.0.0.1")
     monkeypatch.setenv("TURNUP_SMTP_PORT", str(port))
+    try:
+        yield inbox
+    finally:
+        controller.stop()
 
 
-def _onboard(client: TestClient, factory: sessionmaker[Session]) -> tuple[str, str]:
+def _onboard(client: TestClient, factory: sessionmaker[Session], smtp: Inbox) -> tuple[str, str]:
     response = client.post(
         ONBOARDING,
         json={
@@ -43,9 +53,11 @@ def _onboard(client: TestClient, factory: sessionmaker[Session]) -> tuple[str, s
     )
     assert response.status_code == 201, response.text
     with factory() as s:
-        mail = s.scalars(select(OutboundMail)).one()
-        assert mail.status == "pending"
-    links = re.findall(r"(http://\S+/portal/invitation\?token=\S+)", mail.body)
+        assert s.scalars(select(OutboundMail.status)).one() == "sent"
+    [(_, _, message)] = smtp.messages
+    payload = message.get_payload(decode=True)
+    assert isinstance(payload, bytes)
+    links = re.findall(r"(http://\S+/portal/invitation\?token=\S+)", payload.decode())
     assert len(links) == 1
     return response.json()["customer"]["id"], links[0]
 
@@ -57,10 +69,10 @@ def _form(page: str) -> dict[str, Any]:
 
 
 def test_the_invitation_link_sets_the_password_and_signs_in_to_the_portal(
-    client: TestClient, anon_client: TestClient, no_smtp: None, session_factory: sessionmaker[Session]
+    client: TestClient, anon_client: TestClient, smtp: Inbox, session_factory: sessionmaker[Session]
 ) -> None:
     # Given an onboarded customer whose welcome mail holds the invitation link
-    customer_id, link = _onboard(client, session_factory)
+    customer_id, link = _onboard(client, session_factory, smtp)
     parts = urlsplit(link)
     assert parts.path == "/portal/invitation"
     # When the invited person opens it: a form to choose a password (not a 404)

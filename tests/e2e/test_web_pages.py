@@ -147,9 +147,18 @@ def test_logout_ends_the_session(
     web: TestClient, users: None, session_factory: sessionmaker[Session]
 ) -> None:
     _login(web)
-    assert web.get("/", follow_redirects=False).status_code == 200
+    home = web.get("/", follow_redirects=False)
+    assert home.status_code == 200
     old_cookie = web.cookies.get(SESSION_COOKIE)
-    response = web.post("/logout", follow_redirects=False)
+    # The page's logout form carries the session's CSRF token; the browser sends the page's Origin.
+    token = re.search(r'name="csrf_token" value="([0-9a-f]{64})"', home.text)
+    assert token is not None
+    response = web.post(
+        "/logout",
+        data={"csrf_token": token.group(1)},
+        headers={"Origin": "http://testserver"},
+        follow_redirects=False,
+    )
     assert response.status_code == 303 and response.headers["location"] == "/login"
     assert f'{SESSION_COOKIE}=""' in response.headers["set-cookie"]
     with session_factory() as s:

@@ -5,6 +5,10 @@ eventId or globally, or forever), remembers the eventIds it accepted (2xx, in or
 tests can prove there were none), and can be stopped and started again on the same port to simulate an
 outage (connection refused while stopped).
 
+It verifies the webhook signature the way a receiver should (``turnup.kernel.webhooks.verify``) against the
+secrets it was told to ``trust`` (the ``secret`` of the hub subscription), recording the result on each
+request; with ``require_signature`` it answers 401 to a request whose signature does not verify.
+
     with FakeSubscriber(fail_first_per_event=3) as sub:
         ... register sub.url as a hub callback, run the worker ...
         assert sub.accepted == [...]
@@ -21,6 +25,8 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from turnup.kernel import clock, webhooks
+
 
 @dataclass(frozen=True)
 class Received:
@@ -33,6 +39,9 @@ class Received:
     header_event_id: str | None
     body: dict[str, Any] | None
     status: int
+    timestamp: str | None = None
+    signature: str | None = None
+    signature_ok: bool | None = None  # None: no secret trusted, nothing to verify against
 
 
 class FakeSubscriber:
@@ -44,7 +53,12 @@ class FakeSubscriber:
         fail_status: int = 503,
         delay_seconds: float = 0.0,
         port: int = 0,
+        require_signature: bool = False,
+        fail_body: bytes = b"temporarily unavailable",
     ) -> None:
+        self.require_signature = require_signature
+        self.fail_body = fail_body
+        self.secrets: list[str] = []
         self.delay_seconds = delay_seconds  # sleep before answering (to provoke client timeouts)
         self.fail_first_per_event = fail_first_per_event
         self.fail_first_global = fail_first_global
@@ -71,6 +85,21 @@ class FakeSubscriber:
         """Answer ``fail_status`` to the next ``times`` requests, whatever their eventId."""
         with self._lock:
             self._global_failures_left = times
+
+    def trust(self, secret: str) -> None:
+        """Accept deliveries signed with ``secret`` (a hub subscription's secret)."""
+        with self._lock:
+            self.secrets.append(secret)
+
+    def signature_ok(self, timestamp: str | None, signature: str | None, raw: bytes) -> bool | None:
+        with self._lock:
+            trusted = list(self.secrets)
+        if not trusted:
+            return None
+        if timestamp is None or signature is None:
+            return False
+        now = int(clock.now().timestamp())
+        return any(webhooks.verify(secret, timestamp, raw, signature, now=now) for secret in trusted)
 
     # -- state ----------------------------------------------------------------------------------------
 
@@ -165,7 +194,11 @@ def _handler_for(sub: FakeSubscriber) -> type[BaseHTTPRequestHandler]:
                 body = None
             event_id = body.get("eventId") if isinstance(body, dict) else None
             attempt_header = self.headers.get("X-Turnup-Delivery-Attempt")
-            status = sub._decide(event_id)
+            timestamp = self.headers.get(webhooks.TIMESTAMP_HEADER)
+            signature = self.headers.get(webhooks.SIGNATURE_HEADER)
+            signature_ok = sub.signature_ok(timestamp, signature, raw)
+            refused = sub.require_signature and not signature_ok
+            status = 401 if refused else sub._decide(event_id)
             if sub.delay_seconds:
                 time.sleep(sub.delay_seconds)
             sub._record(
@@ -177,9 +210,12 @@ def _handler_for(sub: FakeSubscriber) -> type[BaseHTTPRequestHandler]:
                     header_event_id=self.headers.get("X-Turnup-Event-Id"),
                     body=body,
                     status=status,
+                    timestamp=timestamp,
+                    signature=signature,
+                    signature_ok=signature_ok,
                 )
             )
-            payload = b"ok" if status < 300 else b"temporarily unavailable"
+            payload = b"ok" if status < 300 else b"bad signature" if status == 401 else sub.fail_body
             try:
                 self.send_response(status)
                 self.send_header("Content-Type", "text/plain")

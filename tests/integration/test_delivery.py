@@ -40,6 +40,7 @@ def _settings(db_url: str, **overrides: Any) -> Settings:
         "delivery_max_attempts": 30,
         "delivery_timeout_seconds": 5.0,
         "worker_poll_seconds": 0.05,
+        "webhook_allowed_networks": "127.0.0.1/32",  # the fake subscriber's address
     }
     values.update(overrides)
     return Settings(**values)

@@ -53,7 +53,9 @@ def test_events_cli_lists_and_redelivers_a_dead_letter(
                 resource={"id": "c1", "name": "Acme"},
             )
             s.commit()
-        settings = Settings(database_url=db_url, delivery_max_attempts=1)
+        settings = Settings(
+            database_url=db_url, delivery_max_attempts=1, webhook_allowed_networks="127.0.0.1/32"
+        )
         assert DeliveryWorker(session_factory, settings).run_once() == 1
     with session_factory() as s:
         delivery = s.scalars(select(EventDelivery)).one()

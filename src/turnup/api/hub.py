@@ -3,6 +3,11 @@
 Events are POSTed to the callback by ``turnup.kernel.delivery``. What happened to each of them is visible
 at ``GET …/hub/{id}/delivery`` (with every attempt), and a dead-lettered (``failed``) delivery is requeued
 with ``POST …/hub/{id}/delivery/{deliveryId}/redeliver``.
+
+Callbacks to non-public addresses are refused (400) unless allowed by ``TURNUP_WEBHOOK_ALLOWED_NETWORKS``;
+the answer to the subscription carries, once, the ``secret`` deliveries are signed with (see
+``turnup.kernel.webhooks``). A failed attempt's error keeps at most the first 300 characters of the
+subscriber's response body, and only holders of ``security:admin`` see it: others see the status alone.
 """
 
 from __future__ import annotations
@@ -17,14 +22,17 @@ from sqlalchemy.orm import Session, selectinload
 
 from turnup.api.deps import get_session, requires
 from turnup.api.tmf import list_resources, render_one
-from turnup.kernel import audit, clock
+from turnup.kernel import audit, clock, webhooks
 from turnup.kernel.delivery import redeliver
-from turnup.kernel.errors import NotFound
+from turnup.kernel.errors import InvalidInput, NotFound
 from turnup.kernel.hrefs import href, iso, tmf_path
 from turnup.kernel.ids import new_id
 from turnup.kernel.outbox import DeliveryAttempt, EventDelivery, HubSubscription, OutboxEvent
 from turnup.kernel.text import InputModel
-from turnup.security import Principal
+from turnup.security import Principal, has_permission
+
+# Who may read what a subscriber answered (response bodies can hold anything an internal service said).
+SEE_RESPONSE_BODIES = "security:admin"
 
 
 class HubCreate(InputModel):
@@ -67,17 +75,24 @@ def render_subscription(sub: HubSubscription) -> dict[str, Any]:
     }
 
 
-def render_attempt(attempt: DeliveryAttempt) -> dict[str, Any]:
+def error_summary(error: str | None) -> str | None:
+    """An attempt's error without what the subscriber said: ``HTTP 503``, ``connection failed``, …"""
+    if error is None:
+        return None
+    return error.split(":", 1)[0]
+
+
+def render_attempt(attempt: DeliveryAttempt, full: bool = True) -> dict[str, Any]:
     return {
         "attemptNo": attempt.attempt_no,
         "at": iso(attempt.at),
         "statusCode": attempt.status_code,
-        "error": attempt.error,
+        "error": attempt.error if full else error_summary(attempt.error),
         "durationMs": attempt.duration_ms,
     }
 
 
-def render_delivery(delivery: EventDelivery) -> dict[str, Any]:
+def render_delivery(delivery: EventDelivery, full: bool = True) -> dict[str, Any]:
     sub_id = delivery.subscription_id
     api = delivery.event.api
     return {
@@ -92,8 +107,8 @@ def render_delivery(delivery: EventDelivery) -> dict[str, Any]:
         "attempts": delivery.attempts,
         "nextAttemptAt": iso(delivery.next_attempt_at) if delivery.status == "pending" else None,
         "deliveredAt": iso(delivery.delivered_at),
-        "lastError": delivery.last_error,
-        "attempt": [render_attempt(a) for a in delivery.attempt_log],
+        "lastError": delivery.last_error if full else error_summary(delivery.last_error),
+        "attempt": [render_attempt(a, full) for a in delivery.attempt_log],
     }
 
 
@@ -112,9 +127,17 @@ def hub_router(api: str, area: str) -> APIRouter:
     @router.post("", status_code=201)
     def register_listener(
         body: HubCreate,
+        request: Request,
         session: Session = Depends(get_session),
         principal: Principal = requires(f"{area}:subscribe"),
     ) -> dict[str, Any]:
+        settings = request.app.state.settings
+        try:
+            webhooks.check_callback(
+                body.callback, webhooks.parse_networks(settings.webhook_allowed_networks), unresolved_ok=True
+            )
+        except webhooks.CallbackRefused as exc:
+            raise InvalidInput(f"callback: {exc}") from None
         sub = HubSubscription(
             id=new_id(), api=api, callback=body.callback, query=body.query, created_at=clock.now()
         )
@@ -128,7 +151,9 @@ def hub_router(api: str, area: str) -> APIRouter:
             details={"api": api, "callback": body.callback},
         )
         session.commit()
-        return render_subscription(sub)
+        request.state.idempotency_redact = ("secret",)  # an Idempotency-Key replay must not store it
+        secret = webhooks.subscription_secret(webhooks.signing_key(settings.webhook_signing_key), sub.id)
+        return render_subscription(sub) | {"secret": secret}  # shown once: it is never stored
 
     @router.get("")
     def list_listeners(
@@ -204,7 +229,7 @@ def hub_router(api: str, area: str) -> APIRouter:
             session,
             stmt,
             filterable,
-            render_delivery,
+            lambda delivery: render_delivery(delivery, has_permission(principal, SEE_RESPONSE_BODIES)),
             (OutboxEvent.event_time, EventDelivery.id),
         )
 
@@ -216,7 +241,8 @@ def hub_router(api: str, area: str) -> APIRouter:
         session: Session = Depends(get_session),
         principal: Principal = requires(f"{area}:subscribe"),
     ) -> dict[str, Any]:
-        return render_one(request, render_delivery(_own_delivery(session, api, sub_id, delivery_id)))
+        full = has_permission(principal, SEE_RESPONSE_BODIES)
+        return render_one(request, render_delivery(_own_delivery(session, api, sub_id, delivery_id), full))
 
     @router.post("/{sub_id}/delivery/{delivery_id}/redeliver")
     def redeliver_delivery(
@@ -227,7 +253,8 @@ def hub_router(api: str, area: str) -> APIRouter:
     ) -> dict[str, Any]:
         _own(session, api, sub_id)
         redeliver(session, delivery_id, principal.actor, subscription_id=sub_id)
-        return render_delivery(_own_delivery(session, api, sub_id, delivery_id))
+        full = has_permission(principal, SEE_RESPONSE_BODIES)
+        return render_delivery(_own_delivery(session, api, sub_id, delivery_id), full)
 
     return router
 

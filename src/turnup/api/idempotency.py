@@ -6,6 +6,9 @@ response again (status, headers and body, marked ``Idempotent-Replayed: true``) 
 - Same key while the first request still runs → 409 "in progress" (the key is claimed in a transaction of
   its own before the request runs; the unique index decides between two concurrent claims).
 - A response with a server error (5xx) is not kept: the key may be retried.
+- Secrets shown once are not kept: a route lists the top-level JSON fields of its answer that must not be
+  stored in ``request.state.idempotency_redact`` (e.g. the hub's ``secret``); the stored copy, and so the
+  replay, lacks them.
 - Kept ``TURNUP_IDEMPOTENCY_KEY_TTL_HOURS`` (default 24), then deleted by the housekeeping sweep
   ``idempotency``. Storage: ``turnup.kernel.idempotency``.
 
@@ -16,6 +19,7 @@ answers 401/403 itself). Implemented once as ASGI middleware so it applies to ev
 from __future__ import annotations
 
 import hashlib
+import json
 from datetime import timedelta
 from typing import Any
 
@@ -137,9 +141,29 @@ class IdempotencyMiddleware:
         if status >= 500:
             await run_in_threadpool(_with_session, factory, idempotency.release, record_id)
         else:
+            body = b"".join(chunks)
+            redact = scope.get("state", {}).get("idempotency_redact")
+            if redact:
+                headers, body = _redacted(headers, body, tuple(redact))
             await run_in_threadpool(
-                _with_session, factory, idempotency.finish, record_id, status, headers, b"".join(chunks)
+                _with_session, factory, idempotency.finish, record_id, status, headers, body
             )
+
+
+def _redacted(
+    headers: list[list[str]], body: bytes, fields: tuple[str, ...]
+) -> tuple[list[list[str]], bytes]:
+    """The response to store without the given top-level JSON fields (and with a matching length)."""
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        return headers, body
+    if isinstance(doc, dict):
+        for field in fields:
+            doc.pop(field, None)
+    kept = json.dumps(doc, separators=(",", ":")).encode()
+    fixed = [[k, str(len(kept)) if k.lower() == "content-length" else v] for k, v in headers]
+    return fixed, kept
 
 
 def _with_session(factory: sessionmaker[Session], fn: Any, *args: Any) -> Any:

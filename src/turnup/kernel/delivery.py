@@ -14,6 +14,10 @@ How a worker goes about it (any number of workers, threads or processes, may sha
    is retried after ``min(base * 2**(failures-1), cap)`` seconds until ``delivery_max_attempts`` failures,
    when the delivery becomes ``failed`` (a dead letter, visible and re-deliverable).
 
+Callbacks to loopback, private and other non-public addresses are refused at connect time (unless allowed
+by ``TURNUP_WEBHOOK_ALLOWED_NETWORKS``) and every POST is signed (``X-Turnup-Timestamp``,
+``X-Turnup-Signature``): see ``turnup.kernel.webhooks``.
+
 Subscribers may see an event more than once (a worker can die after the POST and before step 3); the
 ``eventId`` in the body and the ``X-Turnup-Event-Id`` header let them de-duplicate.
 """
@@ -38,7 +42,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from turnup import __version__
-from turnup.kernel import audit, clock
+from turnup.kernel import audit, clock, webhooks
 from turnup.kernel.db import rowcount
 from turnup.kernel.errors import Conflict, NotFound
 from turnup.kernel.ids import new_id
@@ -111,9 +115,16 @@ class DeliveryWorker:
         self.settings = settings
         self.worker_id = (worker_id or _default_worker_id())[:64]
         self.batch_size = max(batch_size, 1)
+        self.allowed_networks = webhooks.parse_networks(settings.webhook_allowed_networks)
+        self._signing_key = webhooks.signing_key(settings.webhook_signing_key)
         self._owns_client = http_client is None
-        self._client = http_client or httpx.Client(
-            follow_redirects=False, headers={"User-Agent": f"turnup-outbox/{__version__}"}
+        # The default client connects only to addresses it has checked (no SSRF, no DNS rebinding); an
+        # injected client gets the same check before each POST (without the pinning).
+        self._check_before_post = http_client is not None
+        self._client = http_client or webhooks.guarded_client(
+            self.allowed_networks,
+            timeout=settings.delivery_timeout_seconds,
+            headers={"User-Agent": f"turnup-outbox/{__version__}"},
         )
         self._stop: threading.Event | None = None
 
@@ -210,11 +221,17 @@ class DeliveryWorker:
             ATTEMPT_HEADER: str(claim.attempt_no),
         }
         body = json.dumps(claim.payload, separators=(",", ":")).encode()
+        timestamp = int(clock.now().timestamp())
+        secret = webhooks.subscription_secret(self._signing_key, claim.subscription_id)
+        headers[webhooks.TIMESTAMP_HEADER] = str(timestamp)
+        headers[webhooks.SIGNATURE_HEADER] = webhooks.signature(secret, timestamp, body)
         timeout = self.settings.delivery_timeout_seconds
         started = time.monotonic()
         status: int | None = None
         error: str | None = None
         try:
+            if self._check_before_post:
+                webhooks.check_callback(claim.callback, self.allowed_networks, unresolved_ok=True)
             with self._client.stream(
                 "POST", claim.callback, content=body, headers=headers, timeout=timeout
             ) as response:
@@ -228,6 +245,8 @@ class DeliveryWorker:
             error = f"connection failed: {exc}"
         except httpx.HTTPError as exc:
             error = f"{type(exc).__name__}: {exc}"
+        except webhooks.CallbackRefused as exc:
+            error = f"connection failed: {exc}"
         except Exception as exc:  # a bad callback must not kill the worker
             error = f"{type(exc).__name__}: {exc}"
         duration_ms = int((time.monotonic() - started) * 1000)

@@ -4,7 +4,11 @@
 change never sends anything. ``deliver_pending`` sends due messages over SMTP (stdlib ``smtplib``) and
 records the outcome on each row: ``sent``, or ``pending`` again with ``last_error`` and a later
 ``next_attempt_at`` (exponential backoff), or ``failed`` after ``TURNUP_SMTP_MAX_ATTEMPTS``. Once a message
-is sent its body is replaced by ``redacted_body`` when one was given (e.g. to drop an invitation secret).
+is sent its body is replaced by ``redacted_body`` when one was given.
+
+Secrets never go into the table: a message that must carry one (an invitation link) is stored with a
+placeholder, and the sender's ``personalise`` callback makes the secret at send time, in the transaction
+that records the sending, returning the body to send (only that body, never stored, holds it).
 
 Settings: ``TURNUP_SMTP_HOST``, ``TURNUP_SMTP_PORT``, ``TURNUP_SMTP_FROM`` (read on every call).
 """
@@ -12,6 +16,7 @@ Settings: ``TURNUP_SMTP_HOST``, ``TURNUP_SMTP_PORT``, ``TURNUP_SMTP_FROM`` (read
 from __future__ import annotations
 
 import smtplib
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import EmailMessage
@@ -109,18 +114,27 @@ def enqueue(
     return mail
 
 
-def build_message(mail: OutboundMail, sender: str) -> EmailMessage:
+# Given a locked pending message, the body to send (it may write, e.g. a fresh secret's hash, in the session).
+Personalise = Callable[[Session, OutboundMail], str]
+
+
+def build_message(mail: OutboundMail, sender: str, body: str | None = None) -> EmailMessage:
     message = EmailMessage()
     message["From"] = sender
     message["To"] = mail.to_address
     message["Subject"] = mail.subject
     message["Message-ID"] = f"<{mail.id}@turnup>"
-    message.set_content(mail.body)
+    message.set_content(mail.body if body is None else body)
     return message
 
 
 def deliver_pending(
-    session: Session, transport: MailTransport | None = None, *, ref_id: str | None = None, limit: int = 100
+    session: Session,
+    transport: MailTransport | None = None,
+    *,
+    ref_id: str | None = None,
+    limit: int = 100,
+    personalise: Personalise | None = None,
 ) -> list[OutboundMail]:
     """Send due pending messages (optionally only those of one ``ref_id``); commits after each one.
 
@@ -147,8 +161,9 @@ def deliver_pending(
             session.rollback()
             break
         mail.attempts += 1
+        body = personalise(session, mail) if personalise is not None else mail.body
         try:
-            transport.send(build_message(mail, settings.smtp_from))
+            transport.send(build_message(mail, settings.smtp_from, body))
         except (OSError, smtplib.SMTPException) as exc:
             mail.last_error = f"{type(exc).__name__}: {exc}"[:2000]
             if mail.attempts >= settings.smtp_max_attempts:

@@ -24,6 +24,10 @@ class Settings(BaseSettings):
     delivery_backoff_cap_seconds: float = 600.0
     delivery_max_attempts: int = 30
     delivery_timeout_seconds: float = 10.0
+    # Webhooks (turnup.kernel.webhooks): callbacks to non-public addresses are refused unless their network
+    # is listed here (comma-separated CIDRs); deliveries are signed with secrets derived from this key.
+    webhook_allowed_networks: str = ""
+    webhook_signing_key: str = ""
     worker_poll_seconds: float = 0.5
     # Housekeeping (expired stock/rack holds, expired quotes, number aging): seconds between runs; 0 disables.
     sweep_interval_seconds: float = 60.0

@@ -4,6 +4,10 @@
 invitation, welcome mail row, onboarding record with its steps): a request that fails leaves nothing
 behind and sends nothing. The welcome mail is sent after commit; a send that fails stays queued with its
 error on the ``sendWelcome`` step and is retried by ``deliver_mail`` (``turnup onboarding deliver-mail``).
+The invitation secret is never stored in plaintext: the mail row holds ``LINK_PLACEHOLDER`` instead of the
+link, and each sending attempt makes a fresh token, stores its SHA-256 alone on the invitation (replacing
+the previous hash, so only the link of the last mail sent works) and puts the link only into the message
+handed to the mail server. A token from an attempt whose sending failed was never delivered to anyone.
 A screening hit puts the onboarding on hold (never rejects it); ``resume_onboarding`` continues it once the
 compliance case is cleared.
 """
@@ -34,6 +38,7 @@ INVITATION_TTL = timedelta(days=7)
 PORTAL_ROLE = "customer"
 REF_TYPE = "onboarding"
 WELCOME_SUBJECT = "Welcome to Turnup, {customer}"
+LINK_PLACEHOLDER = "[invitation link: created when the mail is sent, never stored]"
 
 
 def _sha256(secret: str) -> str:
@@ -142,14 +147,13 @@ def _invite_and_welcome(session: Session, onboarding: Onboarding, actor: str) ->
         commit=False,
         audit_details={"customerId": customer.id},
     )
-    token = secrets.token_urlsafe(32)
     invitation = PortalInvitation(
         id=new_id(),
         user_id=user.id,
         customer_id=customer.id,
         onboarding_id=onboarding.id,
         email=email,
-        token_hash=_sha256(token),
+        token_hash=_sha256(secrets.token_urlsafe(32)),  # unusable until the mail is sent (fresh token)
         created_at=now,
         expires_at=now + INVITATION_TTL,
     )
@@ -162,9 +166,8 @@ def _invite_and_welcome(session: Session, onboarding: Onboarding, actor: str) ->
         f"portal user {email!r} invited; invitation expires {invitation.expires_at.isoformat()}",
         {"userId": user.id, "invitationId": invitation.id, "expiresAt": invitation.expires_at.isoformat()},
     )
-    link = invitation_link(token)
-    body = _welcome_body(contact_req["name"], customer.name, link, invitation.expires_at.date().isoformat())
-    redacted = body.replace(token, "[redacted after sending]")
+    expires = invitation.expires_at.date().isoformat()
+    body = _welcome_body(contact_req["name"], customer.name, LINK_PLACEHOLDER, expires)
     queued = mail.enqueue(
         session,
         to=email,
@@ -172,7 +175,6 @@ def _invite_and_welcome(session: Session, onboarding: Onboarding, actor: str) ->
         body=body,
         ref_type=REF_TYPE,
         ref_id=onboarding.id,
-        redacted_body=redacted,
     )
     _set_step(onboarding, "sendWelcome", "queued", f"welcome mail to {email} queued", {"mailId": queued.id})
 
@@ -316,7 +318,9 @@ def deliver_mail(
     session: Session, transport: mail.MailTransport | None = None, onboarding_id: str | None = None
 ) -> list[mail.OutboundMail]:
     """Send due mails and record each outcome on its onboarding's ``sendWelcome`` step."""
-    results = mail.deliver_pending(session, transport, ref_id=onboarding_id)
+    results = mail.deliver_pending(
+        session, transport, ref_id=onboarding_id, personalise=_with_invitation_link
+    )
     for sent in results:
         if sent.ref_type != REF_TYPE or sent.ref_id is None:
             continue
@@ -352,6 +356,23 @@ def deliver_mail(
             )
         session.commit()
     return results
+
+
+def _with_invitation_link(session: Session, message: mail.OutboundMail) -> str:
+    """The welcome mail's body to send: a fresh invitation token, its hash stored, its link in the body."""
+    if message.ref_type != REF_TYPE or LINK_PLACEHOLDER not in message.body:
+        return message.body
+    invitation = session.scalar(
+        select(PortalInvitation)
+        .where(PortalInvitation.onboarding_id == message.ref_id, PortalInvitation.accepted_at.is_(None))
+        .order_by(PortalInvitation.created_at.desc())
+        .limit(1)
+    )
+    if invitation is None:  # accepted meanwhile (or gone): send no usable link
+        return message.body
+    token = secrets.token_urlsafe(32)
+    invitation.token_hash = _sha256(token)
+    return message.body.replace(LINK_PLACEHOLDER, invitation_link(token))
 
 
 def accept_invitation(session: Session, token: str, password: str) -> security.Principal:

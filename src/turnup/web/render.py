@@ -10,6 +10,8 @@ from fastapi.responses import HTMLResponse
 from jinja2 import ChainableUndefined, Environment, FileSystemLoader, select_autoescape
 
 from turnup import __version__
+from turnup.api.csrf import csrf_token
+from turnup.api.deps import SESSION_COOKIE
 from turnup.security import has_permission
 
 # Strict enough to stop injected scripts and framing; htmx needs nothing more (no eval, no inline code).
@@ -37,6 +39,15 @@ env = Environment(
 )
 env.globals["version"] = __version__
 env.globals["can"] = has_permission  # templates show only what the user may open
+
+
+def request_csrf_token(request: Request) -> str:
+    """The CSRF token of the request's web session ("" without one): forms and htmx send it back."""
+    cookie = request.cookies.get(SESSION_COOKIE)
+    return csrf_token(cookie) if cookie else ""
+
+
+env.globals["csrf_token"] = request_csrf_token
 
 
 def _plain(value: Any) -> str:
