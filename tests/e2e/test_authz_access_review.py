@@ -48,7 +48,9 @@ def test_access_review_reports_roles_permissions_logins_tokens_dormancy_and_chan
     clock.reset()
     with session_factory() as s:
         create_user(s, username="fiona", password="quartz-lantern-river-7", roles=["finance"])
-    assert client.post("/login", data={"username": "fiona", "password": "quartz-lantern-river-7"}).status_code in (
+    assert client.post(
+        "/login", data={"username": "fiona", "password": "quartz-lantern-river-7"}
+    ).status_code in (
         200,
         303,
     )

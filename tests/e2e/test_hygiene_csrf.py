@@ -47,7 +47,9 @@ def browser(app: Any, admin_token: str) -> Iterator[TestClient]:
     """A browser signed in to the console as the admin: the session cookie, no Authorization header."""
     with TestClient(app, raise_server_exceptions=False) as c:
         signed_in = c.post(
-            "/login", data={"username": "admin", "password": "admin-pass"}, follow_redirects=False
+            "/login",
+            data={"username": "admin", "password": "Saffron-Glacier-Kite-64"},
+            follow_redirects=False,
         )
         assert signed_in.status_code == 303 and SESSION_COOKIE in c.cookies
         yield c
@@ -205,7 +207,7 @@ def test_the_configured_public_url_is_an_origin_of_this_server(
 
     app = create_app(settings.model_copy(update={"public_url": "https://turnup.example.com"}), engine)
     with TestClient(app, raise_server_exceptions=False) as c:
-        c.post("/login", data={"username": "admin", "password": "admin-pass"})
+        c.post("/login", data={"username": "admin", "password": "Saffron-Glacier-Kite-64"})
         secret = c.cookies[SESSION_COOKIE]
         c.cookies.clear()  # the cookie is Secure (public URL is https); the test client talks plain http
         c.cookies.set(SESSION_COOKIE, secret)

@@ -260,7 +260,7 @@ def integrator_token(session_factory: sessionmaker[Session], monkeypatch: pytest
     """A role that manages customer hub subscriptions but is not an administrator."""
     monkeypatch.setitem(ROLE_PERMISSIONS, "integrator", {"accounts:subscribe", "accounts:write"})
     with session_factory() as s:
-        create_user(s, username="ines", password="ines-pass-long", roles=["integrator"])
+        create_user(s, username="ines", password="Harbour-Violet-Anvil-19", roles=["integrator"])
         return create_api_token(s, username="ines")
 
 
