@@ -41,6 +41,14 @@ class Settings(BaseSettings):
     max_import_body_bytes: int = 64 * 1024 * 1024
     # Idempotency-Key on POST: how long a key's first response is kept and replayed (then swept).
     idempotency_key_ttl_hours: float = 24.0
+    # Tamper-evident records (turnup.kernel.keys): the key outside the database that MACs the audit chain's
+    # head and anchors and agreement signatures. TURNUP_AUDIT_KEY wins over TURNUP_SECRET_KEY.
+    secret_key: str = ""
+    audit_key: str = ""
+    audit_anchor_every: int = 1000  # an anchor row every N audit entries (0: only sweeps / `turnup audit anchor`)
+    audit_anchor_file: str = ""  # also append each anchor as a JSON line to this file (outside the database)
+    # `turnup audit verify`: an unchained row younger than this is reported as pending, not as an insertion
+    audit_unchained_grace_seconds: float = 60.0
 
     @property
     def base_url(self) -> str:
