@@ -22,6 +22,7 @@ from turnup.api.deps import public
 from turnup.api.errors import install_error_handlers
 from turnup.api.guard import RequestGuard
 from turnup.api.idempotency import install as install_idempotency
+from turnup.api.request_id import RequestId
 from turnup.api.routes.accounts import router as accounts_router
 from turnup.api.routes.agreements import router as agreements_router
 from turnup.api.routes.catalog import router as catalog_router
@@ -100,6 +101,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         max_body_bytes=settings.max_body_bytes,
         max_import_body_bytes=settings.max_import_body_bytes,
     )
+    app.add_middleware(RequestId)  # outermost: every answer, a 413 too, carries X-Request-ID
     return app
 
 

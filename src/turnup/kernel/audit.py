@@ -467,10 +467,16 @@ def verify(
                 problems.append(Problem(expected, "deleted", f"seq {gap} missing: row(s) deleted"))
             elif row.prev_hash != prev:
                 problems.append(
-                    Problem(seq, "inserted", f"seq {seq}: prev_hash does not match entry {seq - 1} (chain altered)")
+                    Problem(
+                        seq,
+                        "inserted",
+                        f"seq {seq}: prev_hash does not match entry {seq - 1} (chain altered)",
+                    )
                 )
             if entry_hash(seq, str(row.prev_hash), row) != row.entry_hash:
-                problems.append(Problem(seq, "edited", f"seq {seq}: entry hash mismatch (row {row.id} edited)"))
+                problems.append(
+                    Problem(seq, "edited", f"seq {seq}: entry hash mismatch (row {row.id} edited)")
+                )
             prev = str(row.entry_hash)
             if seq in wanted:
                 seen[seq] = prev
@@ -485,8 +491,11 @@ def verify(
             problems.append(Problem(seq, "anchor", f"{source} at seq {seq}: MAC invalid (anchor edited)"))
         elif seq > last_seq:
             problems.append(
-                Problem(last_seq + 1, "deleted", f"{source} names seq {seq}, the chain ends at {last_seq}: "
-                        "newest rows deleted")
+                Problem(
+                    last_seq + 1,
+                    "deleted",
+                    f"{source} names seq {seq}, the chain ends at {last_seq}: newest rows deleted",
+                )
             )
         elif seen.get(seq) != head_hash:
             problems.append(Problem(seq, "edited", f"{source} at seq {seq}: the chain differs (rewritten)"))
@@ -507,13 +516,19 @@ def _check_head(session: Session, report: VerifyReport, last_seq: int, last_hash
         problems.append(Problem(None, "head", "chain head: MAC invalid (head row edited)"))
     if report.head_seq > last_seq:
         problems.append(
-            Problem(last_seq + 1, "deleted", f"the head names seq {report.head_seq}, the chain ends at "
-                    f"{last_seq}: newest rows deleted")
+            Problem(
+                last_seq + 1,
+                "deleted",
+                f"the head names seq {report.head_seq}, the chain ends at {last_seq}: newest rows deleted",
+            )
         )
     elif report.head_seq < last_seq:
         problems.append(
-            Problem(report.head_seq + 1, "inserted", f"seq {report.head_seq + 1}..{last_seq} beyond the head: "
-                    "rows inserted")
+            Problem(
+                report.head_seq + 1,
+                "inserted",
+                f"seq {report.head_seq + 1}..{last_seq} beyond the head: rows inserted",
+            )
         )
     elif report.head_hash != last_hash:
         problems.append(Problem(last_seq, "edited", f"seq {last_seq}: differs from the head's hash"))
@@ -557,7 +572,7 @@ def _file_anchors(report: VerifyReport) -> list[tuple[int, str, datetime, str, s
     return found
 
 
-# --- search ---------------------------------------------------------------------------------------------------
+# --- search -------------------------------------------------------------------------------------------------
 
 
 def search(

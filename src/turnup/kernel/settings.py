@@ -45,7 +45,7 @@ class Settings(BaseSettings):
     # head and anchors and agreement signatures. TURNUP_AUDIT_KEY wins over TURNUP_SECRET_KEY.
     secret_key: str = ""
     audit_key: str = ""
-    audit_anchor_every: int = 1000  # an anchor row every N audit entries (0: only sweeps / `turnup audit anchor`)
+    audit_anchor_every: int = 1000  # an anchor every N audit entries (0: only sweeps, `turnup audit anchor`)
     audit_anchor_file: str = ""  # also append each anchor as a JSON line to this file (outside the database)
     # `turnup audit verify`: an unchained row younger than this is reported as pending, not as an insertion
     audit_unchained_grace_seconds: float = 60.0
