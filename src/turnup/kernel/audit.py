@@ -8,8 +8,9 @@ Every entry has a ``seq`` (1, 2, 3, … without gaps), the ``prev_hash`` of entr
 first) and its ``entry_hash``: SHA-256 over a canonical JSON of all its fields, ``seq`` and ``prev_hash``
 included (``canonical``). One row, ``audit_chain_head``, holds the newest ``seq`` and hash with an HMAC under
 the key from the settings (``turnup.kernel.keys``: outside the database). ``audit_anchor`` rows record the
-head at a moment (every ``TURNUP_AUDIT_ANCHOR_EVERY`` entries, the ``audit.anchor`` housekeeping sweep, or
-``turnup audit anchor``), with an HMAC too, and optionally a line in ``TURNUP_AUDIT_ANCHOR_FILE``.
+head at a moment (every ``TURNUP_AUDIT_ANCHOR_EVERY`` entries, in the appending transaction, and on demand:
+``turnup audit anchor``, e.g. from cron), with an HMAC too, and optionally a line in
+``TURNUP_AUDIT_ANCHOR_FILE``.
 
 Appending, under concurrent writers
 -----------------------------------
@@ -394,12 +395,6 @@ def anchor(session: Session, *, force: bool = False) -> Anchor | None:
     made = _write_anchor(session, seq, head_hash, clock.now())
     session.commit()
     return made
-
-
-def anchor_sweep(session: Session) -> dict[str, Any]:
-    """Housekeeping: anchor the head when entries were added since the newest anchor."""
-    made = anchor(session)
-    return {"anchored": 0 if made is None else 1, "seq": None if made is None else made.seq}
 
 
 # --- verification -------------------------------------------------------------------------------------------
