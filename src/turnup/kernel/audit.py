@@ -40,7 +40,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import BigInteger, Integer, Row, String, Text, bindparam, event, func, select, update
+from sqlalchemy import BigInteger, Integer, String, Text, bindparam, event, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Mapped, Session, SessionTransaction, mapped_column
@@ -242,9 +242,9 @@ def _iso(at: datetime) -> str:
     return at.astimezone(UTC).isoformat(timespec="microseconds")
 
 
-def canonical(seq: int, prev_hash: str, row: Row[Any] | dict[str, Any]) -> bytes:
+def canonical(seq: int, prev_hash: str, row: Any) -> bytes:
     """The exact bytes an entry's hash covers: a JSON object of every field, keys sorted, no spaces."""
-    m = row if isinstance(row, dict) else row._mapping
+    m = row if isinstance(row, dict) else row._mapping  # a dict, or a Row of the columns named below
     document = {
         "seq": seq,
         "prevHash": prev_hash,
@@ -263,7 +263,7 @@ def canonical(seq: int, prev_hash: str, row: Row[Any] | dict[str, Any]) -> bytes
     return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def entry_hash(seq: int, prev_hash: str, row: Row[Any] | dict[str, Any]) -> str:
+def entry_hash(seq: int, prev_hash: str, row: Any) -> str:
     return hashlib.sha256(canonical(seq, prev_hash, row)).hexdigest()
 
 
@@ -299,7 +299,7 @@ def append(session: Session, entry_ids: Sequence[str]) -> int:
     returns the new head seq. Called by the commit hook; the transaction must commit right after, since the
     head row stays locked until then."""
     session.flush()
-    rows: list[Row[Any]] = []
+    rows: list[Any] = []
     ids = list(dict.fromkeys(entry_ids))
     for i in range(0, len(ids), _CHUNK):
         rows.extend(
@@ -334,7 +334,7 @@ def append(session: Session, entry_ids: Sequence[str]) -> int:
     if every > 0 and seq // every > first_seq // every:
         _write_anchor(session, seq, prev, now)
     for u in updates:  # keep loaded objects in step without another UPDATE
-        obj = session.identity_map.get(session.identity_key(AuditEntry, u["b_id"]))  # type: ignore[arg-type]
+        obj = session.identity_map.get(session.identity_key(AuditEntry, u["b_id"]))
         if isinstance(obj, AuditEntry):
             set_committed_value(obj, "seq", u["b_seq"])
             set_committed_value(obj, "prev_hash", u["b_prev"])

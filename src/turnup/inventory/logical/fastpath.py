@@ -242,7 +242,7 @@ def allocate(
     n, _buddies, filtered = _execute(session, SQL[policy], params)
     if n is None:
         return None
-    audit.note_appended(session, params["audit_id"])  # chained when the session commits
+    audit.note_appended(session, str(params["audit_id"]))  # chained when the session commits
     n = int(n)
     taken = Taken(
         id=taken_id,
