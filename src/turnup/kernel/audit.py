@@ -17,7 +17,8 @@ Appending, under concurrent writers
 ``record`` adds the row without ``seq``/hashes and remembers its id on the session. Just before the session
 commits (a ``before_commit`` hook), the rows this transaction wrote are read back, the head row is locked
 (``SELECT … FOR UPDATE`` on PostgreSQL; SQLite transactions already hold the database's write lock from
-``BEGIN IMMEDIATE``), and the rows get the next ``seq`` numbers and their hashes, the head moves on, and the
+``BEGIN IMMEDIATE``; on PostgreSQL deferred constraints are checked first, so that no lock wait can follow
+the head lock), and the rows get the next ``seq`` numbers and their hashes, the head moves on, and the
 transaction commits. So the appends of concurrent transactions are serialised only for the last few
 statements before ``COMMIT`` (the head lock is taken after every business lock, so it cannot deadlock), and
 the chain order is the commit order. A rolled-back transaction leaves no trace in the chain. Code that
@@ -40,7 +41,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import BigInteger, Integer, String, Text, bindparam, event, func, select, update
+from sqlalchemy import BigInteger, Integer, String, Text, bindparam, event, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Mapped, Session, SessionTransaction, mapped_column
@@ -310,6 +311,11 @@ def append(session: Session, entry_ids: Sequence[str]) -> int:
     if not rows:
         return 0
     rows.sort(key=lambda r: (r.at, r.id))
+    if session.get_bind().dialect.name == "postgresql":
+        # Deferred constraints (e.g. logical inventory's chain foreign key) would be checked at COMMIT, with
+        # the head locked, and their row locks could wait for a transaction that waits for the head: check
+        # them now. Nothing but the chain's own rows is written after this point.
+        session.execute(text("SET CONSTRAINTS ALL IMMEDIATE"))
     first_seq, prev = _lock_head(session)
     seq = first_seq
     updates = []
