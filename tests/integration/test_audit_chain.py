@@ -460,3 +460,33 @@ def test_existing_rows_are_chained_by_the_migration(db_url: str) -> None:
         assert report.ok and report.head_seq == 4, report.problems
     finally:
         eng.dispose()
+
+
+def test_verify_json_and_anchor_when_nothing_changed(
+    session_factory: sessionmaker[Session], cli: CliRunner
+) -> None:
+    _write(session_factory, 2)
+    first = cli.invoke(app, ["anchor"])
+    assert first.exit_code == 0 and "anchored seq 2" in first.output
+    again = cli.invoke(app, ["anchor"])
+    assert again.exit_code == 0 and "nothing to do" in again.output
+    result = cli.invoke(app, ["verify", "--json"])
+    assert result.exit_code == 0
+    report = json.loads(result.output)
+    assert {
+        k: report[k] for k in ("ok", "entries", "headSeq", "anchors", "keyConfigured", "firstBrokenSeq")
+    } == {
+        "ok": True,
+        "entries": 2,
+        "headSeq": 2,
+        "anchors": 1,
+        "keyConfigured": True,
+        "firstBrokenSeq": None,
+    }
+    with session_factory() as s:
+        s.execute(delete(AuditEntry).where(AuditEntry.seq == 1))
+        s.commit()
+    broken = cli.invoke(app, ["verify", "--json"])
+    assert broken.exit_code == 1
+    assert json.loads(broken.output)["firstBrokenSeq"] == 1
+    assert [p["kind"] for p in json.loads(broken.output)["problems"]] == ["deleted"]
