@@ -122,6 +122,24 @@ def test_a_rolled_back_savepoint_drops_only_its_own_entry(session_factory: sessi
     assert [(seq, rid) for seq, _, _, rid in _chain(session_factory)] == [(1, "1"), (2, "3")]
 
 
+def test_entries_are_chained_when_the_transaction_commits_not_when_a_savepoint_is_released(
+    session_factory: sessionmaker[Session],
+) -> None:
+    with session_factory() as s:
+        with s.begin_nested():
+            inner = audit.record(s, actor="x", action="inner", resource_type="thing", resource_id="1")
+        assert s.scalar(select(AuditEntry.seq).where(AuditEntry.id == inner.id)) is None
+        with session_factory() as other:  # the head is not locked yet: another writer commits meanwhile
+            audit.record(other, actor="y", action="other", resource_type="thing", resource_id="2")
+            if other.get_bind().dialect.name == "postgresql":
+                other.commit()
+        audit.record(s, actor="x", action="outer", resource_type="thing", resource_id="3")
+        s.commit()
+        assert audit.verify(s).ok
+    expected = ["1", "3"] if session_factory.kw["bind"].dialect.name == "sqlite" else ["2", "1", "3"]
+    assert [rid for _, _, _, rid in _chain(session_factory)] == expected
+
+
 def test_an_edited_row_is_detected_and_named(session_factory: sessionmaker[Session], cli: CliRunner) -> None:
     _write(session_factory, 5)
     with session_factory() as s:  # an attacker with database access changes who did it

@@ -222,6 +222,8 @@ def note_appended(session: Session, entry_id: str) -> None:
 
 @event.listens_for(Session, "before_commit")
 def _before_commit(session: Session) -> None:
+    if session.in_nested_transaction():  # a savepoint being released: the transaction goes on
+        return
     afters: list[tuple[AuditEntry, Callable[[], Any]]] = session.info.pop(_AFTER, [])
     for entry, render in afters:
         if entry in session:  # not undone by a rolled-back savepoint
