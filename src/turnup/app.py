@@ -24,8 +24,10 @@ from turnup.api.errors import install_error_handlers
 from turnup.api.guard import RequestGuard
 from turnup.api.headers import SecurityHeaders
 from turnup.api.idempotency import install as install_idempotency
+from turnup.api.request_id import RequestId
 from turnup.api.routes.accounts import router as accounts_router
 from turnup.api.routes.agreements import router as agreements_router
+from turnup.api.routes.audit import router as audit_router
 from turnup.api.routes.catalog import router as catalog_router
 from turnup.api.routes.compliance import router as compliance_router
 from turnup.api.routes.consumers import router as consumers_router
@@ -94,6 +96,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.include_router(consumers_router)
     app.include_router(security_router)
     app.include_router(usage_router)
+    app.include_router(audit_router)
     app.include_router(web_router)
     app.mount(DOCS_ASSETS, StaticFiles(directory=DOCS_ASSETS_DIR), name="api-docs-assets")
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
@@ -109,7 +112,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         max_body_bytes=settings.max_body_bytes,
         max_import_body_bytes=settings.max_import_body_bytes,
     )
-    app.add_middleware(SecurityHeaders)  # outermost: nosniff / no-store / no framing on every response
+    app.add_middleware(SecurityHeaders)  # nosniff / no-store / no framing on every response
+    app.add_middleware(RequestId)  # outermost: every answer, a 413 too, carries X-Request-ID
     return app
 
 

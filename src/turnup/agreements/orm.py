@@ -73,3 +73,7 @@ class AgreementSignature(Base):
     actor: Mapped[str] = mapped_column(String(200))
     signed_at: Mapped[datetime] = mapped_column(UTCDateTime)
     sha256: Mapped[str] = mapped_column(String(64))
+    # HMAC-SHA256, with the key outside the database (turnup.kernel.keys), over the signature's fields and the
+    # SHA-256 of the signed bytes: recomputing SHA-256 after editing rows does not make a matching MAC.
+    # NULL only for a signature made before migration 0011 that no longer matched its document then.
+    mac: Mapped[str | None] = mapped_column(String(64), nullable=True)

@@ -1,7 +1,12 @@
 """Agreement use cases: generate from an accepted quote, new versions, redlines, signatures, verification.
 
 The signed thing is the exact stored bytes of one document version: a signature records SHA-256 of those
-bytes, and ``verify`` recomputes it from what is stored now, so any change after signing is detected.
+bytes and an HMAC (``signature_mac``, key from the settings, outside the database) over its own fields and
+that SHA-256. ``verify`` recomputes both from what is stored now, so a change after signing is detected even
+when whoever changed the rows also recomputed the SHA-256 columns: they cannot recompute the HMAC without the
+key.
+Signatures made before migration 0011 were sealed by it (an HMAC under the key configured at upgrade) when
+they still matched their document; one left without an HMAC is reported as not valid (``unsealed``).
 """
 
 from __future__ import annotations
@@ -9,9 +14,10 @@ from __future__ import annotations
 import calendar
 import difflib
 import hashlib
+import json
 import re
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +28,7 @@ from sqlalchemy.orm import Session
 from turnup.agreements.orm import Agreement, AgreementDocument, AgreementSignature
 from turnup.agreements.render import API, render_agreement, render_signature
 from turnup.agreements.schemas import DocumentVersionCreate, SignatureCreate
-from turnup.kernel import audit, clock
+from turnup.kernel import audit, clock, keys
 from turnup.kernel.errors import Conflict, InvalidInput, NotFound
 from turnup.kernel.ids import new_id
 from turnup.kernel.outbox import publish
@@ -68,6 +74,57 @@ def _apply_redlined_terms(agreement: Agreement, text: str) -> dict[str, Any]:
 
 def sha256(content: bytes) -> str:
     return hashlib.sha256(content).hexdigest()
+
+
+SIGNATURE_PURPOSE = "turnup.agreement.signature"
+
+
+def signature_message(
+    *,
+    agreement_id: str,
+    signature_id: str,
+    version: int,
+    role: str,
+    name: str,
+    email: str,
+    organisation: str | None,
+    actor: str,
+    signed_at: datetime,
+    content_sha256: str,
+) -> bytes:
+    """The bytes a signature's HMAC covers (canonical JSON; migration 0011 builds the same bytes)."""
+    document = {
+        "agreementId": agreement_id,
+        "signatureId": signature_id,
+        "version": version,
+        "role": role,
+        "name": name,
+        "email": email,
+        "organisation": organisation,
+        "actor": actor,
+        "signedAt": signed_at.astimezone(UTC).isoformat(timespec="microseconds"),
+        "sha256": content_sha256,
+    }
+    return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _message_of(s: AgreementSignature, content_sha256: str) -> bytes:
+    return signature_message(
+        agreement_id=s.agreement_id,
+        signature_id=s.id,
+        version=s.version,
+        role=s.signer_role,
+        name=s.signer_name,
+        email=s.signer_email,
+        organisation=s.organisation,
+        actor=s.actor,
+        signed_at=s.signed_at,
+        content_sha256=content_sha256,
+    )
+
+
+def signature_mac(s: AgreementSignature, content_sha256: str) -> str:
+    return keys.mac(SIGNATURE_PURPOSE, _message_of(s, content_sha256))
 
 
 def add_months(start: date, months: int) -> date:
@@ -297,6 +354,7 @@ def sign(
         signed_at=now,
         sha256=sha256(doc.content),
     )
+    signature.mac = signature_mac(signature, signature.sha256)
     session.add(signature)
     old_status = agreement.status
     if data.role == "customer":
@@ -334,7 +392,8 @@ def sign(
 
 
 def verify(session: Session, agreement_id: str) -> dict[str, Any]:
-    """Recompute every signed version's SHA-256 from the stored bytes and compare with each signature."""
+    """Recompute every signed version's SHA-256 from the stored bytes and compare with each signature, and
+    check each signature's HMAC (key outside the database) over its fields and that SHA-256."""
     agreement = get_agreement(session, agreement_id)
     docs = {
         d.version: d
@@ -353,6 +412,8 @@ def verify(session: Session, agreement_id: str) -> dict[str, Any]:
         doc = docs.get(s.version)
         actual = sha256(doc.content) if doc is not None else None
         stored_ok = doc is not None and doc.sha256 == s.sha256
+        # the HMAC over the signature's fields and the SHA-256 of the bytes stored *now*
+        mac_ok = actual is not None and keys.mac_ok(SIGNATURE_PURPOSE, _message_of(s, actual), s.mac)
         results.append(
             {
                 "signatureId": s.id,
@@ -362,7 +423,9 @@ def verify(session: Session, agreement_id: str) -> dict[str, Any]:
                 "signedAt": s.signed_at.isoformat(),
                 "sha256Signed": s.sha256,
                 "sha256Now": actual,
-                "valid": actual == s.sha256 and stored_ok,
+                "method": "hmac-sha256" if s.mac is not None else "unsealed",
+                "macValid": mac_ok,
+                "valid": actual == s.sha256 and stored_ok and mac_ok,
                 "current": s.version == agreement.current_version,
             }
         )

@@ -1,5 +1,9 @@
 """Standard TMF routes for a resource: list, retrieve, create (201), merge-patch (200), delete (204).
 
+PATCH and DELETE record the resource's document before the change, and for PATCH after it (rendered when the
+transaction commits), in the audit entries the feature's use case writes for that resource
+(``turnup.kernel.audit.changing``).
+
 Note: no ``from __future__ import annotations`` here; FastAPI reads the schema classes given to
 ``add_crud_routes`` from real annotations at runtime.
 """
@@ -23,6 +27,8 @@ from turnup.api.tmf import (
     list_resources,
     render_one,
 )
+from turnup.kernel import audit
+from turnup.kernel.errors import NotFound
 from turnup.security import Principal
 
 MERGE_PATCH: dict[str, dict[str, Any]] = {"application/merge-patch+json": {}, "application/json": {}}
@@ -30,6 +36,11 @@ MERGE_PATCH: dict[str, dict[str, Any]] = {"application/merge-patch+json": {}, "a
 M = TypeVar("M")  # the mapped class served
 C = TypeVar("C", bound=BaseModel)  # its create schema
 U = TypeVar("U", bound=BaseModel)  # its merge-patch schema
+
+
+def _id_of(found: Any, item_id: str) -> str:
+    """The primary key of a resource found by ``item_id`` (which may be another unique key, e.g. a name)."""
+    return str(getattr(found, "id", item_id))
 
 
 @dataclass
@@ -79,13 +90,31 @@ def add_crud_routes(router: APIRouter, spec: CrudSpec[M, C, U]) -> None:
             request, response, session, stmt, spec.filterable, spec.render, spec.default_order
         )
 
+    def _find(session: Session, item_id: str) -> M:
+        if spec.get is not None:
+            return spec.get(session, item_id)
+        return get_or_404(session, spec.model, item_id, spec.label)
+
+    def _before(session: Session, item_id: str) -> tuple[str | None, dict[str, Any] | None]:
+        """The resource's id and document before a change, read through a separate session on the same
+        connection and transaction: the use case's session loads (and locks) the row itself, unaffected."""
+        peek = Session(bind=session.connection())
+        try:
+            found = _find(peek, item_id)
+            return _id_of(found, item_id), spec.render(found)
+        except NotFound:
+            return None, None
+        finally:
+            peek.close()
+
+    def _after(session: Session, resource_id: str) -> dict[str, Any] | None:
+        found = session.get(spec.model, resource_id)
+        return None if found is None else spec.render(found)
+
     def get_item(
         item_id: str, request: Request, session: Session = Depends(get_session), principal: Principal = read
     ) -> dict[str, Any]:
-        if spec.get is not None:
-            found = spec.get(session, item_id)
-        else:
-            found = get_or_404(session, spec.model, item_id, spec.label)
+        found = _find(session, item_id)
         if owner is not None:
             confine_one(owner(found), principal.customer_id, spec.label, item_id)
         return render_one(request, spec.render(found))
@@ -118,7 +147,11 @@ def add_crud_routes(router: APIRouter, spec: CrudSpec[M, C, U]) -> None:
             session: Session = Depends(get_session),
             principal: Principal = requires(f"{spec.area}:{spec.update_action}"),
         ) -> dict[str, Any]:
-            return spec.render(update_fn(session, item_id, body, principal.actor))
+            resource_id, before = _before(session, item_id)
+            if resource_id is None:  # unknown: the use case answers (its own 404)
+                return spec.render(update_fn(session, item_id, body, principal.actor))
+            with audit.changing(resource_id, before=before, after=lambda: _after(session, resource_id)):
+                return spec.render(update_fn(session, item_id, body, principal.actor))
 
         router.add_api_route(
             spec.path + "/{item_id}", patch_item, methods=["PATCH"], name=f"patch {spec.label}"
@@ -132,7 +165,9 @@ def add_crud_routes(router: APIRouter, spec: CrudSpec[M, C, U]) -> None:
             session: Session = Depends(get_session),
             principal: Principal = requires(f"{spec.area}:{spec.delete_action}"),
         ) -> Response:
-            delete_fn(session, item_id, principal.actor)
+            resource_id, before = _before(session, item_id)
+            with audit.changing(resource_id or item_id, before=before, after=None):
+                delete_fn(session, item_id, principal.actor)
             return Response(status_code=204)
 
         router.add_api_route(

@@ -274,10 +274,17 @@ def _emit(
 
 
 def _finish_update(
-    session: Session, kind: Kind, obj: Any, changes: dict[str, Any], old_status: str, actor: str
+    session: Session,
+    kind: Kind,
+    obj: Any,
+    changes: dict[str, Any],
+    old_status: str,
+    actor: str,
+    before: dict[str, Any] | None = None,
 ) -> None:
     obj.updated_at = clock.now()
     session.flush()
+    document = kind.render(obj)
     audit.record(
         session,
         actor=actor,
@@ -285,8 +292,9 @@ def _finish_update(
         resource_type=kind.label,
         resource_id=obj.id,
         details=_audit_changes(changes),
+        before=before,
+        after=document,
     )
-    document = kind.render(obj)
     if obj.lifecycle_status != old_status:
         _emit(session, kind, obj, "StateChangeEvent", document)
     if set(changes) - {"lifecycleStatus"}:
@@ -423,6 +431,7 @@ def create_category(session: Session, data: CategoryCreate, actor: str, *, commi
 
 def update_category(session: Session, category_id: str, data: CategoryUpdate, actor: str) -> Category:
     category = get_category(session, category_id)
+    before = CATEGORY.render(category)
     changes = _changes(data)
     _no_nulls(changes, ("name", "version", "lifecycleStatus"), "category")
     _check_editable(CATEGORY, category, changes)
@@ -446,7 +455,7 @@ def update_category(session: Session, category_id: str, data: CategoryUpdate, ac
     category.is_root = category.parent_id is None
     if "validFor" in changes:
         _set_valid_for(category, changes["validFor"])
-    _finish_update(session, CATEGORY, category, changes, old_status, actor)
+    _finish_update(session, CATEGORY, category, changes, old_status, actor, before)
     session.commit()
     return category
 
@@ -508,6 +517,7 @@ def update_specification(
     session: Session, spec_id: str, data: ProductSpecificationUpdate, actor: str
 ) -> ProductSpecification:
     spec = get_specification(session, spec_id)
+    before = SPECIFICATION.render(spec)
     changes = _changes(data)
     _no_nulls(
         changes,
@@ -563,7 +573,7 @@ def update_specification(
         spec.reporting_attributes = _reporting_json(changes["reportingAttributes"])
     if "channel" in changes:
         spec.channels = [c.id for c in changes["channel"]]
-    _finish_update(session, SPECIFICATION, spec, changes, old_status, actor)
+    _finish_update(session, SPECIFICATION, spec, changes, old_status, actor, before)
     _supersede(session, SPECIFICATION, spec, others, actor)
     session.commit()
     return spec
@@ -619,6 +629,7 @@ def update_price(
     session: Session, price_id: str, data: ProductOfferingPriceUpdate, actor: str
 ) -> ProductOfferingPrice:
     price = get_price(session, price_id)
+    before = PRICE.render(price)
     changes = _changes(data)
     _no_nulls(changes, ("name", "version", "lifecycleStatus", "priceType", "price"), "productOfferingPrice")
     _check_editable(PRICE, price, changes)
@@ -668,7 +679,7 @@ def update_price(
         price.unit_of_measure = _unit_json(changes["unitOfMeasure"])
     if "validFor" in changes:
         _set_valid_for(price, changes["validFor"])
-    _finish_update(session, PRICE, price, changes, old_status, actor)
+    _finish_update(session, PRICE, price, changes, old_status, actor, before)
     session.commit()
     return price
 
@@ -833,6 +844,7 @@ def update_offering(
     session: Session, offering_id: str, data: ProductOfferingUpdate, actor: str
 ) -> ProductOffering:
     offering = get_offering(session, offering_id)
+    before = OFFERING.render(offering)
     changes = _changes(data)
     _no_nulls(
         changes,
@@ -905,7 +917,7 @@ def update_offering(
         ]
     if set(changes) & set(refs):
         _apply_links(offering, links)
-    _finish_update(session, OFFERING, offering, changes, old_status, actor)
+    _finish_update(session, OFFERING, offering, changes, old_status, actor, before)
     _supersede(session, OFFERING, offering, others, actor)
     session.commit()
     return offering

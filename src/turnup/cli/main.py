@@ -9,6 +9,7 @@ import time
 import typer
 
 from turnup.cli.accounts import app as accounts_app
+from turnup.cli.audit import app as audit_app
 from turnup.cli.catalog import app as catalog_app
 from turnup.cli.common import cli_session, console, start_delivery_worker
 from turnup.cli.compliance import app as compliance_app
@@ -81,6 +82,7 @@ app.add_typer(services_app, name="services")
 app.add_typer(usage_app, name="usage")
 app.add_typer(security_app, name="security")
 users_app.command("roles")(user_roles)
+app.add_typer(audit_app, name="audit")
 
 
 @db_app.command("upgrade")

@@ -9,6 +9,7 @@ from turnup.kernel.settings import get_settings
 # TM Forum APIs are v4; Turnup's own APIs (no TMF spec) are v1.
 API_VERSIONS = {
     "turnupApproval": "v1",
+    "turnupAudit": "v1",
     "turnupCompliance": "v1",
     "turnupDelivery": "v1",
     "turnupEvents": "v1",

@@ -52,7 +52,14 @@ class Settings(BaseSettings):
     login_window_seconds: float = 900.0
     login_lockout_seconds: float = 900.0
     api_token_default_days: float = 90.0  # lifetime of a new API token unless given (`--expires-in`)
-    secret_key: str = ""  # keys the encryption of stored TOTP secrets; required to enable TOTP
+    # Tamper-evident records (turnup.kernel.keys): the key outside the database that MACs the audit chain's
+    # head and anchors and agreement signatures. TURNUP_AUDIT_KEY wins over TURNUP_SECRET_KEY.
+    secret_key: str = ""  # TOTP secret sealing (required to enable TOTP); audit key unless TURNUP_AUDIT_KEY
+    audit_key: str = ""
+    audit_anchor_every: int = 1000  # an anchor every N audit entries (0: only sweeps, `turnup audit anchor`)
+    audit_anchor_file: str = ""  # also append each anchor as a JSON line to this file (outside the database)
+    # `turnup audit verify`: an unchained row younger than this is reported as pending, not as an insertion
+    audit_unchained_grace_seconds: float = 60.0
 
     @property
     def base_url(self) -> str:

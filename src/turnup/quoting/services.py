@@ -452,6 +452,19 @@ def pending_step(quote: Quote) -> QuoteApproval | None:
     return None
 
 
+def _approval_step_doc(step: Any) -> dict[str, Any]:
+    """One approval step as the audit trail records it before and after a decision."""
+    return {
+        "step": step.step,
+        "role": step.role,
+        "quoteVersion": step.quote_version,
+        "state": step.state,
+        "decidedBy": step.decided_by,
+        "decidedAt": step.decided_at.isoformat() if step.decided_at else None,
+        "comment": step.comment,
+    }
+
+
 def decide(session: Session, data: ApprovalDecisionIn, actor: str, roles: Collection[str]) -> Quote:
     """Approve or reject the quote's next outstanding approval step (steps are decided in chain order).
 
@@ -477,6 +490,7 @@ def decide(session: Session, data: ApprovalDecisionIn, actor: str, roles: Collec
     now = clock.now()
 
     def change() -> None:
+        before = _approval_step_doc(step)
         step.state, step.decided_by, step.decided_at, step.comment = data.decision, actor, now, data.comment
         session.flush()
         audit.record(
@@ -487,6 +501,8 @@ def decide(session: Session, data: ApprovalDecisionIn, actor: str, roles: Collec
             resource_id=quote.id,
             details={"step": step.step, "role": step.role, "version": quote.version},
             comment=data.comment,
+            before=before,
+            after=_approval_step_doc(step),
         )
         if data.decision == "rejected":
             for other in quote.approvals:

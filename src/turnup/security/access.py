@@ -76,6 +76,8 @@ def change_roles(
             "added": [r for r in after if r not in before],
             "removed": [r for r in before if r not in after],
         },
+        before={"roles": before},
+        after={"roles": after},
     )
     session.commit()
     return after

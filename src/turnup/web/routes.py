@@ -85,11 +85,7 @@ def login_submit(
     try:
         secret = _login(request, session, username.strip(), password, code.strip() or None)
     except LoginRefused as exc:
-        error = (
-            "Too many failed logins: try again later."
-            if exc.locked
-            else "Wrong username or password."
-        )
+        error = "Too many failed logins: try again later." if exc.locked else "Wrong username or password."
         context = {"user": None, "next": target, "username": username, "error": error}
         return render(request, "login.html", context, status_code=429 if exc.locked else 401)
     return _signed_in(request, secret, target)

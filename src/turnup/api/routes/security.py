@@ -173,7 +173,6 @@ def rotate_token(
     return {**_token(session, token), "secret": secret}
 
 
-
 @router.get("/accessReview", name="access review")
 def access_review(
     dormantDays: int = Query(90, ge=1, le=36500),

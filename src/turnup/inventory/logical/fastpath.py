@@ -43,6 +43,7 @@ from turnup.inventory.logical.chain import Taken
 from turnup.inventory.logical.codec import WIDTH, format_address, format_ip, unhex
 from turnup.inventory.logical.orm import LogicalSpace
 from turnup.inventory.logical.render import INVENTORY_API, render_block
+from turnup.kernel import audit
 from turnup.kernel.ids import new_id
 from turnup.kernel.outbox import EventDelivery, subscription_matches
 
@@ -241,6 +242,7 @@ def allocate(
     n, _buddies, filtered = _execute(session, SQL[policy], params)
     if n is None:
         return None
+    audit.note_appended(session, str(params["audit_id"]))  # chained when the session commits
     n = int(n)
     taken = Taken(
         id=taken_id,

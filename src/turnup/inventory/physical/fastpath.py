@@ -56,6 +56,7 @@ from turnup.inventory.physical.render import (
     render_reservation,
 )
 from turnup.inventory.physical.schemas import ReservationCreate
+from turnup.kernel import audit
 from turnup.kernel.hrefs import iso
 from turnup.kernel.ids import new_id
 from turnup.kernel.outbox import EventDelivery, subscription_matches
@@ -309,6 +310,7 @@ def _attempt(
     ok, updated, wanted, placed, filtered = _execute(session, params, solo=solo)
     if not ok:
         return None, filtered
+    audit.note_appended(session, str(params["aid"]))  # chained when the session commits (after solo: at once)
     if updated != wanted:  # cannot happen: every wanted level was locked and found
         raise RuntimeError(f"reservation fast path updated {updated} of {wanted} stock levels")
     for line_no, level_id, sku_id, location_id in placed:
