@@ -91,7 +91,7 @@ def test_residual_outside_the_observed_prices_is_refused() -> None:
         Allocable("C", D("45")),
         Allocable("D", None, residual_allowed=True, ssp_range=(D("15"), D("45"))),
     ]
-    with pytest.raises(RevenueError, match="residual 5.00 for D is outside its observed selling prices"):
+    with pytest.raises(RevenueError, match=r"residual 5\.00 for D is outside its observed selling prices"):
         allocate(D("105.00"), items, [SubsetEvidence(frozenset({"B", "C"}), D("60"))])
 
 

@@ -352,7 +352,8 @@ def allocate(
         ):
             low, high = residual_item.ssp_range
             raise RevenueError(
-                f"standaloneSellingPrice: residual {residual} for {residual_item.key} is outside its observed "
+                f"standaloneSellingPrice: residual {residual} for {residual_item.key} is outside its "
+                f"observed "
                 f"selling prices {low}-{high}; the residual approach is not appropriate"
             )
         amounts = {residual_item.key: residual}
