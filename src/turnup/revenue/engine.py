@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import calendar
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
@@ -134,6 +134,7 @@ class LineSpec:
     residual_allowed: bool = False
     install_ssp: Decimal | None = None
     milestones: tuple[tuple[str, Decimal], ...] = ()  # (name, percent of the project) for percentComplete
+    recurring_ssp: Decimal | None = None  # a project line's recurring service (per period), if it has one
 
 
 @dataclass(frozen=True)
@@ -214,6 +215,24 @@ def segment(line: LineSpec, term_months: int) -> list[Obligation]:
                 milestones=part.milestones,
             )
         )
+    if recurring and not any(o.kind == SERVICE for o in obligations):
+        # a project (or hardware) line that also charges every period: the periodic service is its own
+        # obligation over the term, its SSP the line's recurring standalone price
+        main = parts[0]
+        obligations.append(
+            Obligation(
+                key=f"{line.ref}/{main.product}/{SERVICE}",
+                ref=line.ref,
+                product=main.product,
+                offering_id=main.offering_id,
+                kind=SERVICE,
+                ssp=None
+                if main.recurring_ssp is None
+                else q2(main.recurring_ssp * line.quantity * term_months),
+                billed=ZERO,
+                months=term_months,
+            )
+        )
     installer = next((p for p in parts if "fieldVisit" in p.delivery and _main_kind(p) == SERVICE), None)
     if once and installer is not None:
         ssp = installer.install_ssp if installer.install_ssp is not None else (None if line.members else once)
@@ -234,18 +253,14 @@ def segment(line: LineSpec, term_months: int) -> list[Obligation]:
     over_time = [o for o in obligations if o.kind == SERVICE]
     total_recurring = q2(recurring * months)
     if over_time:
-        for o, part in zip(
-            over_time, split_amount(total_recurring, [o.ssp or ZERO for o in over_time]), strict=True
-        ):
-            billed[o.key] += part
+        shares = split_amount(total_recurring, [o.ssp or ZERO for o in over_time])
+        for o, share in zip(over_time, shares, strict=True):
+            billed[o.key] += share
     elif total_recurring:
         billed[obligations[0].key] += total_recurring
     install = next((o for o in obligations if o.kind == INSTALLATION), None)
     billed[(install or obligations[0]).key] += once
-    result = [
-        Obligation(**{**o.__dict__, "billed": billed[o.key]})  # type: ignore[arg-type]
-        for o in obligations
-    ]
+    result = [replace(o, billed=billed[o.key]) for o in obligations]
     if has_usage:
         first = parts[0]
         result.append(
