@@ -34,6 +34,7 @@ from turnup.api.routes.ordering import router as ordering_router
 from turnup.api.routes.physical_inventory import router as physical_inventory_router
 from turnup.api.routes.product_inventory import router as product_inventory_router
 from turnup.api.routes.quoting import router as quoting_router
+from turnup.api.routes.revenue import router as revenue_router
 from turnup.api.routes.service_inventory import router as service_inventory_router
 from turnup.kernel.db import make_engine, make_sessionmaker
 from turnup.kernel.settings import Settings, get_settings
@@ -88,6 +89,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.include_router(compliance_router)
     app.include_router(onboarding_router)
     app.include_router(consumers_router)
+    app.include_router(revenue_router)
     app.include_router(web_router)
     app.mount(DOCS_ASSETS, StaticFiles(directory=DOCS_ASSETS_DIR), name="api-docs-assets")
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

@@ -33,8 +33,8 @@ def _line(conn: object, entry: str, n: int, account: str, debit: str, credit: st
 def _entry(conn: object, entry: str) -> None:
     conn.execute(  # type: ignore[attr-defined]
         text(
-            "INSERT INTO revenue_journal_entry (id, source_ref, contract_id, entry_date, kind, currency, memo, "
-            "created_at) VALUES (:id, :ref, NULL, '2026-12-01', 'recognition', 'GBP', 'raw', :now)"
+            "INSERT INTO revenue_journal_entry (id, source_ref, contract_id, entry_date, kind, currency, "
+            "memo, created_at) VALUES (:id, :ref, NULL, '2026-12-01', 'recognition', 'GBP', 'raw', :now)"
         ),
         {"id": entry, "ref": f"raw:{entry}", "now": NOW},
     )

@@ -22,6 +22,7 @@ from turnup.cli.onboarding import app as onboarding_app
 from turnup.cli.orchestrator import app as orchestrator_app
 from turnup.cli.orders import app as orders_app
 from turnup.cli.quotes import app as quotes_app
+from turnup.cli.revenue import app as revenue_app
 from turnup.cli.services import app as services_app
 from turnup.cli.stock import app as stock_app
 from turnup.kernel import endpoint, hrefs, migrate
@@ -77,6 +78,7 @@ app.add_typer(onboarding_app, name="onboarding")
 app.add_typer(housekeeping_app, name="housekeeping")
 app.add_typer(orders_app, name="orders")
 app.add_typer(services_app, name="services")
+app.add_typer(revenue_app, name="revenue")
 
 
 @db_app.command("upgrade")
