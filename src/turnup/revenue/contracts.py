@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from turnup import catalog, ordering, quoting
 from turnup.catalog import OfferingTerms
 from turnup.kernel import audit, clock
+from turnup.kernel.errors import InvalidInput
 from turnup.revenue.engine import (
     PATTERN,
     USAGE,
@@ -188,7 +189,11 @@ def ensure_contract(session: Session, order_id: str, actor: str = ACTOR) -> Reve
             components = _components_from_quote(line)
             currency = currency or line.currency
         else:
-            components = _components_from_catalog(offering, item.quantity, term)
+            try:
+                components = _components_from_catalog(offering, item.quantity, term)
+            except InvalidInput as error:  # e.g. an offering without an active price: nothing to allocate
+                problem = str(error)
+                break
             currency = currency or next((p.currency for p in offering.prices), "")
         lines.append(_line(item.item_ref, offering, item.quantity, components))
     obligations: list[Obligation] = []

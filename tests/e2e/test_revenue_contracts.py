@@ -1,0 +1,134 @@
+"""Revenue contracts from orders without a quote (priced by the catalog), and the review items: an order
+whose line has no standalone selling price (nor a price it is sold for on its own) is not guessed at — its
+contract is put in review with the reason, with no obligations, and audited. Both databases."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from turnup.catalog import publish_catalog
+from turnup.kernel.audit import AuditEntry
+from turnup.kernel.consumers import ConsumerWorker
+from turnup.testing import make_customer
+
+ORDERS = "/tmf-api/productOrderingManagement/v4/productOrder"
+REVENUE = "/turnup/v1/revenue"
+CATALOG: dict[str, Any] = {
+    "catalog": "Revenue test",
+    "productSpecifications": [
+        {
+            "name": "Link",
+            "version": "1.0",
+            "deliveryRequirements": {
+                "provisioning": [{"adapter": "network-simulator", "action": "activate"}]
+            },
+        },
+        {
+            "name": "Setup",
+            "version": "1.0",
+            "deliveryRequirements": {"provisioning": [{"adapter": "network-simulator", "action": "setup"}]},
+        },
+    ],
+    "productOfferings": [
+        {
+            "name": "Priced link",
+            "version": "1.0",
+            "productSpecifications": ["Link"],
+            "prices": [
+                {
+                    "name": "Link monthly",
+                    "priceType": "recurring",
+                    "recurringChargePeriodType": "month",
+                    "price": {"unit": "GBP", "value": "50.00"},
+                },
+                {
+                    "name": "Link activation",
+                    "priceType": "oneTime",
+                    "price": {"unit": "GBP", "value": "30.00"},
+                },
+            ],
+        },
+        {
+            "name": "Setup only",
+            "version": "1.0",
+            "productSpecifications": ["Setup"],
+            "revenueRecognition": {"method": "overTime"},
+            "prices": [
+                {"name": "Setup fee", "priceType": "oneTime", "price": {"unit": "GBP", "value": "80.00"}}
+            ],
+        },
+    ],
+}
+
+
+def _order(client: TestClient, customer_id: str, *offering_ids: str) -> str:
+    created = client.post(
+        ORDERS,
+        json={
+            "relatedParty": [{"id": customer_id, "role": "customer"}],
+            "productOrderItem": [
+                {"id": str(n), "action": "add", "productOffering": {"id": o}}
+                for n, o in enumerate(offering_ids, 1)
+            ],
+        },
+    )
+    assert created.status_code == 201, created.text
+    return str(created.json()["id"])
+
+
+def _offerings(session_factory: sessionmaker[Session]) -> dict[str, str]:
+    from turnup.catalog import list_offerings
+
+    with session_factory() as s:
+        publish_catalog(s, CATALOG, "test")
+        return {o["name"]: o["id"] for o in list_offerings(s)}
+
+
+def test_an_order_without_a_quote_is_priced_by_the_catalog(
+    client: TestClient, session_factory: sessionmaker[Session]
+) -> None:
+    # given an order (no quote) for a link sold at 50.00 a month plus a 30.00 activation fee
+    offerings = _offerings(session_factory)
+    with session_factory() as s:
+        customer_id = make_customer(s)
+    order_id = _order(client, customer_id, offerings["Priced link"])
+    # when the consumers run
+    ConsumerWorker(session_factory).drain()
+    # then one contract: a 12-month term (no quote), 50 x 12 + 30 = 630.00, the activation fee (no field
+    # visit: nothing distinct) combined with the service obligation, its SSP the list price
+    (contract,) = client.get(f"{REVENUE}/contract", params={"productOrderId": order_id}).json()
+    detail = client.get(f"{REVENUE}/contract/{contract['id']}").json()
+    assert (detail["status"], detail["termMonths"], detail["transactionPrice"]) == ("active", 12, "630.00")
+    assert [
+        (o["kind"], o["standaloneSellingPrice"], o["allocatedAmount"], o["billedAmount"])
+        for o in detail["performanceObligation"]
+    ] == [("service", "600.00", "630.00", "630.00")]
+
+
+def test_a_missing_standalone_selling_price_is_a_review_item_not_a_guess(
+    client: TestClient, session_factory: sessionmaker[Session]
+) -> None:
+    # given an order for a service sold only with a one-time fee and no SSP in the catalog
+    offerings = _offerings(session_factory)
+    with session_factory() as s:
+        customer_id = make_customer(s)
+    order_id = _order(client, customer_id, offerings["Priced link"], offerings["Setup only"])
+    # when the consumers run
+    assert ConsumerWorker(session_factory).drain() >= 1
+    # then the contract is in review, naming the obligation without an SSP; no obligation is stored
+    (contract,) = client.get(f"{REVENUE}/contract", params={"productOrderId": order_id}).json()
+    assert contract["status"] == "review"
+    assert contract["reviewReason"] == (
+        "standaloneSellingPrice: missing for 2/Setup only/service (no residual approach allowed)"
+    )
+    assert client.get(f"{REVENUE}/contract/{contract['id']}").json()["performanceObligation"] == []
+    with session_factory() as s:
+        audited = s.scalars(select(AuditEntry.action).where(AuditEntry.resource_id == contract["id"])).all()
+    assert audited == ["revenueContract.review"]
+    # and a review contract is never re-built on redelivery: still one contract
+    ConsumerWorker(session_factory).drain()
+    assert len(client.get(f"{REVENUE}/contract", params={"productOrderId": order_id}).json()) == 1
