@@ -18,6 +18,7 @@ compared and must be equal to the cent.
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import resource
 import sys
@@ -109,32 +110,37 @@ def main() -> None:
         f"RSS {peak_rss_mb():.0f} MB"
     )
 
-    t0 = time.perf_counter()
+    load = os.getloadavg()[0]
+    t0, c0 = time.perf_counter(), time.process_time()
     summary, rows, journal_lines = vectorised(amounts, starts, args.chunk)
-    fast = time.perf_counter() - t0
+    fast, fast_cpu = time.perf_counter() - t0, time.process_time() - c0
     debit = sum(v[0] for v in summary.values())
     credit = sum(v[1] for v in summary.values())
     assert debit == credit == sum(amounts), "the journal does not balance"
     print(
-        f"vectorised: {fast:.2f} s for {rows:,} schedule rows and {journal_lines:,} journal lines "
+        f"vectorised: {fast:.2f} s wall, {fast_cpu:.2f} s CPU for {rows:,} schedule rows and "
+        f"{journal_lines:,} journal lines "
         f"({journal_lines // 2:,} entries); debit = credit = {debit / 100:,.2f}; "
         f"peak RSS {peak_rss_mb():.0f} MB"
     )
 
     sample = min(args.baseline_lines, args.lines)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     plain = baseline(amounts[:sample], starts[:sample])
-    slow = time.perf_counter() - t0
-    scaled = slow * args.lines / sample
+    slow, slow_cpu = time.perf_counter() - t0, time.process_time() - c0
+    scaled, scaled_cpu = slow * args.lines / sample, slow_cpu * args.lines / sample
     check, _, _ = vectorised(amounts[:sample], starts[:sample], args.chunk)
     assert {k: tuple(v) for k, v in plain.items()} == {k: tuple(v) for k, v in check.items()}, "paths differ"
     print(
-        f"baseline (per-line Python loop, Decimal): {slow:.2f} s for {sample:,} lines -> "
-        f"{scaled:.1f} s scaled to {args.lines:,} lines; per-month totals equal to the vectorised path's"
+        f"baseline (per-line Python loop, Decimal): {slow:.2f} s wall, {slow_cpu:.2f} s CPU for {sample:,} "
+        f"lines -> {scaled:.1f} s wall, {scaled_cpu:.1f} s CPU scaled to {args.lines:,} lines; per-month "
+        "totals equal to the vectorised path's"
     )
     print(
-        f"speed-up: {scaled / fast:.1f}x; vectorised {fast:.2f} s (limit 60 s); "
-        f"peak RSS {peak_rss_mb():.0f} MB (limit 2048 MB)"
+        f"speed-up: {scaled / fast:.1f}x wall, {scaled_cpu / fast_cpu:.1f}x CPU; vectorised {fast:.2f} s "
+        "wall "
+        f"(limit 60 s); peak RSS {peak_rss_mb():.0f} MB (limit 2048 MB); load average at start {load:.1f} "
+        f"on {os.cpu_count()} CPUs"
     )
 
 

@@ -49,12 +49,7 @@ def schedules(
     n = len(amounts)
     if width > 64:
         raise ValueError("at most 63 months per line in the bulk path")
-    table_days = [slot_days(s, months) for s in starts]
-    flat_days = pa.array([d for row in table_days for d in row], pa.int64())
-    totals = pa.array([sum(row) for row in table_days], pa.int64())
-    if max(totals.to_pylist(), default=0) >= 2048:
-        raise ValueError("terms longer than 2047 days do not fit the sort key")
-    base_period = pa.array([s.year * 12 + s.month - 1 for s in starts], pa.int64())
+    flat_days, totals, base_period = _day_tables(tuple(starts), months)
 
     position = _positions(n * width)
     line_local = pc.divide(position, width)
@@ -87,6 +82,20 @@ def schedules(
         }
     )
     return Chunk(table.filter(pc.greater(table.column("days"), 0)))
+
+
+@lru_cache(maxsize=4)
+def _day_tables(starts: tuple[date, ...], months: int) -> tuple[pa.Array, pa.Array, pa.Array]:
+    """Per distinct start date: the days of each slot (flattened), the term's days, the first period."""
+    table_days = [slot_days(s, months) for s in starts]
+    totals = [sum(row) for row in table_days]
+    if max(totals, default=0) >= 2048:
+        raise ValueError("terms longer than 2047 days do not fit the sort key")
+    return (
+        pa.array([d for row in table_days for d in row], pa.int64()),
+        pa.array(totals, pa.int64()),
+        pa.array([s.year * 12 + s.month - 1 for s in starts], pa.int64()),
+    )
 
 
 @lru_cache(maxsize=4)
