@@ -132,3 +132,87 @@ def test_a_missing_standalone_selling_price_is_a_review_item_not_a_guess(
     # and a review contract is never re-built on redelivery: still one contract
     ConsumerWorker(session_factory).drain()
     assert len(client.get(f"{REVENUE}/contract", params={"productOrderId": order_id}).json()) == 1
+
+
+def test_reports_refuse_bad_input(client: TestClient) -> None:
+    bad_month = client.get(f"{REVENUE}/waterfall", params={"from": "2026-13"})
+    assert bad_month.status_code == 400
+    assert bad_month.json()["message"] == "from: '2026-13' is not a month (YYYY-MM)"
+    bad_day = client.get(f"{REVENUE}/report", params={"to": "yesterday"})
+    assert bad_day.status_code == 400
+    assert bad_day.json()["message"] == "to: 'yesterday' is not a date (YYYY-MM-DD)"
+    assert client.get(f"{REVENUE}/export", params={"format": "xml"}).status_code in (400, 422)
+    assert client.post(f"{REVENUE}/close", json={"through": "2026-12-31", "extra": 1}).status_code in (
+        400,
+        422,
+    )
+    assert client.get(f"{REVENUE}/contract/nope").status_code == 404
+
+
+def test_revenue_cli_shows_schedules_and_exports_the_journal(
+    client: TestClient,
+    session_factory: sessionmaker[Session],
+    db_url: str,
+    tmp_path: Any,
+    monkeypatch: Any,
+) -> None:
+    from datetime import date
+    from decimal import Decimal
+
+    import pyarrow.parquet as pq
+    from typer.testing import CliRunner
+
+    from turnup.cli.revenue import app
+    from turnup.kernel.settings import get_settings
+    from turnup.revenue.engine import Posting
+    from turnup.revenue.ledger import post_entry
+
+    # given a contract (no quote) and one posted entry
+    offerings = _offerings(session_factory)
+    with session_factory() as s:
+        customer_id = make_customer(s)
+    order_id = _order(client, customer_id, offerings["Priced link"])
+    ConsumerWorker(session_factory).drain()
+    with session_factory() as s:
+        post_entry(
+            s,
+            source_ref="cli-test",
+            contract_id=None,
+            entry_date=date(2026, 12, 31),
+            kind="recognition",
+            currency="GBP",
+            memo="test",
+            posting=Posting(
+                (
+                    ("contractLiability", Decimal("52.50"), Decimal("0")),
+                    ("revenue:service", Decimal("0"), Decimal("52.50")),
+                )
+            ),
+        )
+        s.commit()
+    monkeypatch.setenv("TURNUP_DATABASE_URL", db_url)
+    monkeypatch.setenv("COLUMNS", "300")
+    get_settings.cache_clear()
+    try:
+        runner = CliRunner()
+        # when the schedules are listed: the order's service obligation, allocated 630.00, pending
+        shown = runner.invoke(app, ["schedules", "--order", order_id])
+        assert shown.exit_code == 0, shown.output
+        assert "Priced link (1)" in shown.output and "630.00" in shown.output and "pending" in shown.output
+        # and the journal exported as CSV and Parquet: the two lines of the entry
+        out_csv, out_parquet = tmp_path / "gl.csv", tmp_path / "gl.parquet"
+        assert runner.invoke(app, ["export", str(out_csv)]).exit_code == 0
+        assert runner.invoke(app, ["export", str(out_parquet)]).exit_code == 0
+        lines = out_csv.read_text().splitlines()
+        assert lines[0].startswith("entryId,entryDate,kind,contractId,lineNo,account,debit,credit")
+        assert [line.split(",")[5:8] for line in lines[1:]] == [
+            ["contractLiability", "52.50", "0.00"],
+            ["revenue:service", "0.00", "52.50"],
+        ]
+        table = pq.read_table(out_parquet)
+        assert table.column("account").to_pylist() == ["contractLiability", "revenue:service"]
+        assert [str(v) for v in table.column("credit").to_pylist()] == ["0.00", "52.50"]
+        closed = runner.invoke(app, ["close", "2026-12-31"])
+        assert closed.exit_code == 0 and "Posted 0 periods through 2026-12-31" in closed.output
+    finally:
+        get_settings.cache_clear()
