@@ -121,10 +121,12 @@ def _components_from_quote(line: quoting.AgreedLine) -> tuple[Component, ...]:
 
 
 def _components_from_catalog(offering: OfferingTerms, quantity: int, term: int) -> tuple[Component, ...]:
+    """An order without a quote: the offering priced for the product it creates (its default
+    characteristics, as its services are created), no discount beyond the catalog's own rules."""
     priced = catalog.price_offering(
         offering,
         quantity=quantity,
-        characteristics={},
+        characteristics=catalog.default_characteristics(offering),
         requested_discount=Decimal(0),
         term_months=term,
         now=clock.now(),
@@ -245,6 +247,7 @@ def ensure_contract(session: Session, order_id: str, actor: str = ACTOR) -> Reve
                     months=o.months,
                     milestones=[[name, str(pct)] for name, pct in o.milestones],
                     accepted=[],
+                    modifications=[],
                     service_id=None,
                     state="pending",
                     start_date=None,

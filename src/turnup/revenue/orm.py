@@ -75,6 +75,8 @@ class RevenueObligation(Base):
     months: Mapped[int] = mapped_column(Integer)
     milestones: Mapped[list[Any]] = mapped_column(JSONDoc)  # [[name, percent], ...]
     accepted: Mapped[list[str]] = mapped_column(JSONDoc)  # milestones accepted so far
+    # contract modifications applied: [{"eventId", "treatment", "effective", "added"}]
+    modifications: Mapped[list[dict[str, Any]]] = mapped_column(JSONDoc, default=list)
     service_id: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
     state: Mapped[str] = mapped_column(String(20))
     start_date: Mapped[date | None] = mapped_column(Date, nullable=True)

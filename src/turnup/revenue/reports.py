@@ -71,6 +71,8 @@ def render_obligation(o: RevenueObligation, lines: list[RevenueScheduleLine] | N
             {"name": name, "revenuePercent": pct, "accepted": name in o.accepted}
             for name, pct in o.milestones
         ]
+    if o.modifications:
+        doc["modification"] = list(o.modifications)
     if lines is not None:
         doc["schedule"] = [render_line(line) for line in lines]
     return doc

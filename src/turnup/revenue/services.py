@@ -43,11 +43,13 @@ from turnup.revenue.engine import (
     billing_posting,
     day_after,
     milestone_progress,
+    month_days,
     percent_complete,
     q2,
     ratable,
     recognise_posting,
     revenue_account,
+    split_amount,
     stop_schedule,
 )
 from turnup.revenue.ledger import LineTag, position, post_entry
@@ -233,6 +235,114 @@ def service_terminated(session: Session, fact: dict[str, Any], event_time: datet
         )
     session.flush()
     return stopped
+
+
+def service_modified(session: Session, fact: dict[str, Any], event_time: datetime, event_id: str) -> int:
+    """A priced change of an active service (``ServiceModifiedEvent`` from a modify order whose item carries a
+    price difference): a contract modification treated **prospectively** (the remaining months of service are
+    distinct from those already transferred; the change is not priced as a separate contract at SSP). From
+    the modification day, the revenue not yet earned plus the added consideration (the recurring difference
+    for the rest of the term, daily prorated, plus any one-time difference) is spread over the rest of the
+    term by day; what was earned before the day is kept. Idempotent per event. How many obligations moved."""
+    service_id = str(fact.get("serviceId") or "")
+    rows = session.scalars(
+        select(RevenueObligation)
+        .where(
+            RevenueObligation.service_id == service_id,
+            RevenueObligation.state == "inProgress",
+            RevenueObligation.kind == SERVICE,
+        )
+        .order_by(RevenueObligation.id)
+    ).all()
+    if not rows:
+        return 0
+    try:
+        order = ordering.get_order(session, str(fact.get("productOrderId") or ""))
+    except NotFound:
+        return 0
+    item = next((i for i in order.items if i.id == fact.get("productOrderItemId")), None)
+    difference = (item.pricing or {}).get("difference") if item is not None else None
+    if not difference:
+        return 0
+    recurring = Decimal(str(difference.get("recurring") or "0"))
+    once = Decimal(str(difference.get("oneTime") or "0"))
+    if not recurring and not once:
+        return 0
+    day = as_date(fact.get("at"), event_time)
+    assert day is not None
+    moved = 0
+    for o in rows:
+        if any(m.get("eventId") == event_id for m in o.modifications):
+            continue  # redelivered
+        contract = _locked_contract(session, o.contract_id)
+        assert o.start_date is not None
+        end = add_months(o.start_date, o.months)
+        lines = [
+            line
+            for line in session.scalars(
+                select(RevenueScheduleLine)
+                .where(
+                    RevenueScheduleLine.obligation_id == o.id,
+                    RevenueScheduleLine.source == "ratable",
+                    RevenueScheduleLine.status == "scheduled",
+                    RevenueScheduleLine.period >= day.replace(day=1),
+                )
+                .order_by(RevenueScheduleLine.period)
+            )
+        ]
+        if day >= end or not lines:
+            continue
+        first = lines[0]
+        effective = max(day, first.period, o.start_date)
+        kept = ZERO
+        if first.period == effective.replace(day=1) and first.days:
+            before = (effective - max(first.period, o.start_date)).days
+            kept = q2(first.amount * before / first.days)
+        remaining = sum((line.amount for line in lines), ZERO) - kept
+        term_days = (end - o.start_date).days
+        added = q2(recurring * o.months * (end - effective).days / term_days) + once
+        total = remaining + added
+        if total < 0:
+            total, added = ZERO, -remaining
+        spans = month_days(effective, end)
+        parts = split_amount(total, [Decimal(d) for _, d in spans])
+        by_month = {m: p for (m, _), p in zip(spans, parts, strict=True)}
+        for line in lines:
+            share = by_month.get(line.period, ZERO)
+            line.amount = (kept + share) if line is first else share
+        o.allocated = q2(o.allocated + added)
+        o.billed_plan = q2(o.billed_plan + added)
+        o.modifications = [
+            *o.modifications,
+            {
+                "eventId": event_id,
+                "treatment": "prospective",
+                "effective": effective.isoformat(),
+                "added": f"{added:f}",
+                "productOrderId": order.id,
+            },
+        ]
+        o.updated_at = clock.now()
+        contract.transaction_price = q2(contract.transaction_price + added)
+        contract.updated_at = clock.now()
+        moved += 1
+        audit.record(
+            session,
+            actor=ACTOR,
+            action="revenueObligation.modify",
+            resource_type="revenueObligation",
+            resource_id=o.id,
+            details={
+                "treatment": "prospective",
+                "effective": effective.isoformat(),
+                "added": f"{added:f}",
+                "recurringDifference": f"{recurring:f}",
+                "oneTimeDifference": f"{once:f}",
+                "eventId": event_id,
+            },
+        )
+    session.flush()
+    return moved
 
 
 def order_milestone(session: Session, order: dict[str, Any], event_time: datetime, event_id: str) -> int:

@@ -188,6 +188,11 @@ def upgrade() -> None:
             sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), "postgresql"),
             nullable=False,
         ),
+        sa.Column(
+            "modifications",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), "postgresql"),
+            nullable=False,
+        ),
         sa.Column("service_id", sa.String(length=32), nullable=True),
         sa.Column("state", sa.String(length=20), nullable=False),
         sa.Column("start_date", sa.Date(), nullable=True),
