@@ -13,6 +13,16 @@ from turnup.cli.common import CLI_ACTOR, cli_session, console
 from turnup.revenue import close_period, reports
 from turnup.revenue.orm import RevenueContract
 
+
+def _date(value: str | None, name: str) -> date | None:
+    if not value:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError as error:
+        raise typer.BadParameter(f"{value!r} is not a date (YYYY-MM-DD)", param_hint=name) from error
+
+
 app = typer.Typer(
     help="Revenue recognition (ASC 606): schedules, close, waterfall, export.", no_args_is_help=True
 )
@@ -59,7 +69,9 @@ def close(
 ) -> None:
     """Month-end close: post the ended periods to the ledger."""
     with cli_session() as session:
-        posted = close_period(session, date.fromisoformat(through), CLI_ACTOR)
+        day = _date(through, "through")
+        assert day is not None
+        posted = close_period(session, day, CLI_ACTOR)
     console.print(f"Posted {posted} periods through {through}")
 
 
@@ -87,8 +99,8 @@ def export(
     with cli_session() as session:
         rows = reports.gl_rows(
             session,
-            start=date.fromisoformat(start) if start else None,
-            end=date.fromisoformat(end) if end else None,
+            start=_date(start, "--from"),
+            end=_date(end, "--to"),
         )
     if output.suffix == ".parquet":
         output.write_bytes(reports.gl_parquet(rows))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from pydantic import ConfigDict
+from pydantic import ConfigDict, Field
 
 from turnup.kernel.text import InputModel
 
@@ -13,4 +13,4 @@ class PeriodClose(InputModel):
     """Post every ratable period that ended on or before ``through`` (a month-end close)."""
 
     model_config = ConfigDict(extra="forbid")
-    through: date
+    through: date = Field(ge=date(2000, 1, 1), le=date(2999, 12, 31))

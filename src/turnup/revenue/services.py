@@ -424,7 +424,7 @@ def close_period(session: Session, through: date, actor: str, *, commit: bool = 
     """Post every scheduled ratable period whose month has ended by ``through`` (month-end close): each a
     journal entry dated the month's last day (contract liability released first, else a contract asset).
     Idempotent; returns how many periods were posted."""
-    cutoff = day_after(through)
+    cutoff = day_after(min(through, date(9998, 12, 31)))  # no overflow past the calendar's end
     lines = session.scalars(
         select(RevenueScheduleLine)
         .where(RevenueScheduleLine.status == "scheduled", RevenueScheduleLine.period <= through)
