@@ -222,7 +222,7 @@ def gl_rows(session: Session, *, start: date | None = None, end: date | None = N
             "product": line.product or "",
             "memo": e.memo,
         }
-        for e, line in session.execute(query).tuples()
+        for e, line in session.execute(query)
     ]
 
 
