@@ -38,6 +38,7 @@ from turnup.api.routes.ordering import router as ordering_router
 from turnup.api.routes.physical_inventory import router as physical_inventory_router
 from turnup.api.routes.product_inventory import router as product_inventory_router
 from turnup.api.routes.quoting import router as quoting_router
+from turnup.api.routes.revenue import router as revenue_router
 from turnup.api.routes.security import router as security_router
 from turnup.api.routes.service_inventory import router as service_inventory_router
 from turnup.api.routes.usage import router as usage_router
@@ -97,6 +98,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.include_router(security_router)
     app.include_router(usage_router)
     app.include_router(audit_router)
+    app.include_router(revenue_router)
     app.include_router(web_router)
     app.mount(DOCS_ASSETS, StaticFiles(directory=DOCS_ASSETS_DIR), name="api-docs-assets")
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

@@ -13,6 +13,7 @@ from turnup.onboarding import orm as onboarding_orm  # noqa: F401
 from turnup.ordering import orm as ordering_orm  # noqa: F401
 from turnup.provisioning import orm as provisioning_orm  # noqa: F401
 from turnup.quoting import orm as quoting_orm  # noqa: F401
+from turnup.revenue import orm as revenue_orm  # noqa: F401
 from turnup.security import orm as security_orm  # noqa: F401
 from turnup.service_inventory import orm as service_inventory_orm  # noqa: F401
 from turnup.usage import orm as usage_orm  # noqa: F401

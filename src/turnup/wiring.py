@@ -26,6 +26,7 @@ def _register() -> None:
     import turnup.inventory.physical.consumers  # CPE returns expected after a disconnect
     import turnup.accounts.consumers  # the customer lifecycle follows its services
     import turnup.usage.consumers  # usage keeps its record of when services may be billed
+    import turnup.revenue.consumers  # revenue contracts and earned triggers
 
     housekeeping.register("idempotency")(idempotency.prune_expired)  # expired Idempotency-Key responses
     import turnup.security.sweeps  # noqa: F401  (housekeeping: stale failed-login counters)

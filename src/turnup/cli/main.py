@@ -21,6 +21,7 @@ from turnup.cli.onboarding import app as onboarding_app
 from turnup.cli.orchestrator import app as orchestrator_app
 from turnup.cli.orders import app as orders_app
 from turnup.cli.quotes import app as quotes_app
+from turnup.cli.revenue import app as revenue_app
 from turnup.cli.security import app as security_app
 from turnup.cli.security import user_roles
 from turnup.cli.services import app as services_app
@@ -83,6 +84,7 @@ app.add_typer(usage_app, name="usage")
 app.add_typer(security_app, name="security")
 users_app.command("roles")(user_roles)
 app.add_typer(audit_app, name="audit")
+app.add_typer(revenue_app, name="revenue")
 
 
 @db_app.command("upgrade")

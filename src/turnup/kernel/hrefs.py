@@ -15,6 +15,7 @@ API_VERSIONS = {
     "turnupEvents": "v1",
     "turnupOnboarding": "v1",
     "turnupOrchestration": "v1",
+    "turnupRevenue": "v1",
     "turnupSecurity": "v1",
 }
 
