@@ -24,7 +24,8 @@ def _register() -> None:
     import turnup.quoting.order_refs  # ordering checks the quotes order bodies cite through quoting
     import turnup.product_inventory.consumers  # products follow orders and services
     import turnup.inventory.physical.consumers  # CPE returns expected after a disconnect
-    import turnup.accounts.consumers  # noqa: F401  (the customer lifecycle follows its services)
+    import turnup.accounts.consumers  # the customer lifecycle follows its services
+    import turnup.billing.consumers  # noqa: F401  (charges follow the delivery events)
 
     housekeeping.register("idempotency")(idempotency.prune_expired)  # expired Idempotency-Key responses
     # isort: on

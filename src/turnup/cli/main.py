@@ -11,6 +11,7 @@ from rich.table import Table
 from sqlalchemy import select
 
 from turnup.cli.accounts import app as accounts_app
+from turnup.cli.billing import app as billing_app
 from turnup.cli.catalog import app as catalog_app
 from turnup.cli.common import cli_session, console, start_delivery_worker
 from turnup.cli.compliance import app as compliance_app
@@ -77,6 +78,7 @@ app.add_typer(onboarding_app, name="onboarding")
 app.add_typer(housekeeping_app, name="housekeeping")
 app.add_typer(orders_app, name="orders")
 app.add_typer(services_app, name="services")
+app.add_typer(billing_app, name="billing")
 
 
 @db_app.command("upgrade")
