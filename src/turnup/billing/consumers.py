@@ -45,6 +45,7 @@ from turnup.billing.charges import (
 from turnup.billing.model import day_of
 from turnup.billing.orm import BilledService, BillingAccount, RecurringRate
 from turnup.billing.pricing import PriceComponent, ServicePrices, service_for_plan_item, service_prices
+from turnup.kernel import clock
 from turnup.kernel.consumers import Event, consumer
 
 ACTOR = "system:billing"
@@ -75,13 +76,26 @@ def _account(session: Session, service_id: str, customer_id: str) -> BillingAcco
     return account_for_customer(session, customer_id, ACTOR)
 
 
-def _activated(session: Session, event: Event, fact: dict[str, Any], on: date) -> None:
+def _fresh(record: BilledService, event: Event, at: datetime) -> bool:
+    """Whether the event is newer than the latest one applied to the service (not it again, not older)."""
+    if record.last_event_id == event.id:
+        return False
+    return record.last_event_at is None or at >= record.last_event_at
+
+
+def _applied(record: BilledService, event: Event, at: datetime, state: str | None = None) -> None:
+    record.last_event_at, record.last_event_id = at, event.id
+    if state is not None:
+        record.state = state
+
+
+def _activated(session: Session, event: Event, fact: dict[str, Any], at: datetime, on: date) -> None:
     service_id, customer_id = str(fact["serviceId"]), str(fact["customerId"])
     account = _account(session, service_id, customer_id)
-    record = session.get(BilledService, service_id)
-    if record is not None and record.state in ("active", "terminated"):
-        return  # already billed (a repeated activation)
-    attach_service(session, service_id, account, "active", on)
+    if session.get(BilledService, service_id) is not None:
+        return  # already billed (a redelivered or repeated activation)
+    record = attach_service(session, service_id, account, "active", on)
+    _applied(record, event, at)
     prices = service_prices(session, service_id, fact.get("productOrderId"), fact.get("productOrderItemId"))
     for component in prices.components:
         if component.price_type == "recurring":
@@ -120,10 +134,6 @@ def _restart(
 
 
 def _resumed(session: Session, event: Event, service_id: str, on: date) -> None:
-    record = session.get(BilledService, service_id, with_for_update=True)
-    if record is None or record.state != "suspended":
-        return
-    record.state = "active"
     last = session.scalar(
         select(RecurringRate.ends_on)
         .where(RecurringRate.service_id == service_id, RecurringRate.end_reason == "suspended")
@@ -146,18 +156,15 @@ def _resumed(session: Session, event: Event, service_id: str, on: date) -> None:
     _restart(session, event, service_id, suspended, on, Decimal(0))
 
 
-def _modified(session: Session, event: Event, fact: dict[str, Any], service_id: str, on: date) -> None:
+def _price_change(session: Session, fact: dict[str, Any]) -> Decimal:
+    """The recurring price difference a modify order item carries (``pricing.difference.recurring``)."""
     order_id, item_id = fact.get("productOrderId"), fact.get("productOrderItemId")
     if not order_id or not item_id:
-        return
+        return Decimal(0)
     order = ordering.get_order(session, str(order_id))
     item = next((i for i in order.items if i.id == item_id), None)
     pricing = (item.pricing if item is not None else None) or {}
-    difference = Decimal(str((pricing.get("difference") or {}).get("recurring") or "0"))
-    if not difference:
-        return
-    ended = end_rates(session, service_id, on, "modified", ACTOR)
-    _restart(session, event, service_id, ended, on, difference)
+    return Decimal(str((pricing.get("difference") or {}).get("recurring") or "0"))
 
 
 @consumer("billing.triggers", events=[*SERVICE_EVENTS, "ProductOrderMilestoneEvent"])
@@ -172,26 +179,32 @@ def billing_triggers(session: Session, event: Event) -> None:
         return
     at = _when(fact.get("at")) or event.event_time
     if event.event_type == "ServiceActivatedEvent":
-        _activated(session, event, fact, day_of(_when(fact.get("activationDate")) or at))
-    elif event.event_type == "ServiceTerminatedEvent":
+        _activated(session, event, fact, at, day_of(_when(fact.get("activationDate")) or at))
+        return
+    record = session.get(BilledService, service_id, with_for_update=True, populate_existing=True)
+    if record is None or record.state == "terminated" or not _fresh(record, event, at):
+        return  # a service billing never saw activated, an ended one, or an event already applied
+    if event.event_type == "ServiceTerminatedEvent":
         on = day_of(_when(fact.get("terminationDate")) or at)
         end_rates(session, service_id, on, "terminated", ACTOR)
-        record = session.get(BilledService, service_id)
-        if record is not None:
-            attach_service(
-                session, service_id, _account(session, service_id, str(fact["customerId"])), "terminated", on
-            )
+        _applied(record, event, at, "terminated")
+        record.ended_on = on
     elif event.event_type == "ServiceSuspendedEvent":
-        record = session.get(BilledService, service_id, with_for_update=True)
-        if record is None or record.state != "active":
-            return
-        record.state = "suspended"
-        if not bill_suspended():
+        if record.state == "active" and not bill_suspended():
             end_rates(session, service_id, day_of(at), "suspended", ACTOR)
+        _applied(record, event, at, "suspended")
     elif event.event_type == "ServiceResumedEvent":
-        _resumed(session, event, service_id, day_of(at))
+        if record.state == "suspended":
+            _resumed(session, event, service_id, day_of(at))
+        _applied(record, event, at, "active")
     elif event.event_type == "ServiceModifiedEvent":
-        _modified(session, event, fact, service_id, day_of(at))
+        change = _price_change(session, fact)
+        if change:
+            ended = end_rates(session, service_id, day_of(at), "modified", ACTOR)
+            _restart(session, event, service_id, ended, day_of(at), change)
+        _applied(record, event, at)
+    record.updated_at = clock.now()
+    session.flush()
 
 
 def _milestone(session: Session, fact: dict[str, Any]) -> None:

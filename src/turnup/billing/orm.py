@@ -48,6 +48,9 @@ class BilledService(Base):
     state: Mapped[str] = mapped_column(String(20))  # active | suspended | terminated
     activated_on: Mapped[date | None] = mapped_column(Date, nullable=True)
     ended_on: Mapped[date | None] = mapped_column(Date, nullable=True)
+    # the latest delivery event applied (its time and id): an older one, or the same one again, is ignored
+    last_event_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_event_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 

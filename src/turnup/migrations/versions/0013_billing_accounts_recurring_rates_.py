@@ -214,6 +214,8 @@ def upgrade() -> None:
         sa.Column("state", sa.String(length=20), nullable=False),
         sa.Column("activated_on", sa.Date(), nullable=True),
         sa.Column("ended_on", sa.Date(), nullable=True),
+        sa.Column("last_event_at", turnup.kernel.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("last_event_id", sa.String(length=32), nullable=True),
         sa.Column("updated_at", turnup.kernel.db.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["billing_account_id"],
@@ -268,9 +270,9 @@ def upgrade() -> None:
     )
     op.execute(
         "INSERT INTO billing_service (service_id, billing_account_id, customer_id, state, activated_on, "
-        "ended_on, updated_at) "
+        "ended_on, last_event_at, last_event_id, updated_at) "
         "SELECT s.id, c.billing_account_id, s.customer_id, "
-        "CASE WHEN s.state = 'active' THEN 'active' ELSE 'suspended' END, NULL, NULL, s.updated_at "
+        "CASE WHEN s.state = 'active' THEN 'active' ELSE 'suspended' END, NULL, NULL, NULL, NULL, s.updated_at "
         "FROM service_instance s JOIN customer c ON c.id = s.customer_id "
         "WHERE s.state IN ('active', 'inactive') AND c.billing_account_id IS NOT NULL"
     )
