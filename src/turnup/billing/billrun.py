@@ -24,7 +24,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from turnup import accounts
-from turnup.billing.charges import add_charge, charge_rate_period
+from turnup.billing.charges import add_charge, charge_rate_period, insert_ignore
 from turnup.billing.model import cents, next_period, parse_period, period_named, period_of, previous_period
 from turnup.billing.orm import BillingAccount, BillLine, BillRun, Charge, CustomerBill, RecurringRate
 from turnup.billing.render import BILL_API, render_bill, render_bill_run
@@ -78,24 +78,28 @@ class BillRunResult:
 
 
 def _run_row(session: Session, cycle_day: int, period: tuple[date, date], actor: str) -> BillRun:
-    run = session.scalar(
+    """The period's bill run row, created if missing (concurrent runs: one creates it, both then lock it)."""
+    now = clock.now()
+    insert_ignore(
+        session,
+        BillRun,
+        {
+            "id": new_id(),
+            "cycle_day": cycle_day,
+            "period_start": period[0],
+            "period_end": period[1],
+            "state": "open",
+            "runs": 0,
+            "last_run_at": now,
+            "last_run_by": actor,
+        },
+    )
+    run = session.scalars(
         select(BillRun)
         .where(BillRun.cycle_day == cycle_day, BillRun.period_start == period[0])
         .with_for_update()
-    )
-    now = clock.now()
-    if run is None:
-        run = BillRun(
-            id=new_id(),
-            cycle_day=cycle_day,
-            period_start=period[0],
-            period_end=period[1],
-            state="open",
-            runs=0,
-            last_run_at=now,
-            last_run_by=actor,
-        )
-        session.add(run)
+        .execution_options(populate_existing=True)
+    ).one()
     if run.state == "closed":
         raise Conflict(
             f"period: the {period[0]:%Y-%m} period of bill cycle day {cycle_day} is closed "

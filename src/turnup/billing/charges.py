@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from datetime import date
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from turnup import accounts
@@ -19,6 +21,7 @@ from turnup.billing.orm import BilledService, BillingAccount, Charge, RecurringR
 from turnup.billing.pricing import PriceComponent, ServicePrices
 from turnup.billing.render import BILL_API, render_charge
 from turnup.kernel import audit, clock
+from turnup.kernel.db import Base, rowcount, table_of
 from turnup.kernel.errors import Conflict
 from turnup.kernel.ids import new_id
 from turnup.kernel.outbox import publish
@@ -26,6 +29,17 @@ from turnup.kernel.outbox import publish
 DEFAULT_CURRENCY = "GBP"
 DEFAULT_CYCLE_DAY = 1
 DEFAULT_PAYMENT_TERMS = 30
+
+
+def insert_ignore(session: Session, model: type[Base], values: dict[str, Any]) -> bool:
+    """INSERT one row unless its unique key exists (ON CONFLICT DO NOTHING); True when inserted. Two
+    transactions creating the same row at once: one inserts, the other waits for it and inserts nothing."""
+    table = table_of(model)
+    if session.get_bind().dialect.name == "postgresql":
+        statement: Any = postgresql.insert(table).values(**values).on_conflict_do_nothing()
+    else:
+        statement = sqlite.insert(table).values(**values).on_conflict_do_nothing()
+    return rowcount(session.execute(statement)) == 1
 
 
 def default_account_id(customer_id: str) -> str:
@@ -41,28 +55,33 @@ def ensure_account(
     if account is not None:
         return account
     now = clock.now()
-    account = BillingAccount(
-        id=account_id,
-        name=(name or f"{account_id} billing account")[:200],
-        customer_id=customer_id,
-        state="active",
-        currency=DEFAULT_CURRENCY,
-        bill_cycle_day=DEFAULT_CYCLE_DAY,
-        payment_terms_days=DEFAULT_PAYMENT_TERMS,
-        bill_to_contact_id=None,
-        created_at=now,
-        updated_at=now,
-    )
-    session.add(account)
-    session.flush()
-    audit.record(
+    created = insert_ignore(
         session,
-        actor=actor,
-        action="billingAccount.create",
-        resource_type="billingAccount",
-        resource_id=account_id,
-        details={"customerId": customer_id, "from": "customer reference"},
+        BillingAccount,
+        {
+            "id": account_id,
+            "name": (name or f"{account_id} billing account")[:200],
+            "customer_id": customer_id,
+            "state": "active",
+            "currency": DEFAULT_CURRENCY,
+            "bill_cycle_day": DEFAULT_CYCLE_DAY,
+            "payment_terms_days": DEFAULT_PAYMENT_TERMS,
+            "bill_to_contact_id": None,
+            "created_at": now,
+            "updated_at": now,
+        },
     )
+    if created:
+        audit.record(
+            session,
+            actor=actor,
+            action="billingAccount.create",
+            resource_type="billingAccount",
+            resource_id=account_id,
+            details={"customerId": customer_id, "from": "customer reference"},
+        )
+    account = session.get(BillingAccount, account_id)
+    assert account is not None
     return account
 
 
