@@ -101,10 +101,18 @@ def test_bill_runs_bill_in_advance_with_taxes_credits_usage_and_refuse_a_closed_
     at("2026-03-10")
     change(session_factory, o, "active", "add")
     drain(session_factory)
+    survey = {
+        "name": "Site survey",
+        "billingAccount": {"id": account_id},
+        "service": {"id": o["service"]},
+        "amount": {"unit": "GBP", "value": "350.00"},
+        "externalId": "PSA-7",
+    }
+    assert client.post(f"{BILLS}/appliedCustomerBillingRate", json=survey).status_code == 201
 
     # When the March bill run of cycle day 1 runs
     run = client.post(f"{BILLS}/billRun", json={"billCycleDay": 1, "period": "2026-03"})
-    # Then the account gets one bill: March's prorated recurring charge in advance, the installation,
+    # Then the account gets one bill: March's prorated recurring charge in advance, the site survey,
     # February's usage in arrears; 20% tax per line, rounded half-up; totals that add up exactly
     assert run.status_code == 201, run.text
     assert (run.json()["period"], run.json()["runs"], run.json()["state"]) == ("2026-03", 1, "open")
@@ -116,7 +124,7 @@ def test_bill_runs_bill_in_advance_with_taxes_credits_usage_and_refuse_a_closed_
     assert (bill["billDate"], bill["paymentDueDate"]) == ("2026-03-10", "2026-04-09")
     assert lines_of(bill) == [
         ("recurring", "Fibre 1G monthly", "141.23", "0.2000", "28.25"),
-        ("oneTime", "Fibre installation", "350.00", "0.2000", "70.00"),
+        ("oneTime", "Site survey", "350.00", "0.2000", "70.00"),
         ("usage", "Outbound minutes (February)", "12.34", "0.2000", "2.47"),
     ]
     assert bill["taxExcludedAmount"] == {"unit": "GBP", "value": "503.57"}

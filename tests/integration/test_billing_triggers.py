@@ -1,8 +1,8 @@
 """Billing triggers (``billing.triggers``): charges follow the real delivery events service inventory
-publishes. An order for the demo's Business Fibre 1G (catalog prices: 199.00 a month, 350.00 installation;
-no quote) is placed through the API; its service is designed and moved through its states with the service
-inventory face (what the order workflow does), on chosen dates; the consumer is drained in this thread.
-Runs on SQLite and PostgreSQL."""
+publishes. An order for the demo's Business Fibre 1G (catalog prices: 199.00 a month, 350.00 installation,
+charged at its field visit milestone; no quote) is placed through the API; its service (designed by the
+order) is moved through its states with the service inventory face (what the order workflow does), on
+chosen dates; the consumer is drained in this thread. Runs on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -152,11 +152,10 @@ def test_activation_mid_month_starts_a_prorated_charge_and_termination_credits_t
         )
         account = s.get(BillingAccount, f"BA-{o['customer']}")
         assert account is not None and (account.bill_cycle_day, account.currency) == (1, "GBP")
-    # and the monthly charge starts on the activation date: 199.00 x 22/31 days = 141.23, and the
-    # installation is charged once
+    # and the monthly charge starts on the activation date: 199.00 x 22/31 days = 141.23; the installation
+    # (350.00) is not charged yet: the order item has a field visit, whose milestone charges it
     first = [
         ("recurring", "Fibre 1G monthly", "2026-03-10", "2026-04-01", Decimal("141.2300")),
-        ("oneTime", "Fibre installation", None, None, Decimal("350.0000")),
     ]
     assert charges(session_factory, o["service"]) == first
     assert running(session_factory, 2026, 3, 10) == {o["service"]}
@@ -171,7 +170,7 @@ def test_activation_mid_month_starts_a_prorated_charge_and_termination_credits_t
         audited = s.scalar(
             select(func.count()).select_from(AuditEntry).where(AuditEntry.action == "charge.create")
         )
-    assert (announced, audited) == (2, 2)
+    assert (announced, audited) == (1, 1)
 
     # When every event is delivered again: nothing changes
     assert redeliver(session_factory) == 1
@@ -212,13 +211,13 @@ def test_activation_mid_month_starts_a_prorated_charge_and_termination_credits_t
     assert client.get(f"{CHARGES}/{credit['id']}").json() == credit
     assert client.get(f"{CHARGES}/nope").status_code == 404
     by_account = client.get(CHARGES, params={"billingAccount.id": f"BA-{o['customer']}"})
-    assert by_account.headers["X-Total-Count"] == "3"
-    # and the export carries all three, as CSV and JSON
+    assert by_account.headers["X-Total-Count"] == "2"
+    # and the export carries both, as CSV and JSON
     csv_text = client.get(f"{CHARGES}Export", params={"format": "csv"}).text.splitlines()
     assert csv_text[0].startswith("id,type,billingAccountId,customerId,serviceId")
-    assert sorted(line.split(",")[11] for line in csv_text[1:]) == ["-77.03", "141.23", "350.00"]
+    assert sorted(line.split(",")[11] for line in csv_text[1:]) == ["-77.03", "141.23"]
     exported = json.loads(client.get(f"{CHARGES}Export", params={"format": "json"}).text)
-    assert sorted(e["taxExcludedAmount"]["value"] for e in exported) == ["-77.03", "141.23", "350.00"]
+    assert sorted(e["taxExcludedAmount"]["value"] for e in exported) == ["-77.03", "141.23"]
     later = client.get(f"{CHARGES}Export", params={"format": "json", "since": "2026-03-15T00:00:00Z"})
     assert [e["type"] for e in json.loads(later.text)] == ["credit"]
     assert client.get(f"{CHARGES}Export", params={"format": "xml"}).status_code == 400
@@ -242,7 +241,6 @@ def test_suspension_is_not_billed_by_default_and_resumption_starts_a_new_rate(
     # charges 7 days from 25 March (44.94)
     expected = [
         ("recurring", "Fibre 1G monthly", "2026-03-10", "2026-04-01", Decimal("141.2300")),
-        ("oneTime", "Fibre installation", None, None, Decimal("350.0000")),
         ("credit", "Fibre 1G monthly (suspended)", "2026-03-15", "2026-04-01", Decimal("-109.1300")),
         ("recurring", "Fibre 1G monthly", "2026-03-25", "2026-04-01", Decimal("44.9400")),
     ]
@@ -276,7 +274,6 @@ def test_suspension_can_be_billed_by_configuration(
     # Then the rate runs through the suspension: no credit, no second rate
     assert charges(session_factory, o["service"]) == [
         ("recurring", "Fibre 1G monthly", "2026-03-10", "2026-04-01", Decimal("141.2300")),
-        ("oneTime", "Fibre installation", None, None, Decimal("350.0000")),
     ]
     with session_factory() as s:
         assert s.scalar(select(func.count()).select_from(RecurringRate)) == 1
@@ -309,7 +306,6 @@ def test_a_priced_modification_ends_the_old_rate_and_starts_the_new_one_prorated
     # the same 10 days (80.32)
     expected = [
         ("recurring", "Fibre 1G monthly", "2026-03-10", "2026-04-01", Decimal("141.2300")),
-        ("oneTime", "Fibre installation", None, None, Decimal("350.0000")),
         ("recurring", "Fibre 1G monthly", "2026-03-22", "2026-04-01", Decimal("80.3200")),
         ("credit", "Fibre 1G monthly (modified)", "2026-03-22", "2026-04-01", Decimal("-64.1900")),
     ]

@@ -114,6 +114,11 @@ def test_fibre_and_voice_charges_start_on_activation_are_billed_prorated_and_sto
     assert charges(voice) == [("oneTime", "12.55", None), ("recurring", "11.15", "2026-03-10")]
     with session_factory() as s:
         assert billing.services_with_running_charges(s, datetime(2026, 3, 11, tzinfo=UTC)) == {fibre, voice}
+    # and the installation shares were charged on the hand-over / installation milestones
+    one_time = client.get(f"{BILLS}/appliedCustomerBillingRate", params={"type": "oneTime"}).json()
+    assert sorted((c["service"]["id"], c["source"]) for c in one_time) == sorted(
+        [(fibre, "technicianCompleted"), (voice, "shipmentDelivered")]
+    )
 
     # When March is billed
     run = post(client, f"{BILLS}/billRun", {"billCycleDay": 1, "period": "2026-03"})

@@ -4,7 +4,8 @@
 
 - ``ServiceActivatedEvent``: the service joins its customer's billing account; each recurring price
   component starts a rate on the activation date with its first period's prorated charge; one-time
-  components are charged (unless a hand-over or installation already charged them).
+  components are charged, unless the service's order item has a hand-over or installation step (field
+  visit, shipment, pickup, project milestone) for it: then its ``ProductOrderMilestoneEvent`` charges them.
 - ``ServiceSuspendedEvent``: unless suspended services are billed (``TURNUP_BILLING_BILL_SUSPENDED=true``;
   default: not), the running rates end on the suspension date with a prorated credit of what was charged
   beyond it; ``ServiceResumedEvent`` starts them again (same components and amounts) on the resumption date.
@@ -44,7 +45,13 @@ from turnup.billing.charges import (
 )
 from turnup.billing.model import day_of
 from turnup.billing.orm import BilledService, BillingAccount, RecurringRate
-from turnup.billing.pricing import PriceComponent, ServicePrices, service_for_plan_item, service_prices
+from turnup.billing.pricing import (
+    PriceComponent,
+    ServicePrices,
+    charged_at_milestone,
+    service_for_plan_item,
+    service_prices,
+)
 from turnup.kernel import clock
 from turnup.kernel.consumers import Event, consumer
 
@@ -109,7 +116,8 @@ def _activated(session: Session, event: Event, fact: dict[str, Any], at: datetim
                 starts_on=on,
                 actor=ACTOR,
             )
-    one_time_charges(session, service_id, account, prices, "activation", ACTOR)
+    if not charged_at_milestone(session, fact.get("productOrderId"), service_id):
+        one_time_charges(session, service_id, account, prices, "activation", ACTOR)
 
 
 def _restart(

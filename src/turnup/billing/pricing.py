@@ -77,6 +77,26 @@ def service_for_plan_item(session: Session, order_id: str, plan_item_id: str) ->
     return same.service_id, step.order_item_id
 
 
+WAIT_KINDS = ("fieldVisit", "shipment", "pickup", "projectMilestone")
+
+
+def charged_at_milestone(session: Session, order_id: str | None, service_id: str) -> bool:
+    """Whether the service's one-time charges wait for a hand-over or installation milestone: its order item
+    has a wait step (field visit, shipment, pickup, project milestone) for the service's specification."""
+    if not order_id:
+        return False
+    plan = ordering.plan_items(session, order_id)
+    own = next((p for p in plan if p.service_id == service_id and p.kind == "serviceActivation"), None)
+    if own is None:
+        return False
+    return any(
+        p.kind in WAIT_KINDS
+        and p.order_item_id == own.order_item_id
+        and p.specification_id == own.specification_id
+        for p in plan
+    )
+
+
 def service_prices(
     session: Session, service_id: str, order_id: str | None, order_item_id: str | None
 ) -> ServicePrices:

@@ -272,7 +272,8 @@ def upgrade() -> None:
         "INSERT INTO billing_service (service_id, billing_account_id, customer_id, state, activated_on, "
         "ended_on, last_event_at, last_event_id, updated_at) "
         "SELECT s.id, c.billing_account_id, s.customer_id, "
-        "CASE WHEN s.state = 'active' THEN 'active' ELSE 'suspended' END, NULL, NULL, NULL, NULL, s.updated_at "
+        "CASE WHEN s.state = 'active' THEN 'active' ELSE 'suspended' END, "
+        "NULL, NULL, NULL, NULL, s.updated_at "
         "FROM service_instance s JOIN customer c ON c.id = s.customer_id "
         "WHERE s.state IN ('active', 'inactive') AND c.billing_account_id IS NOT NULL"
     )
