@@ -87,7 +87,7 @@ def tax_rate(country: str, rate: str, category: str = typer.Option("standard", "
     data = validated(TaxRateSet, country=country, taxCategory=category, rate=rate)
     with cli_session() as session:
         row = services.set_tax_rate(session, data, CLI_ACTOR)
-        console.print(f"Tax rate {row.country}/{row.tax_category} = {row.rate}")
+        console.print(f"Tax rate {row.country}/{row.tax_category} = {Decimal(row.rate):.4f}")
 
 
 @app.command("export")
