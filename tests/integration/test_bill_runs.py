@@ -276,3 +276,31 @@ def test_two_concurrent_bill_runs_bill_each_charge_once(
             amounts = s.scalars(select(BillLine.amount).where(BillLine.bill_id == bill.id)).all()
             assert Decimal(bill.amount_excluding_tax) == sum(Decimal(a) for a in amounts)
             assert Decimal(bill.amount_excluding_tax) == Decimal("60.05")  # 10.01 + 11.01 + … + 14.01
+
+
+def test_an_account_that_cannot_be_billed_is_reported_and_the_others_are_billed(
+    session_factory: sessionmaker[Session],
+) -> None:
+    # Given two accounts of cycle day 7, the first with a charge in a currency not its own
+    at("2026-03-08")
+    first = _account_with_charges(session_factory, 2)
+    second = _account_with_charges(session_factory, 3)
+    with session_factory() as s:
+        wrong = s.get(Charge, first[0])
+        assert wrong is not None
+        wrong.currency = "EUR"
+        account_id = wrong.billing_account_id
+        s.commit()
+    # When the period is billed
+    with session_factory() as s:
+        result = billing.run_bills(s, billing.BillRunCreate(billCycleDay=7, period="2026-03"), "test")
+    # Then the second account has its bill, the first is reported and nothing of it was written
+    assert len(result.bills) == 1 and result.skipped == 0
+    assert result.failed == (
+        (account_id, f"billingAccount {account_id}: charges in EUR cannot go on a GBP bill"),
+    )
+    with session_factory() as s:
+        billed = {c.id: c.bill_id for c in s.scalars(select(Charge))}
+        assert [billed[c] for c in first] == [None, None]
+        assert all(billed[c] == result.bills[0] for c in second)
+        assert s.scalar(select(func.count()).select_from(CustomerBill)) == 1

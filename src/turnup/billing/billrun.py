@@ -31,7 +31,7 @@ from turnup.billing.render import BILL_API, render_bill, render_bill_run
 from turnup.billing.schemas import BillRunCreate
 from turnup.billing.services import tax_rate
 from turnup.kernel import audit, clock
-from turnup.kernel.errors import Conflict, InvalidInput, NotFound
+from turnup.kernel.errors import Conflict, InvalidInput, NotFound, TurnupError
 from turnup.kernel.ids import new_id
 from turnup.kernel.outbox import publish
 
@@ -75,6 +75,7 @@ class BillRunResult:
     run: BillRun
     bills: tuple[str, ...]  # ids of the bills this run made
     skipped: int  # accounts already billed for the period, or with nothing to bill
+    failed: tuple[tuple[str, str], ...] = ()  # (account id, why): nothing of theirs written; run again
 
 
 def _run_row(session: Session, cycle_day: int, period: tuple[date, date], actor: str) -> BillRun:
@@ -298,12 +299,17 @@ def run_bills(session: Session, data: BillRunCreate, actor: str) -> BillRunResul
         .order_by(BillingAccount.id)
     ).all()
     made: list[str] = []
+    failed: list[tuple[str, str]] = []
     skipped = 0
     for account_id in account_ids:
         run = session.get(BillRun, run_id, populate_existing=True)  # type: ignore[assignment]
         assert run is not None
         try:
             bill = _bill_account(session, run, account_id, period, actor)
+        except TurnupError as exc:  # this account's data is wrong: nothing of it written, the others go on
+            session.rollback()
+            failed.append((account_id, exc.message))
+            continue
         except Exception:
             session.rollback()
             raise
@@ -314,7 +320,7 @@ def run_bills(session: Session, data: BillRunCreate, actor: str) -> BillRunResul
             made.append(bill.id)
     final = session.get(BillRun, run_id)
     assert final is not None
-    return BillRunResult(final, tuple(made), skipped)
+    return BillRunResult(final, tuple(made), skipped, tuple(failed))
 
 
 def get_bill_run(session: Session, run_id: str) -> BillRun:

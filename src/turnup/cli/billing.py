@@ -48,8 +48,10 @@ def run(
         result = billrun.run_bills(session, data, CLI_ACTOR)
         console.print(
             f"Bill run {result.run.id} ({period}, cycle day {cycle_day}, run {result.run.runs}): "
-            f"{len(result.bills)} bills, {result.skipped} accounts skipped"
+            f"{len(result.bills)} bills, {result.skipped} accounts skipped, {len(result.failed)} failed"
         )
+        for account_id, message in result.failed:
+            console.print(f"[red]{account_id}: {message}[/]")
 
 
 @app.command("close")

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 ROLE_PERMISSIONS: dict[str, set[str]] = {
-    "admin": {"*"},  # includes billing:run (bill runs)
+    "admin": {"*"},
     "operator": {"*:read", "*:write"},
     "viewer": {"*:read"},
     # export-compliance reviewers: read everything, work the screening review queue, load lists

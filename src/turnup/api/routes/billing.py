@@ -160,6 +160,7 @@ def run_bills(
     return render_bill_run(result.run) | {
         "customerBill": [{"id": bill_id} for bill_id in result.bills],
         "accountsSkipped": result.skipped,
+        "accountsFailed": [{"billingAccount": {"id": a}, "message": m} for a, m in result.failed],
     }
 
 
