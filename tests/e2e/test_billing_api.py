@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from turnup.billing.orm import BillingAccount, Charge
 from turnup.kernel.audit import AuditEntry
 from turnup.kernel.consumers import ConsumerWorker
-from turnup.kernel.outbox import OutboxEvent
+from turnup.kernel.outbox import EventDelivery, OutboxEvent
 
 ACCOUNTS = "/tmf-api/accountManagement/v4/billingAccount"
 CHARGES = "/tmf-api/customerBillManagement/v4/appliedCustomerBillingRate"
@@ -173,3 +173,39 @@ def test_manual_charges_and_bad_input_are_tmf_errors_that_write_nothing(
     # and once the account has charges, its bill cycle cannot move (409), nothing written
     assert client.patch(f"{ACCOUNTS}/BA-Q", json={"billCycleDay": 5}).status_code == 409
     assert counts(session_factory) == middle
+
+
+def test_charges_reach_subscribers_of_the_customer_bill_hub(
+    client: TestClient, session_factory: sessionmaker[Session]
+) -> None:
+    # Given an external billing system subscribed to charge events of customerBillManagement
+    hub = client.post(
+        "/tmf-api/customerBillManagement/v4/hub",
+        json={
+            "callback": "http://127.0.0.1:9/billing",
+            "query": "eventType=AppliedCustomerBillingRateCreateEvent",
+        },
+    )
+    assert hub.status_code == 201, hub.text
+    cust = customer(client)
+    client.post(ACCOUNTS, json={"id": "BA-H", "name": "H", "relatedParty": [{"id": cust["id"]}]})
+    # When a charge is made
+    made = client.post(
+        CHARGES,
+        json={
+            "name": "Cabling",
+            "billingAccount": {"id": "BA-H"},
+            "amount": {"unit": "GBP", "value": "80.00"},
+            "externalId": "TM-1",
+        },
+    ).json()
+    # Then exactly that event is owed to the subscriber, carrying the charge
+    with session_factory() as s:
+        owed = s.execute(
+            select(OutboxEvent.event_type, OutboxEvent.payload)
+            .join(EventDelivery, EventDelivery.event_id == OutboxEvent.id)
+            .where(EventDelivery.subscription_id == hub.json()["id"])
+        ).all()
+    assert [(t, p["event"]["appliedCustomerBillingRate"]["id"]) for t, p in owed] == [
+        ("AppliedCustomerBillingRateCreateEvent", made["id"])
+    ]
