@@ -319,3 +319,30 @@ def test_a_priced_modification_ends_the_old_rate_and_starts_the_new_one_prorated
     assert redeliver(session_factory) == 2
     drain(session_factory)
     assert charges(session_factory, o["service"]) == expected
+
+
+def test_one_time_components_are_charged_at_activation_when_no_hand_over_step_precedes_it(
+    client: TestClient, session_factory: sessionmaker[Session], dbos_cleanup: None
+) -> None:
+    # Given the fibre order without its field visit step (as an offering delivered without one would be)
+    at("2026-03-02")
+    o = fibre_order(client, session_factory)
+    with session_factory() as s:
+        visit = s.scalars(
+            select(PlanItem).where(PlanItem.order_id == o["order"], PlanItem.kind == "fieldVisit")
+        ).one()
+        s.delete(visit)
+        s.commit()
+    # When the service activates
+    at("2026-03-10")
+    change(session_factory, o, "active", "add")
+    drain(session_factory)
+    # Then the installation is charged with the activation, once (redelivery changes nothing)
+    expected = [
+        ("recurring", "Fibre 1G monthly", "2026-03-10", "2026-04-01", Decimal("141.2300")),
+        ("oneTime", "Fibre installation", None, None, Decimal("350.0000")),
+    ]
+    assert charges(session_factory, o["service"]) == expected
+    assert redeliver(session_factory) == 1
+    drain(session_factory)
+    assert charges(session_factory, o["service"]) == expected
