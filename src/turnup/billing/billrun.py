@@ -19,18 +19,20 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from turnup import accounts
-from turnup.billing.charges import add_charge, charge_rate_period, insert_ignore
+from turnup.billing.charges import charge_rate_period, insert_ignore
 from turnup.billing.model import cents, next_period, parse_period, period_named, period_of, previous_period
 from turnup.billing.orm import BillingAccount, BillLine, BillRun, Charge, CustomerBill, RecurringRate
 from turnup.billing.render import BILL_API, render_bill, render_bill_run
 from turnup.billing.schemas import BillRunCreate
 from turnup.billing.services import tax_rate
 from turnup.kernel import audit, clock
+from turnup.kernel.db import table_of
 from turnup.kernel.errors import Conflict, InvalidInput, NotFound, TurnupError
 from turnup.kernel.ids import new_id
 from turnup.kernel.outbox import publish
@@ -132,25 +134,51 @@ def _recurring(session: Session, account: BillingAccount, period: tuple[date, da
 
 
 def _usage(session: Session, account: BillingAccount, period: tuple[date, date], actor: str) -> None:
+    """The previous period's rated usage as ``usage`` charges: written in one INSERT (new keys only) and
+    audited once per account; they are announced with the bill (``CustomerBillCreateEvent``), not one by
+    one (usage rating announces its own records)."""
     previous = previous_period(account.bill_cycle_day, period[0])
+    lines: dict[str, UsageLine] = {}
     for source in list(_usage_sources):
         for line in source(session, account.id, previous[0], previous[1]):
             if line.amount < 0:
                 raise InvalidInput(f"usage line {line.key!r}: negative amount {line.amount}")
-            add_charge(
-                session,
-                key=f"usage:{line.key}",
-                charge_type="usage",
-                account=account,
-                component=line.description,
-                amount=line.amount,
-                currency=line.currency,
-                tax_category=line.tax_category,
-                source="usage",
-                actor=actor,
-                service_id=line.service_id,
-                period=(line.period_start, line.period_end),
-            )
+            lines.setdefault(f"usage:{line.key}", line)
+    if not lines:
+        return
+    known = set(session.scalars(select(Charge.key).where(Charge.key.in_(list(lines)))))
+    now = clock.now()
+    rows = [
+        {
+            "id": new_id(),
+            "key": key,
+            "charge_type": "usage",
+            "billing_account_id": account.id,
+            "customer_id": account.customer_id,
+            "service_id": line.service_id,
+            "component": line.description[:200],
+            "currency": line.currency,
+            "amount": line.amount,
+            "tax_category": line.tax_category,
+            "period_start": line.period_start,
+            "period_end": line.period_end,
+            "source": "usage",
+            "created_at": now,
+        }
+        for key, line in lines.items()
+        if key not in known
+    ]
+    if not rows:
+        return
+    session.execute(insert(table_of(Charge)), rows)
+    audit.record(
+        session,
+        actor=actor,
+        action="charge.create",
+        resource_type="billingAccount",
+        resource_id=account.id,
+        details={"type": "usage", "count": len(rows), "charges": [r["id"] for r in rows]},
+    )
 
 
 def _bill_account(
@@ -219,31 +247,41 @@ def _bill_account(
     session.add(bill)
     session.flush()
     rates: dict[str, Decimal] = {}
-    lines = []
+    lines: list[dict[str, Any]] = []
+    amounts: list[Decimal] = []
+    taxes: list[Decimal] = []
     for position, charge in enumerate(charges, 1):
         rate = rates.setdefault(charge.tax_category, tax_rate(session, country, charge.tax_category))
         amount = Decimal(charge.amount)
+        amounts.append(amount)
+        taxes.append(cents(amount * rate))
         lines.append(
-            BillLine(
-                id=new_id(),
-                bill_id=bill.id,
-                charge_id=charge.id,
-                position=position,
-                charge_type=charge.charge_type,
-                description=charge.component[:300],
-                service_id=charge.service_id,
-                period_start=charge.period_start,
-                period_end=charge.period_end,
-                amount=amount,
-                tax_category=charge.tax_category,
-                tax_rate=rate,
-                tax_amount=cents(amount * rate),
-            )
+            {
+                "id": new_id(),
+                "bill_id": bill.id,
+                "charge_id": charge.id,
+                "position": position,
+                "charge_type": charge.charge_type,
+                "description": charge.component[:300],
+                "service_id": charge.service_id,
+                "period_start": charge.period_start,
+                "period_end": charge.period_end,
+                "amount": amount,
+                "tax_category": charge.tax_category,
+                "tax_rate": rate,
+                "tax_amount": taxes[-1],
+            }
         )
-        charge.bill_id = bill.id
-    session.add_all(lines)
-    bill.amount_excluding_tax = sum((Decimal(line.amount) for line in lines), Decimal("0.00"))
-    bill.tax_amount = sum((line.tax_amount for line in lines), Decimal("0.00"))
+    # one INSERT of the lines (unique charge_id: a charge on a second line cannot commit), one UPDATE
+    session.execute(insert(table_of(BillLine)), lines)
+    session.execute(
+        update(Charge)
+        .where(Charge.id.in_([c.id for c in charges]))
+        .values(bill_id=bill.id)
+        .execution_options(synchronize_session=False)
+    )
+    bill.amount_excluding_tax = sum(amounts, Decimal("0.00"))
+    bill.tax_amount = sum(taxes, Decimal("0.00"))
     bill.amount_due = bill.amount_excluding_tax + bill.tax_amount
     session.flush()
     audit.record(
