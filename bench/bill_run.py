@@ -53,7 +53,8 @@ BASELINE = [
     """
     INSERT INTO billing_bill_line (id, bill_id, charge_id, position, charge_type, description, service_id,
         period_start, period_end, amount, tax_category, tax_rate, tax_amount)
-    SELECT 'l' || substr(c.id, 2), 'b-' || c.billing_account_id, c.id, 1, c.charge_type, c.component, c.service_id,
+    SELECT 'l' || substr(c.id, 2), 'b-' || c.billing_account_id, c.id, 1, c.charge_type, c.component,
+        c.service_id,
         c.period_start, c.period_end, c.amount, c.tax_category, 0, 0
     FROM billing_charge c JOIN billing_account a ON a.id = c.billing_account_id
     WHERE a.bill_cycle_day = 2 AND c.bill_id IS NULL
