@@ -28,6 +28,7 @@ from turnup.api.request_id import RequestId
 from turnup.api.routes.accounts import router as accounts_router
 from turnup.api.routes.agreements import router as agreements_router
 from turnup.api.routes.audit import router as audit_router
+from turnup.api.routes.billing import router as billing_router
 from turnup.api.routes.catalog import router as catalog_router
 from turnup.api.routes.compliance import router as compliance_router
 from turnup.api.routes.consumers import router as consumers_router
@@ -99,6 +100,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.include_router(usage_router)
     app.include_router(audit_router)
     app.include_router(revenue_router)
+    app.include_router(billing_router)
     app.include_router(web_router)
     app.mount(DOCS_ASSETS, StaticFiles(directory=DOCS_ASSETS_DIR), name="api-docs-assets")
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

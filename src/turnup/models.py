@@ -2,6 +2,7 @@
 
 from turnup.accounts import orm as accounts_orm  # noqa: F401
 from turnup.agreements import orm as agreements_orm  # noqa: F401
+from turnup.billing import orm as billing_orm  # noqa: F401
 from turnup.catalog import orm as catalog_orm  # noqa: F401
 from turnup.compliance import orm as compliance_orm  # noqa: F401
 from turnup.inventory.logical import orm as logical_inventory_orm  # noqa: F401

@@ -27,7 +27,10 @@ def _register() -> None:
     import turnup.accounts.consumers  # the customer lifecycle follows its services
     import turnup.usage.consumers  # usage keeps its record of when services may be billed
     import turnup.revenue.consumers  # revenue contracts and earned triggers
+    import turnup.billing.consumers  # charges follow the delivery events
+    import turnup.billing.usage_source as billing_usage  # bill runs take rated usage
 
+    billing_usage.register()
     housekeeping.register("idempotency")(idempotency.prune_expired)  # expired Idempotency-Key responses
     import turnup.security.sweeps  # noqa: F401  (housekeeping: stale failed-login counters)
     # isort: on

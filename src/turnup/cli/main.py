@@ -10,6 +10,7 @@ import typer
 
 from turnup.cli.accounts import app as accounts_app
 from turnup.cli.audit import app as audit_app
+from turnup.cli.billing import app as billing_app
 from turnup.cli.catalog import app as catalog_app
 from turnup.cli.common import cli_session, console, start_delivery_worker
 from turnup.cli.compliance import app as compliance_app
@@ -85,6 +86,7 @@ app.add_typer(security_app, name="security")
 users_app.command("roles")(user_roles)
 app.add_typer(audit_app, name="audit")
 app.add_typer(revenue_app, name="revenue")
+app.add_typer(billing_app, name="billing")
 
 
 @db_app.command("upgrade")
