@@ -169,8 +169,11 @@ def run_bare(url: str, workers: int, n: int, concurrency: int, submitters: int =
                 p.kill()
 
 
-def consumer_lag(factory: sessionmaker[Session], deadline_s: float = 60) -> dict[str, float]:
-    """Wait until the consumers owe nothing, then the lag of every inbox row (seconds)."""
+def consumer_lag(
+    factory: sessionmaker[Session], deadline_s: float = 60, consumer: str | None = None
+) -> dict[str, float]:
+    """Wait until the consumers owe nothing, then the lag of every inbox row (seconds): of every consumer,
+    or of ``consumer`` only."""
     pending = select(ConsumerInbox.seq).where(ConsumerInbox.status == "pending").limit(1)
     end = time.monotonic() + deadline_s
     while time.monotonic() < end:
@@ -179,7 +182,10 @@ def consumer_lag(factory: sessionmaker[Session], deadline_s: float = 60) -> dict
                 break
         time.sleep(0.1)
     with factory() as s:
-        rows = s.execute(select(ConsumerInbox.created_at, ConsumerInbox.done_at)).all()
+        stmt = select(ConsumerInbox.created_at, ConsumerInbox.done_at)
+        if consumer is not None:
+            stmt = stmt.where(ConsumerInbox.consumer == consumer)
+        rows = s.execute(stmt).all()
     lags = [(d - c).total_seconds() for c, d in rows if d is not None]
     return {
         "rows": float(len(rows)),
@@ -190,8 +196,36 @@ def consumer_lag(factory: sessionmaker[Session], deadline_s: float = 60) -> dict
     }
 
 
+def add_monthly_price(session: Session, offering_id: str, amount: str) -> None:
+    """Give the bench offering a monthly recurring price, so that billing and revenue have work to do."""
+    from decimal import Decimal
+
+    from turnup.catalog.orm import OfferingPrice, ProductOfferingPrice
+    from turnup.kernel import clock
+    from turnup.kernel.ids import new_id
+
+    now = clock.now()
+    price = ProductOfferingPrice(
+        id=new_id(),
+        name="Bench Fibre monthly",
+        version="1.0",
+        lifecycle_status="active",
+        price_type="recurring",
+        recurring_period_type="month",
+        recurring_period_length=1,
+        currency="GBP",
+        amount=Decimal(amount),
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(price)
+    session.flush()
+    session.add(OfferingPrice(offering_id=offering_id, price_id=price.id, position=0))
+    session.commit()
+
+
 def run(
-    kind: str, workers: int, n: int, concurrency: int, tmp: str, submitters: int = 4
+    kind: str, workers: int, n: int, concurrency: int, tmp: str, submitters: int = 4, price: str = "0"
 ) -> dict[str, object]:
     with scratch_database(kind, tmp) as url:
         bare_per_s, bare_cpu = run_bare(url, workers, n, concurrency)
@@ -203,6 +237,8 @@ def run(
                 "Bench Fibre",
                 [{"adapter": "network-simulator", "action": "activate-access", "parameters": {}}],
             )
+            if price != "0":
+                add_monthly_price(s, offering, price)
             customer = make_customer(s)
         body = ProductOrderCreate.model_validate(order_body(customer, offering))
         logs = [Path(tmp) / f"{kind}-{workers}-w{i}.log" for i in range(workers)]
@@ -232,6 +268,7 @@ def run(
             wait_until(done, 600, 0.1, "all orders completed")
             client_cpu = time.process_time() - client_cpu0
             lag = consumer_lag(factory)
+            charge_lag = consumer_lag(factory, consumer="billing.triggers")
             worker_cpu = sum(cpu_seconds(p.proc.pid) for p in procs if p.proc is not None)
             worker_own_cpu = sum(cpu_seconds(p.proc.pid, False) for p in procs if p.proc is not None)
         finally:
@@ -260,6 +297,7 @@ def run(
             "bare workers per bare workflow": bare_cpu * 1000 / n,
         },
         "consumer_lag": lag,
+        "charge_lag": charge_lag,
         "profile": profile,
     }
 
@@ -307,12 +345,15 @@ def main() -> None:
     parser.add_argument("--db", choices=["postgresql", "sqlite", "both"], default="both")
     parser.add_argument("--workers", default="1,2")
     parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument(
+        "--price", default="30.00", help="monthly price of the bench offering (0: unpriced, no charges)"
+    )
     args = parser.parse_args()
     kinds = ["postgresql", "sqlite"] if args.db == "both" else [args.db]
     with tempfile.TemporaryDirectory() as tmp:
         for kind in kinds:
             for workers in (int(w) for w in args.workers.split(",")):
-                r = run(kind, workers, args.orders, args.concurrency, tmp)
+                r = run(kind, workers, args.orders, args.concurrency, tmp, price=args.price)
                 print(
                     f"{r['db']:<10} workers={r['workers']} orders={r['orders']}  "
                     f"accepted {r['accept_per_s']:.0f}/s  completed {r['orders_per_s']:.1f} orders/s  "
@@ -329,6 +370,12 @@ def main() -> None:
                     f"    consumer lag over {lag['done']:.0f}/{lag['rows']:.0f} inbox rows: "
                     f"p50 {lag['p50_s'] * 1000:.0f} ms  p99 {lag['p99_s'] * 1000:.0f} ms  "
                     f"max {lag['max_s'] * 1000:.0f} ms"
+                )
+                charge = r["charge_lag"]
+                print(
+                    f"    activation -> charge (billing.triggers lag) over {charge['done']:.0f} events: "
+                    f"p50 {charge['p50_s'] * 1000:.0f} ms  p99 {charge['p99_s'] * 1000:.0f} ms  "
+                    f"max {charge['max_s'] * 1000:.0f} ms"
                 )
                 for k, v in r["cpu_ms_per_order"].items():  # type: ignore[union-attr]
                     print(f"    CPU ms per order, {k:<50} {v:6.1f}")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -14,10 +15,17 @@ from turnup.billing.orm import BillingAccount, Charge
 from turnup.kernel.audit import AuditEntry
 from turnup.kernel.consumers import ConsumerWorker
 from turnup.kernel.outbox import EventDelivery, OutboxEvent
+from turnup.kernel.settings import Settings
 
 ACCOUNTS = "/tmf-api/accountManagement/v4/billingAccount"
 CHARGES = "/tmf-api/customerBillManagement/v4/appliedCustomerBillingRate"
 CUSTOMERS = "/tmf-api/customerManagement/v4/customer"
+
+
+@pytest.fixture
+def settings(db_url: str) -> Settings:
+    """The hub test's subscriber is on 127.0.0.1: allowed explicitly (loopback is refused otherwise)."""
+    return Settings(database_url=db_url, run_worker=False, webhook_allowed_networks="127.0.0.1/32")
 
 
 def counts(factory: sessionmaker[Session]) -> dict[str, int]:
