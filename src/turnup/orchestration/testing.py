@@ -69,8 +69,10 @@ class WorkerProcess:
         env: dict[str, str] | None = None,
         log_path: str | None = None,
         nice: int = 0,
+        consumers: str = "process",
     ) -> None:
         self.url, self.executor_id, self.concurrency = url, executor_id, concurrency
+        self.consumers = consumers  # process | thread | off (``--consumers``)
         self.env = env or {}
         self.log_path = log_path
         self.nice = nice
@@ -88,6 +90,8 @@ class WorkerProcess:
             self.executor_id,
             "--concurrency",
             str(self.concurrency),
+            "--consumers",
+            self.consumers,
         ]
         if self.nice:
             cmd = ["nice", "-n", str(self.nice), *cmd]
