@@ -109,6 +109,12 @@ def test_demo_serves_the_demo_operator_and_prints_a_working_token(db_url: str, t
             assert s.scalar(select(func.count()).select_from(Customer)) == 3
             names = s.scalars(select(ProductOffering.name)).all()
             assert len(names) == len(set(names))
+            # the tax rate table bill runs apply (loaded once; re-running keeps it)
+            from turnup.billing.orm import TaxRate
+
+            rates = {(r.country, r.tax_category): str(r.rate) for r in s.scalars(select(TaxRate))}
+            expected = {("GB", "standard"): 0.2, ("DE", "standard"): 0.19}
+            assert {k: float(v) for k, v in rates.items()} == expected
     finally:
         engine.dispose()
 

@@ -70,6 +70,7 @@ def load_demo(session: Session, *, empty: bool = False) -> DemoResult:
         counts.update(_load_numbers(session, operator))
         counts.update(_load_rules(session, operator))
         counts.update(_load_screening(session, operator))
+        counts.update(_load_tax_rates(session, operator))
         approvers = _load_approvers(session, operator)
         new_orders, delivered, events = _load_delivered_orders(session, operator)
         counts["delivered orders"] = new_orders
@@ -214,6 +215,20 @@ def _load_screening(session: Session, operator: dict[str, Any]) -> dict[str, int
         return {}  # a list is in force already (the demo's or one the operator loaded since): keep it
     version, _ = load_list(session, content, name, ACTOR)
     return {"screening list entries": version.entry_count}
+
+
+def _load_tax_rates(session: Session, operator: dict[str, Any]) -> dict[str, int]:
+    """The tax rate table bill runs apply (by the billing account's customer country and tax category)."""
+    from turnup import billing
+    from turnup.billing.orm import TaxRate
+
+    added = 0
+    for entry in operator.get("taxRates") or []:
+        rate = billing.TaxRateSet.model_validate(entry)
+        if session.get(TaxRate, (rate.country, rate.taxCategory)) is None:  # keep the operator's own rate
+            billing.set_tax_rate(session, rate, ACTOR)
+            added += 1
+    return {"tax rates": added} if added else {}
 
 
 def _load_approvers(session: Session, operator: dict[str, Any]) -> list[Approver]:

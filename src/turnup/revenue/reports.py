@@ -16,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from turnup.kernel.errors import InvalidInput, NotFound
-from turnup.kernel.hrefs import iso
+from turnup.kernel.hrefs import api_base, href, iso
 from turnup.revenue.ledger import balance
 from turnup.revenue.orm import (
     JournalEntry,
@@ -27,7 +27,8 @@ from turnup.revenue.orm import (
 )
 from turnup.revenue.services import obligations_of, schedule_lines
 
-BASE_PATH = "/tmf-api/turnupRevenue/v1"
+REVENUE_API = "turnupRevenue"
+BASE_PATH = api_base(REVENUE_API)  # /tmf-api/turnupRevenue/v1
 ZERO = Decimal("0.00")
 
 
@@ -81,7 +82,7 @@ def render_obligation(o: RevenueObligation, lines: list[RevenueScheduleLine] | N
 def render_contract(session: Session, contract: RevenueContract, *, detail: bool = False) -> dict[str, Any]:
     doc: dict[str, Any] = {
         "id": contract.id,
-        "href": f"{BASE_PATH}/contract/{contract.id}",
+        "href": href(REVENUE_API, "contract", contract.id),
         "@type": "RevenueContract",
         "productOrderId": contract.order_id,
         "quoteId": contract.quote_id,
