@@ -41,7 +41,19 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import BigInteger, Integer, String, Text, bindparam, event, func, select, text, update
+from sqlalchemy import (
+    BigInteger,
+    Integer,
+    String,
+    Text,
+    bindparam,
+    event,
+    func,
+    inspect,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Mapped, Session, SessionTransaction, mapped_column
@@ -59,6 +71,8 @@ HEAD_PURPOSE = "turnup.audit.head"
 ANCHOR_PURPOSE = "turnup.audit.anchor"
 _PENDING = "turnup.audit.pending"  # session.info: ids of audit rows this transaction wrote, not yet chained
 _AFTER = "turnup.audit.after"  # session.info: (entry, callable) whose ``after`` is rendered at commit
+_UNFILLED = "turnup.audit.unfilled"  # session.info: entries recorded without before/after
+_ROW_CHANGES = "turnup.audit.row-changes"  # session.info: {primary key: (before, after)} of changed rows
 _FILE_LINES = "turnup.audit.anchor-lines"  # session.info: anchor lines for the anchor file, after commit
 _CHUNK = 500  # ids per ``IN (…)`` read
 
@@ -211,6 +225,8 @@ def record(
             session.info.setdefault(_AFTER, []).append((entry, change.after))
     session.add(entry)
     note_appended(session, entry.id)
+    if entry.before is None and entry.after is None:  # filled from the changed rows at commit (held here:
+        session.info.setdefault(_UNFILLED, []).append(entry)  # the identity map keeps clean rows weakly)
     return entry
 
 
@@ -218,6 +234,86 @@ def note_appended(session: Session, entry_id: str) -> None:
     """An audit row with this id was written in the session's transaction (by ``record`` or by SQL of its
     own): chain it when the transaction commits."""
     session.info.setdefault(_PENDING, []).append(entry_id)
+
+
+# --- before and after of every change ---------------------------------------------------------------------
+#
+# An entry recorded without ``before``/``after`` (most use cases record what they did in ``details``) gets
+# them from the rows the transaction changed through the ORM: the row whose primary key is the entry's
+# ``resource_id`` (ids are random, so unique across tables). For a changed row: its changed columns, old and
+# new values; for a created row: ``after`` is every column; for a deleted row: ``before`` is every column.
+# Captured before each flush (from the attributes' history, loading nothing), merged over the transaction's
+# flushes (the first old value, the last new one), applied when the transaction commits, before chaining.
+
+
+def _key_of(state: Any) -> str | None:
+    mapper = state.mapper
+    if len(mapper.primary_key) != 1 or mapper.class_ is AuditEntry:
+        return None
+    value = state.dict.get(mapper.primary_key[0].key) if state.key is None else state.key[1][0]
+    return value if isinstance(value, str) else None
+
+
+def _columns(state: Any) -> list[str]:
+    return [attr.key for attr in state.mapper.column_attrs]
+
+
+@event.listens_for(Session, "before_flush")
+def _capture_row_changes(session: Session, flush_context: Any, instances: Any) -> None:
+    changes: dict[str, tuple[dict[str, Any] | None, dict[str, Any] | None]] = session.info.setdefault(
+        _ROW_CHANGES, {}
+    )
+    for obj in session.new:
+        state = inspect(obj)
+        key = _key_of(state)
+        if key is not None:
+            after = {k: state.dict[k] for k in _columns(state) if k in state.dict}
+            before = changes.get(key, (None, None))[0]
+            changes[key] = (before, _plain(after))
+    for obj in session.dirty:
+        state = inspect(obj)
+        key = _key_of(state)
+        if key is None:
+            continue
+        old: dict[str, Any] = {}
+        new: dict[str, Any] = {}
+        for k in _columns(state):
+            history = state.attrs[k].history
+            if history.added or history.deleted:
+                old[k] = history.deleted[0] if history.deleted else None
+                new[k] = history.added[0] if history.added else None
+        if not new:
+            continue
+        prev = changes.get(key)
+        if prev is None:
+            changes[key] = (_plain(old), _plain(new))
+        else:  # changed again: keep the first old values; a row created in this transaction has no before
+            was, now = prev
+            changes[key] = (
+                {**_plain(old), **was} if was is not None else None,
+                {**(now or {}), **_plain(new)},
+            )
+    for obj in session.deleted:
+        state = inspect(obj)
+        key = _key_of(state)
+        if key is not None:
+            gone = {k: state.dict[k] for k in _columns(state) if k in state.dict}
+            before = changes.get(key, (None, None))[0]
+            changes[key] = (before if before is not None else _plain(gone), None)
+
+
+def _apply_row_changes(session: Session) -> None:
+    entries: list[AuditEntry] = session.info.pop(_UNFILLED, [])
+    if not entries:
+        return
+    session.flush()  # the last changes captured
+    changes = session.info.get(_ROW_CHANGES) or {}
+    for entry in entries:
+        if entry not in session or entry.before is not None or entry.after is not None:
+            continue  # undone by a rolled-back savepoint, or given its own values since
+        found = changes.get(entry.resource_id)
+        if found is not None and (found[0] or found[1]):
+            entry.before, entry.after = found
 
 
 @event.listens_for(Session, "before_commit")
@@ -230,7 +326,9 @@ def _before_commit(session: Session) -> None:
             entry.after = _plain(render())
     pending: list[str] = session.info.pop(_PENDING, [])
     if pending:
+        _apply_row_changes(session)
         append(session, pending)
+    session.info.pop(_ROW_CHANGES, None)
 
 
 @event.listens_for(Session, "after_transaction_end")
@@ -239,6 +337,8 @@ def _after_transaction_end(session: Session, transaction: SessionTransaction) ->
         session.info.pop(_PENDING, None)
         session.info.pop(_AFTER, None)
         session.info.pop(_FILE_LINES, None)
+        session.info.pop(_ROW_CHANGES, None)
+        session.info.pop(_UNFILLED, None)
 
 
 def _iso(at: datetime) -> str:
