@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from tests.fakes.subscriber import loopback_settings
 from turnup.billing.orm import BillingAccount, Charge
 from turnup.kernel.audit import AuditEntry
 from turnup.kernel.consumers import ConsumerWorker
@@ -25,7 +26,7 @@ CUSTOMERS = "/tmf-api/customerManagement/v4/customer"
 @pytest.fixture
 def settings(db_url: str) -> Settings:
     """The hub test's subscriber is on 127.0.0.1: allowed explicitly (loopback is refused otherwise)."""
-    return Settings(database_url=db_url, run_worker=False, webhook_allowed_networks="127.0.0.1/32")
+    return loopback_settings(db_url)
 
 
 def counts(factory: sessionmaker[Session]) -> dict[str, int]:

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 import turnup.demo
-from tests.fakes.subscriber import FakeSubscriber
+from tests.fakes.subscriber import FakeSubscriber, loopback_settings
 from turnup.catalog import load_catalog_file, publish_catalog
 from turnup.kernel import clock
 from turnup.kernel.delivery import DeliveryWorker
@@ -34,7 +34,7 @@ def subscriber() -> Iterator[FakeSubscriber]:
 @pytest.fixture
 def settings(db_url: str) -> Settings:
     """The fake subscriber listens on 127.0.0.1: allowed explicitly (loopback is refused otherwise)."""
-    return Settings(database_url=db_url, run_worker=False, webhook_allowed_networks="127.0.0.1/32")
+    return loopback_settings(db_url)
 
 
 def test_catalog_subscriber_failing_three_times_gets_each_event_exactly_once(

@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from tests.fakes.subscriber import FakeSubscriber
+from tests.fakes.subscriber import FakeSubscriber, loopback_settings
 from turnup.kernel import clock
 from turnup.kernel.audit import AuditEntry
 from turnup.kernel.delivery import DeliveryWorker
@@ -42,7 +42,7 @@ def subscriber() -> Iterator[FakeSubscriber]:
 @pytest.fixture
 def settings(db_url: str) -> Settings:
     """The fake subscriber listens on 127.0.0.1: allowed explicitly (loopback is refused otherwise)."""
-    return Settings(database_url=db_url, run_worker=False, webhook_allowed_networks="127.0.0.1/32")
+    return loopback_settings(db_url)
 
 
 def _worker(session_factory: sessionmaker[Session], settings: Settings, **overrides: Any) -> DeliveryWorker:

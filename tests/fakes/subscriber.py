@@ -26,6 +26,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from turnup.kernel import clock, webhooks
+from turnup.kernel.settings import Settings
+
+
+def loopback_settings(db_url: str) -> Settings:
+    """Test settings that let hub callbacks reach this subscriber on 127.0.0.1 (loopback is refused
+    otherwise), without the in-process delivery worker."""
+    return Settings(database_url=db_url, run_worker=False, webhook_allowed_networks="127.0.0.1/32")
 
 
 @dataclass(frozen=True)
